@@ -1,0 +1,26 @@
+#!/usr/bin/python
+"""Ansible module testbed_migrate: Apply the service's SQL migrations in version order, once."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: testbed_migrate
+short_description: Apply the service's SQL migrations in version order, once.
+description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+author: testbed
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from testbed import ansible_module, pipeline
+
+
+SPEC = {"run_id": {"type": "str", "required": True}}
+
+
+def main() -> None:
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), lambda p: pipeline.migrate(p["run_id"]))
+
+
+if __name__ == "__main__":
+    main()

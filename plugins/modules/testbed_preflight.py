@@ -1,0 +1,37 @@
+#!/usr/bin/python
+"""Ansible module testbed_preflight: Validate a service's config, pick backend and ports, and create the run's state file."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: testbed_preflight
+short_description: Validate a service's config, pick backend and ports, and create the run's state file.
+description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+author: testbed
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from testbed import ansible_module, pipeline
+
+
+SPEC = {
+    "service_dir": {"type": "path", "required": True},
+    "catalogue_file": {"type": "path", "required": True},
+    "backend": {"type": "str", "default": "auto", "choices": list(pipeline.BACKENDS)},
+    "ports": {"type": "str", "default": "fixed", "choices": list(pipeline.PORT_MODES)},
+    "run_id": {"type": "str", "default": ""},
+    "run_root": {"type": "path", "required": True},
+    "owner_pid": {"type": "int"},
+    "lease_seconds": {"type": "int"},
+    "images": {"type": "dict", "default": {}},
+    "pull": {"type": "bool", "default": False},
+}
+
+
+def main() -> None:
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), pipeline.preflight)
+
+
+if __name__ == "__main__":
+    main()

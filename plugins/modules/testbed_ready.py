@@ -1,0 +1,29 @@
+#!/usr/bin/python
+"""Ansible module testbed_ready: Wait until every server of the run answers its real protocol."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: testbed_ready
+short_description: Wait until every server of the run answers its real protocol.
+description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+author: testbed
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from testbed import ansible_module, pipeline
+
+
+SPEC = {
+    "run_id": {"type": "str", "required": True},
+    "timeout": {"type": "float", "default": 60.0},
+}
+
+
+def main() -> None:
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), lambda p: pipeline.ready(p["run_id"], p["timeout"]), changed=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+#!/usr/bin/python
+"""Ansible module testbed_record: Record resources (containers, networks) in the run's state file before they are created."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: testbed_record
+short_description: Record resources (containers, networks) in the run's state file before they are created.
+description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+author: testbed
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from testbed import ansible_module, pipeline
+
+
+SPEC = {"run_id": {"type": "str", "required": True}, "resources": {"type": "list", "elements": "dict", "required": True}}
+
+
+def main() -> None:
+    def action(params: dict) -> dict:
+        pipeline.record(params["run_id"], params["resources"])
+        return {}
+
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), action, changed=False)
+
+
+if __name__ == "__main__":
+    main()

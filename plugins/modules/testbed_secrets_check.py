@@ -1,0 +1,31 @@
+#!/usr/bin/python
+"""Ansible module testbed_secrets_check: name every secret that did not resolve, never a value."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: testbed_secrets_check
+short_description: Name every secret that did not resolve, never a value.
+description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+author: testbed
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from testbed import ansible_module, pipeline
+
+SPEC = {
+    "run_id": {"type": "str", "required": True},
+    "source": {"type": "str", "required": True, "choices": ["env", "ssm", "file"]},
+    "specs": {"type": "list", "elements": "dict", "required": True},
+    "results": {"type": "list", "elements": "dict", "default": []},
+    "region": {"type": "str", "default": ""},
+}
+
+
+def main() -> None:
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), pipeline.check_secrets, changed=False)
+
+
+if __name__ == "__main__":
+    main()

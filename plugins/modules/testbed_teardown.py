@@ -1,0 +1,26 @@
+#!/usr/bin/python
+"""Ansible module testbed_teardown: Tear a run down from its state file: containers, processes, networks, folders."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: testbed_teardown
+short_description: Tear a run down from its state file: containers, processes, networks, folders.
+description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+author: testbed
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from testbed import ansible_module, pipeline
+
+
+SPEC = {"run_id": {"type": "str", "required": True}, "grace": {"type": "float", "default": 5.0}}
+
+
+def main() -> None:
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), lambda p: pipeline.teardown_phase(p["run_id"], p["grace"]))
+
+
+if __name__ == "__main__":
+    main()

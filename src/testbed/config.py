@@ -1,0 +1,360 @@
+"""A service's testbed.yml: loading, validation against the catalogue, and the facts templated from it."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jinja2 import StrictUndefined
+from jinja2.exceptions import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from testbed.errors import ExitCode, TestbedError
+
+CONFIG_NAME = "testbed.yml"
+CATALOGUE_FILE = Path("roles/servers/defaults/main.yml")
+INSTALL_MODES = ("auto", "poetry", "pip", "none")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# key -> (type, description) for the top level; nested maps are checked below.
+_TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "servers": list,
+    "settings": dict,
+    "migrations": (str, type(None)),
+    "tests": dict,
+    "install": str,
+    "secrets": dict,
+    "env": dict,
+}
+_TESTS: dict[str, type | tuple[type, ...]] = {
+    "paths": list,
+    "pytest_args": list,
+    "coverage": list,
+    "timeout": int,
+}
+_SECRET: dict[str, type | tuple[type, ...]] = {"parameter": str, "optional": bool}
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """Where one secret comes from: an SSM parameter, or the variable of the same name locally."""
+
+    variable: str
+    parameter: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class TestsSpec:
+    """What pytest runs."""
+
+    __test__ = False
+
+    paths: list[str] = field(default_factory=lambda: ["tests"])
+    pytest_args: list[str] = field(default_factory=list)
+    coverage: list[str] = field(default_factory=list)
+    timeout: int = 300
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """A validated service config with the catalogue's settings merged in."""
+
+    name: str
+    directory: Path
+    servers: dict[str, dict[str, Any]]
+    migrations: Path | None
+    tests: TestsSpec
+    install: str
+    secrets: list[SecretSpec]
+    env: dict[str, str]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ServiceConfig:
+        """The inverse of as_dict, for phases that read the config back from the state file."""
+        return cls(
+            name=data["name"],
+            directory=Path(data["directory"]),
+            servers=copy.deepcopy(data["servers"]),
+            migrations=Path(data["migrations"]) if data["migrations"] else None,
+            tests=TestsSpec(**data["tests"]),
+            install=data["install"],
+            secrets=[SecretSpec(**spec) for spec in data["secrets"]],
+            env=dict(data["env"]),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for Ansible and report.json (secret values are never part of a config)."""
+        return {
+            "name": self.name,
+            "directory": str(self.directory),
+            "servers": copy.deepcopy(self.servers),
+            "migrations": str(self.migrations) if self.migrations else None,
+            "tests": {
+                "paths": list(self.tests.paths),
+                "pytest_args": list(self.tests.pytest_args),
+                "coverage": list(self.tests.coverage),
+                "timeout": self.tests.timeout,
+            },
+            "install": self.install,
+            "secrets": [
+                {"variable": s.variable, "parameter": s.parameter, "optional": s.optional}
+                for s in self.secrets
+            ],
+            "env": dict(self.env),
+        }
+
+
+def project_root() -> Path:
+    """The testbed checkout: TESTBED_PROJECT_DIR, else the nearest folder above cwd or this package
+    holding integration.yml and the catalogue."""
+    explicit = os.environ.get("TESTBED_PROJECT_DIR")
+    if explicit:
+        return Path(explicit).resolve()
+    for start in (Path.cwd(), Path(__file__).resolve().parent):
+        for candidate in (start, *start.parents):
+            if (candidate / "integration.yml").is_file() and (candidate / CATALOGUE_FILE).is_file():
+                return candidate
+    raise TestbedError(
+        "cannot find the testbed project (integration.yml and roles/); "
+        "run from a testbed checkout or set TESTBED_PROJECT_DIR"
+    )
+
+
+def load_catalogue(root: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The one service catalogue: the servers role's defaults."""
+    return load_catalogue_file((root or project_root()) / CATALOGUE_FILE)
+
+
+def load_catalogue_file(path: Path) -> dict[str, dict[str, Any]]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    catalogue = data["servers_catalogue"]
+    if not isinstance(catalogue, dict):
+        raise TestbedError(f"{path}: servers_catalogue must be a mapping")
+    return catalogue
+
+
+def _type_name(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    names = {"str": "a string", "list": "a list", "dict": "a mapping", "int": "an integer",
+             "bool": "true or false", "NoneType": "null"}
+    return " or ".join(names.get(t.__name__, t.__name__) for t in types)
+
+
+def _check_keys(
+    data: Mapping[str, Any], schema: Mapping[str, type | tuple[type, ...]], where: str, errors: list[str]
+) -> None:
+    for key, value in data.items():
+        if key not in schema:
+            errors.append(f"unknown key '{where}{key}' (allowed: {', '.join(schema)})")
+            continue
+        expected = schema[key]
+        # bool is an int subclass: a `timeout: true` is still wrong.
+        if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
+            errors.append(f"'{where}{key}' must be {_type_name(expected)}, got {type(value).__name__}")
+
+
+def _string_list(value: list[Any], where: str, errors: list[str]) -> list[str]:
+    if not all(isinstance(item, str) for item in value):
+        errors.append(f"'{where}' must be a list of strings")
+        return []
+    return list(value)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], errors: list[str]) -> dict[str, Any]:
+    names = _string_list(raw.get("servers", list(catalogue)), "servers", errors)
+    settings = raw.get("settings", {}) if isinstance(raw.get("settings", {}), dict) else {}
+    servers: dict[str, Any] = {}
+    for name in names:
+        if name not in catalogue:
+            errors.append(f"unknown server '{name}' in 'servers' (known: {', '.join(catalogue)})")
+            continue
+        servers[name] = copy.deepcopy(catalogue[name])
+    for name, override in settings.items():
+        if name not in catalogue:
+            errors.append(f"unknown server 'settings.{name}' (known: {', '.join(catalogue)})")
+        elif name not in servers:
+            errors.append(f"'settings.{name}' is set but '{name}' is not in 'servers'")
+        elif not isinstance(override, dict):
+            errors.append(f"'settings.{name}' must be a mapping, got {type(override).__name__}")
+        else:
+            allowed = catalogue[name]
+            for key, value in override.items():
+                if key not in allowed or key == "title":
+                    settable = ", ".join(k for k in allowed if k != "title")
+                    errors.append(f"unknown key 'settings.{name}.{key}' (allowed: {settable})")
+                elif not isinstance(value, type(allowed[key])) and allowed[key] is not None:
+                    errors.append(
+                        f"'settings.{name}.{key}' must be {_type_name(type(allowed[key]))}, "
+                        f"got {type(value).__name__}"
+                    )
+            servers[name] = _merge(servers[name], override)
+    return servers
+
+
+def _secrets(raw: Any, errors: list[str]) -> list[SecretSpec]:
+    specs: list[SecretSpec] = []
+    if not isinstance(raw, dict):
+        return specs
+    for variable, spec in raw.items():
+        where = f"secrets.{variable}"
+        if not isinstance(variable, str) or not _ENV_NAME.match(variable):
+            errors.append(f"'{where}' is not a valid environment variable name")
+        elif isinstance(spec, str):
+            specs.append(SecretSpec(variable, spec))
+        elif isinstance(spec, dict):
+            _check_keys(spec, _SECRET, f"{where}.", errors)
+            if not isinstance(spec.get("parameter"), str):
+                errors.append(f"'{where}.parameter' is required (the SSM parameter name)")
+            else:
+                specs.append(SecretSpec(variable, spec["parameter"], bool(spec.get("optional", False))))
+        else:
+            errors.append(f"'{where}' must be an SSM parameter name or a mapping with 'parameter'")
+    return specs
+
+
+def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[str, Any]]) -> ServiceConfig:
+    """Read and validate `<service_dir>/testbed.yml`; every problem is named in one line."""
+    directory = Path(service_dir).resolve()
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise TestbedError(
+            f"no {CONFIG_NAME} in {directory}: create one (see README 'Config file reference') "
+            "or pass --service with the service's folder"
+        )
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise TestbedError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+    if not isinstance(raw, dict):
+        raise TestbedError(f"{path}: must be a mapping of keys (name, servers, settings, ...)")
+
+    errors: list[str] = []
+    _check_keys(raw, _TOP_LEVEL, "", errors)
+    name = raw.get("name", directory.name)
+    if isinstance(name, str) and not _SERVICE_NAME.match(name):
+        errors.append(f"'name' must be letters, digits, '.', '_' or '-', got {name!r}")
+    servers = _servers(raw, catalogue, errors) if isinstance(raw.get("servers", []), list) else {}
+
+    tests_raw = raw.get("tests", {})
+    tests = TestsSpec()
+    if isinstance(tests_raw, dict):
+        _check_keys(tests_raw, _TESTS, "tests.", errors)
+        tests = TestsSpec(
+            paths=_string_list(tests_raw.get("paths", ["tests"]), "tests.paths", errors)
+            if isinstance(tests_raw.get("paths", []), list) else [],
+            pytest_args=_string_list(tests_raw.get("pytest_args", []), "tests.pytest_args", errors)
+            if isinstance(tests_raw.get("pytest_args", []), list) else [],
+            coverage=_string_list(tests_raw.get("coverage", []), "tests.coverage", errors)
+            if isinstance(tests_raw.get("coverage", []), list) else [],
+            timeout=tests_raw["timeout"] if isinstance(tests_raw.get("timeout"), int) else 300,
+        )
+    install = raw.get("install", "auto")
+    if isinstance(install, str) and not install.strip():
+        errors.append(f"'install' must be one of {', '.join(INSTALL_MODES)} or a command")
+
+    env: dict[str, str] = {}
+    for key, value in (raw.get("env") or {}).items() if isinstance(raw.get("env"), dict) else ():
+        if not isinstance(key, str) or not _ENV_NAME.match(key):
+            errors.append(f"'env.{key}' is not a valid environment variable name")
+        elif not isinstance(value, str | int | float) or isinstance(value, bool):
+            errors.append(f"'env.{key}' must be a string, got {type(value).__name__}")
+        else:
+            env[key] = str(value)
+    secrets = _secrets(raw.get("secrets", {}), errors)
+    clash = sorted(set(env) & {s.variable for s in secrets})
+    if clash:
+        errors.append(f"'{clash[0]}' is both in 'env' and in 'secrets'; keep it in one")
+
+    migrations = raw.get("migrations", "migrations" if (directory / "migrations").is_dir() else None)
+    migrations_dir = (directory / migrations) if isinstance(migrations, str) else None
+    if migrations_dir is not None and not migrations_dir.is_dir():
+        errors.append(f"'migrations' folder {migrations_dir} does not exist")
+    if migrations_dir is not None and "postgres" not in servers:
+        errors.append("'migrations' needs 'postgres' in 'servers'")
+
+    if errors:
+        raise TestbedError(f"{path}: " + "; ".join(errors), ExitCode.CONFIG)
+    return ServiceConfig(
+        name=name,
+        directory=directory,
+        servers=servers,
+        migrations=migrations_dir,
+        tests=tests,
+        install=install,
+        secrets=secrets,
+        env=env,
+    )
+
+
+def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.0.0.1") -> dict[str, Any]:
+    """What tests and templates see of each server: host, port, credentials and a URL."""
+    facts: dict[str, Any] = {}
+    for name, settings in servers.items():
+        port = int(settings["port"])
+        fact: dict[str, Any] = {"host": host, "port": port}
+        if name == "postgres":
+            fact |= {"user": settings["user"], "password": settings["password"],
+                     "database": settings["database"]}
+            fact["url"] = (f"postgresql://{settings['user']}:{settings['password']}"
+                           f"@{host}:{port}/{settings['database']}")
+        elif name == "dragonfly":
+            fact["url"] = f"redis://{host}:{port}/0"
+        elif name == "nats":
+            fact["url"] = f"nats://{host}:{port}"
+            fact["monitor_port"] = int(settings["monitor_port"])
+        facts[name] = fact
+    return facts
+
+
+def test_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict[str, str]:
+    """The non-secret environment of the service's tests: the standard variables, then the config's own."""
+    env = {"DISABLE_VAULT_AUTH": "true", "TESTING": "true"}
+    if "postgres" in facts:
+        pg = facts["postgres"]
+        env |= {"POSTGRES_HOST": pg["host"], "POSTGRES_PORT": str(pg["port"]), "POSTGRES_USER": pg["user"],
+                "POSTGRES_PASSWORD": pg["password"], "POSTGRES_DB": pg["database"]}
+    if "dragonfly" in facts:
+        env |= {"DRAGONFLY_HOST": facts["dragonfly"]["host"], "DRAGONFLY_PORT": str(facts["dragonfly"]["port"])}
+    if "nats" in facts:
+        env["NATS_URL"] = facts["nats"]["url"]
+    env |= {key: render(value, facts, f"env.{key}") for key, value in config.env.items()}
+    return env
+
+
+_JINJA = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)  # noqa: S701 - values become environment variables, not HTML
+
+
+def render(template: str, facts: Mapping[str, Any], where: str) -> str:
+    """Render one `{{ postgres.url }}`-style value from the provisioned facts."""
+    if "{" not in template:
+        return template
+    try:
+        return _JINJA.from_string(template).render(**facts)
+    except TemplateError as exc:
+        raise TestbedError(f"testbed.yml '{where}': cannot render {template!r}: {exc}") from exc
+
+
+def pytest_arguments(config: ServiceConfig, facts: Mapping[str, Any]) -> list[str]:
+    """The config's pytest arguments with provisioned facts filled in."""
+    return [render(arg, facts, "tests.pytest_args") for arg in config.tests.pytest_args]

@@ -1,0 +1,41 @@
+"""The one error type testbed raises, and the exit-code table every command shares."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    """Exit codes of every testbed command (README "Exit codes")."""
+
+    PASSED = 0
+    TESTS_FAILED = 1
+    INTERRUPTED = 2
+    INTERNAL_ERROR = 3
+    USAGE_ERROR = 4
+    NO_TESTS = 5
+    CONFIG = 10
+    SECRETS = 11
+    PROVISIONING = 12
+    MIGRATIONS = 13
+    TEARDOWN = 14
+    SIGINT = 130
+    SIGTERM = 143
+
+
+class TestbedError(Exception):
+    """A failure with a one-line message that says what is wrong and how to fix it."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.CONFIG) -> None:
+        one_line = " ".join(message.split())
+        super().__init__(one_line)
+        self.exit_code = exit_code
+        self.details: dict[str, Any] = {}
+
+    def with_log(self, lines: list[str]) -> TestbedError:
+        """Attach the tail of a server's log, shown under the one-line message."""
+        self.details["log_tail"] = list(lines)
+        return self

@@ -1,0 +1,217 @@
+"""Read the JUnit XML file that a service's pytest run writes into the run folder.
+
+Only our own pytest run produces the file (``--junitxml=<run_folder>/junit.xml``), so the stdlib
+parser is used on it. Counts are taken per ``<testcase>`` element, the way pytest's terminal
+summary counts them (a test that fails and then errors in teardown counts once in each).
+
+pytest writes ``file``/``line`` attributes only with ``junit_family=xunit1``; with the default
+family the file is derived from the dotted ``classname`` and the line from the traceback text
+(``path:LINE: ...`` entries, or ``File "path", line N`` with ``--tb=native``).
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+__all__ = ["Failure", "JUnitSummary", "parse"]
+
+_MESSAGE_MAX = 500
+_TRACE_LINE = re.compile(r"^(?P<path>[^\s:][^:\n]*?\.py):(?P<line>\d+):", re.MULTILINE)
+_NATIVE_LINE = re.compile(r'^\s*File "(?P<path>[^"\n]+\.py)", line (?P<line>\d+)', re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failed or errored test case."""
+
+    test: str  # "classname::name"
+    message: str  # first non-empty line of the failure message
+    file: str | None = None  # as pytest printed it (relative to its rootdir when it could)
+    line: int | None = None  # 1-based
+    kind: str = "failure"  # "failure" or "error"
+
+
+@dataclass(frozen=True)
+class JUnitSummary:
+    """Counts and failures of one JUnit file."""
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    duration: float = 0.0
+    failures: tuple[Failure, ...] = field(default=())
+    problem: str | None = None  # set when the file was empty or not valid XML
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.errors + self.skipped
+
+    def counts(self) -> dict[str, Any]:
+        """The shape of ``report["tests"]``."""
+        return {
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "skipped": self.skipped,
+            "duration": round(self.duration, 3),
+        }
+
+
+def parse(path: str | PurePath, *, root: str | PurePath | None = None) -> JUnitSummary | None:
+    """Summarise the JUnit file at ``path``.
+
+    Returns None when the file does not exist (the tests never ran), and a zero-count summary
+    with ``problem`` set when it is empty or not well-formed (pytest killed while writing it).
+    ``root`` is pytest's rootdir, used to tell which part of a dotted classname is the module.
+    """
+    file_path = Path(path)
+    try:
+        data = file_path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        return JUnitSummary(problem=f"{file_path} is a directory")
+    if not data.strip():
+        return JUnitSummary(problem=f"{file_path} is empty")
+    try:
+        # Safe here: the file comes from our own pytest run, never from a third party.
+        tree_root = ET.fromstring(data)  # noqa: S314
+    except ET.ParseError as exc:
+        return JUnitSummary(problem=f"{file_path} is not valid JUnit XML: {exc}")
+    return _summarise(tree_root, Path(root) if root is not None else None)
+
+
+def _summarise(tree_root: ET.Element, root: Path | None) -> JUnitSummary:
+    passed = failed = errors = skipped = 0
+    case_time = 0.0
+    failures: list[Failure] = []
+    for case in tree_root.iter("testcase"):
+        case_time += _float(case.get("time"))
+        failure = case.find("failure")
+        error = case.find("error")
+        if failure is not None:
+            failed += 1
+            failures.append(_failure(case, failure, "failure", root))
+        elif error is not None:
+            errors += 1
+            failures.append(_failure(case, error, "error", root))
+        elif case.find("skipped") is not None:
+            skipped += 1
+        else:
+            passed += 1
+    suites = [tree_root] if tree_root.tag == "testsuite" else list(tree_root.iter("testsuite"))
+    suite_times = [_float(s.get("time")) for s in suites if s.get("time") is not None]
+    duration = sum(suite_times) if suite_times else case_time
+    return JUnitSummary(
+        passed=passed,
+        failed=failed,
+        errors=errors,
+        skipped=skipped,
+        duration=duration,
+        failures=tuple(failures),
+    )
+
+
+def _float(value: str | None) -> float:
+    try:
+        return float(value) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _failure(case: ET.Element, element: ET.Element, kind: str, root: Path | None) -> Failure:
+    classname = case.get("classname") or ""
+    name = case.get("name") or "?"
+    text = element.text or ""
+    file, line = _location(classname, case.get("file"), case.get("line"), text, root)
+    return Failure(
+        test=f"{classname}::{name}" if classname else name,
+        message=_first_line(element.get("message") or "") or _first_line(text) or kind,
+        file=file,
+        line=line,
+        kind=kind,
+    )
+
+
+def _first_line(text: str) -> str:
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if stripped:
+            return stripped if len(stripped) <= _MESSAGE_MAX else stripped[: _MESSAGE_MAX - 1] + "…"
+    return ""
+
+
+def _trace_entries(text: str) -> list[tuple[str, int]]:
+    """``(path, 1-based line)`` of every traceback entry, in order."""
+    found: list[tuple[int, str, int]] = [
+        (m.start(), m["path"], int(m["line"])) for m in _TRACE_LINE.finditer(text)
+    ]
+    found += [(m.start(), m["path"], int(m["line"])) for m in _NATIVE_LINE.finditer(text)]
+    return [(p, n) for _, p, n in sorted(found)]
+
+
+def _module_parts(path: str) -> tuple[str, ...]:
+    return PurePath(path).with_suffix("").parts
+
+
+def _location(
+    classname: str, file_attr: str | None, line_attr: str | None, text: str, root: Path | None
+) -> tuple[str | None, int | None]:
+    entries = _trace_entries(text)
+    file = file_attr or _file_from_trace(classname, entries) or _file_from_classname(classname, root)
+    if file is None:
+        # Nothing ties the test to a file: the first entry is where the traceback entered it.
+        return (entries[0][0], entries[0][1]) if entries else (None, None)
+    file = _relative(file, root)
+    wanted = _module_parts(file)
+    in_file = [n for p, n in entries if _module_parts(_relative(p, root))[-len(wanted) :] == wanted]
+    if in_file:
+        # The deepest entry in the test's own file is the line that failed there.
+        return file, in_file[-1]
+    if line_attr is not None and line_attr.isdigit():
+        return file, int(line_attr) + 1  # xunit1's line is 0-based (the test's def line)
+    return file, None
+
+
+def _file_from_trace(classname: str, entries: list[tuple[str, int]]) -> str | None:
+    """The traceback path whose module path is the longest leading part of ``classname``."""
+    parts = tuple(classname.split(".")) if classname else ()
+    best: tuple[int, str] | None = None
+    for path, _ in entries:
+        module = _module_parts(path)
+        for size in range(len(parts), 0, -1):
+            if module[-size:] == parts[:size]:
+                if best is None or size > best[0]:
+                    best = (size, path)
+                break
+    return best[1] if best else None
+
+
+def _file_from_classname(classname: str, root: Path | None) -> str | None:
+    if not classname:
+        return None
+    parts = classname.split(".")
+    if root is not None:
+        for size in range(len(parts), 0, -1):
+            candidate = PurePath(*parts[:size]).with_suffix(".py")
+            if (root / candidate).is_file():
+                return candidate.as_posix()
+    # Without a rootdir to look in: test classes are CamelCase, modules and packages are not.
+    while len(parts) > 1 and parts[-1][:1].isupper():
+        parts.pop()
+    return PurePath(*parts).as_posix() + ".py"
+
+
+def _relative(path: str, root: Path | None) -> str:
+    pure = PurePath(path)
+    if root is not None and pure.is_absolute():
+        try:
+            return pure.relative_to(root).as_posix()
+        except ValueError:
+            return path
+    return path

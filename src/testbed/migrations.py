@@ -1,0 +1,638 @@
+"""The SQL migration engine: apply a folder of numbered ``*.sql`` files to a PostgreSQL database.
+
+Files
+    ``<version>_<anything>.sql`` (``0001_create.sql``, ``2_add_index.sql``): the numeric prefix is the
+    version; files are applied in numeric version order (``2_`` before ``10_``). Other files are ignored.
+
+Tracking
+    ``testbed_schema_migrations(version, name, checksum, applied_at)``, created if missing. ``checksum`` is
+    the sha256 of the file's bytes; an applied file must never change (add a new file instead), and a new file
+    must be numbered above every applied one. A tracked version whose file is gone is logged as a warning
+    and otherwise ignored.
+
+Transactions
+    Each file runs in its own transaction together with its tracking row, so a failing file leaves the
+    database as it was before that file. Files that start with the marker line::
+
+        -- testbed:no-transaction
+
+    (anywhere among the ``--`` comment lines and blank lines at the top) run statement by statement in
+    autocommit mode instead (``CREATE INDEX CONCURRENTLY``, ``VACUUM``, ...); their tracking row is
+    inserted after the last statement succeeded. If such a file fails half-way, the statements before
+    the failing one stay committed and the file is not recorded: keep those files to one statement, or
+    make them safe to re-run (``IF NOT EXISTS``).
+
+Statements
+    Every file is split into statements the way ``psql`` does (``;`` outside quotes, ``E''`` strings,
+    quoted identifiers, dollar quotes, ``--`` and nested ``/* */`` comments, parentheses and
+    ``CREATE FUNCTION ... BEGIN ATOMIC ... END`` bodies), and each statement is sent on its own (assuming
+    ``standard_conforming_strings = on``, the default). A failing statement is reported with the file's
+    line number: the server's error position (a 1-based character offset into the statement sent) plus the
+    statement's offset in the file; errors without a position point at the statement's first line.
+
+Concurrency
+    A session-level advisory lock (``ADVISORY_LOCK_KEY``, derived from ``'testbed.migrations'``) serialises
+    concurrent runs against the same database; it is waited for up to ``lock_timeout_s`` and released at
+    the end, also on error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
+from psycopg.rows import TupleRow
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "ADVISORY_LOCK_KEY",
+    "NO_TRANSACTION_MARKER",
+    "TRACKING_TABLE",
+    "Migration",
+    "MigrationError",
+    "MigrationResult",
+    "apply",
+    "discover",
+]
+
+_log = logging.getLogger(__name__)
+
+TRACKING_TABLE = "testbed_schema_migrations"
+NO_TRANSACTION_MARKER = "-- testbed:no-transaction"
+#: Fixed signed 64-bit key for ``pg_advisory_lock``: the first 8 bytes of sha256('testbed.migrations').
+ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"testbed.migrations").digest()[:8], "big", signed=True)
+
+_CONNECT_TIMEOUT_S = 10
+_BIGINT_MAX = 2**63 - 1
+_VERSION_RE = re.compile(r"([0-9]+)")
+_MARKER_RE = re.compile(r"[ \t]*--[ \t]*testbed:no-transaction(?:\s.*)?")
+_HEADER_LINE_RE = re.compile(r"[ \t\f\v]*(?:--.*)?")
+
+# Lexical classes of PostgreSQL's scanner (src/backend/parser/scan.l).
+_WHITESPACE = frozenset(" \t\n\r\f\v")
+_IDENT_RE = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
+_NUMBER_RE = re.compile(r"[0-9][0-9A-Za-z_.]*")
+_DOLLAR_TAG_RE = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
+_TX_CONTROL = frozenset({"begin", "start", "commit", "end", "rollback", "abort"})
+
+
+class MigrationError(Exception):
+    """A migration could not be discovered or applied. The message is one line naming the file and cause."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One ``<version>_<name>.sql`` file. ``name`` is the file name; ``sql`` its text (UTF-8, no BOM)."""
+
+    version: int
+    name: str
+    path: Path
+    sql: str
+    checksum: str
+    transactional: bool
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    """File names applied by this run, and file names that were already applied (both in version order)."""
+
+    applied: list[str]
+    skipped: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+
+@dataclass(frozen=True)
+class _Statement:
+    """One statement of a file: ``text[start:end]`` is sent; ``first`` is the offset of its first token."""
+
+    start: int
+    end: int
+    first: int
+    words: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------------------------- discovery
+
+
+def discover(folder: Path) -> list[Migration]:
+    """Read the ``*.sql`` files of ``folder``, sorted by version; MigrationError on a bad folder or file."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise MigrationError(f"migrations folder {folder} does not exist")
+    if not folder.is_dir():
+        raise MigrationError(f"migrations folder {folder} is not a directory")
+    try:
+        paths = sorted(p for p in folder.iterdir() if p.name.endswith(".sql") and p.is_file())
+    except OSError as e:
+        raise MigrationError(
+            f"cannot list migrations folder {folder}: {_one_line(e.strerror or str(e))}"
+        ) from e
+
+    by_version: dict[int, Migration] = {}
+    for path in paths:
+        migration = _read(path)
+        other = by_version.get(migration.version)
+        if other is not None:
+            raise MigrationError(
+                f"duplicate migration version {migration.version}: {other.name} and {migration.name}"
+            )
+        by_version[migration.version] = migration
+    return [by_version[v] for v in sorted(by_version)]
+
+
+def _read(path: Path) -> Migration:
+    name = path.name
+    match = _VERSION_RE.match(name)
+    if match is None:
+        raise MigrationError(
+            f"{name}: migration file names must start with a numeric version, e.g. 0001_{name}"
+        )
+    version = int(match.group(1))
+    if version > _BIGINT_MAX:
+        raise MigrationError(f"{name}: version {match.group(1)} does not fit in a bigint")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise MigrationError(f"{name}: cannot read: {_one_line(e.strerror or str(e))}") from e
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MigrationError(f"{name}: not valid UTF-8 (byte {e.start})") from e
+    text = text.removeprefix("\ufeff")
+    return Migration(
+        version=version,
+        name=name,
+        path=path,
+        sql=text,
+        checksum=hashlib.sha256(data).hexdigest(),
+        transactional=not _has_no_transaction_marker(name, text),
+    )
+
+
+def _has_no_transaction_marker(name: str, text: str) -> bool:
+    in_header = True
+    for number, line in enumerate(text.splitlines(), start=1):
+        is_marker = _MARKER_RE.fullmatch(line) is not None
+        if in_header and is_marker:
+            return True
+        in_header = in_header and _HEADER_LINE_RE.fullmatch(line) is not None
+        if is_marker:
+            raise MigrationError(
+                f"{name} line {number}: {NO_TRANSACTION_MARKER!r} must be among the comment lines "
+                "at the top of the file, before any SQL"
+            )
+    return False
+
+
+# ----------------------------------------------------------------------------------------------- splitting
+
+
+def _skip_quoted(text: str, i: int, quote: str, *, backslash: bool) -> int:
+    """``i`` is just past an opening quote; return the offset just past the closing one (or the end)."""
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if backslash and ch == "\\":
+            i += 2
+        elif ch == quote:
+            if i + 1 < n and text[i + 1] == quote:
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    return n
+
+
+def _skip_block_comment(text: str, i: int) -> int:
+    """``i`` is at ``/*``; return the offset past the matching ``*/`` (comments nest), or the end."""
+    depth = 0
+    n = len(text)
+    while i < n:
+        if text.startswith("/*", i):
+            depth += 1
+            i += 2
+        elif text.startswith("*/", i):
+            depth -= 1
+            i += 2
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return n
+
+
+def _skip_line_comment(text: str, i: int) -> int:
+    n = len(text)
+    while i < n and text[i] not in "\r\n":
+        i += 1
+    return i
+
+
+class _Splitter:
+    """psql's statement splitting (src/fe_utils/psqlscan.l), reduced to what decides where ``;`` ends one."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.statements: list[_Statement] = []
+        self._reset(0)
+
+    def _reset(self, start: int) -> None:
+        self.start = start
+        self.first = -1
+        self.words: list[str] = []
+        self.paren_depth = 0
+        self.begin_depth = 0
+
+    def _word(self, word: str) -> None:
+        word = word.lower()
+        self.words.append(word)
+        lead = self.words[:4]
+        if lead[1:3] == ["or", "replace"]:
+            del lead[1:3]
+        defines_routine = lead[:1] == ["create"] and lead[1:2] in (["function"], ["procedure"])
+        if not defines_routine or self.paren_depth:
+            return
+        if word == "begin" or (word == "case" and self.begin_depth):
+            self.begin_depth += 1
+        elif word == "end" and self.begin_depth:
+            self.begin_depth -= 1
+
+    def _end(self, end: int) -> None:
+        if self.first >= 0:
+            self.statements.append(_Statement(self.start, end, self.first, tuple(self.words[:2])))
+        self._reset(end)
+
+    def split(self) -> list[_Statement]:
+        text = self.text
+        n = len(text)
+        i = 0
+        while i < n:
+            ch = text[i]
+            if ch in _WHITESPACE:
+                i += 1
+                continue
+            if text.startswith("--", i):
+                i = _skip_line_comment(text, i)
+                continue
+            if text.startswith("/*", i):
+                i = _skip_block_comment(text, i)
+                continue
+            if self.first < 0 and ch != ";":  # a lone ';' is an empty statement, not content
+                self.first = i
+            i = self._token(i)
+        self._end(n)
+        return self.statements
+
+    def _token(self, i: int) -> int:
+        """Consume the token at ``i`` (not whitespace or a comment); return the offset after it."""
+        text = self.text
+        ch = text[i]
+        if ch in "'\"":
+            return _skip_quoted(text, i + 1, ch, backslash=False)
+        tag = _DOLLAR_TAG_RE.match(text, i)
+        if tag is not None:
+            close = text.find(tag.group(), tag.end())
+            return len(text) if close < 0 else close + len(tag.group())
+        ident = _IDENT_RE.match(text, i)
+        if ident is not None:
+            end = ident.end()
+            if ident.group() in ("e", "E") and text.startswith("'", end):
+                return _skip_quoted(text, end + 1, "'", backslash=True)
+            self._word(ident.group())
+            return end
+        number = _NUMBER_RE.match(text, i)
+        if number is not None:
+            return number.end()
+        self._punctuation(ch, i)
+        return i + 1
+
+    def _punctuation(self, ch: str, i: int) -> None:
+        if ch == "(":
+            self.paren_depth += 1
+        elif ch == ")":
+            self.paren_depth = max(0, self.paren_depth - 1)
+        elif ch == ";" and not self.paren_depth and not self.begin_depth:
+            self._end(i + 1)
+
+
+def _split_statements(text: str) -> list[_Statement]:
+    """Split SQL text into statements; comment-only/empty pieces are dropped."""
+    return _Splitter(text).split()
+
+
+def _line_of(text: str, offset: int) -> int:
+    offset = max(0, min(offset, len(text)))
+    return text.count("\n", 0, offset) + 1
+
+
+# ------------------------------------------------------------------------------------------------- errors
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _secrets(conninfo: str) -> list[str]:
+    """Every spelling of the password that the conninfo (valid or not) may contain."""
+    found: set[str] = set()
+    try:
+        password = conninfo_to_dict(conninfo).get("password")
+    except psycopg.Error:
+        password = None
+    if password:
+        found.add(str(password))
+    for m in re.finditer(r"password\s*=?\s*('(?:[^'\\]|\\.)*'|[^\s&'#]+)", conninfo, re.IGNORECASE):
+        value = m.group(1)
+        found.update({value, value.strip("'"), unquote(value)})
+    uri = re.match(r"\s*[A-Za-z][A-Za-z0-9+.-]*://[^:@/?#]*:([^@/?#]*)@", conninfo)
+    if uri is not None:
+        found.update({uri.group(1), unquote(uri.group(1))})
+    return sorted((s for s in found if s), key=len, reverse=True)
+
+
+class _Redactor:
+    def __init__(self, conninfo: str) -> None:
+        self._secrets = _secrets(conninfo)
+
+    def __call__(self, message: str) -> str:
+        for secret in self._secrets:
+            message = message.replace(secret, "***")
+        return _one_line(message)
+
+
+def _server_message(e: psycopg.Error) -> str:
+    diag = e.diag
+    primary = diag.message_primary
+    if not primary:
+        return str(e) or type(e).__name__
+    parts = [primary]
+    if diag.message_detail:
+        parts.append(diag.message_detail)
+    if diag.message_hint:
+        parts.append(f"hint: {diag.message_hint}")
+    return "; ".join(parts)
+
+
+# -------------------------------------------------------------------------------------------------- apply
+
+
+def apply(conninfo: str, folder: Path, *, lock_timeout_s: float = 60.0) -> MigrationResult:
+    """Apply the pending migrations of ``folder`` to the database at ``conninfo``, in version order.
+
+    Raises MigrationError (one line, naming the file and the cause, never the password) on any failure;
+    files applied before a failing one stay applied.
+    """
+    migrations = discover(folder)
+    redact = _Redactor(conninfo)
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error as e:
+        raise MigrationError(f"invalid connection string: {redact(str(e))}") from None
+    extra: dict[str, str | int] = {"client_encoding": "utf8"}
+    if "connect_timeout" not in params:
+        extra["connect_timeout"] = _CONNECT_TIMEOUT_S
+    if "application_name" not in params:
+        extra["application_name"] = "testbed-migrations"
+    try:
+        conn = psycopg.connect(make_conninfo(conninfo, **extra), autocommit=True)
+    except psycopg.Error as e:
+        raise MigrationError(f"cannot connect to the database: {redact(str(e))}") from None
+    try:
+        return _Run(conn, redact).run(migrations, lock_timeout_s)
+    finally:
+        conn.close()
+
+
+class _Run:
+    def __init__(self, conn: psycopg.Connection[TupleRow], redact: _Redactor) -> None:
+        self.conn = conn
+        self.redact = redact
+        self.table = sql.Identifier(TRACKING_TABLE)
+
+    def run(self, migrations: list[Migration], lock_timeout_s: float) -> MigrationResult:
+        self._lock(lock_timeout_s)
+        try:
+            return self._migrate(migrations)
+        finally:
+            self._unlock()
+
+    # -- lock
+
+    def _lock(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        delay = 0.02
+        while True:
+            try:
+                row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()
+            except psycopg.Error as e:
+                raise MigrationError(f"cannot take the migration lock: {self.redact(str(e))}") from None
+            if row is not None and row[0]:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise MigrationError(
+                    f"timed out after {timeout_s:g}s waiting for the migration lock "
+                    f"(held by {self._lock_holder()}): another migration run is still going on"
+                )
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 0.5)
+
+    def _lock_holder(self) -> str:
+        key = ADVISORY_LOCK_KEY & 0xFFFFFFFFFFFFFFFF
+        try:
+            row = self.conn.execute(
+                "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 1",
+                (key >> 32, key & 0xFFFFFFFF),
+            ).fetchone()
+        except psycopg.Error:
+            return "another session"
+        return f"backend pid {row[0]}" if row is not None else "another session"
+
+    def _unlock(self) -> None:
+        conn = self.conn
+        if conn.closed or conn.broken:
+            return  # the server drops a session's advisory locks with the session
+        try:
+            if conn.info.transaction_status != TransactionStatus.IDLE:
+                conn.execute("ROLLBACK")
+            conn.execute("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+        except psycopg.Error as e:
+            _log.warning("could not release the migration lock (closing the connection does): %s", e)
+
+    # -- tracking table
+
+    def _prepare_table(self) -> dict[int, tuple[str, str]]:
+        try:
+            row = self.conn.execute(
+                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE c.oid = to_regclass(%s)",
+                (TRACKING_TABLE,),
+            ).fetchone()
+            schema = row[0] if row is not None else None
+            if schema is None:
+                row = self.conn.execute("SELECT current_schema()").fetchone()
+                schema = row[0] if row is not None else None
+            if schema is None:
+                raise MigrationError(
+                    f"cannot create {TRACKING_TABLE}: the search_path names no existing schema"
+                )
+            self.table = sql.Identifier(str(schema), TRACKING_TABLE)
+            self.conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (version bigint PRIMARY KEY, name text NOT NULL,"
+                    " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                ).format(self.table)
+            )
+            rows = self.conn.execute(
+                sql.SQL("SELECT version, name, checksum FROM {} ORDER BY version").format(self.table)
+            ).fetchall()
+        except psycopg.Error as e:
+            raise MigrationError(
+                f"cannot prepare {TRACKING_TABLE}: {self.redact(_server_message(e))}"
+            ) from None
+        return {int(str(v)): (str(name), str(checksum)) for v, name, checksum in rows}
+
+    # -- migrate
+
+    def _migrate(self, migrations: list[Migration]) -> MigrationResult:
+        applied = self._prepare_table()
+        files = {m.version for m in migrations}
+        for version, (name, _) in applied.items():
+            if version not in files:
+                _log.warning("%s (version %d) is recorded as applied but its file is gone", name, version)
+
+        pending: list[Migration] = []
+        skipped: list[str] = []
+        for m in migrations:
+            recorded = applied.get(m.version)
+            if recorded is None:
+                pending.append(m)
+                continue
+            recorded_name, recorded_checksum = recorded
+            if recorded_checksum != m.checksum:
+                as_name = f" (as {recorded_name})" if recorded_name != m.name else ""
+                raise MigrationError(
+                    f"{m.name}: checksum changed since it was applied{as_name}; "
+                    "add a new migration instead of editing an applied one"
+                )
+            skipped.append(m.name)
+
+        if applied and pending:
+            top = max(applied)
+            late = [m.name for m in pending if m.version < top]
+            if late:
+                raise MigrationError(
+                    f"{', '.join(late)}: numbered below the highest applied version {top} "
+                    f"({applied[top][0]}); out-of-order migrations are refused, renumber above {top}"
+                )
+
+        plans = [(m, self._plan(m)) for m in pending]
+        done: list[str] = []
+        for m, statements in plans:
+            if m.transactional:
+                self._apply_transactional(m, statements)
+            else:
+                self._apply_autocommit(m, statements)
+            _log.info("applied migration %s", m.name)
+            done.append(m.name)
+        return MigrationResult(applied=done, skipped=skipped)
+
+    def _plan(self, m: Migration) -> list[_Statement]:
+        statements = _split_statements(m.sql)
+        if m.transactional:
+            for st in statements:
+                if _is_transaction_control(st.words):
+                    raise MigrationError(
+                        f"{m.name} line {_line_of(m.sql, st.first)}: {' '.join(st.words).upper()} in a file "
+                        "that runs in its own transaction; remove it (or mark the file with "
+                        f"{NO_TRANSACTION_MARKER!r} to manage transactions yourself)"
+                    )
+        return statements
+
+    def _record(self, m: Migration) -> None:
+        self.conn.execute(
+            sql.SQL("INSERT INTO {} (version, name, checksum) VALUES (%s, %s, %s)").format(self.table),
+            (m.version, m.name, m.checksum),
+        )
+
+    def _execute(self, m: Migration, st: _Statement) -> None:
+        try:
+            self.conn.execute(m.sql[st.start : st.end].encode())
+        except psycopg.Error as e:
+            raise self._failure(m, st, e) from None
+
+    def _failure(self, m: Migration, st: _Statement, e: psycopg.Error, note: str = "") -> MigrationError:
+        position = e.diag.statement_position
+        offset = st.start + int(position) - 1 if position and position.isdigit() else st.first
+        line = _line_of(m.sql, offset)
+        return MigrationError(f"{m.name} line {line}: {self.redact(_server_message(e))}{note}")
+
+    def _apply_transactional(self, m: Migration, statements: list[_Statement]) -> None:
+        try:
+            with self.conn.transaction():
+                for st in statements:
+                    self._execute(m, st)
+                    if self.conn.info.transaction_status != TransactionStatus.INTRANS:
+                        raise MigrationError(
+                            f"{m.name} line {_line_of(m.sql, st.first)}: the statement ended the file's "
+                            "transaction"
+                        )
+                self._record(m)
+        except psycopg.Error as e:  # the tracking insert or the COMMIT itself (deferred constraints)
+            last = statements[-1] if statements else _Statement(0, len(m.sql), 0, ())
+            raise MigrationError(
+                f"{m.name} line {_line_of(m.sql, last.first)}: {self.redact(_server_message(e))}"
+                " (while committing)"
+            ) from None
+
+    def _apply_autocommit(self, m: Migration, statements: list[_Statement]) -> None:
+        for index, st in enumerate(statements):
+            try:
+                self.conn.execute(m.sql[st.start : st.end].encode())
+            except psycopg.Error as e:
+                note = (
+                    f" (no-transaction file: its statements before line {_line_of(m.sql, st.first)} stayed"
+                    " committed; the file is not recorded as applied)"
+                    if index
+                    else ""
+                )
+                raise self._failure(m, st, e, note) from None
+        if self.conn.info.transaction_status != TransactionStatus.IDLE:
+            self.conn.execute("ROLLBACK")
+            raise MigrationError(
+                f"{m.name}: leaves a transaction open (BEGIN without COMMIT); rolled it back"
+            )
+        try:
+            self._record(m)
+        except psycopg.Error as e:
+            raise MigrationError(
+                f"{m.name}: applied, but recording it in {TRACKING_TABLE} failed: "
+                f"{self.redact(_server_message(e))}"
+            ) from None
+
+
+def _is_transaction_control(words: Iterable[str]) -> bool:
+    first, *rest = [*words, "", ""]
+    if first == "prepare":
+        return rest[0] == "transaction"
+    if first == "rollback" and rest[0] == "to":
+        return False  # ROLLBACK TO SAVEPOINT stays inside the transaction
+    return first in _TX_CONTROL

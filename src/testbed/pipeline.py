@@ -1,0 +1,501 @@
+"""The pipeline's phases as plain functions over the state file. The Ansible modules in plugins/modules
+are thin shells around these, so the playbooks, the wrapper and gc share one implementation."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+import xml.etree.ElementTree as ET  # noqa: N817
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from testbed import deps, docker_api, native, probes
+from testbed.config import (
+    connection_facts,
+    load_catalogue_file,
+    load_service_config,
+    pytest_arguments,
+    test_environment,
+)
+from testbed.errors import ExitCode, TestbedError
+from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, runtime_root
+
+BACKENDS = ("auto", "docker", "native")
+PORT_MODES = ("fixed", "auto")
+SECRETS_NAME = "secrets.json"
+
+
+def _port_holder(port: int) -> str:
+    """Who listens on a TCP port, where /proc tells (root sees every process)."""
+    wanted = f":{port:04X}"
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text(encoding="ascii").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[1].endswith(wanted) and fields[3] == "0A":  # 0A: LISTEN
+                inodes.add(fields[9])
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            for fd in (proc / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    name = (proc / "comm").read_text(encoding="utf-8").strip()
+                    return f"{name} (pid {proc.name})"
+        except OSError:
+            continue
+    return ""
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _registry_answers(image: str, timeout: float = 3.0) -> str | None:
+    """A bounded reachability check of an image's registry (never a pull, which can hang)."""
+    first = image.split("/", 1)[0]
+    host = first if ("." in first or ":" in first) and "/" in image else "registry-1.docker.io"
+    try:
+        socket.setdefaulttimeout(timeout)
+        socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
+        with socket.create_connection((host, 443), timeout=timeout):
+            return None
+    except OSError as exc:
+        return f"registry {host} does not answer ({exc.strerror or exc})"
+    finally:
+        socket.setdefaulttimeout(None)
+
+
+def _playbook_pid() -> int | None:
+    """The ansible-playbook process above this module: the run's owner when no wrapper says otherwise."""
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        except OSError:
+            return None
+        if any(part.endswith(b"ansible-playbook") for part in cmdline[:2]):
+            return pid
+        pid = int(stat[stat.rindex(")") + 2 :].split()[1])
+    return None
+
+
+def choose_backend(requested: str, images: Mapping[str, str], pull: bool) -> tuple[str, str]:
+    """The backend to use and why, in words."""
+    if requested == "native":
+        return "native", "asked for"
+    version = docker_api.engine_answers()
+    if requested == "docker":
+        if version is None:
+            raise TestbedError("backend docker: no Docker engine answers on "
+                               f"{docker_api.socket_path()}; start it or use --backend native",
+                               ExitCode.PROVISIONING)
+        for image in images.values():
+            if not pull and docker_api.image_present(image):
+                continue
+            problem = _registry_answers(image)
+            if problem:
+                raise TestbedError(f"image {image} cannot be pulled: {problem}; use --backend native, "
+                                   "or point settings.<server>.image (or --image) at an image you have",
+                                   ExitCode.PROVISIONING)
+        return "docker", f"asked for (engine {version})"
+    if version is None:
+        return "native", "no Docker engine answers"
+    for image in images.values():
+        if docker_api.image_present(image) and not pull:
+            continue
+        problem = _registry_answers(image)
+        if problem:
+            return "native", f"image {image} is not here and {problem}"
+    return "docker", f"engine {version} answers and every image is at hand"
+
+
+def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate everything, pick the backend and ports, create the run's state; start nothing."""
+    backend = params.get("backend") or "auto"
+    ports = params.get("ports") or "fixed"
+    if backend not in BACKENDS:
+        raise TestbedError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if ports not in PORT_MODES:
+        raise TestbedError(f"ports {ports!r} is not one of {', '.join(PORT_MODES)}")
+    config = load_service_config(params["service_dir"], load_catalogue_file(Path(params["catalogue_file"])))
+    servers = {name: dict(settings) for name, settings in config.servers.items()}
+    for name, image in (params.get("images") or {}).items():
+        if name not in servers:
+            raise TestbedError(f"image override for {name!r}, which the service does not use "
+                               f"(it uses {', '.join(servers)})")
+        servers[name]["image"] = image
+    chosen, reason = choose_backend(backend, {n: s["image"] for n, s in servers.items()},
+                                    bool(params.get("pull")))
+    notices: list[str] = []
+    if chosen == "native":
+        _, notices = native.binaries(servers)
+
+    busy = []
+    for name, settings in servers.items():
+        port_keys = ["port", "monitor_port"] if name == "nats" else ["port"]
+        for key in port_keys:
+            if ports == "auto":
+                # Docker publishes an ephemeral port and testbed reads it back; native picks one now.
+                settings[key] = 0 if chosen == "docker" else free_port()
+            elif not port_free(int(settings[key])):
+                holder = _port_holder(int(settings[key]))
+                busy.append(f"{settings['title']} port {settings[key]} is taken"
+                            + (f" by {holder}" if holder else ""))
+    if busy:
+        raise TestbedError("; ".join(busy) + " — stop it, or use --ports auto", ExitCode.PROVISIONING)
+
+    run_id = check_run_id(params.get("run_id") or new_run_id())
+    run_folder = Path(params["run_root"]).resolve() / run_id
+    owner_pid = params.get("owner_pid") or _playbook_pid()
+    owner = ProcessIdentity.of(int(owner_pid)) if owner_pid else None
+    state = RunState.create(run_id, run_folder, owner, {
+        "backend": chosen, "backend_reason": reason, "service": config.name, "ports": ports,
+        "config": config.as_dict(), "servers": servers,
+    })
+    if params.get("lease_seconds"):
+        with state.update() as data:
+            data["lease_until"] = time.time() + int(params["lease_seconds"])
+    network = f"testbed-{run_id}"
+    specs = containers(run_id, servers) if chosen == "docker" else []
+    (run_folder / "diagnostics").mkdir(exist_ok=True)
+    (run_folder / "diagnostics" / "config.json").write_text(
+        json.dumps(config.as_dict(), indent=2), encoding="utf-8")
+    return {
+        "run_id": run_id, "run_folder": str(run_folder), "runtime_dir": str(state.runtime_dir),
+        "backend": chosen, "backend_reason": reason, "notices": notices, "service": config.name,
+        "servers": servers, "secrets": config.as_dict()["secrets"],
+        "containers": specs, "network": network,
+        "records": ([{"kind": "network", "name": network}]
+                    + [{"kind": "container", "name": c["name"], "service": c["service"]} for c in specs]),
+    }
+
+
+def containers(run_id: str, servers: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The container for each server, from the same catalogue the native backend reads."""
+    specs = []
+    for name, settings in servers.items():
+        spec: dict[str, Any] = {"service": name, "name": f"testbed-{run_id}-{name}", "image": settings["image"],
+                                "labels": {docker_api.LABEL_RUN: run_id, docker_api.LABEL_SERVICE: name},
+                                "env": {}, "tmpfs": [], "command": []}
+        if name == "postgres":
+            spec["env"] = {"POSTGRES_USER": settings["user"], "POSTGRES_PASSWORD": settings["password"],
+                           "POSTGRES_DB": settings["database"]}
+            spec["command"] = ["postgres"] + [
+                arg for key, value in settings["server_settings"].items() for arg in ("-c", f"{key}={value}")]
+            spec["tmpfs"] = ["/var/lib/postgresql/data"]
+            spec["ports"] = [f"127.0.0.1:{settings['port'] or ''}:5432"]
+        elif name == "dragonfly":
+            spec["command"] = ["--port=6379", f"--proactor_threads={settings['proactor_threads']}",
+                               f"--maxmemory={settings['maxmemory']}"]
+            spec["tmpfs"] = ["/data"]
+            spec["ports"] = [f"127.0.0.1:{settings['port'] or ''}:6379"]
+        elif name == "nats":
+            spec["command"] = ["-js", "-sd", "/data/jetstream", "-p", "4222", "-m", "8222"]
+            spec["tmpfs"] = ["/data"]
+            spec["ports"] = [f"127.0.0.1:{settings['port'] or ''}:4222",
+                             f"127.0.0.1:{settings['monitor_port'] or ''}:8222"]
+        specs.append(spec)
+    return specs
+
+
+def record(run_id: str, resources: list[Mapping[str, Any]]) -> None:
+    state = RunState.find(run_id)
+    for resource in resources:
+        state.record(resource)
+
+
+def start_native(run_id: str) -> dict[str, Any]:
+    state = RunState.find(run_id)
+    data = state.read()
+    return native.start(state, data["servers"], Path(data["run_folder"]) / "logs")
+
+
+def _published_ports(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Read back the host ports Docker published (ephemeral with ports: auto)."""
+    servers = {name: dict(settings) for name, settings in data["servers"].items()}
+    published: dict[str, Any] = {}
+    for item in (r for r in data["resources"] if r["kind"] == "container"):
+        status, body = docker_api.request("GET", f"/containers/{item['name']}/json", timeout=5)
+        if status != 200:
+            raise TestbedError(f"{servers[item['service']]['title']}: container {item['name']} is missing",
+                               ExitCode.PROVISIONING)
+        published[item["service"]] = json.loads(body)["NetworkSettings"]["Ports"] or {}
+    inner = {"postgres": {"port": "5432/tcp"}, "dragonfly": {"port": "6379/tcp"},
+             "nats": {"port": "4222/tcp", "monitor_port": "8222/tcp"}}
+    for name, ports in published.items():
+        for key, container_port in inner[name].items():
+            bindings = ports.get(container_port) or []
+            if bindings:
+                servers[name][key] = int(bindings[0]["HostPort"])
+    return servers
+
+
+def _gone(data: Mapping[str, Any]) -> Any:
+    processes = {r["service"]: ProcessIdentity.from_dict(r) for r in data["resources"] if r["kind"] == "process"}
+    names = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
+
+    def gone(service: str) -> str | None:
+        if service in processes and not processes[service].alive():
+            return "the server exited"
+        if service in names:
+            status, body = docker_api.request("GET", f"/containers/{names[service]}/json", timeout=3)
+            if status == 404:
+                return "the container is gone"
+            state = json.loads(body).get("State", {})
+            if not state.get("Running"):
+                return f"the container exited with code {state.get('ExitCode')}"
+        return None
+
+    return gone
+
+
+def _log_tail(run_folder: Path, data: Mapping[str, Any], service: str, lines: int = 15) -> list[str]:
+    names = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
+    try:
+        if service in names:
+            text = docker_api.logs(names[service], tail=lines)
+        else:
+            text = (run_folder / "logs" / f"{service}.log").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+def ready(run_id: str, timeout: float) -> dict[str, Any]:
+    """Wait until every server answers its protocol; record the facts tests will see."""
+    state = RunState.find(run_id)
+    data = state.read()
+    run_folder = Path(data["run_folder"])
+    servers = _published_ports(data)
+    facts = connection_facts(servers)
+    results = probes.wait_ready(facts, timeout, _gone(data))
+    diagnostics = run_folder / "diagnostics"
+    diagnostics.mkdir(exist_ok=True)
+    (diagnostics / "readiness.json").write_text(
+        json.dumps({k: v.as_dict() for k, v in results.items()}, indent=2), encoding="utf-8")
+    with state.update() as current:
+        current["servers"] = servers
+        current["facts"] = facts
+        current["versions"] = {k: v.version for k, v in results.items()}
+    failed = [r for r in results.values() if not r.ready]
+    if failed:
+        first = failed[0]
+        title = servers[first.service]["title"]
+        port = servers[first.service]["port"]
+        why = first.last_error or "no answer"
+        raise TestbedError(
+            f"{title} not ready on port {port} after {first.seconds:.1f}s: {why}", ExitCode.PROVISIONING
+        ).with_log(_log_tail(run_folder, data, first.service))
+    return {"servers": {name: {"title": servers[name]["title"], "port": servers[name]["port"],
+                               "seconds": round(r.seconds, 3), "version": r.version}
+                        for name, r in results.items()}}
+
+
+def migrate(run_id: str) -> dict[str, Any]:
+    from testbed import migrations  # noqa: PLC0415 - psycopg is only needed once servers are up
+
+    data = RunState.find(run_id).read()
+    folder = data["config"]["migrations"]
+    if not folder:
+        return {"applied": [], "skipped": [], "changed": False}
+    pg = data["facts"]["postgres"]
+    conninfo = (f"host={pg['host']} port={pg['port']} user={pg['user']} "
+                f"password={pg['password']} dbname={pg['database']}")
+    try:
+        result = migrations.apply(conninfo, Path(folder))
+    except migrations.MigrationError as exc:
+        raise TestbedError(f"migrations: {exc}", ExitCode.MIGRATIONS) from exc
+    return {"applied": list(result.applied), "skipped": list(result.skipped), "changed": bool(result.applied)}
+
+
+def secrets_path(run_id: str) -> Path:
+    return runtime_root() / run_id / "private" / SECRETS_NAME
+
+
+def write_secret(run_id: str, variable: str, value: str | None) -> bool:
+    """Add one resolved value to the run's 0600 secrets file (in a 0700 folder); False when unresolved."""
+    if not value:
+        return False
+    path = secrets_path(run_id)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.parent.chmod(0o700)
+    values: dict[str, str] = {}
+    if path.is_file():
+        values = json.loads(path.read_text(encoding="utf-8"))
+    values[variable] = value
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(values, handle)
+    path.with_suffix(".tmp").replace(path)
+    return True
+
+
+def read_secrets(run_id: str) -> dict[str, str]:
+    path = secrets_path(run_id)
+    if not path.is_file():
+        return {}
+    values: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
+    return values
+
+
+def prepare_tests(run_id: str) -> dict[str, Any]:
+    """Install the service's dependencies (cached) and record the interpreter to test with."""
+    from testbed.config import ServiceConfig  # noqa: PLC0415
+
+    state = RunState.find(run_id)
+    data = state.read()
+    config = ServiceConfig.from_dict(data["config"])
+    python, cached = deps.ensure(config)
+    with state.update() as current:
+        current["python"] = str(python)
+    return {"python": str(python), "cached": cached, "changed": not cached}
+
+
+def _coverage_percent(path: Path) -> float | None:
+    try:
+        root = ET.parse(path).getroot()  # noqa: S314 - written by this run's own coverage.py
+    except (OSError, ET.ParseError):
+        return None
+    return round(float(root.get("line-rate", "0")) * 100, 1)
+
+
+def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
+    """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
+    from a command line or Ansible's environment."""
+    from testbed import junit  # noqa: PLC0415
+    from testbed.config import ServiceConfig  # noqa: PLC0415
+
+    state = RunState.find(run_id)
+    data = state.read()
+    config = ServiceConfig.from_dict(data["config"])
+    python = data.get("python") or deps.ensure(config)[0]
+    run_folder = Path(data["run_folder"])
+    facts = data["facts"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}
+    env |= test_environment(config, facts)
+    env |= read_secrets(run_id)
+    env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
+    junit_path = run_folder / "junit.xml"
+    argv = [str(python), "-m", "pytest", *config.tests.paths, *pytest_arguments(config, facts),
+            *(extra_args or []), f"--junitxml={junit_path}", "-o", "junit_family=xunit1", "--tb=short",
+            f"--timeout={config.tests.timeout}", "-p", "no:cacheprovider"]
+    if config.tests.coverage:
+        argv += [f"--cov={target}" for target in config.tests.coverage]
+        argv += [f"--cov-report=xml:{run_folder / 'coverage.xml'}",
+                 f"--cov-report=html:{run_folder / 'htmlcov'}", "--cov-report=term"]
+    started = time.monotonic()
+    with (run_folder / "pytest.log").open("wb") as log:
+        rc = subprocess.run(argv, cwd=config.directory, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, check=False).returncode
+    seconds = time.monotonic() - started
+    (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
+    summary = junit.parse(junit_path)
+    counts = {"passed": summary.passed, "failed": summary.failed, "errors": summary.errors,
+              "skipped": summary.skipped, "duration": round(summary.duration or seconds, 2)}
+    coverage = _coverage_percent(run_folder / "coverage.xml") if config.tests.coverage else None
+    return {"rc": rc, "tests": counts, "coverage": coverage, "seconds": round(seconds, 2),
+            "log": str(run_folder / "pytest.log")}
+
+
+def tests_line(tests: Mapping[str, Any]) -> str:
+    """`5 passed in 4.2s`, `1 passed, 1 failed in 3.2s`: pytest's own wording."""
+    parts = [f"{tests[key]} {word}" for key, word in
+             (("passed", "passed"), ("failed", "failed"), ("errors", "errors"), ("skipped", "skipped"))
+             if tests.get(key)]
+    return f"{', '.join(parts) or 'no tests ran'} in {tests.get('duration', 0):.1f}s"
+
+
+def test_phase(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
+    """run_tests, failing the phase with pytest's own exit code when the tests did not pass."""
+    result = run_tests(run_id, extra_args)
+    rc = result["rc"]
+    if rc == 0:
+        return result
+    if rc == ExitCode.NO_TESTS:
+        error = TestbedError("Tests: no tests collected (counted as a failure)", ExitCode.NO_TESTS)
+    elif rc in (ExitCode.TESTS_FAILED, ExitCode.INTERRUPTED, ExitCode.INTERNAL_ERROR, ExitCode.USAGE_ERROR):
+        error = TestbedError(f"Tests: {tests_line(result['tests'])} (pytest exit {rc}; see {result['log']})",
+                             ExitCode(rc))
+    else:
+        error = TestbedError(f"Tests: pytest ended with exit {rc}; see {result['log']}", ExitCode.INTERNAL_ERROR)
+    error.details |= result
+    raise error
+
+
+def teardown_phase(run_id: str, grace: float = 5.0) -> dict[str, Any]:
+    from testbed.teardown import teardown  # noqa: PLC0415
+
+    try:
+        state = RunState.find(run_id)
+    except TestbedError:
+        return {"removed": [], "left": [], "changed": False}  # nothing was ever created
+    result = teardown(state, grace=grace)
+    if not result.ok:
+        error = TestbedError(f"teardown: left behind {', '.join(result.left)}; "
+                             f"`testbed gc` retries", ExitCode.TEARDOWN)
+        error.details |= result.as_dict()
+        raise error
+    return result.as_dict() | {"changed": bool(result.removed)}
+
+
+def _classify_ssm_error(message: str) -> str:
+    """One phrase for why a lookup failed, without echoing anything it returned."""
+    lowered = message.lower()
+    if "unable to locate credentials" in lowered or "nocredentials" in lowered:
+        return "no AWS credentials (in CI: configure-aws-credentials; locally: AWS_PROFILE, or --secrets env)"
+    if "accessdenied" in lowered or "access denied" in lowered or "not authorized" in lowered:
+        return "access denied (the role needs ssm:GetParameter on it, and kms:Decrypt for its key)"
+    if "could not connect" in lowered or "connect timeout" in lowered or "endpoint" in lowered:
+        return "the SSM endpoint is unreachable (check TESTBED_SSM_ENDPOINT_URL / the network)"
+    if "expired" in lowered or "invalidclienttokenid" in lowered or "signature" in lowered:
+        return "AWS credentials were refused (expired or invalid)"
+    return "the lookup failed (run with -v for Ansible's reason; it never includes the value)"
+
+
+def check_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
+    """After the no_log resolution step: name every secret that did not resolve, never a value."""
+    source = params["source"]
+    run_id = params["run_id"]
+    outcomes = {r.get("item", {}).get("variable"): r for r in params.get("results") or []}
+    present = set(read_secrets(run_id)) if source == "file" else set()
+    problems: list[str] = []
+    skipped: list[str] = []
+    for spec in params["specs"]:
+        variable, parameter = spec["variable"], spec["parameter"]
+        outcome = outcomes.get(variable, {})
+        if outcome.get("failed"):
+            problems.append(f"{variable} (SSM parameter {parameter}): {_classify_ssm_error(str(outcome.get('msg', '')))}")
+        elif outcome.get("present") or variable in present:
+            continue
+        elif source in ("env", "file") and spec.get("optional"):
+            skipped.append(variable)
+        elif source == "ssm":
+            problems.append(f"{variable}: SSM parameter {parameter} not found in {params.get('region', '?')}")
+        else:
+            problems.append(f"{variable} is not set (export it, or use --secrets ssm)")
+    if problems:
+        raise TestbedError("secrets: " + "; ".join(problems), ExitCode.SECRETS)
+    return {"resolved": [s["variable"] for s in params["specs"] if s["variable"] not in skipped],
+            "skipped_optional": skipped, "changed": False}

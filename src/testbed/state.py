@@ -1,0 +1,214 @@
+"""Run ids, run folders and the state file: every resource is recorded as it is created, so that a run
+can be torn down from its state file alone (after a crash, a cancel, or by hand)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from testbed.errors import ExitCode, TestbedError
+
+STATE_NAME = "state.json"
+_RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
+
+
+def runtime_root() -> Path:
+    """Where server data, sockets and private files live: reachable by the server user, outside any home."""
+    explicit = os.environ.get("TESTBED_RUNTIME_DIR")
+    return Path(explicit) if explicit else Path(tempfile.gettempdir()) / f"testbed-{os.getuid()}"
+
+
+def new_run_id(environ: Mapping[str, str] | None = None) -> str:
+    """A run id unique on this host: GitHub's run, attempt and job when there, and always a random part
+    (matrix jobs on one host share the run id and attempt)."""
+    env = os.environ if environ is None else environ
+    suffix = secrets.token_hex(3)
+    base = env.get("TESTBED_RUN_ID", "")
+    if not base and env.get("GITHUB_ACTIONS") == "true":
+        base = f"gh-{env.get('GITHUB_RUN_ID', '0')}-{env.get('GITHUB_RUN_ATTEMPT', '1')}-{env.get('GITHUB_JOB', 'job')}"
+    if not base:
+        base = "local-" + time.strftime("%Y%m%d-%H%M%S")
+    clean = re.sub(r"[^a-z0-9-]+", "-", base.lower()).strip("-")[:48]
+    return f"{clean}-{suffix}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise TestbedError(
+            f"run id {run_id!r} must be 3-63 lowercase letters, digits or '-'; "
+            "leave it out to get a fresh one"
+        )
+    return run_id
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """A pid plus its kernel start time and the boot it belongs to: a reused pid never matches."""
+
+    pid: int
+    start_time: int
+    boot_id: str
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessIdentity | None:
+        start = _start_time(pid)
+        return None if start is None else cls(pid, start, boot_id())
+
+    def alive(self) -> bool:
+        return self.boot_id == boot_id() and _start_time(self.pid) == self.start_time
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "start_time": self.start_time, "boot_id": self.boot_id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ProcessIdentity:
+        return cls(int(data["pid"]), int(data["start_time"]), str(data["boot_id"]))
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    # The command name may hold spaces or parentheses: fields start after the last ')'.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
+        return None
+    return int(fields[19])
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return "unknown"
+
+
+class RunState:
+    """The state file of one run: canonical copy in the runtime dir (where gc looks), mirrored into the
+    run folder (where people and artifacts look). Updates are locked and atomic."""
+
+    def __init__(self, runtime_dir: Path) -> None:
+        self.runtime_dir = runtime_dir
+        self.path = runtime_dir / STATE_NAME
+
+    @classmethod
+    def create(
+        cls, run_id: str, run_folder: Path, owner: ProcessIdentity | None, extra: Mapping[str, Any]
+    ) -> RunState:
+        root = runtime_root()
+        root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        runtime_dir = root / check_run_id(run_id)
+        runtime_dir.mkdir(mode=0o755, exist_ok=True)
+        run_folder.mkdir(parents=True, exist_ok=True)
+        state = cls(runtime_dir)
+        if not state.path.exists():
+            state._write(
+                {
+                    "run_id": run_id,
+                    "host": socket.gethostname(),
+                    "created": time.time(),
+                    "owner": owner.as_dict() if owner else None,
+                    "lease_until": None,
+                    "run_folder": str(run_folder.resolve()),
+                    "runtime_dir": str(runtime_dir),
+                    "resources": [],
+                    "servers": {},
+                    **extra,
+                }
+            )
+        return state
+
+    @classmethod
+    def find(cls, run_id: str) -> RunState:
+        state = cls(runtime_root() / check_run_id(run_id))
+        if not state.path.is_file():
+            raise TestbedError(
+                f"no run {run_id!r} on this host (looked in {state.runtime_dir}); "
+                "`testbed status` lists the runs that exist",
+                ExitCode.CONFIG,
+            )
+        return state
+
+    def read(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
+        return data
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[dict[str, Any]]:
+        """Read-modify-write under an exclusive lock."""
+        with (self.runtime_dir / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            data = self.read()
+            yield data
+            self._write(data)
+
+    def record(self, resource: Mapping[str, Any]) -> None:
+        """Record a resource the moment it exists, before anything else can fail."""
+        with self.update() as data:
+            data["resources"].append(dict(resource))
+
+    def _write(self, data: Mapping[str, Any]) -> None:
+        text = json.dumps(data, indent=2, sort_keys=True)
+        targets = [self.path]
+        if data.get("run_folder") and Path(data["run_folder"]).is_dir():
+            targets.append(Path(data["run_folder"]) / STATE_NAME)
+        for target in targets:
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(target)
+
+
+def all_runs() -> list[RunState]:
+    root = runtime_root()
+    if not root.is_dir():
+        return []
+    return [RunState(d) for d in sorted(root.iterdir()) if (d / STATE_NAME).is_file()]
+
+
+def owner_alive(data: Mapping[str, Any]) -> bool:
+    owner = data.get("owner")
+    return bool(owner) and ProcessIdentity.from_dict(owner).alive()
+
+
+def signal_group(identity: ProcessIdentity, signum: int) -> bool:
+    """Signal the process group a launched server leads (it was started in its own session), only if the
+    leader is still the process we started."""
+    if not identity.alive():
+        return False
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(identity.pid, signum)
+        return True
+    return False
+
+
+def stop_processes(identities: list[tuple[ProcessIdentity, int]], grace: float) -> list[ProcessIdentity]:
+    """Send each its stop signal, wait up to `grace`, then SIGKILL; returns those still alive."""
+    for identity, signum in identities:
+        signal_group(identity, signum)
+    deadline = time.monotonic() + grace
+    pending = [identity for identity, _ in identities]
+    while pending and time.monotonic() < deadline:
+        pending = [identity for identity in pending if identity.alive()]
+        if pending:
+            time.sleep(0.02)
+    for identity in pending:
+        signal_group(identity, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0
+    while pending and time.monotonic() < deadline:
+        pending = [identity for identity in pending if identity.alive()]
+        if pending:
+            time.sleep(0.02)
+    return pending

@@ -1,0 +1,136 @@
+"""Teardown from the state file alone, and gc of runs whose owner is gone: one implementation for the
+playbooks' `always`, the wrapper's signal handler, `testbed down` and `testbed gc`, on both backends."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testbed import docker_api
+from testbed.state import ProcessIdentity, RunState, all_runs, owner_alive, stop_processes
+
+
+@dataclass
+class TeardownResult:
+    run_id: str
+    removed: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.left
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "removed": self.removed, "left": self.left, "ok": self.ok}
+
+
+def _save_container_log(container: str, service: str, run_folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        text = docker_api.logs(container)
+        logs = run_folder / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        (logs / f"{service}.log").write_text(text, encoding="utf-8")
+
+
+def teardown(state: RunState, grace: float = 5.0, collect_logs: bool = True) -> TeardownResult:
+    """Remove everything the state file records, containers and processes first, then folders."""
+    data = state.read()
+    result = TeardownResult(data["run_id"])
+    run_folder = Path(data["run_folder"])
+    resources: list[dict[str, Any]] = data.get("resources", [])
+
+    for item in (r for r in resources if r["kind"] == "container"):
+        try:
+            if collect_logs and run_folder.is_dir():
+                _save_container_log(item["name"], item.get("service", item["name"]), run_folder)
+            (result.removed if docker_api.remove_container(item["name"]) else result.left).append(
+                f"container {item['name']}")
+        except OSError as exc:
+            result.left.append(f"container {item['name']} (engine: {exc})")
+
+    processes = [(ProcessIdentity.from_dict(r), int(r.get("stop_signal", 15)))
+                 for r in resources if r["kind"] == "process"]
+    survivors = {identity.pid for identity in stop_processes(processes, grace)}
+    for identity, _ in processes:
+        label = f"process {identity.pid}"
+        (result.left if identity.pid in survivors else result.removed).append(label)
+
+    for item in (r for r in resources if r["kind"] == "network"):
+        try:
+            (result.removed if docker_api.remove_network(item["name"]) else result.left).append(
+                f"network {item['name']}")
+        except OSError as exc:
+            result.left.append(f"network {item['name']} (engine: {exc})")
+
+    for item in (r for r in resources if r["kind"] == "directory"):
+        path = Path(item["path"])
+        shutil.rmtree(path, ignore_errors=True)
+        (result.left if path.exists() else result.removed).append(f"directory {path}")
+
+    with state.update() as current:
+        current["torn_down"] = time.time()
+        current["left"] = result.left
+        current["resources"] = [r for r in current["resources"] if _label(r) in result.left]
+    if result.ok:
+        # The canonical state goes with the runtime dir; the run folder keeps the final copy.
+        shutil.rmtree(state.runtime_dir, ignore_errors=True)
+    return result
+
+
+def _label(resource: dict[str, Any]) -> str:
+    if resource["kind"] == "process":
+        return f"process {resource['pid']}"
+    if resource["kind"] == "directory":
+        return f"directory {resource['path']}"
+    return f"{resource['kind']} {resource['name']}"
+
+
+def collectable(data: dict[str, Any], ttl: float, now: float) -> str | None:
+    """Why a run may be collected, or None while it is in use."""
+    lease = data.get("lease_until")
+    if lease and lease > now:
+        return None
+    if lease:
+        return "its lease expired"
+    if not owner_alive(data):
+        return "its owner is gone"
+    if now - data.get("created", now) > ttl:
+        return f"it is older than {int(ttl)} s"
+    return None
+
+
+def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> list[TeardownResult]:
+    """Tear down every run of this host whose owner is gone, whose lease expired, or that outlived `ttl`;
+    then remove containers and networks labelled by testbed whose run no longer has a state file."""
+    now = time.time()
+    results = []
+    known: set[str] = set()
+    for state in all_runs():
+        try:
+            data = state.read()
+        except (OSError, ValueError):
+            continue
+        known.add(data["run_id"])
+        if data["run_id"].startswith(run_id_prefix) and collectable(data, ttl, now):
+            results.append(teardown(state, grace=grace))
+    if docker_api.engine_answers(timeout=2.0):
+        for container in docker_api.containers_of():
+            run = container.get("Labels", {}).get(docker_api.LABEL_RUN, "")
+            if run not in known and run.startswith(run_id_prefix):
+                orphan = TeardownResult(run)
+                name = container["Names"][0].lstrip("/") if container.get("Names") else container["Id"]
+                (orphan.removed if docker_api.remove_container(container["Id"]) else orphan.left).append(
+                    f"container {name}")
+                results.append(orphan)
+        for network in docker_api.networks_of():
+            run = network.get("Labels", {}).get(docker_api.LABEL_RUN, "")
+            if run not in known and run.startswith(run_id_prefix):
+                orphan = TeardownResult(run)
+                (orphan.removed if docker_api.remove_network(network["Id"]) else orphan.left).append(
+                    f"network {network['Name']}")
+                results.append(orphan)
+    return results

