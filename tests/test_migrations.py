@@ -173,7 +173,6 @@ def error_of(conninfo: str, folder: Path, **kwargs: Any) -> str:
     with pytest.raises(MigrationError) as info:
         apply(conninfo, folder, **kwargs)
     message = str(info.value)
-    print("MSG:", message)
     assert "\n" not in message
     assert "\r" not in message
     return message
@@ -468,6 +467,21 @@ def test_detail_is_kept_on_the_same_line(folder: Path, db: Db) -> None:
     message = error_of(db.conninfo, folder)
     assert message.startswith('2_dup.sql line 2: duplicate key value violates unique constraint "a_pkey"; ')
     assert "Key (id)=(1) already exists." in message
+
+
+def test_failure_at_commit_rolls_the_file_back(folder: Path, db: Db) -> None:
+    write(
+        folder,
+        "1_deferred.sql",
+        "CREATE TABLE p (id int PRIMARY KEY);",
+        "CREATE TABLE c (pid int REFERENCES p DEFERRABLE INITIALLY DEFERRED);",
+        "INSERT INTO c VALUES (42);",
+    )
+    message = error_of(db.conninfo, folder)
+    assert message.startswith('1_deferred.sql: insert or update on table "c" violates foreign key constraint')
+    assert "Key (pid)=(42) is not present" in message
+    assert db.tracked() == []
+    assert not db.exists("p")
 
 
 def test_transaction_control_in_a_transactional_file_is_refused(folder: Path, db: Db) -> None:

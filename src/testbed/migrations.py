@@ -38,6 +38,7 @@ Concurrency
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -575,7 +576,7 @@ class _Run:
 
     def _execute(self, m: Migration, st: _Statement) -> None:
         try:
-            self.conn.execute(m.sql[st.start : st.end].encode())
+            self.conn.execute(m.sql[st.start : st.end].encode(), prepare=False)
         except psycopg.Error as e:
             raise self._failure(m, st, e) from None
 
@@ -597,16 +598,15 @@ class _Run:
                         )
                 self._record(m)
         except psycopg.Error as e:  # the tracking insert or the COMMIT itself (deferred constraints)
-            last = statements[-1] if statements else _Statement(0, len(m.sql), 0, ())
             raise MigrationError(
-                f"{m.name} line {_line_of(m.sql, last.first)}: {self.redact(_server_message(e))}"
-                " (while committing)"
+                f"{m.name}: {self.redact(_server_message(e))} (after its last statement, while recording "
+                "and committing it)"
             ) from None
 
     def _apply_autocommit(self, m: Migration, statements: list[_Statement]) -> None:
         for index, st in enumerate(statements):
             try:
-                self.conn.execute(m.sql[st.start : st.end].encode())
+                self.conn.execute(m.sql[st.start : st.end].encode(), prepare=False)
             except psycopg.Error as e:
                 note = (
                     f" (no-transaction file: its statements before line {_line_of(m.sql, st.first)} stayed"
@@ -616,7 +616,8 @@ class _Run:
                 )
                 raise self._failure(m, st, e, note) from None
         if self.conn.info.transaction_status != TransactionStatus.IDLE:
-            self.conn.execute("ROLLBACK")
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute("ROLLBACK")
             raise MigrationError(
                 f"{m.name}: leaves a transaction open (BEGIN without COMMIT); rolled it back"
             )

@@ -14,8 +14,9 @@ reachable in the test environments, so the tests use images built here from Debi
   (4222, monitoring 8222, JetStream in /data/jetstream). Debian's nats-server 2.9. EXPOSE 4222 8222.
 
 All three images share one debootstrapped bookworm rootfs, imported once as
-``testbed-local/base:bookworm-<hash8>``; each image is a metadata-only ``docker build`` FROM it
-(classic builder, local image store only), so the rootfs layer is stored once.
+``testbed-local/base:bookworm-<hash8>``; each image is derived from it with metadata-only changes
+(``docker commit --change`` plus a one-line classic ``docker build`` for STOPSIGNAL; both use the
+local image store only), so the rootfs layer is stored once.
 Tags embed a hash of the recipe (see :func:`recipe_hash`); when ``docker image inspect`` finds
 them, nothing is built. The rootfs tarball is cached in ``/var/cache/testbed-images/<hash>/``
 (``$TESTBED_IMAGES_CACHE`` overrides it; non-root users default to ``~/.cache/testbed-images``
@@ -73,12 +74,12 @@ ROOTFS_FILES: dict[str, tuple[str, int]] = {
 PG_BIN = "/usr/lib/postgresql/15/bin"
 BASE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# The debootstrapped rootfs is imported once as this repository; the images below are built FROM it
-# with a metadata-only Dockerfile (`docker import --change` rejects STOPSIGNAL on Docker 20.10).
+# The debootstrapped rootfs is imported once as this repository; the images below derive from it
+# with metadata-only changes (see _build_from_base).
 BASE_REPO = "testbed-local/base"
 BASE_TAG_PREFIX = SUITE
 
-# image key -> (repository, tag prefix, Dockerfile instructions after FROM)
+# image key -> (repository, tag prefix, Dockerfile-style metadata instructions)
 IMAGES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "postgres": (
         "testbed-local/postgres",
@@ -233,15 +234,30 @@ def _image_exists(tag: str) -> bool:
 
 
 def _build_from_base(base: str, key: str, tag: str, digest: str) -> None:
-    """Build ``tag`` FROM the local ``base`` image with metadata-only instructions (no pull)."""
+    """Derive ``tag`` from the local ``base`` image with metadata-only changes (never pulls).
+
+    ``docker commit --change`` of a created (never started) container applies everything it can
+    in one step; Docker 20.10 rejects STOPSIGNAL there (and in ``docker import``), so that one
+    goes through a one-instruction classic ``docker build`` FROM the committed image.
+    """
     repo, prefix, instructions = IMAGES[key]
-    dockerfile = "\n".join(
-        (f"FROM {base}", *instructions, f"LABEL org.testbed.recipe={digest} org.testbed.image={key}")
-    )
-    # The classic builder only looks at the local image store for FROM; BuildKit with a
-    # docker-container builder would try the registry.
-    env = {**os.environ, "DOCKER_BUILDKIT": "0"}
-    _run(["docker", "build", "--quiet", "--tag", tag, "-"], env=env, stdin=dockerfile + "\n")
+    changes = [*instructions, f"LABEL org.testbed.recipe={digest} org.testbed.image={key}"]
+    build_only = [c for c in changes if c.split(maxsplit=1)[0] == "STOPSIGNAL"]
+    commit = ["docker", "commit", "--message", f"testbed local {key} image"]
+    for change in changes:
+        if change not in build_only:
+            commit += ["--change", change]
+    container = _run(["docker", "create", base, "true"]).strip()
+    try:
+        _run([*commit, container, tag])
+    finally:
+        _run(["docker", "rm", "--force", container])
+    if build_only:
+        # The classic builder resolves FROM in the local image store only; BuildKit with a
+        # docker-container builder would go to the registry.
+        env = {**os.environ, "DOCKER_BUILDKIT": "0"}
+        dockerfile = "\n".join((f"FROM {tag}", *build_only)) + "\n"
+        _run(["docker", "build", "--quiet", "--tag", tag, "-"], env=env, stdin=dockerfile)
     # Convenience alias without the hash for humans (`docker run testbed-local/postgres:15`).
     _run(["docker", "tag", tag, f"{repo}:{prefix}"])
 
@@ -387,18 +403,20 @@ def _say(enabled: bool, message: str) -> None:
         print(f"testbed-images: {message}", file=sys.stderr, flush=True)
 
 
-def _run(argv: Sequence[str], *, env: dict[str, str] | None = None, stdin: str | None = None) -> None:
+def _run(argv: Sequence[str], *, env: dict[str, str] | None = None, stdin: str | None = None) -> str:
     proc = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         output = (proc.stdout + proc.stderr).strip()
         tail = "\n".join(output.splitlines()[-40:])
         raise ImageBuildError(f"command failed ({proc.returncode}): {' '.join(argv)}\n{tail}")
+    return proc.stdout
 
 
 def _priv(argv: Sequence[str], *, env: dict[str, str] | None = None) -> None:
     """Run ``argv`` as root (through ``sudo -n`` when we are not root)."""
     if os.geteuid() == 0:
         _run(argv, env=env)
+        return
     else:
         prefix = ["sudo", "-n"]
         if env:

@@ -82,6 +82,17 @@ def container(
         docker(*argv, *options, image, *args)
         yield name
     finally:
+        remove(name)
+
+
+def remove(name: str) -> None:
+    """`docker rm -f` and wait until the container is really gone (an `--rm` removal may be running)."""
+    docker("rm", "-f", name, check=False)
+    deadline = time.monotonic() + 15
+    while docker("inspect", name, check=False).returncode == 0:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"container {name} still exists after docker rm -f")
+        time.sleep(0.2)
         docker("rm", "-f", name, check=False)
 
 
@@ -191,7 +202,7 @@ def test_postgres_requires_password(images: dict[str, str]) -> None:
         assert "Database is uninitialized and superuser password is not specified." in proc.stderr
         assert "POSTGRES_HOST_AUTH_METHOD=trust" in proc.stderr
     finally:
-        docker("rm", "-f", name, check=False)
+        remove(name)
 
 
 def test_postgres_trust_and_defaults(images: dict[str, str]) -> None:
@@ -221,13 +232,15 @@ def test_dragonfly_slot_speaks_redis(images: dict[str, str]) -> None:
         ports=(6379,),
     ) as name:
         port = host_port(name, 6379)
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=3, socket_connect_timeout=3)
+        client = redis.Redis(
+            host="127.0.0.1", port=port, socket_timeout=3, socket_connect_timeout=3, decode_responses=True
+        )
         try:
             assert wait_until(name, client.ping, "redis") is True
-            assert client.config_get("maxmemory") == {b"maxmemory": str(256 * 1024 * 1024).encode()}
-            assert client.config_get("save") == {b"save": b""}
+            assert client.config_get("maxmemory") == {"maxmemory": str(256 * 1024**2)}
+            assert client.config_get("save") == {"save": ""}
             client.set("testbed", "ok")
-            assert client.get("testbed") == b"ok"
+            assert client.get("testbed") == "ok"
             assert pid1_status(name)["Name"] == "redis-server"
             output = logs(name)
             assert "testbed: redis-server stands in for Dragonfly" in output
@@ -239,10 +252,12 @@ def test_dragonfly_slot_speaks_redis(images: dict[str, str]) -> None:
 
 def test_dragonfly_slot_port_flag(images: dict[str, str]) -> None:
     with container(images["dragonfly"], "--port", "6380", "--maxmemory=1GiB", ports=(6380,)) as name:
-        client = redis.Redis(host="127.0.0.1", port=host_port(name, 6380), socket_timeout=3)
+        client = redis.Redis(
+            host="127.0.0.1", port=host_port(name, 6380), socket_timeout=3, decode_responses=True
+        )
         try:
             assert wait_until(name, client.ping, "redis") is True
-            assert client.config_get("maxmemory") == {b"maxmemory": str(1024**3).encode()}
+            assert client.config_get("maxmemory") == {"maxmemory": str(1024**3)}
             stop_promptly(name)
         finally:
             client.close()

@@ -1,0 +1,312 @@
+"""The `testbed` command: run, up, test, down, status, env, logs, gc."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from testbed import __version__
+from testbed.config import (
+    ServiceConfig,
+    connection_facts,
+    load_catalogue,
+    load_service_config,
+    project_root,
+    test_environment,
+)
+from testbed.errors import ExitCode, TestbedError
+from testbed.runner import Options, run_playbook, secrets_source
+from testbed.state import RunState, all_runs, check_run_id
+
+DEFAULT_LEASE = 8 * 3600
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="testbed", description=(
+        "Real integration-test infrastructure: PostgreSQL, Dragonfly and NATS JetStream for a service's "
+        "tests, the same way on a laptop, in GitHub Actions and on self-hosted runners."))
+    parser.add_argument("--version", action="version", version=f"testbed {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def service_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--service", type=Path, default=None,
+                         help="the service's folder, holding testbed.yml (default: services/agent_executor)")
+        sub.add_argument("-v", "--verbose", action="count", default=0,
+                         help="show task output (capped at Ansible's -vv)")
+
+    def provisioning_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--backend", choices=("auto", "docker", "native"), default="auto")
+        sub.add_argument("--ports", choices=("fixed", "auto"), default="fixed",
+                         help="fixed: 15433 / 16380 / 14222; auto: free ports (parallel runs on one host)")
+        sub.add_argument("--secrets", choices=("auto", "env", "ssm"), default="auto",
+                         help="auto: ssm under GitHub Actions, the environment otherwise")
+        sub.add_argument("--image", action="append", default=[], metavar="SERVER=IMAGE",
+                         help="override a server's image (Docker backend), e.g. postgres=postgres:15.8")
+        sub.add_argument("--pull", action="store_true", help="pull images even when present")
+        sub.add_argument("--run-id", default="", help="the run's id (default: a fresh one)")
+        sub.add_argument("--run-folder", type=Path, default=None, metavar="DIR",
+                         help="where run folders go (default: ./runs)")
+        sub.add_argument("--readiness-timeout", type=int, default=60, metavar="SECONDS")
+
+    run = commands.add_parser("run", help="the whole pipeline, always tearing down")
+    service_options(run)
+    provisioning_options(run)
+    run.add_argument("--keep-runner-dir", action="store_true",
+                     help="keep ansible-runner's private data dir (scrubbed) for debugging")
+    run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
+
+    up = commands.add_parser("up", help="bring servers up and migrate; leave them running under a lease")
+    service_options(up)
+    provisioning_options(up)
+    up.add_argument("--lease", type=int, default=DEFAULT_LEASE, metavar="SECONDS",
+                    help="how long gc leaves the environment alone (default 8 h)")
+
+    test = commands.add_parser("test", help="run the tests against the environment `testbed up` left")
+    service_options(test)
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
+
+    down = commands.add_parser("down", help="tear the environment down")
+    service_options(down)
+    down.add_argument("--run-id", default="", help="a run to tear down (default: this service's `up`)")
+
+    status = commands.add_parser("status", help="what runs: backend, ports, health, age")
+    status.add_argument("--service", type=Path, default=None)
+
+    env = commands.add_parser("env", help="shell export lines for running pytest by hand or from an IDE")
+    service_options(env)
+
+    logs = commands.add_parser("logs", help="a server's log")
+    service_options(logs)
+    logs.add_argument("server", nargs="?", help="postgres, dragonfly or nats (default: all)")
+
+    gc = commands.add_parser("gc", help="remove what runs whose owner is gone (or that expired) left")
+    gc.add_argument("--run-id-prefix", default="", help="only runs whose id starts with this")
+    gc.add_argument("--ttl", type=int, default=6 * 3600, metavar="SECONDS",
+                    help="collect runs older than this even if their owner lives (default 6 h)")
+    return parser
+
+
+def _service_dir(arg: Path | None, project: Path) -> Path:
+    return (arg or project / "services" / "agent_executor").resolve()
+
+
+def _config(arg: Path | None, project: Path) -> ServiceConfig:
+    return load_service_config(_service_dir(arg, project), load_catalogue(project))
+
+
+def _images(pairs: Sequence[str], config: ServiceConfig) -> dict[str, str]:
+    images: dict[str, str] = {}
+    for pair in pairs:
+        server, _, image = pair.partition("=")
+        if not image or server not in config.servers:
+            raise TestbedError(f"--image {pair!r}: expected SERVER=IMAGE with SERVER one of "
+                               f"{', '.join(config.servers)}")
+        images[server] = image
+    return images
+
+
+def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
+    """Everything that can be checked before anything starts, reported at once."""
+    if getattr(args, "run_id", ""):
+        check_run_id(args.run_id)
+    # Templates must render against the facts the run will provide.
+    test_environment(config, connection_facts(config.servers))
+    source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
+    if source == "env":
+        missing = [s.variable for s in config.secrets if not s.optional and not os.environ.get(s.variable)]
+        if missing:
+            raise TestbedError(f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm",
+                               ExitCode.SECRETS)
+
+
+def _options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> Options:
+    pytest_args = [a for a in getattr(args, "pytest_args", []) if a != "--"]
+    return Options(
+        service=config.directory, playbook=playbook, backend=getattr(args, "backend", "auto"),
+        ports=getattr(args, "ports", "fixed"), secrets=getattr(args, "secrets", "auto"),
+        run_id=getattr(args, "run_id", ""), run_root=getattr(args, "run_folder", None),
+        images=_images(getattr(args, "image", []), config), pull=getattr(args, "pull", False),
+        verbose=args.verbose, pytest_args=pytest_args,
+        readiness_timeout=getattr(args, "readiness_timeout", 60),
+        keep_runner_dir=getattr(args, "keep_runner_dir", False),
+    )
+
+
+def _leased_run(config: ServiceConfig) -> RunState | None:
+    """The environment `testbed up` left for this service, if any."""
+    now = time.time()
+    for state in all_runs():
+        try:
+            data = state.read()
+        except (OSError, ValueError):
+            continue
+        if data.get("service") == config.name and (data.get("lease_until") or 0) > now and not data.get("torn_down"):
+            return state
+    return None
+
+
+def _require_up(config: ServiceConfig) -> RunState:
+    state = _leased_run(config)
+    if state is None:
+        raise TestbedError(f"no environment is up for {config.name}; start one with `testbed up`",
+                           ExitCode.PROVISIONING)
+    return state
+
+
+def cmd_run(args: argparse.Namespace, project: Path) -> int:
+    config = _config(args.service, project)
+    _validate(args, config)
+    return run_playbook(_options(args, config, "integration.yml"), project, config.as_dict())
+
+
+def cmd_up(args: argparse.Namespace, project: Path) -> int:
+    config = _config(args.service, project)
+    existing = _leased_run(config)
+    if existing is not None:
+        from testbed import probes  # noqa: PLC0415
+
+        data = existing.read()
+        results = probes.wait_ready(data.get("facts", {}), timeout=2.0)
+        if all(r.ready for r in results.values()):
+            for name, server in data["servers"].items():
+                print(f"✅ {server['title']}: Running on port {data['facts'][name]['port']} (already up)")
+            with existing.update() as current:
+                current["lease_until"] = time.time() + args.lease
+            return 0
+        print(f"ℹ️  environment {data['run_id']} is unhealthy; replacing it")
+        from testbed.teardown import teardown  # noqa: PLC0415
+
+        teardown(existing, grace=2.0)
+    _validate(args, config)
+    options = _options(args, config, "playbooks/up.yml")
+    options.lease_seconds = args.lease
+    return run_playbook(options, project, config.as_dict())
+
+
+def cmd_test(args: argparse.Namespace, project: Path) -> int:
+    config = _config(args.service, project)
+    state = _require_up(config)
+    data = state.read()
+    options = _options(args, config, "playbooks/test.yml")
+    options.run_id = data["run_id"]
+    options.run_root = Path(data["run_folder"]).parent
+    options.secrets = "file"
+    return run_playbook(options, project, config.as_dict())
+
+
+def cmd_down(args: argparse.Namespace, project: Path) -> int:
+    from testbed.teardown import teardown  # noqa: PLC0415
+
+    if args.run_id:
+        state = RunState.find(args.run_id)
+    else:
+        state = _require_up(_config(args.service, project))
+    result = teardown(state)
+    if result.ok:
+        print(f"✅ Teardown: {state.runtime_dir.name} removed ({len(result.removed)} resources)")
+        return 0
+    print(f"❌ Teardown: left {', '.join(result.left)}")
+    return int(ExitCode.TEARDOWN)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{int(seconds)}s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def cmd_status(args: argparse.Namespace, project: Path) -> int:
+    from testbed import probes  # noqa: PLC0415
+    from testbed.state import owner_alive  # noqa: PLC0415
+
+    wanted = _config(args.service, project).name if args.service else None
+    runs = []
+    for state in all_runs():
+        data = state.read()
+        if wanted and data.get("service") != wanted:
+            continue
+        runs.append(data)
+    if not runs:
+        print("no testbed environments on this host" + (f" for {wanted}" if wanted else ""))
+        return 0
+    now = time.time()
+    for data in runs:
+        facts = data.get("facts", {})
+        health = probes.wait_ready(facts, timeout=1.0) if facts else {}
+        kept = "up (lease)" if (data.get("lease_until") or 0) > now else (
+            "running" if owner_alive(data) else "orphaned")
+        print(f"{data['run_id']}  {data.get('service')}  {data.get('backend')}  {kept}  "
+              f"age {_age(now - data['created'])}")
+        for name, fact in facts.items():
+            ok = health.get(name)
+            mark = "✅" if ok and ok.ready else "❌"
+            print(f"   {mark} {data['servers'][name]['title']}: port {fact['port']}"
+                  + (f" ({ok.version})" if ok and ok.ready else f" ({ok.last_error if ok else 'unknown'})"))
+    return 0
+
+
+def cmd_env(args: argparse.Namespace, project: Path) -> int:
+    from testbed.pipeline import secrets_path  # noqa: PLC0415
+
+    config = _config(args.service, project)
+    data = _require_up(config).read()
+    for key, value in test_environment(config, data["facts"]).items():
+        print(f"export {key}={shlex.quote(value)}")
+    path = secrets_path(data["run_id"])
+    if path.is_file():
+        print(f"# secrets are not printed: they are in {path} (0600, JSON)")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, project: Path) -> int:
+    from testbed import docker_api  # noqa: PLC0415
+
+    config = _config(args.service, project)
+    data = _require_up(config).read()
+    names = [args.server] if args.server else list(data["servers"])
+    containers = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
+    for name in names:
+        if name not in data["servers"]:
+            raise TestbedError(f"no server {name!r} in this environment (it has {', '.join(data['servers'])})")
+        print(f"==> {data['servers'][name]['title']} <==")
+        if name in containers:
+            print(docker_api.logs(containers[name]), end="")
+        else:
+            path = Path(data["run_folder"]) / "logs" / f"{name}.log"
+            print(path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "(no log yet)", end="")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace, _project: Path) -> int:
+    from testbed.teardown import gc  # noqa: PLC0415
+
+    results = gc(ttl=args.ttl, run_id_prefix=args.run_id_prefix)
+    left = [item for r in results for item in r.left]
+    removed = sum(len(r.removed) for r in results)
+    print(f"gc: {len(results)} run(s) collected, {removed} resource(s) removed"
+          + (f"; left {', '.join(left)}" if left else ""))
+    return int(ExitCode.TEARDOWN) if left else 0
+
+
+COMMANDS: dict[str, Any] = {"run": cmd_run, "up": cmd_up, "test": cmd_test, "down": cmd_down,
+                            "status": cmd_status, "env": cmd_env, "logs": cmd_logs, "gc": cmd_gc}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        project = project_root()
+        return int(COMMANDS[args.command](args, project))
+    except TestbedError as exc:
+        print(f"testbed: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.SIGINT)

@@ -1,0 +1,363 @@
+"""`testbed run` and friends: the same playbooks driven through ansible-runner, with readable phase lines,
+one exit-code table, secrets kept out of every artifact, and a teardown that survives signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from testbed import github, junit, pipeline
+from testbed.errors import ExitCode, TestbedError
+from testbed.state import RunState, runtime_root
+
+PHASES: dict[str, str] = {
+    "preflight": "Preflight", "secrets": "Secrets", "servers": "Servers", "readiness": "Readiness",
+    "migrations": "Migrations", "tests": "Tests", "teardown": "Teardown",
+}
+# The exit code of a failed phase, unless the failure names its own (pytest's codes do).
+PHASE_EXIT: dict[str, ExitCode] = {
+    "preflight": ExitCode.CONFIG, "secrets": ExitCode.SECRETS, "servers": ExitCode.PROVISIONING,
+    "readiness": ExitCode.PROVISIONING, "migrations": ExitCode.MIGRATIONS, "tests": ExitCode.TESTS_FAILED,
+    "teardown": ExitCode.TEARDOWN,
+}
+SERVER_ORDER = {"PostgreSQL": 0, "Dragonfly": 1, "NATS": 2}  # the seed's order; JSON results come sorted
+MAX_VERBOSITY = 2  # -vvv and above print decrypted lookup values
+
+
+@dataclass
+class Phase:
+    name: str
+    started: float
+    duration: float = 0.0
+    status: str = "ok"
+    lines: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "title": PHASES.get(self.name, self.name), "status": self.status,
+                "started": self.started, "duration": round(self.duration, 3), "line": " / ".join(self.lines)}
+
+
+class Renderer:
+    """Turns ansible-runner job events into the seed's phase lines; remembers what the report needs."""
+
+    def __init__(self, out: IO[str], verbose: int = 0, environ: Mapping[str, str] | None = None) -> None:
+        self.out = out
+        self.verbose = verbose
+        self.environ = os.environ if environ is None else environ
+        self.phases: dict[str, Phase] = {}
+        self.failure: tuple[str, ExitCode, str] | None = None
+        self.teardown_failed = False
+        self.run: dict[str, Any] = {}
+        self.tests: dict[str, Any] | None = None
+        self.coverage: float | None = None
+        self.on_secrets: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+
+    def say(self, line: str) -> None:
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def _phase(self, role: str) -> Phase:
+        if role not in self.phases:
+            self.phases[role] = Phase(role, time.time())
+        return self.phases[role]
+
+    def _line(self, phase: Phase, line: str) -> None:
+        phase.lines.append(line)
+        self.say(line)
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        with self._lock:
+            self._handle(event)
+        return True  # ansible-runner writes the job event only when the handler returns True
+
+    def _handle(self, event: Mapping[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        role = data.get("role") or ""
+        kind = event.get("event", "")
+        if role not in PHASES:
+            return
+        phase = self._phase(role)
+        if kind in ("runner_on_ok", "runner_on_failed", "runner_on_skipped"):
+            phase.duration = time.time() - phase.started
+        if kind == "runner_on_ok" and self.verbose:
+            self.say(f"   · {data.get('task', '')}: {'changed' if data.get('res', {}).get('changed') else 'ok'}")
+        if kind == "runner_on_ok":
+            self._ok(phase, data.get("task_action", ""), data.get("res") or {})
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self._failed(phase, data.get("res") or {})
+        elif kind == "runner_on_unreachable":
+            self._failed(phase, {"msg": f"host {data.get('host')} unreachable: {data.get('res', {}).get('msg', '')}",
+                                 "exit_code": int(ExitCode.PROVISIONING)})
+
+    def _ok(self, phase: Phase, action: str, res: Mapping[str, Any]) -> None:
+        module = action.rsplit(".", 1)[-1]
+        if module == "testbed_preflight":
+            self.run = dict(res)
+            self._line(phase, f"✅ Backend: {res['backend']} ({res['backend_reason']})")
+            for notice in res.get("notices", []):
+                self._line(phase, f"ℹ️  {notice}")
+        elif module == "testbed_secrets_check":
+            if self.on_secrets:
+                self.on_secrets()
+            skipped = res.get("skipped_optional") or []
+            text = f"{len(res.get('resolved', []))} resolved"
+            if skipped:
+                text += f"; {', '.join(skipped)} not set (optional)"
+            self._line(phase, f"✅ Secrets: {text}")
+        elif module == "testbed_ready":
+            servers = res.get("servers") or {}
+            for server in sorted(servers.values(), key=lambda s: SERVER_ORDER.get(s["title"], 99)):
+                self._line(phase, f"✅ {server['title']}: Running on port {server['port']}")
+        elif module == "testbed_migrate":
+            applied = len(res.get("applied") or [])
+            text = f"Applied successfully ({applied} new)" if applied else "Up to date (0 new)"
+            self._line(phase, f"✅ Migrations: {text}")
+        elif module == "testbed_deps":
+            self._line(phase, f"✅ Dependencies: {'reused' if res.get('cached') else 'installed'}")
+        elif module == "testbed_pytest":
+            self._tests(phase, res, ok=True)
+        elif module == "testbed_teardown":
+            self._line(phase, "✅ Teardown: nothing left behind")
+
+    def _tests(self, phase: Phase, res: Mapping[str, Any], ok: bool) -> None:
+        if res.get("tests"):
+            self.tests = dict(res["tests"])
+            self.coverage = res.get("coverage")
+        if ok:
+            self._line(phase, f"✅ Tests: {pipeline.tests_line(res['tests'])}")
+        if self.coverage is not None:
+            self._line(phase, f"✅ Coverage: {self.coverage:g}%")
+
+    def _failed(self, phase: Phase, res: Mapping[str, Any]) -> None:
+        phase.status = "failed"
+        message = " ".join(str(res.get("msg", "failed")).split())
+        code = ExitCode(res["exit_code"]) if res.get("exit_code") in set(ExitCode) else PHASE_EXIT[phase.name]
+        if phase.name == "teardown":
+            self.teardown_failed = True
+        if phase.name == "tests" and "tests" in res:
+            self._line(phase, f"❌ {message}")
+            self._tests(phase, res, ok=False)
+        else:
+            title = PHASES[phase.name]
+            self._line(phase, f"❌ {message}" if message.startswith(f"{title}:") else f"❌ {title}: {message}")
+        for line in res.get("log_tail") or []:
+            self.say(f"   │ {line}")
+        if self.failure is None or self.failure[0] == "teardown":
+            self.failure = (phase.name, code, message)
+
+    def exit_code(self, status: str, rc: int) -> ExitCode:
+        """The first failure's code; a failed teardown only when nothing failed before it."""
+        if self.failure:
+            return self.failure[1]
+        if status == "successful" and rc == 0:
+            return ExitCode.PASSED
+        return ExitCode.INTERNAL_ERROR
+
+
+@dataclass
+class Options:
+    """What a wrapper command asks of the playbooks."""
+
+    service: Path
+    playbook: str = "integration.yml"
+    backend: str = "auto"
+    ports: str = "fixed"
+    secrets: str = "auto"
+    run_id: str = ""
+    run_root: Path | None = None
+    images: dict[str, str] = field(default_factory=dict)
+    pull: bool = False
+    verbose: int = 0
+    pytest_args: list[str] = field(default_factory=list)
+    lease_seconds: int = 0
+    readiness_timeout: int = 60
+    keep_runner_dir: bool = False
+    extravars: dict[str, Any] = field(default_factory=dict)
+
+
+class Interrupted:
+    """SIGINT / SIGTERM: cancel the playbook, then tear down from the state file. A second signal makes
+    the teardown quicker, never skipped."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupted:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        if self.signum is None:
+            self.signum = signum
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.SIGINT if self.signum == signal.SIGINT else ExitCode.SIGTERM
+
+
+def _scrub_artifacts(private_dir: Path) -> None:
+    """ansible-runner records the whole process environment in artifacts/<id>/command."""
+    for command in private_dir.glob("artifacts/*/command"):
+        command.unlink(missing_ok=True)
+    shutil.rmtree(private_dir / "env", ignore_errors=True)
+
+
+def resolve_env_secrets(config_secrets: list[dict[str, Any]], run_id: str, environ: dict[str, str]) -> list[str]:
+    """--secrets env: move values from the environment into the run's 0600 file, so they never travel
+    in ansible-runner's recorded environment. Returns the names of required ones that are missing."""
+    missing = []
+    for spec in config_secrets:
+        value = environ.pop(spec["variable"], None)
+        if value:
+            pipeline.write_secret(run_id, spec["variable"], value)
+        elif not spec.get("optional"):
+            missing.append(spec["variable"])
+    return missing
+
+
+def secrets_source(requested: str, environ: Mapping[str, str]) -> str:
+    if requested != "auto":
+        return requested
+    return "ssm" if github.is_github_actions(environ) else "env"
+
+
+def run_playbook(options: Options, project: Path, config: dict[str, Any], out: IO[str] = sys.stdout) -> int:
+    """Drive one playbook through ansible-runner and return the exit code from the table."""
+    import ansible_runner  # noqa: PLC0415 - slow import, only for commands that run playbooks
+
+    from testbed.state import new_run_id  # noqa: PLC0415
+
+    run_id = options.run_id or new_run_id()
+    run_root = (options.run_root or project / "runs").resolve()
+    environ = os.environ
+    source = secrets_source(options.secrets, environ)
+    gha = github.is_github_actions(environ)
+    renderer = Renderer(out, options.verbose, environ)
+
+    if source == "env":
+        missing = resolve_env_secrets(config["secrets"], run_id, environ)
+        if missing:
+            shutil.rmtree(runtime_root() / run_id, ignore_errors=True)
+            raise TestbedError(f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm",
+                               ExitCode.SECRETS)
+        source = "file"
+
+    def mask_secrets() -> None:
+        if gha:
+            github.mask(pipeline.read_secrets(run_id).values(), sys.__stdout__)
+
+    renderer.on_secrets = mask_secrets
+    mask_secrets()  # values the wrapper moved from the environment are masked before anything prints
+
+    private_dir = runtime_root() / f"runner-{run_id}"
+    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    extravars = {
+        "testbed_service": str(options.service.resolve()), "testbed_backend": options.backend,
+        "testbed_ports": options.ports, "testbed_run_id": run_id, "testbed_run_root": str(run_root),
+        "testbed_secrets": source, "testbed_images": options.images, "testbed_pull": options.pull,
+        "testbed_owner_pid": os.getpid(), "testbed_pytest_args": options.pytest_args,
+        "testbed_lease_seconds": options.lease_seconds,
+        "testbed_readiness_timeout": options.readiness_timeout, **options.extravars,
+    }
+    interrupted = Interrupted()
+    started = time.time()
+    try:
+        with interrupted:
+            thread, runner = ansible_runner.run_async(
+                private_data_dir=str(private_dir), project_dir=str(project), playbook=options.playbook,
+                inventory=str(project / "inventory" / "hosts.yml"), extravars=extravars,
+                envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                         # ansible-runner finds ansible-playbook on PATH: use the one beside this Python.
+                         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"},
+                event_handler=renderer, cancel_callback=interrupted, quiet=True, suppress_env_files=True,
+                verbosity=min(options.verbose, MAX_VERBOSITY), settings={"pexpect_timeout": 0.1},
+                ident="run",
+            )
+            while thread.is_alive():
+                thread.join(0.1)
+        status, rc = runner.status, runner.rc
+    finally:
+        _scrub_artifacts(private_dir)
+        if not options.keep_runner_dir:
+            shutil.rmtree(private_dir, ignore_errors=True)
+
+    if interrupted.signum is not None:
+        code = interrupted.exit_code
+        grace = 0.5 if interrupted.count > 1 else 3.0
+        out.write(f"❌ Interrupted by {signal.Signals(interrupted.signum).name}: tearing down\n")
+        left = teardown_run(run_id, grace)
+        out.write("✅ Teardown: nothing left behind\n" if not left else f"❌ Teardown: left {', '.join(left)}\n")
+    else:
+        code = renderer.exit_code(status, rc)
+        if status != "successful" and renderer.failure is None:
+            out.write(f"❌ Ansible: playbook ended {status} (rc {rc}); rerun with -v\n")
+        # Whatever ended the playbook, nothing of the run may stay: sweep from the state file too.
+        left = teardown_run(run_id, 3.0)
+        if left:
+            out.write(f"❌ Teardown: left {', '.join(left)}\n")
+            code = code if code != ExitCode.PASSED else ExitCode.TEARDOWN
+
+    report = build_report(renderer, run_id, run_root / run_id, code, started, options)
+    if (run_root / run_id).is_dir():
+        (run_root / run_id / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        out.write(f"📁 Run folder: {run_root / run_id}\n")
+    if gha:
+        publish_to_github(report, out)
+    out.flush()
+    return int(code)
+
+
+def teardown_run(run_id: str, grace: float) -> list[str]:
+    """Tear down whatever the state file still records; remove a private folder left without state."""
+    from testbed.teardown import teardown  # noqa: PLC0415
+
+    runtime_dir = runtime_root() / run_id
+    try:
+        state = RunState.find(run_id)
+    except TestbedError:
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+        return []
+    return teardown(state, grace=grace).left
+
+
+def build_report(renderer: Renderer, run_id: str, run_folder: Path, code: ExitCode, started: float,
+                 options: Options) -> dict[str, Any]:
+    return {
+        "run_id": run_id, "service": renderer.run.get("service", options.service.name),
+        "backend": renderer.run.get("backend", options.backend), "exit_code": int(code),
+        "result": "passed" if code == ExitCode.PASSED else "failed",
+        "phases": [p.as_dict() for p in renderer.phases.values()], "tests": renderer.tests,
+        "coverage": renderer.coverage, "run_folder": str(run_folder), "junit": str(run_folder / "junit.xml"),
+        "duration": round(time.time() - started, 2),
+    }
+
+
+def publish_to_github(report: Mapping[str, Any], out: IO[str]) -> None:
+    summary = junit.parse(Path(report["junit"]))
+    failures = summary.failures if summary else []
+    for line in github.annotations(failures):
+        out.write(line + "\n")
+    github.write_summary(report, failures=failures)
+    github.write_outputs(report)
