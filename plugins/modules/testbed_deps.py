@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: testbed_deps
 short_description: Install the service's dependencies into a cached, isolated virtualenv.
-description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
 

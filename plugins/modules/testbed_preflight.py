@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: testbed_preflight
 short_description: Validate a service's config, pick backend and ports, and create the run's state file.
-description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
 

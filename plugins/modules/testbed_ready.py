@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: testbed_ready
 short_description: Wait until every server of the run answers its real protocol.
-description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
 

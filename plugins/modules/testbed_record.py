@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: testbed_record
 short_description: Record resources (containers, networks) in the run's state file before they are created.
-description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: testbed_secret
 short_description: Add one resolved secret value to the run's 0600 secrets file.
-description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, pipeline
+from testbed import ansible_module, secrets
 
 
 SPEC = {
@@ -23,7 +23,7 @@ SPEC = {
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), lambda p: {"present": pipeline.write_secret(
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), lambda p: {"present": secrets.write_secret(
         p["run_id"], p["variable"], p["value"] if isinstance(p["value"], str) else None)}, changed=False)
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: testbed_secrets_check
 short_description: Name every secret that did not resolve, never a value.
-description: A thin shell over the testbed package, which does the work (see src/testbed/pipeline.py).
+description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, pipeline
+from testbed import ansible_module, secrets
 
 SPEC = {
     "run_id": {"type": "str", "required": True},
@@ -24,7 +24,7 @@ SPEC = {
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), pipeline.check_secrets, changed=False)
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), secrets.check_secrets, changed=False)
 
 
 if __name__ == "__main__":

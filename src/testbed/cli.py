@@ -254,7 +254,7 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
 
 
 def cmd_env(args: argparse.Namespace, project: Path) -> int:
-    from testbed.pipeline import secrets_path  # noqa: PLC0415
+    from testbed.secrets import secrets_path  # noqa: PLC0415
 
     config = _config(args.service, project)
     data = _require_up(config).read()

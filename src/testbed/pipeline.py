@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from testbed import deps, docker_api, native, probes
+from testbed import deps, docker_api, native, probes, secrets
 from testbed.config import (
     connection_facts,
     load_catalogue_file,
@@ -26,7 +26,6 @@ from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, r
 
 BACKENDS = ("auto", "docker", "native")
 PORT_MODES = ("fixed", "auto")
-SECRETS_NAME = "secrets.json"
 
 
 def _port_holder(port: int) -> str:
@@ -330,36 +329,6 @@ def migrate(run_id: str) -> dict[str, Any]:
     return {"applied": list(result.applied), "skipped": list(result.skipped), "changed": bool(result.applied)}
 
 
-def secrets_path(run_id: str) -> Path:
-    return runtime_root() / run_id / "private" / SECRETS_NAME
-
-
-def write_secret(run_id: str, variable: str, value: str | None) -> bool:
-    """Add one resolved value to the run's 0600 secrets file (in a 0700 folder); False when unresolved."""
-    if not value:
-        return False
-    path = secrets_path(run_id)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    path.parent.chmod(0o700)
-    values: dict[str, str] = {}
-    if path.is_file():
-        values = json.loads(path.read_text(encoding="utf-8"))
-    values[variable] = value
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(values, handle)
-    path.with_suffix(".tmp").replace(path)
-    return True
-
-
-def read_secrets(run_id: str) -> dict[str, str]:
-    path = secrets_path(run_id)
-    if not path.is_file():
-        return {}
-    values: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))
-    return values
-
-
 def prepare_tests(run_id: str) -> dict[str, Any]:
     """Install the service's dependencies (cached) and record the interpreter to test with."""
     from testbed.config import ServiceConfig  # noqa: PLC0415
@@ -395,7 +364,7 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     facts = data["facts"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}
     env |= test_environment(config, facts)
-    env |= read_secrets(run_id)
+    env |= secrets.read_secrets(run_id)
     env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
     junit_path = run_folder / "junit.xml"
     argv = [str(python), "-m", "pytest", *config.tests.paths, *pytest_arguments(config, facts),
@@ -458,44 +427,3 @@ def teardown_phase(run_id: str, grace: float = 5.0) -> dict[str, Any]:
         error.details |= result.as_dict()
         raise error
     return result.as_dict() | {"changed": bool(result.removed)}
-
-
-def _classify_ssm_error(message: str) -> str:
-    """One phrase for why a lookup failed, without echoing anything it returned."""
-    lowered = message.lower()
-    if "unable to locate credentials" in lowered or "nocredentials" in lowered:
-        return "no AWS credentials (in CI: configure-aws-credentials; locally: AWS_PROFILE, or --secrets env)"
-    if "accessdenied" in lowered or "access denied" in lowered or "not authorized" in lowered:
-        return "access denied (the role needs ssm:GetParameter on it, and kms:Decrypt for its key)"
-    if "could not connect" in lowered or "connect timeout" in lowered or "endpoint" in lowered:
-        return "the SSM endpoint is unreachable (check TESTBED_SSM_ENDPOINT_URL / the network)"
-    if "expired" in lowered or "invalidclienttokenid" in lowered or "signature" in lowered:
-        return "AWS credentials were refused (expired or invalid)"
-    return "the lookup failed (run with -v for Ansible's reason; it never includes the value)"
-
-
-def check_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
-    """After the no_log resolution step: name every secret that did not resolve, never a value."""
-    source = params["source"]
-    run_id = params["run_id"]
-    outcomes = {r.get("item", {}).get("variable"): r for r in params.get("results") or []}
-    present = set(read_secrets(run_id)) if source == "file" else set()
-    problems: list[str] = []
-    skipped: list[str] = []
-    for spec in params["specs"]:
-        variable, parameter = spec["variable"], spec["parameter"]
-        outcome = outcomes.get(variable, {})
-        if outcome.get("failed"):
-            problems.append(f"{variable} (SSM parameter {parameter}): {_classify_ssm_error(str(outcome.get('msg', '')))}")
-        elif outcome.get("present") or variable in present:
-            continue
-        elif source in ("env", "file") and spec.get("optional"):
-            skipped.append(variable)
-        elif source == "ssm":
-            problems.append(f"{variable}: SSM parameter {parameter} not found in {params.get('region', '?')}")
-        else:
-            problems.append(f"{variable} is not set (export it, or use --secrets ssm)")
-    if problems:
-        raise TestbedError("secrets: " + "; ".join(problems), ExitCode.SECRETS)
-    return {"resolved": [s["variable"] for s in params["specs"] if s["variable"] not in skipped],
-            "skipped_optional": skipped, "changed": False}

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from testbed import github, junit, pipeline
+from testbed import github, junit, pipeline, secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import RunState, runtime_root
 
@@ -231,7 +231,7 @@ def resolve_env_secrets(config_secrets: list[dict[str, Any]], run_id: str, envir
     for spec in config_secrets:
         value = environ.pop(spec["variable"], None)
         if value:
-            pipeline.write_secret(run_id, spec["variable"], value)
+            secrets.write_secret(run_id, spec["variable"], value)
         elif not spec.get("optional"):
             missing.append(spec["variable"])
     return missing
@@ -266,7 +266,7 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
 
     def mask_secrets() -> None:
         if gha:
-            github.mask(pipeline.read_secrets(run_id).values(), sys.__stdout__)
+            github.mask(secrets.read_secrets(run_id).values(), sys.__stdout__)
 
     renderer.on_secrets = mask_secrets
     mask_secrets()  # values the wrapper moved from the environment are masked before anything prints

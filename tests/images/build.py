@@ -271,8 +271,10 @@ def _rootfs_tarball(cache_root: Path, digest: str, *, log: bool) -> Path:
     if final.is_file():
         _say(log, f"reusing cached rootfs {final}")
         return final
+    # We hold the lock, so any other build directory was left behind by a killed build.
+    for stale in cache_root.glob("*.build-*"):
+        _remove_tree(stale)
     work = cache_root / f"{digest}.build-{os.getpid()}"
-    _priv(["rm", "-rf", str(work)])
     work.mkdir(parents=True)
     rootfs = work / "rootfs"
     try:
@@ -298,8 +300,18 @@ def _rootfs_tarball(cache_root: Path, digest: str, *, log: bool) -> Path:
         _priv(["chmod", "0644", str(tar_tmp)])
         tar_tmp.replace(final)
     finally:
-        _priv(["rm", "-rf", str(work)])
+        _remove_tree(work)
     return final
+
+
+def _remove_tree(path: Path) -> None:
+    """``rm -rf`` a build directory, first unmounting anything a killed debootstrap left in it."""
+    prefix = str(path.resolve()) + "/"
+    with Path("/proc/self/mounts").open() as mounts:
+        targets = [line.split()[1] for line in mounts if line.split()[1].startswith(prefix)]
+    for target in sorted(targets, key=len, reverse=True):
+        _priv(["umount", "--lazy", target])
+    _priv(["rm", "-rf", "--one-file-system", str(path)])
 
 
 def _build_rootfs(rootfs: Path, *, log: bool) -> None:
@@ -417,11 +429,10 @@ def _priv(argv: Sequence[str], *, env: dict[str, str] | None = None) -> None:
     if os.geteuid() == 0:
         _run(argv, env=env)
         return
-    else:
-        prefix = ["sudo", "-n"]
-        if env:
-            prefix += ["env", *(f"{k}={v}" for k, v in env.items())]
-        _run([*prefix, *argv])
+    prefix = ["sudo", "-n"]
+    if env:
+        prefix += ["env", *(f"{k}={v}" for k, v in env.items())]
+    _run([*prefix, *argv])
 
 
 def _chroot(rootfs: Path, argv: Sequence[str]) -> None:

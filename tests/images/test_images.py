@@ -170,7 +170,9 @@ def test_postgres_contract(images: dict[str, str]) -> None:
             assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'tb_user'").fetchone() == (
                 True,
             )
-            assert conn.execute("SHOW server_version_num").fetchone()[0].startswith("15")
+            version = conn.execute("SHOW server_version_num").fetchone()
+            assert version is not None
+            assert str(version[0]).startswith("15")
             hba = conn.execute(
                 "SELECT auth_method FROM pg_hba_file_rules"
                 " WHERE type = 'host' AND database = '{all}' AND user_name = '{all}' AND address = 'all'"

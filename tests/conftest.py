@@ -1,0 +1,86 @@
+"""Shared fixtures: a copy of the fixture service per test, and helpers that run testbed and the playbooks
+the way a user does (subprocesses), then look for anything a run left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from testbed import docker_api
+from testbed.state import runtime_root
+
+PROJECT = Path(__file__).resolve().parents[1]
+FIXTURES = PROJECT / "tests" / "fixtures"
+BIN = Path(sys.executable).parent
+RUN_FOLDER = re.compile(r"Run folder: ([^\s']+)")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell: no GitHub, no AWS unless a test adds it."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GITHUB_", "AWS_", "TESTBED_", "PYTEST_", "COV_")) and k != "CI"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra)
+    return env
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "testbed", *args], cwd=PROJECT, env=env or clean_env(),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def playbook(name: str, extravars: dict[str, object], env: dict[str, str] | None = None,
+             timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "ansible-playbook"), name, "-e", json.dumps(extravars)], cwd=PROJECT,
+                          env=env or clean_env(), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def run_folder_of(output: str) -> Path:
+    found = RUN_FOLDER.findall(output)
+    assert found, f"no run folder in output:\n{output}"
+    return Path(found[-1])
+
+
+def leftovers(run_id: str) -> list[str]:
+    """Anything of the run still on this host: processes, runtime folders, containers, networks."""
+    left = []
+    marker = f"/{run_id}/"
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmdline and "pytest" not in cmdline:
+                left.append(f"process {proc.name}: {cmdline[:120]}")
+    for path in (runtime_root() / run_id, runtime_root() / f"runner-{run_id}"):
+        if path.exists():
+            left.append(f"folder {path}")
+    if docker_api.engine_answers(timeout=2):
+        left += [f"container {c['Names']}" for c in docker_api.containers_of(run_id)]
+        left += [f"network {n['Name']}" for n in docker_api.networks_of(run_id)]
+        status, body = docker_api.request("GET", "/volumes")
+        if status == 200:
+            left += [f"volume {v['Name']}" for v in json.loads(body).get("Volumes") or []
+                     if run_id in json.dumps(v.get("Labels") or {})]
+    return left
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Path:
+    """A private copy of the fixture service, free to be broken by the test."""
+    target = tmp_path / "basic"
+    shutil.copytree(FIXTURES / "services" / "basic", target)
+    return target
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    return tmp_path / "runs"

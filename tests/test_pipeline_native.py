@@ -1,0 +1,129 @@
+"""The whole pipeline on the native backend, through ansible-playbook and through `testbed run`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+from conftest import PROJECT, cli, leftovers, playbook, run_folder_of
+
+pytestmark = pytest.mark.slow
+
+
+def _run(service: Path, runs: Path, *extra: str):
+    return cli("run", "--service", str(service), "--backend", "native", "--ports", "auto",
+                   "--run-folder", str(runs), *extra)
+
+
+def test_wrapper_runs_the_whole_pipeline_and_leaves_nothing(service: Path, runs: Path) -> None:
+    result = _run(service, runs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for line in ("✅ PostgreSQL: Running on port", "✅ Dragonfly: Running on port", "✅ NATS: Running on port",
+                 "✅ Migrations: Applied successfully (2 new)", "✅ Tests: 4 passed", "✅ Coverage: 100%"):
+        assert line in out
+    assert "redis-server (same protocol) stands in" in out or "dragonfly" in out.lower()
+    folder = run_folder_of(out)
+    assert folder.parent == runs
+    for name in ("junit.xml", "coverage.xml", "htmlcov/index.html", "report.json", "state.json",
+                 "logs/postgres.log", "diagnostics/readiness.json", "diagnostics/config.json"):
+        assert (folder / name).is_file(), name
+    report = json.loads((folder / "report.json").read_text())
+    assert report["exit_code"] == 0 and report["tests"]["passed"] == 4
+    assert [p["name"] for p in report["phases"]][:1] == ["preflight"]
+    assert leftovers(folder.name) == []
+
+
+def test_playbook_and_wrapper_agree(service: Path, runs: Path) -> None:
+    via_playbook = playbook("integration.yml", {"testbed_service": str(service), "testbed_backend": "native",
+                                                "testbed_ports": "auto", "testbed_run_root": str(runs)})
+    assert via_playbook.returncode == 0, via_playbook.stdout[-3000:]
+    folder_a = run_folder_of(via_playbook.stdout)
+    via_wrapper = _run(service, runs)
+    assert via_wrapper.returncode == 0, via_wrapper.stdout
+    folder_b = run_folder_of(via_wrapper.stdout)
+    assert folder_a != folder_b
+    for folder in (folder_a, folder_b):
+        junit = (folder / "junit.xml").read_text()
+        assert 'tests="4"' in junit and 'failures="0"' in junit
+        assert leftovers(folder.name) == []
+
+
+def test_failing_test_gives_pytest_exit_code_and_tears_down(service: Path, runs: Path) -> None:
+    (service / "tests" / "test_servers.py").write_text(
+        (service / "tests" / "test_servers.py").read_text() + "\n\ndef test_fails():\n    assert 1 == 2\n")
+    result = _run(service, runs)
+    assert result.returncode == 1, result.stdout
+    assert "❌ Tests: 4 passed, 1 failed" in result.stdout
+    assert "✅ Teardown: nothing left behind" in result.stdout
+    assert leftovers(run_folder_of(result.stdout).name) == []
+
+
+def test_no_tests_collected_is_a_failure(service: Path, runs: Path) -> None:
+    result = _run(service, runs, "--", "-k", "no_such_test_anywhere")
+    assert result.returncode == 5, result.stdout
+    assert "no tests collected" in result.stdout
+
+
+def test_broken_migration_names_file_and_line(service: Path, runs: Path) -> None:
+    (service / "migrations" / "0003_broken.sql").write_text("-- a comment\n\nALTER TABLE items\n  ADD COLUMN x SELEC;\n")
+    result = _run(service, runs)
+    assert result.returncode == 13, result.stdout
+    assert "0003_broken.sql line 4" in result.stdout
+    assert leftovers(run_folder_of(result.stdout).name) == []
+
+
+def test_server_that_never_becomes_ready(service: Path, runs: Path) -> None:
+    # Outside pytest's 0700 temp root: the unprivileged server user must be able to run these.
+    bindir = Path(tempfile.mkdtemp(prefix="testbed-fake-pg-"))
+    bindir.chmod(0o755)
+    request_cleanup = bindir
+    (bindir / "initdb").symlink_to("/usr/lib/postgresql/15/bin/initdb")
+    # A "postgres" that starts, logs, and never listens: readiness must time out, naming it.
+    (bindir / "postgres").write_text("#!/bin/sh\necho 'fake postgres: starting and never listening'\n"
+                                     "case \"$1\" in --single) cat >/dev/null; exit 0;; esac\nexec sleep 300\n")
+    (bindir / "postgres").chmod(0o755)
+    env = dict(os.environ, TESTBED_PG_BINDIR=str(bindir))
+    env.pop("GITHUB_ACTIONS", None)
+    result = cli("run", "--service", str(service), "--backend", "native", "--ports", "auto",
+                     "--run-folder", str(runs), "--readiness-timeout", "3", env=env)
+    assert result.returncode == 12, result.stdout
+    assert "❌ Readiness: PostgreSQL not ready on port" in result.stdout
+    assert "fake postgres: starting and never listening" in result.stdout
+    assert leftovers(run_folder_of(result.stdout).name) == []
+    shutil.rmtree(request_cleanup)
+
+
+def test_fixed_port_taken_fails_in_preflight_naming_holder(service: Path, runs: Path) -> None:
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        config = service / "testbed.yml"
+        config.write_text(config.read_text().replace("    user: basic", f"    port: {port}\n    user: basic"))
+        result = cli("run", "--service", str(service), "--backend", "native", "--run-folder", str(runs))
+    assert result.returncode == 12, result.stdout + result.stderr
+    assert f"PostgreSQL port {port} is taken by python" in result.stdout
+    assert "--ports auto" in result.stdout
+
+
+def test_down_playbook_cleans_up_after_a_killed_playbook(service: Path, runs: Path) -> None:
+    up = playbook("playbooks/up.yml", {"testbed_service": str(service), "testbed_backend": "native",
+                                       "testbed_ports": "auto", "testbed_run_root": str(runs),
+                                       "testbed_run_id": "killed-run-check"})
+    assert up.returncode == 0, up.stdout[-3000:]
+    assert any("postgres" in line for line in leftovers("killed-run-check"))
+    down = playbook("playbooks/down.yml", {"testbed_run_id": "killed-run-check"})
+    assert down.returncode == 0, down.stdout[-3000:]
+    assert leftovers("killed-run-check") == []
+
+
+def test_project_ansible_cfg_is_used_by_the_wrapper() -> None:
+    # The wrapper must point ansible-runner at the repository's ansible.cfg (it ignores it otherwise).
+    assert "library = plugins/modules" in (PROJECT / "ansible.cfg").read_text()
