@@ -84,3 +84,17 @@ def service(tmp_path: Path) -> Path:
 @pytest.fixture
 def runs(tmp_path: Path) -> Path:
     return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def local_images() -> dict[str, str]:
+    """Locally built stand-ins for the official images (tests/images/build.py): no registry is needed.
+    Fails, never skips, without a Docker engine."""
+    from images.build import ImageBuildError, ensure_images  # noqa: PLC0415
+
+    if docker_api.engine_answers(timeout=5) is None:
+        pytest.fail("no Docker engine answers: the Docker backend tests need one (they never skip)", pytrace=False)
+    try:
+        return ensure_images()
+    except ImageBuildError as exc:
+        pytest.fail(f"cannot build the local test images: {exc}", pytrace=False)

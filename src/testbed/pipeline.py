@@ -380,9 +380,9 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
                             stdin=subprocess.DEVNULL, check=False).returncode
     seconds = time.monotonic() - started
     (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
-    summary = junit.parse(junit_path)
-    counts = {"passed": summary.passed, "failed": summary.failed, "errors": summary.errors,
-              "skipped": summary.skipped, "duration": round(summary.duration or seconds, 2)}
+    summary = junit.parse(junit_path)  # None when pytest stopped before writing it (usage errors)
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0} | (summary.counts() if summary else {})
+    counts["duration"] = round((summary.duration if summary else 0) or seconds, 2)
     coverage = _coverage_percent(run_folder / "coverage.xml") if config.tests.coverage else None
     return {"rc": rc, "tests": counts, "coverage": coverage, "seconds": round(seconds, 2),
             "log": str(run_folder / "pytest.log")}

@@ -150,7 +150,10 @@ class Renderer:
             self._tests(phase, res, ok=False)
         else:
             title = PHASES[phase.name]
-            self._line(phase, f"❌ {message}" if message.startswith(f"{title}:") else f"❌ {title}: {message}")
+            # Messages may already name their phase ("migrations: …"); say it once, capitalised.
+            if message.lower().startswith(f"{phase.name}:"):
+                message = message[len(phase.name) + 1 :].strip()
+            self._line(phase, f"❌ {title}: {message}")
         for line in res.get("log_tail") or []:
             self.say(f"   │ {line}")
         if self.failure is None or self.failure[0] == "teardown":

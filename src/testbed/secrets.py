@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import runtime_root
+from testbed.state import check_run_id, runtime_root
 
 SECRETS_NAME = "secrets.json"
 
@@ -19,22 +21,42 @@ def secrets_path(run_id: str) -> Path:
     return runtime_root() / run_id / "private" / SECRETS_NAME
 
 
+def _private_dir(run_id: str) -> Path:
+    """The run's 0700 private folder, created when missing (the wrapper writes env-mode values before
+    preflight has created the runtime dir); refuses a symlink or a folder owned by someone else."""
+    run_dir = runtime_root() / check_run_id(run_id)
+    # The runtime dir must stay reachable by the unprivileged server user: 0755, like RunState.create.
+    run_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    run_dir.mkdir(mode=0o755, exist_ok=True)
+    private = run_dir / "private"
+    private.mkdir(mode=0o700, exist_ok=True)
+    info = private.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise TestbedError(f"secrets: {private} is not a folder of this user; remove it and rerun",
+                           ExitCode.SECRETS)
+    private.chmod(0o700)
+    return private
+
+
 def write_secret(run_id: str, variable: str, value: str | None) -> bool:
     """Add one resolved value to the run's 0600 secrets file (in a 0700 folder); False when unresolved."""
     if not value:
         return False
-    path = secrets_path(run_id)
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    path.parent.chmod(0o700)
-    values: dict[str, str] = {}
-    if path.is_file():
-        values = json.loads(path.read_text(encoding="utf-8"))
+    path = _private_dir(run_id) / SECRETS_NAME
+    values = read_secrets(run_id)
     values[variable] = value
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(values, handle)
-    path.with_suffix(".tmp").replace(path)
+    tmp.replace(path)
     return True
+
+
+def remove_secrets(run_id: str) -> None:
+    """Delete the run's private folder and the values in it (teardown; also when a run fails early)."""
+    shutil.rmtree(runtime_root() / check_run_id(run_id) / "private", ignore_errors=True)
 
 
 def read_secrets(run_id: str) -> dict[str, str]:

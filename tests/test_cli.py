@@ -1,0 +1,184 @@
+"""The wrapper's contract: validation before anything starts, event rendering, and every exit code."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import cli, clean_env, leftovers, run_folder_of
+
+from testbed.errors import ExitCode
+from testbed.runner import Renderer
+from testbed.state import all_runs
+
+
+def _runs_now() -> set[str]:
+    return {state.runtime_dir.name for state in all_runs()}
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (None, "no testbed.yml in"),
+        ("name: x\nservers: [postgres]\nbogus: 1\n", "unknown key 'bogus'"),
+        ("name: x\nservers: postgres\n", "'servers' must be a list, got str"),
+        ("name: x\nservers: [postgres, mysql]\n", "unknown server 'mysql'"),
+        ("name: x\nservers: [postgres]\nsettings:\n  postgres:\n    port: fifteen\n",
+         "'settings.postgres.port' must be an integer, got str"),
+        ("name: x\nservers: [postgres]\nsettings:\n  postgres:\n    colour: blue\n",
+         "unknown key 'settings.postgres.colour'"),
+        ("name: x\nservers: [postgres]\ntests:\n  timeout: true\n", "'tests.timeout' must be an integer, got bool"),
+        ("name: x\nservers: [postgres]\nenv:\n  URL: '{{ postgres.nope }}'\n", "'env.URL': cannot render"),
+        ("name: x\nservers: [nats]\nmigrations: migrations\n", "'migrations' needs 'postgres'"),
+        ("name: x\nservers: [postgres]\n: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_is_exit_10_before_anything_starts(tmp_path: Path, config: str | None, expected: str) -> None:
+    service = tmp_path / "svc"
+    service.mkdir()
+    (service / "migrations").mkdir()
+    if config is not None:
+        (service / "testbed.yml").write_text(config)
+    before = _runs_now()
+    result = cli("run", "--service", str(service), "--run-folder", str(tmp_path / "runs"))
+    assert result.returncode == ExitCode.CONFIG, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("testbed: error: ")
+    assert expected in lines[0]
+    assert result.stdout == ""
+    assert _runs_now() == before
+    assert not (tmp_path / "runs").exists()
+
+
+def test_every_config_problem_is_named_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "testbed.yml").write_text("servers: [postgres]\nbogus: 1\ntests:\n  nope: 2\n")
+    result = cli("run", "--service", str(tmp_path))
+    assert result.returncode == 10
+    assert "unknown key 'bogus'" in result.stderr and "unknown key 'tests.nope'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_required_secret_in_env_mode_is_exit_11_listing_all(tmp_path: Path) -> None:
+    (tmp_path / "testbed.yml").write_text(
+        "servers: [postgres]\nsecrets:\n  API_KEY: /a/b\n  OTHER_KEY: {parameter: /a/c}\n"
+        "  OPTIONAL_KEY: {parameter: /a/d, optional: true}\n")
+    before = _runs_now()
+    result = cli("run", "--service", str(tmp_path), "--secrets", "env")
+    assert result.returncode == ExitCode.SECRETS
+    assert "API_KEY, OTHER_KEY not set" in result.stderr and "OPTIONAL_KEY" not in result.stderr
+    assert _runs_now() == before
+
+
+def test_ci_true_alone_is_not_github_actions(tmp_path: Path) -> None:
+    # With CI=true but no GITHUB_ACTIONS, secrets come from the environment (no AWS needed).
+    (tmp_path / "testbed.yml").write_text("servers: [postgres]\nsecrets:\n  API_KEY: /a/b\n")
+    result = cli("run", "--service", str(tmp_path), env=clean_env(CI="true"))
+    assert result.returncode == ExitCode.SECRETS
+    assert "API_KEY not set; export them, or use --secrets ssm" in result.stderr
+
+
+def test_bad_run_id_and_image_override_are_exit_10(service: Path) -> None:
+    assert cli("run", "--service", str(service), "--run-id", "Bad_ID!").returncode == 10
+    bad_image = cli("run", "--service", str(service), "--image", "mysql=mysql:8")
+    assert bad_image.returncode == 10 and "--image 'mysql=mysql:8'" in bad_image.stderr
+
+
+def test_commands_that_need_an_environment_suggest_up(service: Path) -> None:
+    for command in ("test", "env", "logs"):
+        result = cli(command, "--service", str(service))
+        assert result.returncode == ExitCode.PROVISIONING
+        assert "start one with `testbed up`" in result.stderr
+
+
+def _event(kind: str, role: str, action: str, res: dict, **data: object) -> dict:
+    return {"event": kind, "event_data": {"role": role, "task_action": action, "res": res, **data}}
+
+
+def test_renderer_turns_events_into_phase_lines_and_exit_codes() -> None:
+    out = io.StringIO()
+    renderer = Renderer(out)
+    renderer(_event("runner_on_ok", "preflight", "testbed_preflight",
+                    {"backend": "native", "backend_reason": "asked for", "notices": ["note"], "service": "s"}))
+    renderer(_event("runner_on_ok", "readiness", "testbed_ready", {"servers": {
+        "nats": {"title": "NATS", "port": 14222}, "postgres": {"title": "PostgreSQL", "port": 15433}}}))
+    renderer(_event("runner_on_ok", "migrations", "testbed_migrate", {"applied": ["1.sql", "2.sql"]}))
+    renderer(_event("runner_on_failed", "tests", "testbed_pytest", {
+        "msg": "Tests: 1 passed, 1 failed in 3.2s (pytest exit 1; see x)", "exit_code": 1,
+        "tests": {"passed": 1, "failed": 1, "duration": 3.2}, "coverage": 87.5}))
+    renderer(_event("runner_on_failed", "secrets", "testbed_secret", {"msg": "ignored"}, ignore_errors=True))
+    renderer(_event("runner_on_ok", "teardown", "testbed_teardown", {"removed": []}))
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "✅ Backend: native (asked for)", "ℹ️  note",
+        "✅ PostgreSQL: Running on port 15433", "✅ NATS: Running on port 14222",
+        "✅ Migrations: Applied successfully (2 new)",
+        "❌ Tests: 1 passed, 1 failed in 3.2s (pytest exit 1; see x)", "✅ Coverage: 87.5%",
+        "✅ Teardown: nothing left behind",
+    ]
+    assert renderer.exit_code("failed", 2) == ExitCode.TESTS_FAILED
+    assert renderer.tests == {"passed": 1, "failed": 1, "duration": 3.2}
+
+
+def test_renderer_teardown_failure_after_passing_tests_is_14() -> None:
+    renderer = Renderer(io.StringIO())
+    renderer(_event("runner_on_ok", "tests", "testbed_pytest", {"tests": {"passed": 3, "duration": 1.0}}))
+    renderer(_event("runner_on_failed", "teardown", "testbed_teardown",
+                    {"msg": "teardown: left behind directory /x", "exit_code": 14}))
+    assert renderer.exit_code("failed", 2) == ExitCode.TEARDOWN
+
+
+def test_renderer_first_failure_wins_over_a_later_teardown_failure() -> None:
+    renderer = Renderer(io.StringIO())
+    renderer(_event("runner_on_failed", "migrations", "testbed_migrate", {"msg": "migrations: x", "exit_code": 13}))
+    renderer(_event("runner_on_failed", "teardown", "testbed_teardown", {"msg": "left", "exit_code": 14}))
+    assert renderer.exit_code("failed", 2) == ExitCode.MIGRATIONS
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("test_body", "pytest_args", "code"),
+    [
+        ("def test_interrupts():\n    raise KeyboardInterrupt\n", [], 2),
+        ("", ["-p", "internal_error_plugin"], 3),
+        ("", ["--no-such-pytest-option"], 4),
+    ],
+)
+def test_pytest_exit_codes_pass_through(service: Path, runs: Path, test_body: str, pytest_args: list[str],
+                                        code: int) -> None:
+    if test_body:
+        (service / "tests" / "test_extra.py").write_text(test_body)
+    (service / "internal_error_plugin.py").write_text(
+        "def pytest_collection_modifyitems(items):\n    raise RuntimeError('plugin broke on purpose')\n")
+    result = cli("run", "--service", str(service), "--backend", "native", "--ports", "auto",
+                 "--run-folder", str(runs), "--", *pytest_args,
+                 env=clean_env(PYTHONPATH=str(service)))
+    assert result.returncode == code, result.stdout + result.stderr
+    assert f"pytest exit {code}" in result.stdout
+    assert leftovers(run_folder_of(result.stdout).name) == []
+
+
+@pytest.mark.slow
+def test_teardown_that_cannot_remove_something_is_14_even_when_tests_pass(service: Path, runs: Path) -> None:
+    # The service's test makes a file in PostgreSQL's data directory immutable: teardown cannot remove it.
+    (service / "tests" / "test_pin.py").write_text(
+        "import subprocess, psycopg\nfrom basic_app import dsn\n\n"
+        "def test_pin_data_dir():\n"
+        "    with psycopg.connect(dsn()) as conn:\n"
+        "        data = conn.execute('SHOW data_directory').fetchone()[0]\n"
+        "    open(data + '/pinned', 'w').close()\n"
+        "    subprocess.run(['chattr', '+i', data + '/pinned'], check=True)\n")
+    result = cli("run", "--service", str(service), "--backend", "native", "--ports", "auto",
+                 "--run-folder", str(runs))
+    run_id = run_folder_of(result.stdout).name
+    try:
+        assert result.returncode == ExitCode.TEARDOWN, result.stdout
+        assert "✅ Tests: 5 passed" in result.stdout
+        assert "❌ Teardown: left behind directory" in result.stdout
+    finally:
+        for pinned in Path("/tmp").glob(f"testbed-*/{run_id}/postgres/pinned"):
+            subprocess.run(["chattr", "-i", str(pinned)], check=True)
+        gc = cli("gc", "--run-id-prefix", run_id, "--ttl", "0")
+        assert gc.returncode == 0, gc.stdout + gc.stderr
+    assert leftovers(run_id) == []
