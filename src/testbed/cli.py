@@ -186,6 +186,7 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
     _validate(args, config)
     options = _options(args, config, "playbooks/up.yml")
     options.lease_seconds = args.lease
+    options.teardown = "on_failure"
     return run_playbook(options, project, config.as_dict())
 
 
@@ -197,6 +198,7 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
     options.run_id = data["run_id"]
     options.run_root = Path(data["run_folder"]).parent
     options.secrets = "file"
+    options.teardown = "never"
     return run_playbook(options, project, config.as_dict())
 
 

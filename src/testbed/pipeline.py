@@ -167,15 +167,20 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
 
     run_id = check_run_id(params.get("run_id") or new_run_id())
     run_folder = Path(params["run_root"]).resolve() / run_id
-    owner_pid = params.get("owner_pid") or _playbook_pid()
+    controller_pid = _playbook_pid()
+    owner_pid = params.get("owner_pid") or controller_pid
     owner = ProcessIdentity.of(int(owner_pid)) if owner_pid else None
+    controller = ProcessIdentity.of(controller_pid) if controller_pid else None
     state = RunState.create(run_id, run_folder, owner, {
         "backend": chosen, "backend_reason": reason, "service": config.name, "ports": ports,
         "config": config.as_dict(), "servers": servers,
     })
-    if params.get("lease_seconds"):
-        with state.update() as data:
+    with state.update() as data:
+        if params.get("lease_seconds"):
             data["lease_until"] = time.time() + int(params["lease_seconds"])
+        if controller and not any(r["kind"] == "controller" for r in data["resources"]):
+            # A killed wrapper leaves its playbook running: gc stops it with the servers.
+            data["resources"].append({"kind": "controller", **controller.as_dict(), "stop_signal": 15})
     network = f"testbed-{run_id}"
     specs = containers(run_id, servers) if chosen == "docker" else []
     (run_folder / "diagnostics").mkdir(exist_ok=True)

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from testbed import github, junit, pipeline, secrets
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import RunState, runtime_root
+from testbed.state import OWNER_FILE, ProcessIdentity, RunState, runtime_root
 
 PHASES: dict[str, str] = {
     "preflight": "Preflight", "secrets": "Secrets", "servers": "Servers", "readiness": "Readiness",
@@ -186,6 +186,7 @@ class Options:
     lease_seconds: int = 0
     readiness_timeout: int = 60
     keep_runner_dir: bool = False
+    teardown: str = "always"  # always (run) | on_failure (up) | never (test: the environment stays)
     extravars: dict[str, Any] = field(default_factory=dict)
 
 
@@ -276,6 +277,9 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
 
     private_dir = runtime_root() / f"runner-{run_id}"
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # gc removes this folder once its owner is gone (a SIGKILL leaves it behind).
+    (private_dir / OWNER_FILE).write_text(json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
+                                          encoding="utf-8")
     extravars = {
         "testbed_service": str(options.service.resolve()), "testbed_backend": options.backend,
         "testbed_ports": options.ports, "testbed_run_id": run_id, "testbed_run_root": str(run_root),
@@ -286,8 +290,9 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     }
     interrupted = Interrupted()
     started = time.time()
-    try:
-        with interrupted:
+    # The handlers stay in place through the teardown: a second signal hurries it, never skips it.
+    with interrupted:
+        try:
             thread, runner = ansible_runner.run_async(
                 private_data_dir=str(private_dir), project_dir=str(project), playbook=options.playbook,
                 inventory=str(project / "inventory" / "hosts.yml"), extravars=extravars,
@@ -300,27 +305,30 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             )
             while thread.is_alive():
                 thread.join(0.1)
-        status, rc = runner.status, runner.rc
-    finally:
-        _scrub_artifacts(private_dir)
-        if not options.keep_runner_dir:
-            shutil.rmtree(private_dir, ignore_errors=True)
+            status, rc = runner.status, runner.rc
+        finally:
+            _scrub_artifacts(private_dir)
+            if not options.keep_runner_dir:
+                shutil.rmtree(private_dir, ignore_errors=True)
 
-    if interrupted.signum is not None:
-        code = interrupted.exit_code
-        grace = 0.5 if interrupted.count > 1 else 3.0
-        out.write(f"❌ Interrupted by {signal.Signals(interrupted.signum).name}: tearing down\n")
-        left = teardown_run(run_id, grace)
-        out.write("✅ Teardown: nothing left behind\n" if not left else f"❌ Teardown: left {', '.join(left)}\n")
-    else:
-        code = renderer.exit_code(status, rc)
-        if status != "successful" and renderer.failure is None:
-            out.write(f"❌ Ansible: playbook ended {status} (rc {rc}); rerun with -v\n")
-        # Whatever ended the playbook, nothing of the run may stay: sweep from the state file too.
-        left = teardown_run(run_id, 3.0)
-        if left:
-            out.write(f"❌ Teardown: left {', '.join(left)}\n")
-            code = code if code != ExitCode.PASSED else ExitCode.TEARDOWN
+        if interrupted.signum is not None and options.teardown == "never":
+            code = interrupted.exit_code
+        elif interrupted.signum is not None:
+            code = interrupted.exit_code
+            out.write(f"❌ Interrupted by {signal.Signals(interrupted.signum).name}: tearing down\n")
+            out.flush()
+            left = teardown_run(run_id, 3.0, hurry=lambda: interrupted.count > 1)
+            out.write("✅ Teardown: nothing left behind\n" if not left else f"❌ Teardown: left {', '.join(left)}\n")
+        else:
+            code = renderer.exit_code(status, rc)
+            if status != "successful" and renderer.failure is None:
+                out.write(f"❌ Ansible: playbook ended {status} (rc {rc}); rerun with -v\n")
+            if options.teardown == "always" or (options.teardown == "on_failure" and code != ExitCode.PASSED):
+                # Whatever ended the playbook, nothing of the run may stay: sweep from the state file too.
+                left = teardown_run(run_id, 3.0)
+                if left:
+                    out.write(f"❌ Teardown: left {', '.join(left)}\n")
+                    code = code if code != ExitCode.PASSED else ExitCode.TEARDOWN
 
     report = build_report(renderer, run_id, run_root / run_id, code, started, options)
     if (run_root / run_id).is_dir():
@@ -332,7 +340,7 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     return int(code)
 
 
-def teardown_run(run_id: str, grace: float) -> list[str]:
+def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = None) -> list[str]:
     """Tear down whatever the state file still records; remove a private folder left without state."""
     from testbed.teardown import teardown  # noqa: PLC0415
 
@@ -342,7 +350,7 @@ def teardown_run(run_id: str, grace: float) -> list[str]:
     except TestbedError:
         shutil.rmtree(runtime_dir, ignore_errors=True)
         return []
-    return teardown(state, grace=grace).left
+    return teardown(state, grace=grace, include_controller=True, hurry=hurry).left
 
 
 def build_report(renderer: Renderer, run_id: str, run_folder: Path, code: ExitCode, started: float,

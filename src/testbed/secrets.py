@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 from collections.abc import Mapping
@@ -67,24 +68,46 @@ def read_secrets(run_id: str) -> dict[str, str]:
     return values
 
 
+_AWS_CODE = re.compile(r"An error occurred \((\w+)\)")
+_EXCEPTION = re.compile(r"(?:botocore|boto3)\.exceptions\.(\w+)")
+
+
 def _classify_ssm_error(message: str) -> str:
-    """One phrase for why a lookup failed, without echoing anything it returned."""
+    """One phrase for why a lookup failed, never echoing what it said: at most an error code."""
     lowered = message.lower()
     if "unable to locate credentials" in lowered or "nocredentials" in lowered:
         return "no AWS credentials (in CI: configure-aws-credentials; locally: AWS_PROFILE, or --secrets env)"
     if "accessdenied" in lowered or "access denied" in lowered or "not authorized" in lowered:
         return "access denied (the role needs ssm:GetParameter on it, and kms:Decrypt for its key)"
-    if "could not connect" in lowered or "connect timeout" in lowered or "endpoint" in lowered:
-        return "the SSM endpoint is unreachable (check TESTBED_SSM_ENDPOINT_URL / the network)"
-    if "expired" in lowered or "invalidclienttokenid" in lowered or "signature" in lowered:
+    if any(word in lowered for word in ("expiredtoken", "token included in the request is expired",
+                                        "invalidclienttokenid", "unrecognizedclient", "signaturedoesnotmatch",
+                                        "security token included in the request is invalid")):
         return "AWS credentials were refused (expired or invalid)"
-    return "the lookup failed (run with -v for Ansible's reason; it never includes the value)"
+    if "parameternotfound" in lowered or "resourcenotfound" in lowered:
+        return "not found"
+    if any(word in lowered for word in ("could not connect to the endpoint", "endpointconnectionerror",
+                                        "connect timeout", "connecttimeout", "read timeout", "readtimeout",
+                                        "connection refused", "connectionclosederror", "name or service not known")):
+        return "the SSM endpoint is unreachable (check TESTBED_SSM_ENDPOINT_URL / the network)"
+    if "noregion" in lowered or "must specify a region" in lowered:
+        return "no AWS region (set AWS_REGION)"
+    code = _AWS_CODE.search(message) or _EXCEPTION.search(message)
+    return f"the lookup failed ({code.group(1)})" if code else "the lookup failed"
+
+
+def _failure_reason(outcome: Mapping[str, Any]) -> str:
+    message = " ".join(str(outcome.get("msg", "")).split())
+    if outcome.get("exit_code") is not None and message:
+        # testbed_secret's own one-line error (Ansible has already masked the no_log value out of it).
+        return message.removeprefix("secrets: ")
+    return _classify_ssm_error(message)
 
 
 def check_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
     """After the no_log resolution step: name every secret that did not resolve, never a value."""
     source = params["source"]
     run_id = params["run_id"]
+    region = params.get("region") or "the default region"
     outcomes = {r.get("item", {}).get("variable"): r for r in params.get("results") or []}
     present = set(read_secrets(run_id)) if source == "file" else set()
     problems: list[str] = []
@@ -93,13 +116,15 @@ def check_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
         variable, parameter = spec["variable"], spec["parameter"]
         outcome = outcomes.get(variable, {})
         if outcome.get("failed"):
-            problems.append(f"{variable} (SSM parameter {parameter}): {_classify_ssm_error(str(outcome.get('msg', '')))}")
+            where = f"{variable} (SSM parameter {parameter})" if source == "ssm" else variable
+            reason = _failure_reason(outcome)
+            problems.append(f"{where}: {reason}" + (f" in {region}" if reason == "not found" else ""))
         elif outcome.get("present") or variable in present:
             continue
         elif source in ("env", "file") and spec.get("optional"):
             skipped.append(variable)
         elif source == "ssm":
-            problems.append(f"{variable}: SSM parameter {parameter} not found in {params.get('region', '?')}")
+            problems.append(f"{variable}: SSM parameter {parameter} not found in {region}")
         else:
             problems.append(f"{variable} is not set (export it, or use --secrets ssm)")
     if problems:

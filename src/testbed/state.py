@@ -13,7 +13,7 @@ import signal
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from testbed.errors import ExitCode, TestbedError
 
 STATE_NAME = "state.json"
+OWNER_FILE = "owner.json"  # in ansible-runner's private data dir: who drives it
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
 
@@ -194,13 +195,16 @@ def signal_group(identity: ProcessIdentity, signum: int) -> bool:
     return False
 
 
-def stop_processes(identities: list[tuple[ProcessIdentity, int]], grace: float) -> list[ProcessIdentity]:
-    """Send each its stop signal, wait up to `grace`, then SIGKILL; returns those still alive."""
+def stop_processes(
+    identities: list[tuple[ProcessIdentity, int]], grace: float, hurry: Callable[[], bool] | None = None
+) -> list[ProcessIdentity]:
+    """Send each its stop signal, wait up to `grace` (less once `hurry()` says so), then SIGKILL;
+    returns those still alive."""
     for identity, signum in identities:
         signal_group(identity, signum)
     deadline = time.monotonic() + grace
     pending = [identity for identity, _ in identities]
-    while pending and time.monotonic() < deadline:
+    while pending and time.monotonic() < deadline and not (hurry and hurry()):
         pending = [identity for identity in pending if identity.alive()]
         if pending:
             time.sleep(0.02)

@@ -4,14 +4,24 @@ playbooks' `always`, the wrapper's signal handler, `testbed down` and `testbed g
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from testbed import docker_api
-from testbed.state import ProcessIdentity, RunState, all_runs, owner_alive, stop_processes
+from testbed.state import (
+    OWNER_FILE,
+    ProcessIdentity,
+    RunState,
+    all_runs,
+    owner_alive,
+    runtime_root,
+    stop_processes,
+)
 
 
 @dataclass
@@ -36,8 +46,16 @@ def _save_container_log(container: str, service: str, run_folder: Path) -> None:
         (logs / f"{service}.log").write_text(text, encoding="utf-8")
 
 
-def teardown(state: RunState, grace: float = 5.0, collect_logs: bool = True) -> TeardownResult:
-    """Remove everything the state file records, containers and processes first, then folders."""
+def teardown(
+    state: RunState,
+    grace: float = 5.0,
+    collect_logs: bool = True,
+    include_controller: bool = False,
+    hurry: Callable[[], bool] | None = None,
+) -> TeardownResult:
+    """Remove everything the state file records, containers and processes first, then folders.
+    The controller (the ansible-playbook running this run) is stopped only from outside it: by gc, or by
+    the wrapper after a cancel."""
     data = state.read()
     result = TeardownResult(data["run_id"])
     run_folder = Path(data["run_folder"])
@@ -52,9 +70,10 @@ def teardown(state: RunState, grace: float = 5.0, collect_logs: bool = True) -> 
         except OSError as exc:
             result.left.append(f"container {item['name']} (engine: {exc})")
 
+    kinds = ("process", "controller") if include_controller else ("process",)
     processes = [(ProcessIdentity.from_dict(r), int(r.get("stop_signal", 15)))
-                 for r in resources if r["kind"] == "process"]
-    survivors = {identity.pid for identity in stop_processes(processes, grace)}
+                 for r in resources if r["kind"] in kinds]
+    survivors = {identity.pid for identity in stop_processes(processes, grace, hurry)}
     for identity, _ in processes:
         label = f"process {identity.pid}"
         (result.left if identity.pid in survivors else result.removed).append(label)
@@ -74,7 +93,8 @@ def teardown(state: RunState, grace: float = 5.0, collect_logs: bool = True) -> 
     with state.update() as current:
         current["torn_down"] = time.time()
         current["left"] = result.left
-        current["resources"] = [r for r in current["resources"] if _label(r) in result.left]
+        current["resources"] = [r for r in current["resources"]
+                                if _label(r) in result.left or (r["kind"] == "controller" and not include_controller)]
     if result.ok:
         # The canonical state goes with the runtime dir; the run folder keeps the final copy.
         shutil.rmtree(state.runtime_dir, ignore_errors=True)
@@ -82,7 +102,7 @@ def teardown(state: RunState, grace: float = 5.0, collect_logs: bool = True) -> 
 
 
 def _label(resource: dict[str, Any]) -> str:
-    if resource["kind"] == "process":
+    if resource["kind"] in ("process", "controller"):
         return f"process {resource['pid']}"
     if resource["kind"] == "directory":
         return f"directory {resource['path']}"
@@ -116,7 +136,14 @@ def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> li
             continue
         known.add(data["run_id"])
         if data["run_id"].startswith(run_id_prefix) and collectable(data, ttl, now):
-            results.append(teardown(state, grace=grace))
+            results.append(teardown(state, grace=grace, include_controller=True))
+    for private in runtime_root().glob("runner-*") if runtime_root().is_dir() else ():
+        try:
+            alive = ProcessIdentity.from_dict(json.loads((private / OWNER_FILE).read_text(encoding="utf-8"))).alive()
+        except (OSError, ValueError, KeyError):
+            alive = False
+        if not alive:
+            shutil.rmtree(private, ignore_errors=True)
     if docker_api.engine_answers(timeout=2.0):
         for container in docker_api.containers_of():
             run = container.get("Labels", {}).get(docker_api.LABEL_RUN, "")
