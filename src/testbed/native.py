@@ -184,6 +184,11 @@ def _run_as(account: Account, argv: list[str], what: str, stdin: str | None = No
 def start(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Path) -> dict[str, Any]:
     """Start every server at once; return {service: {pid, binary}} and notices. Readiness is the
     probes' job, not this one's."""
+    running = {r["service"] for r in state.read()["resources"]
+               if r["kind"] == "process" and ProcessIdentity.from_dict(r).alive()}
+    servers = {name: settings for name, settings in servers.items() if name not in running}
+    if not servers:
+        return {"started": {}, "notices": [], "changed": False}  # a second `up` changes nothing
     found, notices = binaries(servers)
     account = server_account()
     run_dir = state.runtime_dir

@@ -130,6 +130,36 @@ def choose_backend(requested: str, images: Mapping[str, str], pull: bool) -> tup
     return "docker", f"engine {version} answers and every image is at hand"
 
 
+def _context(data: Mapping[str, Any], notices: list[str]) -> dict[str, Any]:
+    """What the later phases need of a run, from its state."""
+    specs = containers(data["run_id"], data["servers"]) if data["backend"] == "docker" else []
+    network = f"testbed-{data['run_id']}"
+    return {
+        "run_id": data["run_id"], "run_folder": data["run_folder"], "runtime_dir": data["runtime_dir"],
+        "backend": data["backend"], "backend_reason": data["backend_reason"], "notices": notices,
+        "service": data["service"], "servers": data["servers"], "secrets": data["config"]["secrets"],
+        "containers": specs, "network": network,
+        "records": ([{"kind": "network", "name": network}]
+                    + [{"kind": "container", "name": c["name"], "service": c["service"]} for c in specs]),
+    }
+
+
+def _existing_run(run_id: str) -> dict[str, Any] | None:
+    """Bringing up a run that exists (and is not torn down) reuses it: a second `up` changes nothing."""
+    if not run_id:
+        return None
+    try:
+        state = RunState.find(run_id)
+    except TestbedError:
+        return None
+    data = state.read()
+    if data.get("torn_down"):
+        return None
+    context = _context(data, [])
+    context["changed"] = False
+    return context
+
+
 def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
     """Validate everything, pick the backend and ports, create the run's state; start nothing."""
     backend = params.get("backend") or "auto"
@@ -139,6 +169,9 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
     if ports not in PORT_MODES:
         raise TestbedError(f"ports {ports!r} is not one of {', '.join(PORT_MODES)}")
     config = load_service_config(params["service_dir"], load_catalogue_file(Path(params["catalogue_file"])))
+    existing = _existing_run(params.get("run_id") or "")
+    if existing is not None:
+        return existing
     servers = {name: dict(settings) for name, settings in config.servers.items()}
     for name, image in (params.get("images") or {}).items():
         if name not in servers:
@@ -181,19 +214,10 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
         if controller and not any(r["kind"] == "controller" for r in data["resources"]):
             # A killed wrapper leaves its playbook running: gc stops it with the servers.
             data["resources"].append({"kind": "controller", **controller.as_dict(), "stop_signal": 15})
-    network = f"testbed-{run_id}"
-    specs = containers(run_id, servers) if chosen == "docker" else []
     (run_folder / "diagnostics").mkdir(exist_ok=True)
     (run_folder / "diagnostics" / "config.json").write_text(
         json.dumps(config.as_dict(), indent=2), encoding="utf-8")
-    return {
-        "run_id": run_id, "run_folder": str(run_folder), "runtime_dir": str(state.runtime_dir),
-        "backend": chosen, "backend_reason": reason, "notices": notices, "service": config.name,
-        "servers": servers, "secrets": config.as_dict()["secrets"],
-        "containers": specs, "network": network,
-        "records": ([{"kind": "network", "name": network}]
-                    + [{"kind": "container", "name": c["name"], "service": c["service"]} for c in specs]),
-    }
+    return _context(state.read(), notices)
 
 
 def containers(run_id: str, servers: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -300,7 +324,7 @@ def ready(run_id: str, timeout: float) -> dict[str, Any]:
     (diagnostics / "readiness.json").write_text(
         json.dumps({k: v.as_dict() for k, v in results.items()}, indent=2), encoding="utf-8")
     with state.update() as current:
-        current["servers"] = servers
+        # "servers" keeps what was asked for (ports 0 under Docker's auto ports); facts hold what is.
         current["facts"] = facts
         current["versions"] = {k: v.version for k, v in results.items()}
     failed = [r for r in results.values() if not r.ready]
