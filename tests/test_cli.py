@@ -7,8 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import cli, clean_env, leftovers, run_folder_of
 
+from conftest import clean_env, cli, leftovers, run_folder_of
 from testbed.errors import ExitCode
 from testbed.runner import Renderer
 from testbed.state import all_runs

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from conftest import PROJECT, clean_env, cli, leftovers, playbook
 
 pytestmark = pytest.mark.slow
@@ -32,8 +33,9 @@ def test_up_test_status_env_logs_down(service: Path, runs: Path) -> None:
         exports = dict(re.findall(r"^export (\w+)=(\S+)$", env.stdout, re.M))
         assert {"POSTGRES_PORT", "DRAGONFLY_PORT", "NATS_URL", "TESTING"} <= set(exports)
         # pytest by hand, as from an IDE, with just those exports.
-        by_hand = subprocess.run(["bash", "-c", f"{env.stdout}\ncd {service} && python -m pytest -q -p no:cacheprovider tests"],
-                                 cwd=PROJECT, env=clean_env(), capture_output=True, text=True, check=False)
+        script = f"{env.stdout}\ncd {service} && python -m pytest -q -p no:cacheprovider tests"
+        by_hand = subprocess.run(["bash", "-c", script], cwd=PROJECT, env=clean_env(), capture_output=True,
+                                 text=True, check=False)
         assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
 
         for _ in range(2):  # tests re-run against the same servers

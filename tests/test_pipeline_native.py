@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
 from conftest import PROJECT, cli, leftovers, playbook, run_folder_of
 
 pytestmark = pytest.mark.slow
@@ -71,7 +72,8 @@ def test_no_tests_collected_is_a_failure(service: Path, runs: Path) -> None:
 
 
 def test_broken_migration_names_file_and_line(service: Path, runs: Path) -> None:
-    (service / "migrations" / "0003_broken.sql").write_text("-- a comment\n\nALTER TABLE items\n  ADD COLUMN x SELEC;\n")
+    (service / "migrations" / "0003_broken.sql").write_text(
+        "-- a comment\n\nALTER TABLE items\n  ADD COLUMN x SELEC;\n")
     result = _run(service, runs)
     assert result.returncode == 13, result.stdout
     assert "0003_broken.sql line 4" in result.stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import PROJECT, clean_env, cli, leftovers, run_folder_of
 
 pytestmark = pytest.mark.slow
@@ -142,4 +142,3 @@ def test_fixed_ports_of_a_running_environment_are_reported_taken(service: Path, 
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=30)
     assert all(not leftovers(p.name) for p in runs.iterdir() if p.is_dir())
-    assert os.path.isdir(runs)

@@ -16,12 +16,14 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, cli, clean_env, leftovers, playbook, run_folder_of
+import yaml
 
+from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
 from testbed import secrets as tb_secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import runtime_root
@@ -36,6 +38,14 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _closed_port() -> Iterator[int]:
+    """A loopback port that refuses connections: bound (so no one else takes it) but never listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -59,13 +69,14 @@ def _check_iam_is_enforced(endpoint: str, value: str, role: dict[str, str], key:
     import boto3  # noqa: PLC0415
     import botocore.exceptions  # noqa: PLC0415
 
-    def client(key_id: str, secret: str, token: str | None = None):  # noqa: ANN202
+    def client(key_id: str, secret: str, token: str | None = None):
         return boto3.client("ssm", endpoint_url=endpoint, region_name=REGION, aws_access_key_id=key_id,
                             aws_secret_access_key=secret, aws_session_token=token)
 
     got = client(role["AccessKeyId"], role["SecretAccessKey"], role["SessionToken"]).get_parameter(
         Name=PARAMETER, WithDecryption=True)["Parameter"]
-    assert got["Type"] == "SecureString" and got["Value"] == value
+    assert got["Type"] == "SecureString"
+    assert got["Value"] == value
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
         client(key["AccessKeyId"], key["SecretAccessKey"]).get_parameter(Name=PARAMETER, WithDecryption=True)
 
@@ -90,10 +101,11 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAWS]:
                     break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto server did not start: {(home / 'moto.log').read_text()}") from None
+                    log_text = (home / "moto.log").read_text()
+                    raise RuntimeError(f"moto server did not start: {log_text}") from None
                 time.sleep(0.2)
-        setup = {"endpoint_url": endpoint, "region_name": REGION, "aws_access_key_id": "AKIASETUPSETUPSETUP0",
-                 "aws_secret_access_key": "setup"}
+        setup = {"endpoint_url": endpoint, "region_name": REGION,
+                 "aws_access_key_id": "AKIASETUPSETUPSETUP0", "aws_secret_access_key": "setup"}
         value = "tbv-" + secrets.token_urlsafe(24)
         boto3.client("ssm", **setup).put_parameter(Name=PARAMETER, Value=value, Type="SecureString")
         iam = boto3.client("iam", **setup)
@@ -102,8 +114,10 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAWS]:
             return json.dumps({"Version": "2012-10-17", "Statement": [
                 {"Effect": effect, "Action": ["ssm:GetParameter", "kms:Decrypt"], "Resource": "*"}]})
 
-        iam.create_role(RoleName="ci", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}]}))
+        root = f"arn:aws:iam::{ACCOUNT}:root"
+        trust = {"Version": "2012-10-17",
+                 "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": root}}]}
+        iam.create_role(RoleName="ci", AssumeRolePolicyDocument=json.dumps(trust))
         iam.put_role_policy(RoleName="ci", PolicyName="read", PolicyDocument=policy("Allow"))
         role = boto3.client("sts", **setup).assume_role(
             RoleArn=f"arn:aws:iam::{ACCOUNT}:role/ci", RoleSessionName="testbed")["Credentials"]
@@ -118,8 +132,8 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAWS]:
         _check_iam_is_enforced(endpoint, value, role, key)
         empty = home / "empty"
         empty.write_text("")
-        yield FakeAWS(endpoint, value, Creds(role["AccessKeyId"], role["SecretAccessKey"], role["SessionToken"]),
-                      Creds(key["AccessKeyId"], key["SecretAccessKey"]), empty)
+        reader = Creds(role["AccessKeyId"], role["SecretAccessKey"], role["SessionToken"])
+        yield FakeAWS(endpoint, value, reader, Creds(key["AccessKeyId"], key["SecretAccessKey"]), empty)
     finally:
         server.terminate()
         try:
@@ -141,7 +155,7 @@ def _service(tmp_path: Path, value: str, parameter: str = PARAMETER) -> Path:
 
 
 def _aws_env(aws: FakeAWS, creds: Creds | None, endpoint: str | None = None, **extra: str) -> dict[str, str]:
-    """A user's shell with exactly these AWS credentials (or none), no profile files, no instance metadata."""
+    """A user's shell with exactly these AWS credentials (or none): no profile files, no instance metadata."""
     env = clean_env(AWS_CONFIG_FILE=str(aws.empty_file), AWS_SHARED_CREDENTIALS_FILE=str(aws.empty_file),
                     AWS_EC2_METADATA_DISABLED="true", AWS_REGION=REGION,
                     TESTBED_SSM_ENDPOINT_URL=endpoint or aws.endpoint, **extra)
@@ -154,7 +168,7 @@ def _aws_env(aws: FakeAWS, creds: Creds | None, endpoint: str | None = None, **e
 
 
 class ProcessWatch:
-    """Every process whose command line names the run's runtime dir (servers do), seen while the run lasts."""
+    """Every process whose command line names the run's runtime dir (servers' do), seen during the run."""
 
     def __init__(self, run_id: str) -> None:
         self.marker = f"/{run_id}/"
@@ -167,9 +181,10 @@ class ProcessWatch:
             for proc in Path("/proc").iterdir():
                 if proc.name.isdigit():
                     try:
-                        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                        raw = (proc / "cmdline").read_bytes()
                     except OSError:
                         continue
+                    cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
                     if self.marker in cmdline and "pytest" not in cmdline:
                         self.seen.add(cmdline[:160])
             self._stop.wait(0.05)
@@ -230,7 +245,8 @@ def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: P
     runner_dir = runtime_root() / f"runner-{run_id}"
     try:
         # Under GitHub Actions, auto must pick SSM (nothing is in the environment to fall back on).
-        result, watch = _run(service, runs, env, run_id, "--keep-runner-dir", source="auto" if github else "ssm")
+        source = "auto" if github else "ssm"
+        result, watch = _run(service, runs, env, run_id, "--keep-runner-dir", source=source)
         out = result.stdout
         assert result.returncode == 0, out + result.stderr
         assert "✅ Secrets: 1 resolved" in out
@@ -238,7 +254,8 @@ def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: P
         folder = run_folder_of(out)
         # The fixture's test compared the sha256 of what it received with the stored value's.
         junit = (folder / "junit.xml").read_text()
-        assert 'tests="2"' in junit and 'failures="0"' in junit and 'errors="0"' in junit
+        for counter in ('tests="2"', 'failures="0"', 'errors="0"'):
+            assert counter in junit
         assert "test_received_the_secret" in junit
         assert any("postgres" in line for line in watch.seen), "the watcher must see the run's servers"
 
@@ -272,7 +289,7 @@ def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: P
 
 
 @pytest.mark.slow
-def test_env_value_is_moved_out_of_the_environment_before_ansible_runner(aws: FakeAWS, tmp_path: Path) -> None:
+def test_env_value_is_moved_out_of_the_environment_before_ansible_runner(tmp_path: Path) -> None:
     value = "tbe-" + secrets.token_urlsafe(24)
     service, runs, run_id = _service(tmp_path, value), tmp_path / "runs", _run_id()
     env = clean_env(**{VARIABLE: value})
@@ -290,17 +307,18 @@ def test_env_value_is_moved_out_of_the_environment_before_ansible_runner(aws: Fa
     assert leftovers(run_id) == []
 
 
-# ------------------------------------------------------------------ each failure: one line, exit 11, nothing started
+# ------------------------------------------------------- each failure: one line, exit 11, nothing started
 
 
 FAILURES = {
-    "missing-parameter": f"❌ Secrets: {VARIABLE}: SSM parameter /testbed/test/no_such_parameter not found in {REGION}",
+    "missing-parameter": f"❌ Secrets: {VARIABLE}: SSM parameter /testbed/test/no_such_parameter "
+                         f"not found in {REGION}",
     "access-denied": f"❌ Secrets: {VARIABLE} (SSM parameter {PARAMETER}): access denied "
                      "(the role needs ssm:GetParameter on it, and kms:Decrypt for its key)",
     "no-credentials": f"❌ Secrets: {VARIABLE} (SSM parameter {PARAMETER}): no AWS credentials "
                       "(in CI: configure-aws-credentials; locally: AWS_PROFILE, or --secrets env)",
-    "unreachable-endpoint": f"❌ Secrets: {VARIABLE} (SSM parameter {PARAMETER}): the SSM endpoint is unreachable "
-                            "(check TESTBED_SSM_ENDPOINT_URL / the network)",
+    "unreachable-endpoint": f"❌ Secrets: {VARIABLE} (SSM parameter {PARAMETER}): "
+                            "the SSM endpoint is unreachable (check TESTBED_SSM_ENDPOINT_URL / the network)",
 }
 
 
@@ -311,10 +329,10 @@ def test_ssm_failure_is_one_line_exit_11_and_starts_nothing(aws: FakeAWS, tmp_pa
     service, runs, run_id = _service(tmp_path, aws.value, parameter), tmp_path / "runs", _run_id()
     creds = {"missing-parameter": aws.reader, "access-denied": aws.denied, "no-credentials": None,
              "unreachable-endpoint": aws.reader}[case]
-    endpoint = f"http://127.0.0.1:{_free_port()}" if case == "unreachable-endpoint" else None
-    env = _aws_env(aws, creds, endpoint)
     started = time.monotonic()
-    result, watch = _run(service, runs, env, run_id)
+    with _closed_port() as closed:
+        endpoint = f"http://127.0.0.1:{closed}" if case == "unreachable-endpoint" else None
+        result, watch = _run(service, runs, _aws_env(aws, creds, endpoint), run_id)
     out = result.stdout
     assert result.returncode == ExitCode.SECRETS, out + result.stderr
     failures = [line for line in out.splitlines() if line.startswith("❌")]
@@ -328,11 +346,13 @@ def test_ssm_failure_is_one_line_exit_11_and_starts_nothing(aws: FakeAWS, tmp_pa
     report = json.loads((folder / "report.json").read_text())
     assert report["exit_code"] == 11
     assert [p["name"] for p in report["phases"]] == ["preflight", "secrets", "teardown"]
-    assert not (folder / "logs").exists() and not (folder / "junit.xml").exists()
+    assert not (folder / "logs").exists()
+    assert not (folder / "junit.xml").exists()
     assert leftovers(run_id) == []
 
     needles = {"the SSM value": aws.value, "the reader's secret key": aws.reader.secret,
-               "the reader's session token": aws.reader.token, "the denied user's secret key": aws.denied.secret}
+               "the reader's session token": aws.reader.token,
+               "the denied user's secret key": aws.denied.secret}
     assert _hits(needles, [folder], {"stdout": out, "stderr": result.stderr}) == []
 
 
@@ -361,7 +381,8 @@ def test_playbook_refuses_verbosity_that_would_print_values(aws: FakeAWS, tmp_pa
 # ------------------------------------------------------------------ the 0600 file and the messages, directly
 
 
-def test_secrets_file_is_0600_in_a_0700_folder_and_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_file_is_0600_in_a_0700_folder_and_removed(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "rt"))
     assert tb_secrets.write_secret("unit-run", "A", "one") is True
     assert tb_secrets.write_secret("unit-run", "B", "two") is True
@@ -369,22 +390,26 @@ def test_secrets_file_is_0600_in_a_0700_folder_and_removed(tmp_path: Path, monke
     path = tb_secrets.secrets_path("unit-run")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o755  # the server user reaches the runtime dir
+    # The unprivileged server user still reaches the runtime dir around the private folder.
+    assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o755
     assert tb_secrets.read_secrets("unit-run") == {"A": "one", "B": "two"}
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     tb_secrets.remove_secrets("unit-run")
-    assert not path.parent.exists() and tb_secrets.read_secrets("unit-run") == {}
+    assert not path.parent.exists()
+    assert tb_secrets.read_secrets("unit-run") == {}
 
 
 @pytest.mark.parametrize(("message", "reason"), [
-    ("An unhandled exception occurred while running the lookup plugin 'amazon.aws.ssm_parameter'. Error was a "
-     "<class 'botocore.exceptions.NoCredentialsError'>, original message: Unable to locate credentials",
+    ("An unhandled exception occurred while running the lookup plugin 'amazon.aws.ssm_parameter'. "
+     "Error was a <class 'botocore.exceptions.NoCredentialsError'>, "
+     "original message: Unable to locate credentials",
      "no AWS credentials"),
     ("Failed to access SSM parameter /x (AccessDenied)", "access denied"),
-    ("SSM lookup exception: An error occurred (ExpiredTokenException) when calling the GetParameter operation: "
-     "The security token included in the request is expired", "AWS credentials were refused"),
+    ("SSM lookup exception: An error occurred (ExpiredTokenException) when calling the GetParameter "
+     "operation: The security token included in the request is expired", "AWS credentials were refused"),
     ("Could not connect to the endpoint URL: \"http://127.0.0.1:9/\"", "the SSM endpoint is unreachable"),
-    ("Connect timeout on endpoint URL: \"https://ssm.us-east-1.amazonaws.com/\"", "the SSM endpoint is unreachable"),
+    ("Connect timeout on endpoint URL: \"https://ssm.us-east-1.amazonaws.com/\"",
+     "the SSM endpoint is unreachable"),
     ("SSM lookup exception: An error occurred (ThrottlingException) when calling the GetParameter operation: "
      "Rate exceeded", "the lookup failed (ThrottlingException)"),
     ("something else entirely: s3cr3t?", "the lookup failed"),
@@ -398,17 +423,37 @@ def test_failure_messages_name_variable_and_parameter_only(message: str, reason:
     text = str(caught.value)
     assert caught.value.exit_code == ExitCode.SECRETS
     assert text.startswith(f"secrets: {VARIABLE} (SSM parameter {PARAMETER}): {reason}")
-    assert "s3cr3t" not in text and "\n" not in text
+    assert "s3cr3t" not in text
+    assert "\n" not in text
 
 
-def test_optional_secret_is_skipped_only_outside_ssm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_optional_secret_is_skipped_only_outside_ssm(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "rt"))
     specs = [{"variable": "NEEDED", "parameter": "/p/needed", "optional": False},
              {"variable": "EXTRA", "parameter": "/p/extra", "optional": True}]
     tb_secrets.write_secret("unit-run", "NEEDED", "x")
     done = tb_secrets.check_secrets({"source": "file", "run_id": "unit-run", "specs": specs, "results": []})
-    assert done["resolved"] == ["NEEDED"] and done["skipped_optional"] == ["EXTRA"]
+    assert done["resolved"] == ["NEEDED"]
+    assert done["skipped_optional"] == ["EXTRA"]
     results = [{"present": True, "item": specs[0]}, {"present": False, "item": specs[1]}]
-    with pytest.raises(TestbedError, match=r"^secrets: EXTRA: SSM parameter /p/extra not found in us-east-1$"):
+    expected = r"^secrets: EXTRA: SSM parameter /p/extra not found in us-east-1$"
+    with pytest.raises(TestbedError, match=expected):
         tb_secrets.check_secrets({"source": "ssm", "run_id": "unit-run", "region": REGION, "specs": specs,
                                   "results": results})
+
+
+def test_every_task_that_touches_a_value_is_no_log() -> None:
+    """no_log on the task, and on the module's value parameter: two guards, each enough on its own."""
+    touching = 0
+    for path in sorted((PROJECT / "roles" / "secrets" / "tasks").glob("*.yml")):
+        for task in yaml.safe_load(path.read_text()) or []:
+            text = json.dumps(task)
+            if "testbed_secret\"" in text or "ssm_parameter" in text or "item.variable)" in text:
+                touching += 1
+                assert task.get("no_log") is True, f"{path.name}: {task.get('name')}"
+                # The check step after it reports a failure; no_log would hide it.
+                assert task.get("ignore_errors") is True, f"{path.name}: {task.get('name')}"
+    assert touching >= 2  # env.yml and ssm.yml
+    module = (PROJECT / "plugins" / "modules" / "testbed_secret.py").read_text()
+    assert '"value": {"type": "raw", "no_log": True}' in module

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: testbed_native
-short_description: Start the run's servers as native processes, recorded in its state file.
+short_description: "Start the run's servers as native processes, recorded in its state file."
 description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
@@ -13,7 +13,6 @@ author: testbed
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
-
 
 SPEC = {"run_id": {"type": "str", "required": True}}
 

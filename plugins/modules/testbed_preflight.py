@@ -1,11 +1,11 @@
 #!/usr/bin/python
-"""Ansible module testbed_preflight: Validate a service's config, pick backend and ports, and create the run's state file."""
+"""Ansible module testbed_preflight: validate the config, pick backend and ports, create the run's state."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: testbed_preflight
-short_description: Validate a service's config, pick backend and ports, and create the run's state file.
+short_description: "Validate a service's config, pick backend and ports, and create the run's state file."
 description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
@@ -13,7 +13,6 @@ author: testbed
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
-
 
 SPEC = {
     "service_dir": {"type": "path", "required": True},

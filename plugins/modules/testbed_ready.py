@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: testbed_ready
-short_description: Wait until every server of the run answers its real protocol.
+short_description: "Wait until every server of the run answers its real protocol."
 description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
@@ -14,7 +14,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
 
-
 SPEC = {
     "run_id": {"type": "str", "required": True},
     "timeout": {"type": "float", "default": 60.0},
@@ -22,7 +21,9 @@ SPEC = {
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), lambda p: pipeline.ready(p["run_id"], p["timeout"]), changed=False)
+    ansible_module.run(
+        AnsibleModule(argument_spec=SPEC), lambda p: pipeline.ready(p["run_id"], p["timeout"]), changed=False
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,11 @@
 #!/usr/bin/python
-"""Ansible module testbed_record: Record resources (containers, networks) in the run's state file before they are created."""
+"""Ansible module testbed_record: record resources in the run's state file before they exist."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: testbed_record
-short_description: Record resources (containers, networks) in the run's state file before they are created.
+short_description: "Record resources (containers, networks) in the run's state file before they are created."
 description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """
@@ -14,8 +14,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
 
-
-SPEC = {"run_id": {"type": "str", "required": True}, "resources": {"type": "list", "elements": "dict", "required": True}}
+SPEC = {
+    "run_id": {"type": "str", "required": True},
+    "resources": {"type": "list", "elements": "dict", "required": True},
+}
 
 
 def main() -> None:

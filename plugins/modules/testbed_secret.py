@@ -14,7 +14,6 @@ from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, secrets
 
-
 SPEC = {
     "run_id": {"type": "str", "required": True},
     "variable": {"type": "str", "required": True},
@@ -23,8 +22,15 @@ SPEC = {
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), lambda p: {"present": secrets.write_secret(
-        p["run_id"], p["variable"], p["value"] if isinstance(p["value"], str) else None)}, changed=False)
+    ansible_module.run(
+        AnsibleModule(argument_spec=SPEC),
+        lambda p: {
+            "present": secrets.write_secret(
+                p["run_id"], p["variable"], p["value"] if isinstance(p["value"], str) else None
+            )
+        },
+        changed=False,
+    )
 
 
 if __name__ == "__main__":

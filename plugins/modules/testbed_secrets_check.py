@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: testbed_secrets_check
-short_description: Name every secret that did not resolve, never a value.
+short_description: "Name every secret that did not resolve, never a value."
 description: A thin shell over the testbed package, which does the work (see src/testbed/).
 author: testbed
 """

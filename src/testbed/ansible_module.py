@@ -19,7 +19,7 @@ def run(
         result = action(module.params)
     except TestbedError as exc:
         module.fail_json(msg=str(exc), exit_code=int(exc.exit_code), **exc.details)
-    except Exception as exc:  # noqa: BLE001 - a crash still gets one line and the internal-error code
+    except Exception as exc:
         module.fail_json(msg=f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}",
                          exit_code=int(ExitCode.INTERNAL_ERROR))
     result.setdefault("changed", changed)

@@ -18,7 +18,7 @@ from testbed.config import (
     load_catalogue,
     load_service_config,
     project_root,
-    test_environment,
+    service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
 from testbed.runner import Options, run_playbook, secrets_source
@@ -116,7 +116,7 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     if getattr(args, "run_id", ""):
         check_run_id(args.run_id)
     # Templates must render against the facts the run will provide.
-    test_environment(config, connection_facts(config.servers))
+    service_environment(config, connection_facts(config.servers))
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
     if source == "env":
         missing = [s.variable for s in config.secrets if not s.optional and not os.environ.get(s.variable)]
@@ -205,10 +205,7 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
     from testbed.teardown import teardown  # noqa: PLC0415
 
-    if args.run_id:
-        state = RunState.find(args.run_id)
-    else:
-        state = _require_up(_config(args.service, project))
+    state = RunState.find(args.run_id) if args.run_id else _require_up(_config(args.service, project))
     result = teardown(state)
     if result.ok:
         print(f"✅ Teardown: {state.runtime_dir.name} removed ({len(result.removed)} resources)")
@@ -260,7 +257,7 @@ def cmd_env(args: argparse.Namespace, project: Path) -> int:
 
     config = _config(args.service, project)
     data = _require_up(config).read()
-    for key, value in test_environment(config, data["facts"]).items():
+    for key, value in service_environment(config, data["facts"]).items():
         print(f"export {key}={shlex.quote(value)}")
     path = secrets_path(data["run_id"])
     if path.is_file():

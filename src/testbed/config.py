@@ -210,7 +210,7 @@ def _servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], error
     return servers
 
 
-def _secrets(raw: Any, errors: list[str]) -> list[SecretSpec]:
+def _secrets(raw: object, errors: list[str]) -> list[SecretSpec]:
     specs: list[SecretSpec] = []
     if not isinstance(raw, dict):
         return specs
@@ -327,7 +327,7 @@ def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.
     return facts
 
 
-def test_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict[str, str]:
+def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict[str, str]:
     """The non-secret environment of the service's tests: the standard variables, then the config's own."""
     env = {"DISABLE_VAULT_AUTH": "true", "TESTING": "true"}
     if "postgres" in facts:
@@ -342,7 +342,7 @@ def test_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict[st
     return env
 
 
-_JINJA = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)  # noqa: S701 - values become environment variables, not HTML
+_JINJA = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
 
 
 def render(template: str, facts: Mapping[str, Any], where: str) -> str:

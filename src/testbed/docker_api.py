@@ -36,13 +36,30 @@ def socket_path() -> str:
     return host.removeprefix("unix://")
 
 
+class EngineUnreachable(OSError):
+    """The engine's socket is missing, refuses, hangs up or does not answer in time. Its message names
+    the socket, so whoever catches OSError can print it as is."""
+
+
+def _why(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g}s"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 def request(method: str, path: str, timeout: float = 10.0, query: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    """One API call; an engine that does not answer raises EngineUnreachable (an OSError)."""
     url = path + ("?" + urllib.parse.urlencode(query) if query else "")
-    conn = _UnixConnection(socket_path(), timeout)
+    sock = socket_path()
+    conn = _UnixConnection(sock, timeout)
     try:
         conn.request(method, url)
         response = conn.getresponse()
         return response.status, response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        raise EngineUnreachable(f"no Docker engine answers on {sock} ({_why(exc, timeout)})") from exc
     finally:
         conn.close()
 
@@ -51,9 +68,9 @@ def engine_answers(timeout: float = 3.0) -> str | None:
     """The engine's version when it answers within `timeout`, else None."""
     try:
         status, body = request("GET", "/version", timeout=timeout)
-    except (OSError, TestbedError):
+        return str(json.loads(body).get("Version", "?")) if status == 200 else None
+    except (OSError, ValueError, TestbedError):
         return None
-    return str(json.loads(body).get("Version", "?")) if status == 200 else None
 
 
 def image_present(image: str) -> bool:

@@ -118,6 +118,11 @@ class Launch:
     prepare: Callable[[], None] | None = None
 
 
+def _server_env() -> dict[str, str]:
+    """Servers need no credentials: keep AWS's and testbed's own variables out of their environment."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TESTBED_", "ANSIBLE_"))}
+
+
 def _as_account(account: Account) -> dict[str, Any]:
     if account.is_self:
         return {}
@@ -214,14 +219,16 @@ def start(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Pa
             if item.prepare:
                 item.prepare()
             with (log_dir / f"{item.service}.log").open("ab") as log:
-                process = subprocess.Popen(  # noqa: S603 - argv built from the catalogue, no shell
+                process = subprocess.Popen(
                     item.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    cwd=run_dir, start_new_session=True, close_fds=True, **_as_account(account),
+                    cwd=run_dir, start_new_session=True, close_fds=True, env=_server_env(),
+                    **_as_account(account),
                 )
             identity = ProcessIdentity.of(process.pid)
             if identity is None:
-                raise TestbedError(f"{item.service} exited at once; see {log_dir / item.service}.log",
-                                   ExitCode.PROVISIONING)
+                errors.append(TestbedError(f"{item.service} exited at once; see {log_dir / item.service}.log",
+                                           ExitCode.PROVISIONING))
+                return
             state.record({"kind": "process", "service": item.service, **identity.as_dict(),
                           "stop_signal": int(item.stop_signal), "argv": item.argv[:1]})
             with lock:

@@ -8,8 +8,8 @@ import os
 import socket
 import subprocess
 import time
-import xml.etree.ElementTree as ET  # noqa: N817
-from collections.abc import Mapping
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ from testbed.config import (
     load_catalogue_file,
     load_service_config,
     pytest_arguments,
-    test_environment,
+    service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, runtime_root
+from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id
 
 BACKENDS = ("auto", "docker", "native")
 PORT_MODES = ("fixed", "auto")
@@ -46,7 +46,7 @@ def _port_holder(port: int) -> str:
             continue
         try:
             for fd in (proc / "fd").iterdir():
-                target = os.readlink(fd)
+                target = str(fd.readlink())
                 if target.startswith("socket:[") and target[8:-1] in inodes:
                     name = (proc / "comm").read_text(encoding="utf-8").strip()
                     return f"{name} (pid {proc.name})"
@@ -71,16 +71,25 @@ def free_port() -> int:
 
 
 def _registry_answers(image: str, timeout: float = 3.0) -> str | None:
-    """A bounded reachability check of an image's registry (never a pull, which can hang)."""
-    first = image.split("/", 1)[0]
-    host = first if ("." in first or ":" in first) and "/" in image else "registry-1.docker.io"
+    """A bounded reachability check of an image's registry (never a pull, which can hang).
+
+    The registry is the reference's first component when it looks like a host (has a dot or a port, or
+    is `localhost`), else Docker Hub; an explicit port (`localhost:5000/x`, `[::1]:5000/x`) is used."""
+    first, slash, _ = image.partition("/")
+    registry = first if slash and ("." in first or ":" in first or first == "localhost") else "registry-1.docker.io"
+    host, port = registry, 443
+    if registry.startswith("["):
+        host, _, rest = registry[1:].partition("]")
+        port = int(rest[1:]) if rest[1:].isdigit() else 443
+    elif registry.count(":") == 1 and registry.partition(":")[2].isdigit():
+        host, port = registry.partition(":")[0], int(registry.partition(":")[2])
     try:
-        socket.setdefaulttimeout(timeout)
-        socket.getaddrinfo(host, 443, proto=socket.IPPROTO_TCP)
-        with socket.create_connection((host, 443), timeout=timeout):
+        socket.setdefaulttimeout(timeout)  # getaddrinfo has no timeout of its own
+        socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+        with socket.create_connection((host, port), timeout=timeout):
             return None
     except OSError as exc:
-        return f"registry {host} does not answer ({exc.strerror or exc})"
+        return f"registry {registry} does not answer ({exc.strerror or exc})"
     finally:
         socket.setdefaulttimeout(None)
 
@@ -101,33 +110,34 @@ def _playbook_pid() -> int | None:
 
 
 def choose_backend(requested: str, images: Mapping[str, str], pull: bool) -> tuple[str, str]:
-    """The backend to use and why, in words."""
+    """The backend to use and why, in words. Never pulls: an image that is not here (or every image,
+    with `pull`) needs its registry to answer a bounded check."""
     if requested == "native":
         return "native", "asked for"
     version = docker_api.engine_answers()
-    if requested == "docker":
-        if version is None:
+    if version is None:
+        if requested == "docker":
             raise TestbedError("backend docker: no Docker engine answers on "
                                f"{docker_api.socket_path()}; start it or use --backend native",
                                ExitCode.PROVISIONING)
-        for image in images.values():
-            if not pull and docker_api.image_present(image):
-                continue
-            problem = _registry_answers(image)
-            if problem:
-                raise TestbedError(f"image {image} cannot be pulled: {problem}; use --backend native, "
-                                   "or point settings.<server>.image (or --image) at an image you have",
-                                   ExitCode.PROVISIONING)
-        return "docker", f"asked for (engine {version})"
-    if version is None:
         return "native", "no Docker engine answers"
-    for image in images.values():
-        if docker_api.image_present(image) and not pull:
+    to_pull = []
+    for server, image in images.items():
+        if not pull and docker_api.image_present(image):
             continue
         problem = _registry_answers(image)
-        if problem:
+        if problem is None:
+            to_pull.append(image)
+        elif requested == "docker":
+            raise TestbedError(f"image {image} cannot be pulled: {problem}; use --backend native, "
+                               f"or point settings.{server}.image (or --image {server}=IMAGE) at an image you have",
+                               ExitCode.PROVISIONING)
+        else:
             return "native", f"image {image} is not here and {problem}"
-    return "docker", f"engine {version} answers and every image is at hand"
+    pulling = f"; {', '.join(to_pull)} will be pulled" if to_pull else ""
+    if requested == "docker":
+        return "docker", f"asked for (engine {version}){pulling}"
+    return "docker", f"engine {version} answers and every image is at hand{pulling}"
 
 
 def _context(data: Mapping[str, Any], notices: list[str]) -> dict[str, Any]:
@@ -221,12 +231,14 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def containers(run_id: str, servers: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The container for each server, from the same catalogue the native backend reads."""
+    """The container for each server, from the same catalogue the native backend reads. `present` says
+    whether its image is here already (the servers role pulls only the others, before any container)."""
     specs = []
     for name, settings in servers.items():
         spec: dict[str, Any] = {"service": name, "name": f"testbed-{run_id}-{name}", "image": settings["image"],
                                 "labels": {docker_api.LABEL_RUN: run_id, docker_api.LABEL_SERVICE: name},
-                                "env": {}, "tmpfs": [], "command": []}
+                                "env": {}, "tmpfs": [], "command": [],
+                                "present": docker_api.image_present(settings["image"])}
         if name == "postgres":
             spec["env"] = {"POSTGRES_USER": settings["user"], "POSTGRES_PASSWORD": settings["password"],
                            "POSTGRES_DB": settings["database"]}
@@ -265,7 +277,12 @@ def _published_ports(data: Mapping[str, Any]) -> dict[str, Any]:
     servers = {name: dict(settings) for name, settings in data["servers"].items()}
     published: dict[str, Any] = {}
     for item in (r for r in data["resources"] if r["kind"] == "container"):
-        status, body = docker_api.request("GET", f"/containers/{item['name']}/json", timeout=5)
+        try:
+            status, body = docker_api.request("GET", f"/containers/{item['name']}/json", timeout=5)
+        except OSError as exc:  # the engine went away after starting the containers
+            raise TestbedError(f"{servers[item['service']]['title']}: cannot read the ports of container "
+                               f"{item['name']}: {exc}; once it answers, `testbed gc` removes what the run left",
+                               ExitCode.PROVISIONING) from exc
         if status != 200:
             raise TestbedError(f"{servers[item['service']]['title']}: container {item['name']} is missing",
                                ExitCode.PROVISIONING)
@@ -280,7 +297,7 @@ def _published_ports(data: Mapping[str, Any]) -> dict[str, Any]:
     return servers
 
 
-def _gone(data: Mapping[str, Any]) -> Any:
+def _gone(data: Mapping[str, Any]) -> Callable[[str], str | None]:
     processes = {r["service"]: ProcessIdentity.from_dict(r) for r in data["resources"] if r["kind"] == "process"}
     names = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
 
@@ -392,7 +409,7 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     run_folder = Path(data["run_folder"])
     facts = data["facts"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}
-    env |= test_environment(config, facts)
+    env |= service_environment(config, facts)
     env |= secrets.read_secrets(run_id)
     env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
     junit_path = run_folder / "junit.xml"
@@ -425,7 +442,7 @@ def tests_line(tests: Mapping[str, Any]) -> str:
     return f"{', '.join(parts) or 'no tests ran'} in {tests.get('duration', 0):.1f}s"
 
 
-def test_phase(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
+def pytest_phase(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
     """run_tests, failing the phase with pytest's own exit code when the tests did not pass."""
     result = run_tests(run_id, extra_args)
     rc = result["rc"]

@@ -10,7 +10,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from testbed import github, junit, pipeline, secrets
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import OWNER_FILE, ProcessIdentity, RunState, runtime_root
+from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, RunState, runtime_root
 
 PHASES: dict[str, str] = {
     "preflight": "Preflight", "secrets": "Secrets", "servers": "Servers", "readiness": "Readiness",
@@ -228,7 +228,9 @@ def _scrub_artifacts(private_dir: Path) -> None:
     shutil.rmtree(private_dir / "env", ignore_errors=True)
 
 
-def resolve_env_secrets(config_secrets: list[dict[str, Any]], run_id: str, environ: dict[str, str]) -> list[str]:
+def resolve_env_secrets(
+    config_secrets: list[dict[str, Any]], run_id: str, environ: MutableMapping[str, str]
+) -> list[str]:
     """--secrets env: move values from the environment into the run's 0600 file, so they never travel
     in ansible-runner's recorded environment. Returns the names of required ones that are missing."""
     missing = []
@@ -270,7 +272,10 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
 
     def mask_secrets() -> None:
         if gha:
-            github.mask(secrets.read_secrets(run_id).values(), sys.__stdout__)
+            try:
+                github.mask(secrets.read_secrets(run_id).values(), sys.__stdout__)
+            except ValueError:
+                out.write("ℹ️  stdout is a file: secret values are not masked there (and never printed)\n")
 
     renderer.on_secrets = mask_secrets
     mask_secrets()  # values the wrapper moved from the environment are masked before anything prints
@@ -278,6 +283,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     private_dir = runtime_root() / f"runner-{run_id}"
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # gc removes this folder once its owner is gone (a SIGKILL leaves it behind).
+    if options.keep_runner_dir:
+        (private_dir / KEPT_FILE).touch()  # gc leaves a folder kept on purpose alone
     (private_dir / OWNER_FILE).write_text(json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
                                           encoding="utf-8")
     extravars = {
@@ -297,6 +304,9 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
                 private_data_dir=str(private_dir), project_dir=str(project), playbook=options.playbook,
                 inventory=str(project / "inventory" / "hosts.yml"), extravars=extravars,
                 envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+                         # A user's shell cannot raise verbosity past -vv (which prints lookup values).
+                         "ANSIBLE_VERBOSITY": str(min(options.verbose, MAX_VERBOSITY)),
+                         "ANSIBLE_DEBUG": "0", "ANSIBLE_KEEP_REMOTE_FILES": "0",
                          # ansible-runner finds ansible-playbook on PATH: use the one beside this Python.
                          "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"},
                 event_handler=renderer, cancel_callback=interrupted, quiet=True, suppress_env_files=True,

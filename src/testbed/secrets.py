@@ -33,8 +33,7 @@ def _private_dir(run_id: str) -> Path:
     private.mkdir(mode=0o700, exist_ok=True)
     info = private.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-        raise TestbedError(f"secrets: {private} is not a folder of this user; remove it and rerun",
-                           ExitCode.SECRETS)
+        raise TestbedError(f"secrets: {private} is not a folder of this user; remove it and rerun", ExitCode.SECRETS)
     private.chmod(0o700)
     return private
 
@@ -70,27 +69,52 @@ def read_secrets(run_id: str) -> dict[str, str]:
 
 _AWS_CODE = re.compile(r"An error occurred \((\w+)\)")
 _EXCEPTION = re.compile(r"(?:botocore|boto3)\.exceptions\.(\w+)")
+# (phrases in a lookup's error, lower-cased) -> what to say; the first match wins.
+_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("unable to locate credentials", "nocredentials"),
+        "no AWS credentials (in CI: configure-aws-credentials; locally: AWS_PROFILE, or --secrets env)",
+    ),
+    (
+        ("accessdenied", "access denied", "not authorized"),
+        "access denied (the role needs ssm:GetParameter on it, and kms:Decrypt for its key)",
+    ),
+    (
+        (
+            "expiredtoken",
+            "token included in the request is expired",
+            "invalidclienttokenid",
+            "unrecognizedclient",
+            "signaturedoesnotmatch",
+            "security token included in the request is invalid",
+        ),
+        "AWS credentials were refused (expired or invalid)",
+    ),
+    (("parameternotfound", "resourcenotfound"), "not found"),
+    (
+        (
+            "could not connect to the endpoint",
+            "endpointconnectionerror",
+            "connect timeout",
+            "connecttimeout",
+            "read timeout",
+            "readtimeout",
+            "connection refused",
+            "connectionclosederror",
+            "name or service not known",
+        ),
+        "the SSM endpoint is unreachable (check TESTBED_SSM_ENDPOINT_URL / the network)",
+    ),
+    (("noregion", "must specify a region"), "no AWS region (set AWS_REGION)"),
+)
 
 
 def _classify_ssm_error(message: str) -> str:
     """One phrase for why a lookup failed, never echoing what it said: at most an error code."""
     lowered = message.lower()
-    if "unable to locate credentials" in lowered or "nocredentials" in lowered:
-        return "no AWS credentials (in CI: configure-aws-credentials; locally: AWS_PROFILE, or --secrets env)"
-    if "accessdenied" in lowered or "access denied" in lowered or "not authorized" in lowered:
-        return "access denied (the role needs ssm:GetParameter on it, and kms:Decrypt for its key)"
-    if any(word in lowered for word in ("expiredtoken", "token included in the request is expired",
-                                        "invalidclienttokenid", "unrecognizedclient", "signaturedoesnotmatch",
-                                        "security token included in the request is invalid")):
-        return "AWS credentials were refused (expired or invalid)"
-    if "parameternotfound" in lowered or "resourcenotfound" in lowered:
-        return "not found"
-    if any(word in lowered for word in ("could not connect to the endpoint", "endpointconnectionerror",
-                                        "connect timeout", "connecttimeout", "read timeout", "readtimeout",
-                                        "connection refused", "connectionclosederror", "name or service not known")):
-        return "the SSM endpoint is unreachable (check TESTBED_SSM_ENDPOINT_URL / the network)"
-    if "noregion" in lowered or "must specify a region" in lowered:
-        return "no AWS region (set AWS_REGION)"
+    for phrases, reason in _REASONS:
+        if any(phrase in lowered for phrase in phrases):
+            return reason
     code = _AWS_CODE.search(message) or _EXCEPTION.search(message)
     return f"the lookup failed ({code.group(1)})" if code else "the lookup failed"
 
@@ -129,5 +153,8 @@ def check_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
             problems.append(f"{variable} is not set (export it, or use --secrets ssm)")
     if problems:
         raise TestbedError("secrets: " + "; ".join(problems), ExitCode.SECRETS)
-    return {"resolved": [s["variable"] for s in params["specs"] if s["variable"] not in skipped],
-            "skipped_optional": skipped, "changed": False}
+    return {
+        "resolved": [s["variable"] for s in params["specs"] if s["variable"] not in skipped],
+        "skipped_optional": skipped,
+        "changed": False,
+    }

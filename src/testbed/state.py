@@ -21,6 +21,7 @@ from typing import Any
 from testbed.errors import ExitCode, TestbedError
 
 STATE_NAME = "state.json"
+KEPT_FILE = "kept"  # marks a private data dir kept for debugging (--keep-runner-dir)
 OWNER_FILE = "owner.json"  # in ansible-runner's private data dir: who drives it
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
@@ -181,7 +182,7 @@ def all_runs() -> list[RunState]:
 
 def owner_alive(data: Mapping[str, Any]) -> bool:
     owner = data.get("owner")
-    return bool(owner) and ProcessIdentity.from_dict(owner).alive()
+    return owner is not None and ProcessIdentity.from_dict(owner).alive()
 
 
 def signal_group(identity: ProcessIdentity, signum: int) -> bool:

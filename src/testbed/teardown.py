@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed import docker_api
+from testbed import docker_api, secrets
 from testbed.state import (
+    KEPT_FILE,
     OWNER_FILE,
     ProcessIdentity,
     RunState,
@@ -90,6 +91,8 @@ def teardown(
         shutil.rmtree(path, ignore_errors=True)
         (result.left if path.exists() else result.removed).append(f"directory {path}")
 
+    # Secret values never outlive the run, even when something else was left behind.
+    secrets.remove_secrets(data["run_id"])
     with state.update() as current:
         current["torn_down"] = time.time()
         current["left"] = result.left
@@ -142,7 +145,7 @@ def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> li
             alive = ProcessIdentity.from_dict(json.loads((private / OWNER_FILE).read_text(encoding="utf-8"))).alive()
         except (OSError, ValueError, KeyError):
             alive = False
-        if not alive:
+        if not alive and not (private / KEPT_FILE).exists():
             shutil.rmtree(private, ignore_errors=True)
     if docker_api.engine_answers(timeout=2.0):
         for container in docker_api.containers_of():

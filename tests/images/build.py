@@ -247,17 +247,20 @@ def _build_from_base(base: str, key: str, tag: str, digest: str) -> None:
     for change in changes:
         if change not in build_only:
             commit += ["--change", change]
+    # `docker create` of an image with a VOLUME creates an anonymous volume: remove it with the
+    # container (--volumes), or every build leaves one behind.
     container = _run(["docker", "create", base, "true"]).strip()
     try:
         _run([*commit, container, tag])
     finally:
-        _run(["docker", "rm", "--force", container])
+        _run(["docker", "rm", "--force", "--volumes", container])
     if build_only:
         # The classic builder resolves FROM in the local image store only; BuildKit with a
-        # docker-container builder would go to the registry.
+        # docker-container builder would go to the registry. It removes its intermediate containers
+        # with their volumes; --force-rm does so after a failed step too.
         env = {**os.environ, "DOCKER_BUILDKIT": "0"}
         dockerfile = "\n".join((f"FROM {tag}", *build_only)) + "\n"
-        _run(["docker", "build", "--quiet", "--tag", tag, "-"], env=env, stdin=dockerfile)
+        _run(["docker", "build", "--quiet", "--force-rm", "--tag", tag, "-"], env=env, stdin=dockerfile)
     # Convenience alias without the hash for humans (`docker run testbed-local/postgres:15`).
     _run(["docker", "tag", tag, f"{repo}:{prefix}"])
 

@@ -1,8 +1,9 @@
 """The locally built stand-in images honour the contracts of postgres:15, Dragonfly and nats.
 
 Each test starts a container with an ephemeral loopback port, talks the real protocol to it from
-the host, checks that `docker stop` is prompt (signals reach the server) and removes the container.
-A missing Docker engine is a failure, never a skip.
+the host, checks that `docker stop` is prompt (signals reach the server) and removes the container
+with its anonymous volumes (the postgres image declares a VOLUME): no test, and no build, leaves a
+volume behind. A missing Docker engine is a failure, never a skip.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import psycopg
 import pytest
 import redis
 
+from . import build
 from .build import ensure_images
+from .events import EngineEvents, dangling, existing_volumes
 
 pytestmark = pytest.mark.docker
 
@@ -61,39 +64,62 @@ def images() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _no_leftover_containers() -> Iterator[None]:
-    yield
+def _no_leftover_containers_or_volumes() -> Iterator[None]:
+    """Nothing of this module stays: no container, and no volume created while it ran (builds included)
+    that no container uses."""
+    with EngineEvents() as events:
+        yield
     leftovers = docker("ps", "-a", "-q", "--filter", f"name={NAME_PREFIX}").stdout.split()
     if leftovers:
-        docker("rm", "-f", *leftovers, check=False)
+        docker("rm", "-f", "-v", *leftovers, check=False)
     assert not leftovers, f"containers left behind: {leftovers}"
+    volumes = dangling(existing_volumes(events.volumes_created()))
+    if volumes:
+        docker("volume", "rm", *volumes, check=False)
+    assert not volumes, f"volumes left behind: {volumes}"
 
 
 @contextlib.contextmanager
 def container(
     image: str, *args: str, ports: tuple[int, ...] = (), options: tuple[str, ...] = ()
 ) -> Iterator[str]:
-    """`docker run -d --rm` with loopback ephemeral ports; always `docker rm -f` afterwards."""
+    """`docker run -d --rm` with loopback ephemeral ports; always `docker rm -f -v` afterwards, and
+    the container's anonymous volumes must be gone with it."""
     name = f"{NAME_PREFIX}{uuid.uuid4().hex[:12]}"
     argv = ["run", "-d", "--rm", "--name", name]
     for port in ports:
         argv += ["-p", f"127.0.0.1::{port}"]
+    volumes: set[str] = set()
     try:
         docker(*argv, *options, image, *args)
+        volumes = volumes_of(name)  # created with the container, before it can exit and go
         yield name
     finally:
-        remove(name)
+        remove(name, volumes)
 
 
-def remove(name: str) -> None:
-    """`docker rm -f` and wait until the container is really gone (an `--rm` removal may be running)."""
-    docker("rm", "-f", name, check=False)
+def volumes_of(name: str) -> set[str]:
+    """The named (anonymous included) volumes a container mounts; empty when it is already gone."""
+    proc = docker("inspect", "--format", "{{json .Mounts}}", name, check=False)
+    if proc.returncode != 0:
+        return set()
+    return {m["Name"] for m in json.loads(proc.stdout) or [] if m.get("Type") == "volume"}
+
+
+def remove(name: str, volumes: set[str] | None = None) -> None:
+    """`docker rm -f -v` and wait until the container is really gone (an `--rm` removal may be
+    running); then none of its volumes may remain."""
+    docker("rm", "-f", "-v", name, check=False)
     deadline = time.monotonic() + 15
     while docker("inspect", name, check=False).returncode == 0:
         if time.monotonic() > deadline:
-            raise AssertionError(f"container {name} still exists after docker rm -f")
+            raise AssertionError(f"container {name} still exists after docker rm -f -v")
         time.sleep(0.2)
-        docker("rm", "-f", name, check=False)
+        docker("rm", "-f", "-v", name, check=False)
+    left = existing_volumes(volumes or set())
+    if left:
+        docker("volume", "rm", *left, check=False)
+    assert not left, f"volumes of {name} left behind: {left}"
 
 
 def host_port(name: str, port: int) -> int:
@@ -198,13 +224,16 @@ def test_postgres_contract(images: dict[str, str]) -> None:
 
 def test_postgres_requires_password(images: dict[str, str]) -> None:
     name = f"{NAME_PREFIX}{uuid.uuid4().hex[:12]}"
+    volumes: set[str] = set()
     try:
         proc = docker("run", "--name", name, images["postgres"], check=False, timeout=60)
+        volumes = volumes_of(name)
+        assert volumes, "the image's VOLUME gives the container an anonymous volume"
         assert proc.returncode == 1
         assert "Database is uninitialized and superuser password is not specified." in proc.stderr
         assert "POSTGRES_HOST_AUTH_METHOD=trust" in proc.stderr
     finally:
-        remove(name)
+        remove(name, volumes)
 
 
 def test_postgres_trust_and_defaults(images: dict[str, str]) -> None:
@@ -300,3 +329,29 @@ def test_nats_jetstream(images: dict[str, str], args: tuple[str, ...]) -> None:
         assert jsz["streams"] == 1
         assert pid1_status(name)["Name"] == "nats-server"
         stop_promptly(name)
+
+
+# --------------------------------------------------------------------------- the build itself
+
+
+def test_deriving_from_an_image_with_a_volume_leaves_no_volume(
+    images: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build's `docker create`/`commit` (and the classic builder's step) from an image that declares
+    a VOLUME each create an anonymous volume; none may remain."""
+    repo = "testbed-local/volume-check"
+    prefix = uuid.uuid4().hex[:8]
+    tag = f"{repo}:{prefix}-x"
+    # Its own repository: deriving must not move the aliases other tests run (testbed-local/postgres:15).
+    monkeypatch.setitem(build.IMAGES, "volume-check", (repo, prefix, build.IMAGES["postgres"][2]))
+    try:
+        with EngineEvents() as events:
+            build._build_from_base(images["postgres"], "volume-check", tag, build.recipe_hash())
+        created = events.volumes_created()
+        assert created, "the source image declares a VOLUME: creating a container from it makes one"
+        # (dangling: a volume another session's container uses meanwhile is not ours)
+        assert dangling(existing_volumes(created)) == []
+        inspect = json.loads(docker("image", "inspect", tag).stdout)[0]["Config"]
+        assert inspect["StopSignal"] == "SIGINT" and "/var/lib/postgresql/data" in inspect["Volumes"]
+    finally:
+        docker("rmi", tag, f"{repo}:{prefix}", check=False)
