@@ -10,11 +10,12 @@ nats=$(command -v nats-server || echo /usr/sbin/nats-server)
 if [ "$action" = up ]; then
   mkdir -p "$dir" && chmod 755 "$dir"
   install -d -m 700 -o "$(id -u testbed 2>/dev/null || id -u)" "$dir/pg" "$dir/redis" "$dir/nats"
+  # setsid -f: each server detaches into its own session, as testbed's launcher does.
   ( as_user "$pg/initdb" -D "$dir/pg" -U bench --auth=trust --no-sync --no-locale -E UTF8 >/dev/null \
-    && as_user setsid "$pg/postgres" -D "$dir/pg" -p 25433 -k "$dir/pg" -c listen_addresses=127.0.0.1 \
-         -c fsync=off >"$dir/pg.log" 2>&1 < /dev/null & ) &
-  as_user setsid "$redis" --port 26380 --bind 127.0.0.1 --save '' --dir "$dir/redis" >"$dir/redis.log" 2>&1 < /dev/null &
-  as_user setsid "$nats" -a 127.0.0.1 -p 24222 -m 28222 -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 < /dev/null &
+    && as_user setsid -f "$pg/postgres" -D "$dir/pg" -p 25433 -k "$dir/pg" -c listen_addresses=127.0.0.1 \
+         -c fsync=off >"$dir/pg.log" 2>&1 < /dev/null ) &
+  as_user setsid -f "$redis" --port 26380 --bind 127.0.0.1 --save '' --dir "$dir/redis" >"$dir/redis.log" 2>&1 < /dev/null
+  as_user setsid -f "$nats" -a 127.0.0.1 -p 24222 -m 28222 -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 < /dev/null
   wait
   until "$pg/pg_isready" -q -h 127.0.0.1 -p 25433; do sleep 0.02; done &
   until redis-cli -p 26380 ping >/dev/null 2>&1; do sleep 0.02; done &

@@ -277,7 +277,7 @@ def test_missing_image_fails_fast_in_one_line_creating_nothing(
 
 
 def _containers_now(run_id: str) -> dict[str, tuple[str, str, str]]:
-    return {c["Names"][0]: (c["Id"], c["Created"], json.dumps(c["Ports"], sort_keys=True))
+    return {c["Names"][0]: (c["Id"], c["Created"], json.dumps(sorted(c["Ports"], key=json.dumps), sort_keys=True))
             for c in docker_api.containers_of(run_id)}
 
 

@@ -16,7 +16,7 @@ from testbed import ansible_module, pipeline
 
 SPEC = {
     "service_dir": {"type": "path", "required": True},
-    "catalogue_file": {"type": "path", "required": True},
+    "catalogue": {"type": "dict", "required": True},
     "backend": {"type": "str", "default": "auto", "choices": list(pipeline.BACKENDS)},
     "ports": {"type": "str", "default": "fixed", "choices": list(pipeline.PORT_MODES)},
     "run_id": {"type": "str", "default": ""},

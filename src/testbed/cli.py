@@ -139,14 +139,15 @@ def _options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> 
 
 
 def _leased_run(config: ServiceConfig) -> RunState | None:
-    """The environment `testbed up` left for this service, if any."""
+    """The environment `testbed up` left for this service (this very folder), if any."""
     now = time.time()
     for state in all_runs():
         try:
             data = state.read()
         except (OSError, ValueError):
             continue
-        if data.get("service") == config.name and (data.get("lease_until") or 0) > now and not data.get("torn_down"):
+        same_service = data.get("config", {}).get("directory") == str(config.directory)
+        if same_service and (data.get("lease_until") or 0) > now and not data.get("torn_down"):
             return state
     return None
 

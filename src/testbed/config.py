@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import StrictUndefined
-from jinja2.exceptions import TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from testbed.errors import ExitCode, TestbedError
 
@@ -342,15 +339,18 @@ def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict
     return env
 
 
-_JINJA = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
-
-
 def render(template: str, facts: Mapping[str, Any], where: str) -> str:
     """Render one `{{ postgres.url }}`-style value from the provisioned facts."""
     if "{" not in template:
         return template
+    # Imported here: most values are plain, and start-up time is what `testbed up` is measured on.
+    from jinja2 import StrictUndefined  # noqa: PLC0415
+    from jinja2.exceptions import TemplateError  # noqa: PLC0415
+    from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
+
+    jinja = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
     try:
-        return _JINJA.from_string(template).render(**facts)
+        return jinja.from_string(template).render(**facts)
     except TemplateError as exc:
         raise TestbedError(f"testbed.yml '{where}': cannot render {template!r}: {exc}") from exc
 

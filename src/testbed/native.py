@@ -3,6 +3,7 @@ concurrently, detached in their own sessions, recorded in the state file the mom
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import os
 import pwd
@@ -189,6 +190,13 @@ def _run_as(account: Account, argv: list[str], what: str, stdin: str | None = No
 def start(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Path) -> dict[str, Any]:
     """Start every server at once; return {service: {pid, binary}} and notices. Readiness is the
     probes' job, not this one's."""
+    # One start at a time per run: the wrapper's head start and the playbook's servers phase may overlap.
+    with (state.runtime_dir / ".start.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _start_locked(state, servers, log_dir)
+
+
+def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Path) -> dict[str, Any]:
     running = {r["service"] for r in state.read()["resources"]
                if r["kind"] == "process" and ProcessIdentity.from_dict(r).alive()}
     servers = {name: settings for name, settings in servers.items() if name not in running}
@@ -214,6 +222,9 @@ def start(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Pa
     def launch(item: Launch) -> None:
         try:
             state.record({"kind": "directory", "service": item.service, "path": str(item.data_dir)})
+            if item.data_dir.exists():  # an earlier attempt that failed half-way: start clean
+                shutil.rmtree(item.data_dir)
+                shutil.rmtree(run_dir / "sockets", ignore_errors=True)
             item.data_dir.mkdir(mode=0o700)
             os.chown(item.data_dir, account.uid, account.gid)
             if item.prepare:

@@ -13,10 +13,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from testbed import deps, docker_api, native, probes, secrets
+from testbed import docker_api, native, secrets
 from testbed.config import (
+    ServiceConfig,
     connection_facts,
-    load_catalogue_file,
     load_service_config,
     pytest_arguments,
     service_environment,
@@ -162,12 +162,25 @@ def _existing_run(run_id: str) -> dict[str, Any] | None:
         state = RunState.find(run_id)
     except TestbedError:
         return None
+    _record_controller(state)
     data = state.read()
     if data.get("torn_down"):
         return None
-    context = _context(data, [])
+    context = _context(data, data.get("notices", []))
     context["changed"] = False
     return context
+
+
+def _record_controller(state: RunState) -> None:
+    """Record the ansible-playbook running this module: a killed wrapper leaves it running, and gc stops it
+    with the servers."""
+    pid = _playbook_pid()
+    controller = ProcessIdentity.of(pid) if pid else None
+    if controller is None:
+        return
+    with state.update() as data:
+        if not any(r["kind"] == "controller" and r["pid"] == controller.pid for r in data["resources"]):
+            data["resources"].append({"kind": "controller", **controller.as_dict(), "stop_signal": 15})
 
 
 def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -178,7 +191,7 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
         raise TestbedError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if ports not in PORT_MODES:
         raise TestbedError(f"ports {ports!r} is not one of {', '.join(PORT_MODES)}")
-    config = load_service_config(params["service_dir"], load_catalogue_file(Path(params["catalogue_file"])))
+    config = load_service_config(params["service_dir"], params["catalogue"])
     existing = _existing_run(params.get("run_id") or "")
     if existing is not None:
         return existing
@@ -210,20 +223,16 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
 
     run_id = check_run_id(params.get("run_id") or new_run_id())
     run_folder = Path(params["run_root"]).resolve() / run_id
-    controller_pid = _playbook_pid()
-    owner_pid = params.get("owner_pid") or controller_pid
+    owner_pid = params.get("owner_pid") or _playbook_pid()
     owner = ProcessIdentity.of(int(owner_pid)) if owner_pid else None
-    controller = ProcessIdentity.of(controller_pid) if controller_pid else None
     state = RunState.create(run_id, run_folder, owner, {
         "backend": chosen, "backend_reason": reason, "service": config.name, "ports": ports,
-        "config": config.as_dict(), "servers": servers,
+        "config": config.as_dict(), "servers": servers, "notices": notices,
     })
-    with state.update() as data:
-        if params.get("lease_seconds"):
+    if params.get("lease_seconds"):
+        with state.update() as data:
             data["lease_until"] = time.time() + int(params["lease_seconds"])
-        if controller and not any(r["kind"] == "controller" for r in data["resources"]):
-            # A killed wrapper leaves its playbook running: gc stops it with the servers.
-            data["resources"].append({"kind": "controller", **controller.as_dict(), "stop_signal": 15})
+    _record_controller(state)
     (run_folder / "diagnostics").mkdir(exist_ok=True)
     (run_folder / "diagnostics" / "config.json").write_text(
         json.dumps(config.as_dict(), indent=2), encoding="utf-8")
@@ -335,6 +344,8 @@ def ready(run_id: str, timeout: float) -> dict[str, Any]:
     run_folder = Path(data["run_folder"])
     servers = _published_ports(data)
     facts = connection_facts(servers)
+    from testbed import probes  # noqa: PLC0415 - psycopg, redis and nats-py load only where they probe
+
     results = probes.wait_ready(facts, timeout, _gone(data))
     diagnostics = run_folder / "diagnostics"
     diagnostics.mkdir(exist_ok=True)
@@ -377,15 +388,21 @@ def migrate(run_id: str) -> dict[str, Any]:
 
 def prepare_tests(run_id: str) -> dict[str, Any]:
     """Install the service's dependencies (cached) and record the interpreter to test with."""
-    from testbed.config import ServiceConfig  # noqa: PLC0415
-
     state = RunState.find(run_id)
     data = state.read()
     config = ServiceConfig.from_dict(data["config"])
+    from testbed import deps  # noqa: PLC0415
+
     python, cached = deps.ensure(config)
     with state.update() as current:
         current["python"] = str(python)
     return {"python": str(python), "cached": cached, "changed": not cached}
+
+
+def _deps_python(config: ServiceConfig) -> str:
+    from testbed import deps  # noqa: PLC0415
+
+    return str(deps.ensure(config)[0])
 
 
 def _coverage_percent(path: Path) -> float | None:
@@ -400,12 +417,10 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
     from a command line or Ansible's environment."""
     from testbed import junit  # noqa: PLC0415
-    from testbed.config import ServiceConfig  # noqa: PLC0415
-
     state = RunState.find(run_id)
     data = state.read()
     config = ServiceConfig.from_dict(data["config"])
-    python = data.get("python") or deps.ensure(config)[0]
+    python = data.get("python") or _deps_python(config)
     run_folder = Path(data["run_folder"])
     facts = data["facts"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}

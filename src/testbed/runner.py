@@ -3,6 +3,7 @@ one exit-code table, secrets kept out of every artifact, and a teardown that sur
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -280,6 +281,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     renderer.on_secrets = mask_secrets
     mask_secrets()  # values the wrapper moved from the environment are masked before anything prints
 
+    head_start = _head_start(options, project, run_id, run_root) if source != "ssm" else None
+
     private_dir = runtime_root() / f"runner-{run_id}"
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     # gc removes this folder once its owner is gone (a SIGKILL leaves it behind).
@@ -316,6 +319,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             while thread.is_alive():
                 thread.join(0.1)
             status, rc = runner.status, runner.rc
+            if head_start is not None:
+                head_start.join()
         finally:
             _scrub_artifacts(private_dir)
             if not options.keep_runner_dir:
@@ -348,6 +353,35 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         publish_to_github(report, out)
     out.flush()
     return int(code)
+
+
+def _head_start(options: Options, project: Path, run_id: str, run_root: Path) -> threading.Thread | None:
+    """Start native servers while ansible-playbook is still loading: the playbook's own phases then find
+    the run (preflight is re-entrant, the start is idempotent and locked) and only wait and migrate.
+    Anything that fails here fails again in its own phase, with its message, in the playbook."""
+    if options.teardown == "never" or options.backend == "docker":
+        return None
+    from testbed.config import load_catalogue  # noqa: PLC0415
+
+    try:
+        context = pipeline.preflight({
+            "service_dir": str(options.service), "catalogue": load_catalogue(project),
+            "backend": options.backend, "ports": options.ports, "run_id": run_id, "run_root": str(run_root),
+            "owner_pid": os.getpid(), "lease_seconds": options.lease_seconds, "images": options.images,
+            "pull": options.pull,
+        })
+    except TestbedError:
+        return None
+    if context["backend"] != "native":
+        return None
+
+    def start() -> None:
+        with contextlib.suppress(TestbedError, OSError):
+            pipeline.start_native(run_id)
+
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    return thread
 
 
 def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = None) -> list[str]:

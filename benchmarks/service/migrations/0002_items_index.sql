@@ -1,0 +1,2 @@
+-- testbed:no-transaction
+CREATE INDEX CONCURRENTLY items_name ON items (name);
