@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed import __version__
 from testbed.config import (
@@ -21,8 +21,10 @@ from testbed.config import (
     service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
-from testbed.runner import Options, run_playbook, secrets_source
 from testbed.state import RunState, all_runs, check_run_id
+
+if TYPE_CHECKING:
+    from testbed.runner import Options
 
 DEFAULT_LEASE = 8 * 3600
 
@@ -117,6 +119,8 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
         check_run_id(args.run_id)
     # Templates must render against the facts the run will provide.
     service_environment(config, connection_facts(config.servers))
+    from testbed.runner import secrets_source  # noqa: PLC0415 - only commands that run playbooks need it
+
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
     if source == "env":
         missing = [s.variable for s in config.secrets if not s.optional and not os.environ.get(s.variable)]
@@ -127,6 +131,8 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
 
 def _options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> Options:
     pytest_args = [a for a in getattr(args, "pytest_args", []) if a != "--"]
+    from testbed.runner import Options  # noqa: PLC0415
+
     return Options(
         service=config.directory, playbook=playbook, backend=getattr(args, "backend", "auto"),
         ports=getattr(args, "ports", "fixed"), secrets=getattr(args, "secrets", "auto"),
@@ -138,7 +144,7 @@ def _options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> 
     )
 
 
-def _leased_run(config: ServiceConfig) -> RunState | None:
+def _leased_run(directory: Path) -> RunState | None:
     """The environment `testbed up` left for this service (this very folder), if any."""
     now = time.time()
     for state in all_runs():
@@ -146,16 +152,16 @@ def _leased_run(config: ServiceConfig) -> RunState | None:
             data = state.read()
         except (OSError, ValueError):
             continue
-        same_service = data.get("config", {}).get("directory") == str(config.directory)
+        same_service = data.get("config", {}).get("directory") == str(directory)
         if same_service and (data.get("lease_until") or 0) > now and not data.get("torn_down"):
             return state
     return None
 
 
-def _require_up(config: ServiceConfig) -> RunState:
-    state = _leased_run(config)
+def _require_up(directory: Path) -> RunState:
+    state = _leased_run(directory)
     if state is None:
-        raise TestbedError(f"no environment is up for {config.name}; start one with `testbed up`",
+        raise TestbedError(f"no environment is up for {directory.name}; start one with `testbed up`",
                            ExitCode.PROVISIONING)
     return state
 
@@ -163,12 +169,14 @@ def _require_up(config: ServiceConfig) -> RunState:
 def cmd_run(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
     _validate(args, config)
+    from testbed.runner import run_playbook  # noqa: PLC0415
+
     return run_playbook(_options(args, config, "integration.yml"), project, config.as_dict())
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
-    existing = _leased_run(config)
+    existing = _leased_run(config.directory)
     if existing is not None:
         from testbed import probes  # noqa: PLC0415
 
@@ -188,25 +196,29 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
     options = _options(args, config, "playbooks/up.yml")
     options.lease_seconds = args.lease
     options.teardown = "on_failure"
+    from testbed.runner import run_playbook  # noqa: PLC0415
+
     return run_playbook(options, project, config.as_dict())
 
 
 def cmd_test(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
-    state = _require_up(config)
+    state = _require_up(config.directory)
     data = state.read()
     options = _options(args, config, "playbooks/test.yml")
     options.run_id = data["run_id"]
     options.run_root = Path(data["run_folder"]).parent
     options.secrets = "file"
     options.teardown = "never"
+    from testbed.runner import run_playbook  # noqa: PLC0415
+
     return run_playbook(options, project, config.as_dict())
 
 
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
     from testbed.teardown import teardown  # noqa: PLC0415
 
-    state = RunState.find(args.run_id) if args.run_id else _require_up(_config(args.service, project))
+    state = RunState.find(args.run_id) if args.run_id else _require_up(_service_dir(args.service, project))
     result = teardown(state)
     if result.ok:
         print(f"✅ Teardown: {state.runtime_dir.name} removed ({len(result.removed)} resources)")
@@ -257,7 +269,7 @@ def cmd_env(args: argparse.Namespace, project: Path) -> int:
     from testbed.secrets import secrets_path  # noqa: PLC0415
 
     config = _config(args.service, project)
-    data = _require_up(config).read()
+    data = _require_up(config.directory).read()
     for key, value in service_environment(config, data["facts"]).items():
         print(f"export {key}={shlex.quote(value)}")
     path = secrets_path(data["run_id"])
@@ -270,7 +282,7 @@ def cmd_logs(args: argparse.Namespace, project: Path) -> int:
     from testbed import docker_api  # noqa: PLC0415
 
     config = _config(args.service, project)
-    data = _require_up(config).read()
+    data = _require_up(config.directory).read()
     names = [args.server] if args.server else list(data["servers"])
     containers = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
     for name in names:

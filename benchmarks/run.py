@@ -1,0 +1,124 @@
+"""testbed's cost over the physical limit, side by side in one run: medians of several repetitions and
+their ratio. Not part of the default tests (timing belongs here, never in assertions).
+
+    .venv/bin/python benchmarks/run.py [--repeat 5] [--only a,b,c,d]
+
+(a) native `testbed up`           vs a shell script starting the same three servers in parallel, polling each
+(b) Docker `testbed up`           vs `docker compose up --wait` with equivalent healthchecks, same images
+(c) warm `testbed up` (already up) vs an empty `ansible-playbook` run
+(d) `testbed down`                vs stopping the same servers by hand
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+BIN = Path(sys.executable).parent
+SERVICE = HERE / "service"
+TARGETS = {"a": 2.0, "b": 1.0, "c": 1.2, "d": 2.0}
+
+
+def sh(*argv: str, env: dict[str, str] | None = None) -> None:
+    result = subprocess.run(argv, cwd=PROJECT, capture_output=True, text=True, check=False, env=env)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+
+
+def timed(action: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def measure(repeat: int, setup: Callable[[], None], action: Callable[[], None], cleanup: Callable[[], None]) -> float:
+    samples = []
+    for _ in range(repeat):
+        setup()
+        samples.append(timed(action))
+        cleanup()
+    return statistics.median(samples)
+
+
+def testbed(*args: str) -> Callable[[], None]:
+    return lambda: sh(str(BIN / "testbed"), *args)
+
+
+def nothing() -> None:
+    return None
+
+
+def native_pair(repeat: int, runs: Path) -> dict[str, tuple[float, float]]:
+    base_dir = Path(tempfile.mkdtemp(prefix="bench-base-"))
+    shutil.rmtree(base_dir)
+    up = testbed("up", "--service", str(SERVICE), "--backend", "native", "--ports", "auto", "--run-folder", str(runs))
+    down = testbed("down", "--service", str(SERVICE))
+    script = str(HERE / "baseline_native.sh")
+    results = {
+        "a": (measure(repeat, nothing, up, down),
+              measure(repeat, nothing, lambda: sh(script, "up", str(base_dir)), lambda: sh(script, "down", str(base_dir)))),
+        "c": (measure(repeat, up, up, down),
+              measure(repeat, nothing, lambda: sh(str(BIN / "ansible-playbook"), str(HERE / "empty.yml")), nothing)),
+        "d": (measure(repeat, up, down, nothing),
+              measure(repeat, lambda: sh(script, "up", str(base_dir)), lambda: sh(script, "down", str(base_dir)),
+                      nothing)),
+    }
+    return results
+
+
+def docker_pair(repeat: int, runs: Path) -> dict[str, tuple[float, float]]:
+    sys.path.insert(0, str(PROJECT / "tests"))
+    from images.build import ensure_images  # noqa: PLC0415
+
+    images = ensure_images()
+    sh(str(HERE / "get-compose-v2.sh"))
+    compose = [str(HERE / ".tools" / "docker-compose"), "-f", str(HERE / "compose.yml"), "-p", "testbed-bench"]
+    env = dict(os.environ, BENCH_POSTGRES_IMAGE=images["postgres"], BENCH_DRAGONFLY_IMAGE=images["dragonfly"],
+               BENCH_NATS_IMAGE=images["nats"])
+    overrides = [arg for server, image in images.items() for arg in ("--image", f"{server}={image}")]
+    up = testbed("up", "--service", str(SERVICE), "--backend", "docker", "--ports", "auto",
+                 "--run-folder", str(runs), *overrides)
+    down = testbed("down", "--service", str(SERVICE))
+    return {"b": (measure(repeat, nothing, up, down),
+                  measure(repeat, nothing, lambda: sh(*compose, "up", "-d", "--wait", env=env),
+                          lambda: sh(*compose, "down", "-v", "--timeout", "5", env=env)))}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", default="a,b,c,d")
+    args = parser.parse_args()
+    wanted = set(args.only.split(","))
+    runs = Path(tempfile.mkdtemp(prefix="bench-runs-"))
+    results: dict[str, tuple[float, float]] = {}
+    try:
+        if wanted & {"a", "c", "d"}:
+            results |= native_pair(args.repeat, runs)
+        if "b" in wanted:
+            results |= docker_pair(args.repeat, runs)
+    finally:
+        shutil.rmtree(runs, ignore_errors=True)
+    labels = {"a": "native up vs shell script", "b": "docker up vs compose --wait",
+              "c": "warm up vs empty playbook", "d": "down vs stopping by hand"}
+    print(f"{'':4}{'comparison':30}{'testbed':>10}{'baseline':>10}{'ratio':>8}{'target':>8}")
+    for key in sorted(k for k in results if k in wanted):
+        ours, theirs = results[key]
+        ratio = ours / theirs
+        mark = "met" if ratio <= TARGETS[key] else "missed"
+        print(f"({key}) {labels[key]:30}{ours:9.2f}s{theirs:9.2f}s{ratio:7.2f}x{TARGETS[key]:7.1f}x  {mark}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
