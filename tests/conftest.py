@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,9 @@ from testbed.state import runtime_root
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = PROJECT / "tests" / "fixtures"
 BIN = Path(sys.executable).parent
+# Every run of the test suite hands the fixture service this secret through the environment; no file a
+# run produces, and no output, may contain it.
+SECRET = "tb-secret-" + secrets.token_hex(12)
 RUN_FOLDER = re.compile(r"Run folder: ([^\s']+)")
 
 
@@ -27,6 +31,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("GITHUB_", "AWS_", "TESTBED_", "PYTEST_", "COV_")) and k != "CI"}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["BASIC_TOKEN"] = SECRET
+    env["BASIC_TOKEN_LENGTH"] = str(len(SECRET))
     env.update(extra)
     return env
 
@@ -73,6 +79,18 @@ def leftovers(run_id: str) -> list[str]:
     return left
 
 
+def secret_hits(*places: Path | str) -> list[str]:
+    """Where the suite's secret shows up: files under the given folders, or the given output texts."""
+    hits = []
+    for place in places:
+        if isinstance(place, Path):
+            files = [place] if place.is_file() else [p for p in place.rglob("*") if p.is_file()]
+            hits += [str(f) for f in files if SECRET.encode() in f.read_bytes()]
+        elif SECRET in place:
+            hits.append("output")
+    return hits
+
+
 @pytest.fixture
 def service(tmp_path: Path) -> Path:
     """A private copy of the fixture service, free to be broken by the test."""
@@ -98,3 +116,10 @@ def local_images() -> dict[str, str]:
         return ensure_images()
     except ImageBuildError as exc:
         pytest.fail(f"cannot build the local test images: {exc}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _secret_never_lands_in_a_file(tmp_path: Path):  # noqa: ANN202 - a fixture that only checks afterwards
+    """After every test: no file under its temporary folder (run folders included) holds the secret."""
+    yield
+    assert secret_hits(tmp_path) == [], "the suite's secret leaked into a file"

@@ -187,7 +187,7 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
                 print(f"✅ {server['title']}: Running on port {data['facts'][name]['port']} (already up)")
             with existing.update() as current:
                 current["lease_until"] = time.time() + args.lease
-            return 0
+            return _migrate_existing(data["run_id"])
         print(f"ℹ️  environment {data['run_id']} is unhealthy; replacing it")
         from testbed.teardown import teardown  # noqa: PLC0415
 
@@ -199,6 +199,19 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
     from testbed.runner import run_playbook  # noqa: PLC0415
 
     return run_playbook(options, project, config.as_dict())
+
+
+def _migrate_existing(run_id: str) -> int:
+    """A second `up` applies migrations added since the first (the dev loop), and nothing else."""
+    from testbed.pipeline import migrate  # noqa: PLC0415
+
+    try:
+        applied = migrate(run_id)["applied"]
+    except TestbedError as exc:
+        print(f"❌ Migrations: {str(exc).removeprefix('migrations: ')}")
+        return int(exc.exit_code)
+    print(f"✅ Migrations: Applied successfully ({len(applied)} new)" if applied else "✅ Migrations: Up to date")
+    return 0
 
 
 def cmd_test(args: argparse.Namespace, project: Path) -> int:

@@ -61,8 +61,10 @@ def _which(name: str) -> str | None:
 
 def postgres_bindir() -> Path | None:
     explicit = os.environ.get("TESTBED_PG_BINDIR")
-    candidates = [Path(explicit)] if explicit else []
-    candidates.append(Path("/usr/lib/postgresql/15/bin"))
+    if explicit:  # an explicit choice is the only candidate: a wrong one must not fall back silently
+        path = Path(explicit)
+        return path if (path / "postgres").is_file() and (path / "initdb").is_file() else None
+    candidates = [Path("/usr/lib/postgresql/15/bin")]
     pg_config = _which("pg_config")
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
