@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from testbed import github, junit, pipeline, secrets
+from testbed import __version__, github, junit, pipeline, secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, RunState, runtime_root
 
@@ -263,6 +263,9 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     gha = github.is_github_actions(environ)
     renderer = Renderer(out, options.verbose, environ)
 
+    if options.teardown != "never":
+        sweep_orphans(out)
+
     if source == "env":
         missing = resolve_env_secrets(config["secrets"], run_id, environ)
         if missing:
@@ -345,14 +348,32 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
                     out.write(f"❌ Teardown: left {', '.join(left)}\n")
                     code = code if code != ExitCode.PASSED else ExitCode.TEARDOWN
 
-    report = build_report(renderer, run_id, run_root / run_id, code, started, options)
-    if (run_root / run_id).is_dir():
-        (run_root / run_id / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
-        out.write(f"📁 Run folder: {run_root / run_id}\n")
+    _finish(build_report(renderer, run_id, run_root / run_id, code, started, options), out, gha)
+    return int(code)
+
+
+def _finish(report: dict[str, Any], out: IO[str], gha: bool) -> None:
+    """report.json in the run folder, its path on screen, and GitHub's annotations, summary and outputs."""
+    folder = Path(report["run_folder"])
+    if folder.is_dir():
+        (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        out.write(f"📁 Run folder: {folder}\n")
     if gha:
         publish_to_github(report, out)
     out.flush()
-    return int(code)
+
+
+def sweep_orphans(out: IO[str]) -> None:
+    """Every run starts by removing what runs whose owner is gone (or that expired) left behind."""
+    from testbed.teardown import gc  # noqa: PLC0415
+
+    try:
+        collected = [r for r in gc() if r.removed or r.left]
+    except OSError:
+        return
+    if collected:
+        removed = sum(len(r.removed) for r in collected)
+        out.write(f"ℹ️  gc: removed {removed} leftover(s) of {len(collected)} earlier run(s) whose owner is gone\n")
 
 
 def _head_start(options: Options, project: Path, run_id: str, run_root: Path) -> threading.Thread | None:
@@ -405,7 +426,7 @@ def build_report(renderer: Renderer, run_id: str, run_folder: Path, code: ExitCo
         "result": "passed" if code == ExitCode.PASSED else "failed",
         "phases": [p.as_dict() for p in renderer.phases.values()], "tests": renderer.tests,
         "coverage": renderer.coverage, "run_folder": str(run_folder), "junit": str(run_folder / "junit.xml"),
-        "duration": round(time.time() - started, 2),
+        "duration": round(time.time() - started, 2), "testbed_version": __version__,
     }
 
 
