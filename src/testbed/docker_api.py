@@ -15,6 +15,8 @@ from testbed.errors import ExitCode, TestbedError
 
 LABEL_RUN = "testbed.run"
 LABEL_SERVICE = "testbed.service"
+# Which runtime root (uid, TESTBED_RUNTIME_DIR) owns a container: gc sweeps only its own orphans.
+LABEL_ROOT = "testbed.root"
 
 
 class _UnixConnection(http.client.HTTPConnection):

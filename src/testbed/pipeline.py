@@ -22,7 +22,7 @@ from testbed.config import (
     service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id
+from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, runtime_root
 
 BACKENDS = ("auto", "docker", "native")
 PORT_MODES = ("fixed", "auto")
@@ -149,6 +149,7 @@ def _context(data: Mapping[str, Any], notices: list[str]) -> dict[str, Any]:
         "backend": data["backend"], "backend_reason": data["backend_reason"], "notices": notices,
         "service": data["service"], "servers": data["servers"], "secrets": data["config"]["secrets"],
         "containers": specs, "network": network,
+        "network_labels": {docker_api.LABEL_RUN: data["run_id"], docker_api.LABEL_ROOT: str(runtime_root())},
         "records": ([{"kind": "network", "name": network}]
                     + [{"kind": "container", "name": c["name"], "service": c["service"]} for c in specs]),
     }
@@ -245,7 +246,8 @@ def containers(run_id: str, servers: Mapping[str, Mapping[str, Any]]) -> list[di
     specs = []
     for name, settings in servers.items():
         spec: dict[str, Any] = {"service": name, "name": f"testbed-{run_id}-{name}", "image": settings["image"],
-                                "labels": {docker_api.LABEL_RUN: run_id, docker_api.LABEL_SERVICE: name},
+                                "labels": {docker_api.LABEL_RUN: run_id, docker_api.LABEL_SERVICE: name,
+                                           docker_api.LABEL_ROOT: str(runtime_root())},
                                 "env": {}, "tmpfs": [], "command": [],
                                 "present": docker_api.image_present(settings["image"])}
         if name == "postgres":
@@ -314,7 +316,10 @@ def _gone(data: Mapping[str, Any]) -> Callable[[str], str | None]:
         if service in processes and not processes[service].alive():
             return "the server exited"
         if service in names:
-            status, body = docker_api.request("GET", f"/containers/{names[service]}/json", timeout=3)
+            try:
+                status, body = docker_api.request("GET", f"/containers/{names[service]}/json", timeout=3)
+            except OSError as exc:
+                return f"the Docker engine stopped answering ({exc})"
             if status == 404:
                 return "the container is gone"
             state = json.loads(body).get("State", {})

@@ -160,7 +160,8 @@ class RunState:
     def record(self, resource: Mapping[str, Any]) -> None:
         """Record a resource the moment it exists, before anything else can fail."""
         with self.update() as data:
-            data["resources"].append(dict(resource))
+            if dict(resource) not in data["resources"]:  # a second `up` records nothing twice
+                data["resources"].append(dict(resource))
 
     def _write(self, data: Mapping[str, Any]) -> None:
         text = json.dumps(data, indent=2, sort_keys=True)

@@ -96,9 +96,11 @@ def teardown(
     with state.update() as current:
         current["torn_down"] = time.time()
         current["left"] = result.left
-        current["resources"] = [r for r in current["resources"]
-                                if _label(r) in result.left or (r["kind"] == "controller" and not include_controller)]
-    if result.ok:
+        # Keep whatever was not removed: what failed, and anything recorded while this ran.
+        removed = set(result.removed)
+        current["resources"] = [r for r in current["resources"] if _label(r) not in removed]
+        still_there = bool(current["resources"]) and any(r["kind"] != "controller" for r in current["resources"])
+    if result.ok and not still_there:
         # The canonical state goes with the runtime dir; the run folder keeps the final copy.
         shutil.rmtree(state.runtime_dir, ignore_errors=True)
     return result
@@ -148,17 +150,21 @@ def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> li
         if not alive and not (private / KEPT_FILE).exists():
             shutil.rmtree(private, ignore_errors=True)
     if docker_api.engine_answers(timeout=2.0):
+        root = str(runtime_root())
         for container in docker_api.containers_of():
-            run = container.get("Labels", {}).get(docker_api.LABEL_RUN, "")
-            if run not in known and run.startswith(run_id_prefix):
+            labels = container.get("Labels") or {}
+            run = labels.get(docker_api.LABEL_RUN, "")
+            # Another uid's or another TESTBED_RUNTIME_DIR's runs are not ours to judge.
+            if labels.get(docker_api.LABEL_ROOT) == root and run not in known and run.startswith(run_id_prefix):
                 orphan = TeardownResult(run)
                 name = container["Names"][0].lstrip("/") if container.get("Names") else container["Id"]
                 (orphan.removed if docker_api.remove_container(container["Id"]) else orphan.left).append(
                     f"container {name}")
                 results.append(orphan)
         for network in docker_api.networks_of():
-            run = network.get("Labels", {}).get(docker_api.LABEL_RUN, "")
-            if run not in known and run.startswith(run_id_prefix):
+            labels = network.get("Labels") or {}
+            run = labels.get(docker_api.LABEL_RUN, "")
+            if labels.get(docker_api.LABEL_ROOT) == root and run not in known and run.startswith(run_id_prefix):
                 orphan = TeardownResult(run)
                 (orphan.removed if docker_api.remove_network(network["Id"]) else orphan.left).append(
                     f"network {network['Name']}")
