@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import clean_env, cli, leftovers, run_folder_of
+from conftest import clean_env, cli, leftovers, run_folder_of, secret_hits
 from testbed.errors import ExitCode
 from testbed.runner import Renderer
 from testbed.state import all_runs
@@ -181,4 +181,31 @@ def test_teardown_that_cannot_remove_something_is_14_even_when_tests_pass(servic
             subprocess.run(["chattr", "-i", str(pinned)], check=True)
         gc = cli("gc", "--run-id-prefix", run_id, "--ttl", "0")
         assert gc.returncode == 0, gc.stdout + gc.stderr
+    assert leftovers(run_id) == []
+
+
+@pytest.mark.slow
+def test_github_actions_groups_annotations_summary_and_outputs(service: Path, runs: Path, tmp_path: Path) -> None:
+    (service / "tests" / "test_broken.py").write_text("def test_broken():\n    assert 1 + 1 == 3, 'arithmetic'\n")
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs.txt"
+    env = clean_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(outputs),
+                    GITHUB_RUN_ID="42", GITHUB_RUN_ATTEMPT="2", GITHUB_JOB="integration")
+    # Under GitHub Actions secrets come from SSM unless asked otherwise; this test uses the environment.
+    result = cli("run", "--service", str(service), "--backend", "native", "--ports", "auto", "--secrets", "env",
+                 "--run-folder", str(runs), env=env)
+    assert result.returncode == 1, result.stdout
+    out = result.stdout
+    assert "::group::Preflight" in out and "::group::Tests" in out
+    assert out.count("::group::") == out.count("::endgroup::")
+    assert "::add-mask::" in out  # the fixture's secret is masked before anything that follows
+    assert out.index("::add-mask::") < out.index("✅ Secrets")
+    annotations = [line for line in out.splitlines() if line.startswith("::error ")]
+    assert len(annotations) == 1 and "file=" in annotations[0] and "test_broken.py" in annotations[0]
+    assert ",line=2" in annotations[0]
+    run_id = run_folder_of(out).name
+    assert run_id.startswith("gh-42-2-integration-")
+    text = summary.read_text()
+    assert "```mermaid" in text and "gantt" in text and "Tests" in text
+    assert "result=failed" in outputs.read_text() and "failed=1" in outputs.read_text()
+    assert secret_hits(summary, outputs) == []
     assert leftovers(run_id) == []

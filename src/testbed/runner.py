@@ -62,6 +62,7 @@ class Renderer:
         self.tests: dict[str, Any] | None = None
         self.coverage: float | None = None
         self.on_secrets: Callable[[], None] | None = None
+        self.groups = github.is_github_actions(self.environ)
         self._lock = threading.Lock()
 
     def say(self, line: str) -> None:
@@ -70,8 +71,19 @@ class Renderer:
 
     def _phase(self, role: str) -> Phase:
         if role not in self.phases:
+            # Under GitHub Actions each phase is a collapsible group in the job's log.
+            if self.groups and self.phases:
+                github.end_group(self.out)
+            if self.groups:
+                github.begin_group(PHASES[role], self.out)
             self.phases[role] = Phase(role, time.time())
         return self.phases[role]
+
+    def close(self) -> None:
+        """End the last phase's group, so what follows (the run folder, annotations) is not hidden."""
+        if self.groups and self.phases:
+            github.end_group(self.out)
+            self.groups = False
 
     def _line(self, phase: Phase, line: str) -> None:
         phase.lines.append(line)
@@ -329,6 +341,7 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             if not options.keep_runner_dir:
                 shutil.rmtree(private_dir, ignore_errors=True)
 
+        renderer.close()
         if interrupted.signum is not None and options.teardown == "never":
             code = interrupted.exit_code
         elif interrupted.signum is not None:
