@@ -25,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 BIN = Path(sys.executable).parent
-SERVICE = HERE / "service"
+SERVICE = PROJECT / "tests" / "fixtures" / "services" / "basic"
 TARGETS = {"a": 2.0, "b": 1.0, "c": 1.2, "d": 2.0}
 
 
@@ -64,7 +64,7 @@ def native_pair(repeat: int, runs: Path) -> dict[str, tuple[float, float]]:
     up = testbed("up", "--service", str(SERVICE), "--backend", "native", "--ports", "auto", "--run-folder", str(runs))
     down = testbed("down", "--service", str(SERVICE))
     script = str(HERE / "baseline_native.sh")
-    results = {
+    return {
         "a": (measure(repeat, nothing, up, down),
               measure(repeat, nothing, lambda: sh(script, "up", str(base_dir)), lambda: sh(script, "down", str(base_dir)))),
         "c": (measure(repeat, up, up, down),
@@ -73,7 +73,6 @@ def native_pair(repeat: int, runs: Path) -> dict[str, tuple[float, float]]:
               measure(repeat, lambda: sh(script, "up", str(base_dir)), lambda: sh(script, "down", str(base_dir)),
                       nothing)),
     }
-    return results
 
 
 def docker_pair(repeat: int, runs: Path) -> dict[str, tuple[float, float]]:

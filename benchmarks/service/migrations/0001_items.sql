@@ -1,1 +1,0 @@
-CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL);

@@ -1,2 +1,0 @@
--- testbed:no-transaction
-CREATE INDEX CONCURRENTLY items_name ON items (name);
