@@ -64,14 +64,19 @@ def native_pair(repeat: int, runs: Path) -> dict[str, tuple[float, float]]:
     up = testbed("up", "--service", str(SERVICE), "--backend", "native", "--ports", "auto", "--run-folder", str(runs))
     down = testbed("down", "--service", str(SERVICE))
     script = str(HERE / "baseline_native.sh")
+
+    def by_hand_up() -> None:
+        sh(script, "up", str(base_dir))
+
+    def by_hand_down() -> None:
+        sh(script, "down", str(base_dir))
+
     return {
-        "a": (measure(repeat, nothing, up, down),
-              measure(repeat, nothing, lambda: sh(script, "up", str(base_dir)), lambda: sh(script, "down", str(base_dir)))),
+        "a": (measure(repeat, nothing, up, down), measure(repeat, nothing, by_hand_up, by_hand_down)),
         "c": (measure(repeat, up, up, down),
               measure(repeat, nothing, lambda: sh(str(BIN / "ansible-playbook"), str(HERE / "empty.yml")), nothing)),
         "d": (measure(repeat, up, down, nothing),
-              measure(repeat, lambda: sh(script, "up", str(base_dir)), lambda: sh(script, "down", str(base_dir)),
-                      nothing)),
+              measure(repeat, by_hand_up, by_hand_down, nothing)),
     }
 
 

@@ -20,8 +20,8 @@ from conftest import cli, leftovers, run_folder_of  # noqa: E402
 
 
 def one_run(runs: Path, backend: str, results: list[tuple[int, str]]) -> None:
-    result = cli("run", "--service", str(HERE.parent / "tests" / "fixtures" / "services" / "basic"), "--backend", backend, "--ports", "auto",
-                 "--run-folder", str(runs))
+    service = HERE.parent / "tests" / "fixtures" / "services" / "basic"
+    result = cli("run", "--service", str(service), "--backend", backend, "--ports", "auto", "--run-folder", str(runs))
     run_id = run_folder_of(result.stdout).name if "Run folder:" in result.stdout else "?"
     results.append((result.returncode, run_id))
 
