@@ -98,6 +98,8 @@ class Renderer:
         data = event.get("event_data") or {}
         role = data.get("role") or ""
         kind = event.get("event", "")
+        if role == "workspace":  # a remote host's copy of the service belongs to preflight, its return to teardown
+            role = "teardown" if "teardown" in self.phases else "preflight"
         if role not in PHASES:
             return
         phase = self._phase(role)
@@ -200,6 +202,8 @@ class Options:
     readiness_timeout: int = 60
     keep_runner_dir: bool = False
     teardown: str = "always"  # always (run) | on_failure (up) | never (test: the environment stays)
+    inventory: Path | None = None  # a remote host's inventory (with limit): the playbook tears down there
+    limit: str = ""
     extravars: dict[str, Any] = field(default_factory=dict)
 
 
@@ -274,11 +278,13 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     source = secrets_source(options.secrets, environ)
     gha = github.is_github_actions(environ)
     renderer = Renderer(out, options.verbose, environ)
+    # On a remote host nothing of the run is on this machine: no local sweep, head start or secrets file.
+    remote = options.inventory is not None
 
-    if options.teardown != "never":
+    if options.teardown != "never" and not remote:
         sweep_orphans(out)
 
-    if source == "env":
+    if source == "env" and not remote:
         missing = resolve_env_secrets(config["secrets"], run_id, environ)
         if missing:
             shutil.rmtree(runtime_root() / run_id, ignore_errors=True)
@@ -296,7 +302,7 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     renderer.on_secrets = mask_secrets
     mask_secrets()  # values the wrapper moved from the environment are masked before anything prints
 
-    head_start = _head_start(options, project, run_id, run_root) if source != "ssm" else None
+    head_start = _head_start(options, project, run_id, run_root) if source != "ssm" and not remote else None
 
     private_dir = runtime_root() / f"runner-{run_id}"
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -309,10 +315,20 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         "testbed_service": str(options.service.resolve()), "testbed_backend": options.backend,
         "testbed_ports": options.ports, "testbed_run_id": run_id, "testbed_run_root": str(run_root),
         "testbed_secrets": source, "testbed_images": options.images, "testbed_pull": options.pull,
-        "testbed_owner_pid": os.getpid(), "testbed_pytest_args": options.pytest_args,
+        "testbed_owner_pid": 0 if remote else os.getpid(), "testbed_pytest_args": options.pytest_args,
         "testbed_lease_seconds": options.lease_seconds,
-        "testbed_readiness_timeout": options.readiness_timeout, **options.extravars,
+        "testbed_readiness_timeout": options.readiness_timeout,
+        **({"testbed_hosts": options.limit} if remote and options.limit else {}), **options.extravars,
     }
+    inventory = options.inventory.resolve() if remote else project / "inventory" / "hosts.yml"
+    envvars = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+               # A user's shell cannot raise verbosity past -vv (which prints lookup values).
+               "ANSIBLE_VERBOSITY": str(min(options.verbose, MAX_VERBOSITY)),
+               "ANSIBLE_DEBUG": "0", "ANSIBLE_KEEP_REMOTE_FILES": "0",
+               # ansible-runner finds ansible-playbook on PATH: use the one beside this Python.
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}",
+               # ansible-runner turns host key checking off unless told: SSH hosts must be in known_hosts.
+               **({"ANSIBLE_HOST_KEY_CHECKING": "True"} if remote else {})}
     interrupted = Interrupted()
     started = time.time()
     # The handlers stay in place through the teardown: a second signal hurries it, never skips it.
@@ -320,13 +336,7 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         try:
             thread, runner = ansible_runner.run_async(
                 private_data_dir=str(private_dir), project_dir=str(project), playbook=options.playbook,
-                inventory=str(project / "inventory" / "hosts.yml"), extravars=extravars,
-                envvars={"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-                         # A user's shell cannot raise verbosity past -vv (which prints lookup values).
-                         "ANSIBLE_VERBOSITY": str(min(options.verbose, MAX_VERBOSITY)),
-                         "ANSIBLE_DEBUG": "0", "ANSIBLE_KEEP_REMOTE_FILES": "0",
-                         # ansible-runner finds ansible-playbook on PATH: use the one beside this Python.
-                         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}"},
+                inventory=str(inventory), limit=options.limit or None, extravars=extravars, envvars=envvars,
                 event_handler=renderer, cancel_callback=interrupted, quiet=True, suppress_env_files=True,
                 verbosity=min(options.verbose, MAX_VERBOSITY), settings={"pexpect_timeout": 0.1},
                 ident="run",
@@ -348,13 +358,15 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             code = interrupted.exit_code
             out.write(f"❌ Interrupted by {signal.Signals(interrupted.signum).name}: tearing down\n")
             out.flush()
-            left = teardown_run(run_id, 3.0, hurry=lambda: interrupted.count > 1)
+            left = (remote_teardown(options, project, run_id, run_root, envvars) if remote
+                    else teardown_run(run_id, 3.0, hurry=lambda: interrupted.count > 1))
             out.write("✅ Teardown: nothing left behind\n" if not left else f"❌ Teardown: left {', '.join(left)}\n")
         else:
             code = renderer.exit_code(status, rc)
             if status != "successful" and renderer.failure is None:
                 out.write(f"❌ Ansible: playbook ended {status} (rc {rc}); rerun with -v\n")
-            if options.teardown == "always" or (options.teardown == "on_failure" and code != ExitCode.PASSED):
+            if not remote and (options.teardown == "always"
+                               or (options.teardown == "on_failure" and code != ExitCode.PASSED)):
                 # Whatever ended the playbook, nothing of the run may stay: sweep from the state file too.
                 left = teardown_run(run_id, 3.0)
                 if left:
@@ -416,6 +428,31 @@ def _head_start(options: Options, project: Path, run_id: str, run_root: Path) ->
     thread = threading.Thread(target=start, daemon=True)
     thread.start()
     return thread
+
+
+def remote_teardown(options: Options, project: Path, run_id: str, run_root: Path, envvars: dict[str, str]) -> list[str]:
+    """After a cancel, a remote host's `always` never ran: tear down there with playbooks/down.yml, which also
+    brings the run folder back and removes the host's workspace."""
+    import ansible_runner  # noqa: PLC0415
+
+    private_dir = runtime_root() / f"runner-{run_id}-down"
+    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (private_dir / OWNER_FILE).write_text(json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
+                                          encoding="utf-8")
+    try:
+        result = ansible_runner.run(
+            private_data_dir=str(private_dir), project_dir=str(project), playbook="playbooks/down.yml",
+            inventory=str(options.inventory), limit=options.limit or None, envvars=envvars, quiet=True,
+            extravars={"testbed_run_id": run_id, "testbed_run_root": str(run_root),
+                       **({"testbed_hosts": options.limit} if options.limit else {})},
+            suppress_env_files=True, ident="down",
+        )
+    finally:
+        shutil.rmtree(private_dir, ignore_errors=True)
+    if result.rc == 0:
+        return []
+    return [f"the run on {options.limit or 'the inventory'} (`testbed down --inventory {options.inventory} "
+            f"--limit {options.limit} --run-id {run_id}` retries)"]
 
 
 def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = None) -> list[str]:
