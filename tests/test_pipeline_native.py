@@ -129,3 +129,13 @@ def test_down_playbook_cleans_up_after_a_killed_playbook(service: Path, runs: Pa
 def test_project_ansible_cfg_is_used_by_the_wrapper() -> None:
     # The wrapper must point ansible-runner at the repository's ansible.cfg (it ignores it otherwise).
     assert "library = plugins/modules" in (PROJECT / "ansible.cfg").read_text()
+
+
+@pytest.mark.parametrize("name", ["dburl", "argaddr"])
+def test_other_services_adopt_testbed_with_only_their_config(name: str, runs: Path) -> None:
+    service = PROJECT / "tests" / "fixtures" / "services" / name
+    result = cli("run", "--service", str(service), "--backend", "native", "--ports", "auto",
+                 "--run-folder", str(runs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✅ Tests: 2 passed" in result.stdout
+    assert leftovers(run_folder_of(result.stdout).name) == []
