@@ -344,14 +344,22 @@ def _log_tail(run_folder: Path, data: Mapping[str, Any], service: str, lines: in
 
 def ready(run_id: str, timeout: float) -> dict[str, Any]:
     """Wait until every server answers its protocol; record the facts tests will see."""
-    state = RunState.find(run_id)
-    data = state.read()
-    run_folder = Path(data["run_folder"])
-    servers = _published_ports(data)
-    facts = connection_facts(servers)
     from testbed import probes  # noqa: PLC0415 - psycopg, redis and nats-py load only where they probe
 
-    results = probes.wait_ready(facts, timeout, _gone(data))
+    state = RunState.find(run_id)
+    deadline = time.monotonic() + timeout
+    for _attempt in range(PORT_RETRIES + 1):
+        data = state.read()
+        run_folder = Path(data["run_folder"])
+        servers = _published_ports(data)
+        facts = connection_facts(servers)
+        results = probes.wait_ready(facts, max(deadline - time.monotonic(), 1.0), _gone(data))
+        # With auto ports a native server can lose the race for its port to another process: retry it on
+        # a fresh one (Docker publishes ephemeral ports itself and never races).
+        lost = [name for name, r in results.items() if not r.ready and _lost_port_race(data, run_folder, name)]
+        if not lost:
+            break
+        _restart_on_new_ports(state, lost)
     diagnostics = run_folder / "diagnostics"
     diagnostics.mkdir(exist_ok=True)
     (diagnostics / "readiness.json").write_text(
@@ -372,6 +380,26 @@ def ready(run_id: str, timeout: float) -> dict[str, Any]:
     return {"servers": {name: {"title": servers[name]["title"], "port": servers[name]["port"],
                                "seconds": round(r.seconds, 3), "version": r.version}
                         for name, r in results.items()}}
+
+
+PORT_RETRIES = 3
+_IN_USE = ("address already in use", "address in use")
+
+
+def _lost_port_race(data: Mapping[str, Any], run_folder: Path, service: str) -> bool:
+    if data.get("ports") != "auto" or data.get("backend") != "native":
+        return False
+    return any(marker in line.lower() for line in _log_tail(run_folder, data, service, 30) for marker in _IN_USE)
+
+
+def _restart_on_new_ports(state: RunState, services: list[str]) -> None:
+    with state.update() as data:
+        for name in services:
+            for key in ("port", "monitor_port") if name == "nats" else ("port",):
+                data["servers"][name][key] = free_port()
+        servers = {name: data["servers"][name] for name in services}
+        log_dir = Path(data["run_folder"]) / "logs"
+    native.start(state, servers, log_dir)
 
 
 def migrate(run_id: str) -> dict[str, Any]:

@@ -1,0 +1,38 @@
+"""Auto ports: a native server that loses the race for its port is restarted on a fresh one."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from conftest import PROJECT, leftovers
+
+from testbed import pipeline
+from testbed.config import load_catalogue
+from testbed.state import RunState
+from testbed.teardown import teardown
+
+
+def test_native_server_that_loses_its_port_is_retried_on_another(service: Path, runs: Path) -> None:
+    context = pipeline.preflight({"service_dir": str(service), "catalogue": load_catalogue(PROJECT),
+                                  "backend": "native", "ports": "auto", "run_id": "", "run_root": str(runs)})
+    state = RunState.find(context["run_id"])
+    with socket.socket() as thief:
+        # Someone else takes the port testbed picked for PostgreSQL, between the pick and the start.
+        thief.bind(("127.0.0.1", 0))
+        thief.listen()
+        stolen = thief.getsockname()[1]
+        with state.update() as data:
+            data["servers"]["postgres"]["port"] = stolen
+        try:
+            pipeline.start_native(context["run_id"])
+            result = pipeline.ready(context["run_id"], timeout=30)
+            port = result["servers"]["postgres"]["port"]
+            assert port != stolen
+            assert state.read()["facts"]["postgres"]["port"] == port
+            log = (Path(context["run_folder"]) / "logs" / "postgres.log").read_text()
+            assert "Address already in use" in log
+        finally:
+            outcome = teardown(state, grace=2)
+    assert outcome.ok, outcome.left
+    assert leftovers(context["run_id"]) == []
