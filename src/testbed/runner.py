@@ -64,10 +64,30 @@ class Renderer:
         self.on_secrets: Callable[[], None] | None = None
         self.groups = github.is_github_actions(self.environ)
         self._lock = threading.Lock()
+        # On a terminal, a live line shows the step under way once it takes more than a second.
+        self.live = self.out.isatty() and not self.groups
+        self._status = ""
+        self._since = 0.0
+        self._stop = threading.Event()
+        if self.live:
+            threading.Thread(target=self._spin, daemon=True).start()
 
     def say(self, line: str) -> None:
+        if self.live:
+            self.out.write("\r\x1b[K")  # the live line gives way to a phase line
         self.out.write(line + "\n")
         self.out.flush()
+
+    def _spin(self) -> None:
+        frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+        tick = 0
+        while not self._stop.wait(0.1):
+            with self._lock:
+                elapsed = time.monotonic() - self._since
+                if self._status and elapsed >= 1.0:
+                    self.out.write(f"\r\x1b[K{frames[tick % len(frames)]} {self._status} {elapsed:.0f}s")
+                    self.out.flush()
+            tick += 1
 
     def _phase(self, role: str) -> Phase:
         if role not in self.phases:
@@ -80,7 +100,13 @@ class Renderer:
         return self.phases[role]
 
     def close(self) -> None:
-        """End the last phase's group, so what follows (the run folder, annotations) is not hidden."""
+        """End the live line, and the last phase's group, so what follows (the run folder, annotations) shows."""
+        self._stop.set()
+        if self.live:
+            with self._lock:
+                self._status = ""
+                self.out.write("\r\x1b[K")
+                self.out.flush()
         if self.groups and self.phases:
             github.end_group(self.out)
             self.groups = False
@@ -103,6 +129,9 @@ class Renderer:
         if role not in PHASES:
             return
         phase = self._phase(role)
+        if kind == "playbook_on_task_start":
+            self._status = f"{PHASES[role]}: {data.get('task', '')}"
+            self._since = time.monotonic()
         if kind in ("runner_on_ok", "runner_on_failed", "runner_on_skipped"):
             phase.duration = time.time() - phase.started
         if kind == "runner_on_ok" and self.verbose:
@@ -320,7 +349,7 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         "testbed_readiness_timeout": options.readiness_timeout,
         **({"testbed_hosts": options.limit} if remote and options.limit else {}), **options.extravars,
     }
-    inventory = options.inventory.resolve() if remote else project / "inventory" / "hosts.yml"
+    inventory = options.inventory.resolve() if options.inventory else project / "inventory" / "hosts.yml"
     envvars = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
                # A user's shell cannot raise verbosity past -vv (which prints lookup values).
                "ANSIBLE_VERBOSITY": str(min(options.verbose, MAX_VERBOSITY)),
