@@ -39,7 +39,8 @@ def install_mode(config: ServiceConfig) -> str:
 
 
 def fingerprint(config: ServiceConfig, mode: str) -> str:
-    digest = hashlib.sha256(f"{mode}\0{sys.version}\0{RUNNER_PACKAGES}".encode())
+    # The folder is part of it: Poetry installs the service itself in editable mode, pointing there.
+    digest = hashlib.sha256(f"{mode}\0{sys.version}\0{RUNNER_PACKAGES}\0{config.directory}".encode())
     for name in _INPUTS:
         path = config.directory / name
         if path.is_file():
