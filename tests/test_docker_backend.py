@@ -505,3 +505,29 @@ def test_engine_that_stops_answering_mid_run_is_named_and_gc_cleans_up(
     removed = re.search(r"^gc: \d+ run\(s\) collected, (\d+) resource\(s\) removed$", gc.stdout.strip())
     assert removed and int(removed.group(1)) >= 4, gc.stdout  # three containers and the network
     _assert_nothing_left(run_id, events)
+
+
+# --------------------------------------------------------------------------- isolation
+
+
+@pytest.mark.slow
+def test_two_concurrent_docker_runs_with_auto_ports_both_pass(
+    service: Path, tmp_path: Path, local_images: dict[str, str], events: EngineEvents
+) -> None:
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
+    ids = {name: _run_id(f"par-{name}") for name in ("a", "b")}
+
+    def run(name: str) -> None:
+        results[name] = _run(service, tmp_path / name, local_images, ids[name])
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ports = []
+    for name, result in results.items():
+        assert result.returncode == 0, result.stdout + result.stderr
+        ports.append(set(re.findall(r"Running on port (\d+)", result.stdout)))
+        _assert_nothing_left(ids[name], events)
+    assert not ports[0] & ports[1]
