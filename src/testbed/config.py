@@ -10,8 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from testbed.errors import ExitCode, TestbedError
 
 CONFIG_NAME = "testbed.yml"
@@ -132,6 +130,8 @@ def load_catalogue(root: Path | None = None) -> dict[str, dict[str, Any]]:
 
 
 def load_catalogue_file(path: Path) -> dict[str, dict[str, Any]]:
+    import yaml  # noqa: PLC0415 - `testbed down` and friends never parse YAML: keep their start-up short
+
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     catalogue = data["servers_catalogue"]
     if not isinstance(catalogue, dict):
@@ -237,6 +237,8 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
             f"no {CONFIG_NAME} in {directory}: create one (see README 'Config file reference') "
             "or pass --service with the service's folder"
         )
+    import yaml  # noqa: PLC0415
+
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

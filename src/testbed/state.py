@@ -209,12 +209,12 @@ def stop_processes(
     while pending and time.monotonic() < deadline and not (hurry and hurry()):
         pending = [identity for identity in pending if identity.alive()]
         if pending:
-            time.sleep(0.02)
+            time.sleep(0.005)
     for identity in pending:
         signal_group(identity, signal.SIGKILL)
     deadline = time.monotonic() + 2.0
     while pending and time.monotonic() < deadline:
         pending = [identity for identity in pending if identity.alive()]
         if pending:
-            time.sleep(0.02)
+            time.sleep(0.005)
     return pending
