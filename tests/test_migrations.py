@@ -7,7 +7,6 @@ import logging
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -24,6 +23,7 @@ import pytest
 
 from testbed import migrations
 from testbed.migrations import ADVISORY_LOCK_KEY, MigrationError, apply, discover
+from testbed.pipeline import free_port
 
 PG_USER = "testbed"  # the unprivileged system user that owns the cluster when the tests run as root
 
@@ -58,12 +58,6 @@ def _owner_prefix() -> list[str]:
         if done.returncode not in (0, 9):  # 9: created meanwhile by someone else
             pytest.fail(f"useradd {PG_USER} failed: {done.stderr.strip()}")
     return ["runuser", "-u", PG_USER, "--"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -102,7 +96,7 @@ def pg_server() -> Iterator[Server]:
             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale", "--no-sync",
         )  # fmt: skip
         for attempt in range(3):
-            port = _free_port()
+            port = free_port()
             options = (
                 f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root}"
                 " -c fsync=off -c full_page_writes=off -c synchronous_commit=off"
@@ -633,7 +627,7 @@ def test_lock_wait_times_out_and_lock_is_released_after_errors(folder: Path, db:
         pytest.param(lambda s, db: db.conninfo.replace(s.password, s.password + "x"), id="wrong-password"),
         pytest.param(lambda s, db: f"host=127.0.0.1 port {s.port} password={s.password}", id="malformed"),
         pytest.param(
-            lambda s, db: f"postgresql://postgres:{s.password}@127.0.0.1:{_free_port()}/x?connect_timeout=3",
+            lambda s, db: f"postgresql://postgres:{s.password}@127.0.0.1:{free_port()}/x?connect_timeout=3",
             id="refused-uri",
         ),
         pytest.param(
