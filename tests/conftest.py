@@ -119,7 +119,7 @@ def local_images() -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _secret_never_lands_in_a_file(tmp_path: Path):  # noqa: ANN202 - a fixture that only checks afterwards
+def _secret_never_lands_in_a_file(tmp_path: Path):
     """After every test: no file under its temporary folder (run folders included) holds the secret."""
     yield
     assert secret_hits(tmp_path) == [], "the suite's secret leaked into a file"

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import cli, clean_env, leftovers, run_folder_of, secret_hits
+
+from conftest import clean_env, cli, leftovers, run_folder_of, secret_hits
 
 pytestmark = pytest.mark.slow
 

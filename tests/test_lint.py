@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, PROJECT
 
+from conftest import BIN, PROJECT
 from testbed.config import load_catalogue
 
 ROLES = sorted(p for p in (PROJECT / "roles").iterdir() if p.is_dir())

@@ -6,7 +6,6 @@ import socket
 from pathlib import Path
 
 from conftest import PROJECT, leftovers
-
 from testbed import pipeline
 from testbed.config import load_catalogue
 from testbed.state import RunState

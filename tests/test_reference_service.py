@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import PROJECT, clean_env, cli, leftovers, run_folder_of
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,9 @@ def run(
     except TestbedError as exc:
         module.fail_json(msg=str(exc), exit_code=int(exc.exit_code), **exc.details)
     except Exception as exc:
-        module.fail_json(msg=f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}",
-                         exit_code=int(ExitCode.INTERNAL_ERROR))
+        module.fail_json(
+            msg=f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}",
+            exit_code=int(ExitCode.INTERNAL_ERROR),
+        )
     result.setdefault("changed", changed)
     module.exit_json(**result)

@@ -21,7 +21,7 @@ from testbed.config import (
     service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import RunState, all_runs, check_run_id
+from testbed.state import RunState, all_runs, check_run_id, new_run_id
 
 if TYPE_CHECKING:
     from testbed.runner import Options
@@ -30,44 +30,85 @@ DEFAULT_LEASE = 8 * 3600
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="testbed", description=(
-        "Real integration-test infrastructure: PostgreSQL, Dragonfly and NATS JetStream for a service's "
-        "tests, the same way on a laptop, in GitHub Actions and on self-hosted runners."))
+    parser = argparse.ArgumentParser(
+        prog="testbed",
+        description=(
+            "Real integration-test infrastructure: PostgreSQL, Dragonfly and NATS JetStream for a service's "
+            "tests, the same way on a laptop, in GitHub Actions and on self-hosted runners."
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"testbed {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def service_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--service", type=Path, default=None,
-                         help="the service's folder, holding testbed.yml (default: services/agent_executor)")
-        sub.add_argument("-v", "--verbose", action="count", default=0,
-                         help="show task output (capped at Ansible's -vv)")
+        sub.add_argument(
+            "--service",
+            type=Path,
+            default=None,
+            help="the service's folder, holding testbed.yml (default: services/agent_executor)",
+        )
+        sub.add_argument(
+            "-v", "--verbose", action="count", default=0, help="show task output (capped at Ansible's -vv)"
+        )
 
     def provisioning_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("--backend", choices=("auto", "docker", "native"), default="auto")
-        sub.add_argument("--ports", choices=("fixed", "auto"), default="fixed",
-                         help="fixed: 15433 / 16380 / 14222; auto: free ports (parallel runs on one host)")
-        sub.add_argument("--secrets", choices=("auto", "env", "ssm"), default="auto",
-                         help="auto: ssm under GitHub Actions, the environment otherwise")
-        sub.add_argument("--image", action="append", default=[], metavar="SERVER=IMAGE",
-                         help="override a server's image (Docker backend), e.g. postgres=postgres:15.8")
+        sub.add_argument(
+            "--ports",
+            choices=("fixed", "auto"),
+            default="fixed",
+            help="fixed: 15433 / 16380 / 14222; auto: free ports (parallel runs on one host)",
+        )
+        sub.add_argument(
+            "--secrets",
+            choices=("auto", "env", "ssm"),
+            default="auto",
+            help="auto: ssm under GitHub Actions, the environment otherwise",
+        )
+        sub.add_argument(
+            "--image",
+            action="append",
+            default=[],
+            metavar="SERVER=IMAGE",
+            help="override a server's image (Docker backend), e.g. postgres=postgres:15.8",
+        )
         sub.add_argument("--pull", action="store_true", help="pull images even when present")
         sub.add_argument("--run-id", default="", help="the run's id (default: a fresh one)")
-        sub.add_argument("--run-folder", type=Path, default=None, metavar="DIR",
-                         help="where run folders go (default: ./runs)")
+        sub.add_argument(
+            "--run-folder", type=Path, default=None, metavar="DIR", help="where run folders go (default: ./runs)"
+        )
         sub.add_argument("--readiness-timeout", type=int, default=60, metavar="SECONDS")
+
+    def remote_options(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--inventory",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="run on a host of this Ansible inventory over SSH (see inventory/runners.example.yml)",
+        )
+        sub.add_argument("--limit", default="", metavar="HOST", help="the inventory host to run on")
 
     run = commands.add_parser("run", help="the whole pipeline, always tearing down")
     service_options(run)
     provisioning_options(run)
-    run.add_argument("--keep-runner-dir", action="store_true",
-                     help="keep ansible-runner's private data dir (scrubbed) for debugging")
+    remote_options(run)
+    run.add_argument(
+        "--keep-runner-dir", action="store_true", help="keep ansible-runner's private data dir (scrubbed) for debugging"
+    )
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
 
     up = commands.add_parser("up", help="bring servers up and migrate; leave them running under a lease")
     service_options(up)
     provisioning_options(up)
-    up.add_argument("--lease", type=int, default=DEFAULT_LEASE, metavar="SECONDS",
-                    help="how long gc leaves the environment alone (default 8 h)")
+    remote_options(up)
+    up.add_argument(
+        "--lease",
+        type=int,
+        default=DEFAULT_LEASE,
+        metavar="SECONDS",
+        help="how long gc leaves the environment alone (default 8 h)",
+    )
 
     test = commands.add_parser("test", help="run the tests against the environment `testbed up` left")
     service_options(test)
@@ -76,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     down = commands.add_parser("down", help="tear the environment down")
     service_options(down)
     down.add_argument("--run-id", default="", help="a run to tear down (default: this service's `up`)")
+    remote_options(down)
 
     status = commands.add_parser("status", help="what runs: backend, ports, health, age")
     status.add_argument("--service", type=Path, default=None)
@@ -89,8 +131,13 @@ def _parser() -> argparse.ArgumentParser:
 
     gc = commands.add_parser("gc", help="remove what runs whose owner is gone (or that expired) left")
     gc.add_argument("--run-id-prefix", default="", help="only runs whose id starts with this")
-    gc.add_argument("--ttl", type=int, default=6 * 3600, metavar="SECONDS",
-                    help="collect runs older than this even if their owner lives (default 6 h)")
+    gc.add_argument(
+        "--ttl",
+        type=int,
+        default=6 * 3600,
+        metavar="SECONDS",
+        help="collect runs older than this even if their owner lives (default 6 h)",
+    )
     return parser
 
 
@@ -107,8 +154,9 @@ def _images(pairs: Sequence[str], config: ServiceConfig) -> dict[str, str]:
     for pair in pairs:
         server, _, image = pair.partition("=")
         if not image or server not in config.servers:
-            raise TestbedError(f"--image {pair!r}: expected SERVER=IMAGE with SERVER one of "
-                               f"{', '.join(config.servers)}")
+            raise TestbedError(
+                f"--image {pair!r}: expected SERVER=IMAGE with SERVER one of {', '.join(config.servers)}"
+            )
         images[server] = image
     return images
 
@@ -125,8 +173,9 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     if source == "env":
         missing = [s.variable for s in config.secrets if not s.optional and not os.environ.get(s.variable)]
         if missing:
-            raise TestbedError(f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm",
-                               ExitCode.SECRETS)
+            raise TestbedError(
+                f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm", ExitCode.SECRETS
+            )
 
 
 def _options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> Options:
@@ -134,14 +183,31 @@ def _options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> 
     from testbed.runner import Options  # noqa: PLC0415
 
     return Options(
-        service=config.directory, playbook=playbook, backend=getattr(args, "backend", "auto"),
-        ports=getattr(args, "ports", "fixed"), secrets=getattr(args, "secrets", "auto"),
-        run_id=getattr(args, "run_id", ""), run_root=getattr(args, "run_folder", None),
-        images=_images(getattr(args, "image", []), config), pull=getattr(args, "pull", False),
-        verbose=args.verbose, pytest_args=pytest_args,
+        service=config.directory,
+        playbook=playbook,
+        backend=getattr(args, "backend", "auto"),
+        ports=getattr(args, "ports", "fixed"),
+        secrets=getattr(args, "secrets", "auto"),
+        run_id=getattr(args, "run_id", ""),
+        run_root=getattr(args, "run_folder", None),
+        images=_images(getattr(args, "image", []), config),
+        pull=getattr(args, "pull", False),
+        verbose=args.verbose,
+        pytest_args=pytest_args,
         readiness_timeout=getattr(args, "readiness_timeout", 60),
         keep_runner_dir=getattr(args, "keep_runner_dir", False),
+        inventory=_inventory(args),
+        limit=getattr(args, "limit", ""),
     )
+
+
+def _inventory(args: argparse.Namespace) -> Path | None:
+    inventory: Path | None = getattr(args, "inventory", None)
+    if inventory is not None and not getattr(args, "limit", ""):
+        raise TestbedError("--inventory needs --limit HOST: a run happens on one host")
+    if inventory is not None and not inventory.is_file():
+        raise TestbedError(f"--inventory {inventory}: no such file")
+    return inventory
 
 
 def _leased_run(directory: Path) -> RunState | None:
@@ -161,8 +227,9 @@ def _leased_run(directory: Path) -> RunState | None:
 def _require_up(directory: Path) -> RunState:
     state = _leased_run(directory)
     if state is None:
-        raise TestbedError(f"no environment is up for {directory.name}; start one with `testbed up`",
-                           ExitCode.PROVISIONING)
+        raise TestbedError(
+            f"no environment is up for {directory.name}; start one with `testbed up`", ExitCode.PROVISIONING
+        )
     return state
 
 
@@ -176,7 +243,7 @@ def cmd_run(args: argparse.Namespace, project: Path) -> int:
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
-    existing = _leased_run(config.directory)
+    existing = _leased_run(config.directory) if args.inventory is None else None  # a remote run is not here
     if existing is not None:
         from testbed import probes  # noqa: PLC0415
 
@@ -198,7 +265,16 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
     options.teardown = "on_failure"
     from testbed.runner import run_playbook  # noqa: PLC0415
 
-    return run_playbook(options, project, config.as_dict())
+    if args.inventory is None:
+        return run_playbook(options, project, config.as_dict())
+    options.run_id = options.run_id or new_run_id()  # the remote environment is named by it, for `down`
+    code = run_playbook(options, project, config.as_dict())
+    if code == 0:
+        print(
+            f"ℹ️  Up on {args.limit}: `testbed down --inventory {args.inventory} --limit {args.limit} "
+            f"--run-id {options.run_id}` tears it down"
+        )
+    return code
 
 
 def _migrate_existing(run_id: str) -> int:
@@ -231,6 +307,15 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
     from testbed.teardown import teardown  # noqa: PLC0415
 
+    if args.inventory is not None:  # on the remote host, through playbooks/down.yml
+        if not args.run_id:
+            raise TestbedError("down --inventory needs --run-id: the run is on the remote host")
+        config = _config(args.service, project)
+        options = _options(args, config, "playbooks/down.yml")
+        options.teardown = "never"
+        from testbed.runner import run_playbook  # noqa: PLC0415
+
+        return run_playbook(options, project, config.as_dict())
     state = RunState.find(args.run_id) if args.run_id else _require_up(_service_dir(args.service, project))
     result = teardown(state)
     if result.ok:
@@ -266,15 +351,19 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
     for data in runs:
         facts = data.get("facts", {})
         health = probes.wait_ready(facts, timeout=1.0) if facts else {}
-        kept = "up (lease)" if (data.get("lease_until") or 0) > now else (
-            "running" if owner_alive(data) else "orphaned")
-        print(f"{data['run_id']}  {data.get('service')}  {data.get('backend')}  {kept}  "
-              f"age {_age(now - data['created'])}")
+        kept = (
+            "up (lease)" if (data.get("lease_until") or 0) > now else ("running" if owner_alive(data) else "orphaned")
+        )
+        print(
+            f"{data['run_id']}  {data.get('service')}  {data.get('backend')}  {kept}  age {_age(now - data['created'])}"
+        )
         for name, fact in facts.items():
             ok = health.get(name)
             mark = "✅" if ok and ok.ready else "❌"
-            print(f"   {mark} {data['servers'][name]['title']}: port {fact['port']}"
-                  + (f" ({ok.version})" if ok and ok.ready else f" ({ok.last_error if ok else 'unknown'})"))
+            print(
+                f"   {mark} {data['servers'][name]['title']}: port {fact['port']}"
+                + (f" ({ok.version})" if ok and ok.ready else f" ({ok.last_error if ok else 'unknown'})")
+            )
     return 0
 
 
@@ -316,13 +405,23 @@ def cmd_gc(args: argparse.Namespace, _project: Path) -> int:
     results = gc(ttl=args.ttl, run_id_prefix=args.run_id_prefix)
     left = [item for r in results for item in r.left]
     removed = sum(len(r.removed) for r in results)
-    print(f"gc: {len(results)} run(s) collected, {removed} resource(s) removed"
-          + (f"; left {', '.join(left)}" if left else ""))
+    print(
+        f"gc: {len(results)} run(s) collected, {removed} resource(s) removed"
+        + (f"; left {', '.join(left)}" if left else "")
+    )
     return int(ExitCode.TEARDOWN) if left else 0
 
 
-COMMANDS: dict[str, Any] = {"run": cmd_run, "up": cmd_up, "test": cmd_test, "down": cmd_down,
-                            "status": cmd_status, "env": cmd_env, "logs": cmd_logs, "gc": cmd_gc}
+COMMANDS: dict[str, Any] = {
+    "run": cmd_run,
+    "up": cmd_up,
+    "test": cmd_test,
+    "down": cmd_down,
+    "status": cmd_status,
+    "env": cmd_env,
+    "logs": cmd_logs,
+    "gc": cmd_gc,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -101,8 +101,7 @@ class ServiceConfig:
             },
             "install": self.install,
             "secrets": [
-                {"variable": s.variable, "parameter": s.parameter, "optional": s.optional}
-                for s in self.secrets
+                {"variable": s.variable, "parameter": s.parameter, "optional": s.optional} for s in self.secrets
             ],
             "env": dict(self.env),
         }
@@ -141,8 +140,14 @@ def load_catalogue_file(path: Path) -> dict[str, dict[str, Any]]:
 
 def _type_name(expected: type | tuple[type, ...]) -> str:
     types = expected if isinstance(expected, tuple) else (expected,)
-    names = {"str": "a string", "list": "a list", "dict": "a mapping", "int": "an integer",
-             "bool": "true or false", "NoneType": "null"}
+    names = {
+        "str": "a string",
+        "list": "a list",
+        "dict": "a mapping",
+        "int": "an integer",
+        "bool": "true or false",
+        "NoneType": "null",
+    }
     return " or ".join(names.get(t.__name__, t.__name__) for t in types)
 
 
@@ -200,8 +205,7 @@ def _servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], error
                     errors.append(f"unknown key 'settings.{name}.{key}' (allowed: {settable})")
                 elif not isinstance(value, type(allowed[key])) and allowed[key] is not None:
                     errors.append(
-                        f"'settings.{name}.{key}' must be {_type_name(type(allowed[key]))}, "
-                        f"got {type(value).__name__}"
+                        f"'settings.{name}.{key}' must be {_type_name(type(allowed[key]))}, got {type(value).__name__}"
                     )
             servers[name] = _merge(servers[name], override)
     return servers
@@ -261,11 +265,14 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
         _check_keys(tests_raw, _TESTS, "tests.", errors)
         tests = TestsSpec(
             paths=_string_list(tests_raw.get("paths", ["tests"]), "tests.paths", errors)
-            if isinstance(tests_raw.get("paths", []), list) else [],
+            if isinstance(tests_raw.get("paths", []), list)
+            else [],
             pytest_args=_string_list(tests_raw.get("pytest_args", []), "tests.pytest_args", errors)
-            if isinstance(tests_raw.get("pytest_args", []), list) else [],
+            if isinstance(tests_raw.get("pytest_args", []), list)
+            else [],
             coverage=_string_list(tests_raw.get("coverage", []), "tests.coverage", errors)
-            if isinstance(tests_raw.get("coverage", []), list) else [],
+            if isinstance(tests_raw.get("coverage", []), list)
+            else [],
             timeout=tests_raw["timeout"] if isinstance(tests_raw.get("timeout"), int) else 300,
         )
     install = raw.get("install", "auto")
@@ -313,10 +320,8 @@ def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.
         port = int(settings["port"])
         fact: dict[str, Any] = {"host": host, "port": port}
         if name == "postgres":
-            fact |= {"user": settings["user"], "password": settings["password"],
-                     "database": settings["database"]}
-            fact["url"] = (f"postgresql://{settings['user']}:{settings['password']}"
-                           f"@{host}:{port}/{settings['database']}")
+            fact |= {"user": settings["user"], "password": settings["password"], "database": settings["database"]}
+            fact["url"] = f"postgresql://{settings['user']}:{settings['password']}@{host}:{port}/{settings['database']}"
         elif name == "dragonfly":
             fact["url"] = f"redis://{host}:{port}/0"
         elif name == "nats":
@@ -331,8 +336,13 @@ def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict
     env = {"DISABLE_VAULT_AUTH": "true", "TESTING": "true"}
     if "postgres" in facts:
         pg = facts["postgres"]
-        env |= {"POSTGRES_HOST": pg["host"], "POSTGRES_PORT": str(pg["port"]), "POSTGRES_USER": pg["user"],
-                "POSTGRES_PASSWORD": pg["password"], "POSTGRES_DB": pg["database"]}
+        env |= {
+            "POSTGRES_HOST": pg["host"],
+            "POSTGRES_PORT": str(pg["port"]),
+            "POSTGRES_USER": pg["user"],
+            "POSTGRES_PASSWORD": pg["password"],
+            "POSTGRES_DB": pg["database"],
+        }
     if "dragonfly" in facts:
         env |= {"DRAGONFLY_HOST": facts["dragonfly"]["host"], "DRAGONFLY_PORT": str(facts["dragonfly"]["port"])}
     if "nats" in facts:

@@ -52,16 +52,18 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
     result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         lines = (result.stderr.strip() or result.stdout.strip()).splitlines() or ["no output"]
-        raise TestbedError(f"dependencies: {what} failed (exit {result.returncode}): {lines[-1]}",
-                           ExitCode.CONFIG)
+        raise TestbedError(f"dependencies: {what} failed (exit {result.returncode}): {lines[-1]}", ExitCode.CONFIG)
 
 
 def _poetry() -> str:
     beside = Path(sys.executable).parent / "poetry"
     found = str(beside) if beside.is_file() else shutil.which("poetry")
     if not found:
-        raise TestbedError("dependencies: the service uses Poetry but no poetry is installed; "
-                           "pip install poetry, or set install: pip in testbed.yml", ExitCode.CONFIG)
+        raise TestbedError(
+            "dependencies: the service uses Poetry but no poetry is installed; "
+            "pip install poetry, or set install: pip in testbed.yml",
+            ExitCode.CONFIG,
+        )
     return found
 
 
@@ -81,11 +83,14 @@ def ensure(config: ServiceConfig) -> tuple[Path, bool]:
         try:
             _run([sys.executable, "-m", "venv", str(venv)], config.directory, dict(os.environ), "venv")
             env = {k: v for k, v in os.environ.items() if not k.startswith(("POETRY_", "PIP_REQUIRE"))}
-            env |= {"VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{env.get('PATH', '')}",
-                    "POETRY_VIRTUALENVS_CREATE": "false", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+            env |= {
+                "VIRTUAL_ENV": str(venv),
+                "PATH": f"{venv}/bin:{env.get('PATH', '')}",
+                "POETRY_VIRTUALENVS_CREATE": "false",
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            }
             if mode == "poetry":
-                _run([_poetry(), "install", "--no-interaction", "--no-ansi"], config.directory, env,
-                     "poetry install")
+                _run([_poetry(), "install", "--no-interaction", "--no-ansi"], config.directory, env, "poetry install")
             elif mode == "pip":
                 argv = [str(python), "-m", "pip", "install", "-q"]
                 if (config.directory / "requirements.txt").is_file():
@@ -95,8 +100,12 @@ def ensure(config: ServiceConfig) -> tuple[Path, bool]:
                 _run(argv, config.directory, env, "pip install")
             else:
                 _run(["/bin/sh", "-c", mode], config.directory, env, f"install command {mode!r}")
-            _run([str(python), "-m", "pip", "install", "-q", *RUNNER_PACKAGES], config.directory, env,
-                 "pip install of pytest, pytest-cov, pytest-timeout")
+            _run(
+                [str(python), "-m", "pip", "install", "-q", *RUNNER_PACKAGES],
+                config.directory,
+                env,
+                "pip install of pytest, pytest-cov, pytest-timeout",
+            )
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)
             raise

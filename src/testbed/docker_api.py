@@ -33,8 +33,7 @@ class _UnixConnection(http.client.HTTPConnection):
 def socket_path() -> str:
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not host.startswith("unix://"):
-        raise TestbedError(f"DOCKER_HOST={host}: testbed talks to a local engine over its unix socket",
-                           ExitCode.CONFIG)
+        raise TestbedError(f"DOCKER_HOST={host}: testbed talks to a local engine over its unix socket", ExitCode.CONFIG)
     return host.removeprefix("unix://")
 
 

@@ -140,9 +140,7 @@ def group(title: str, stream: IO[str] | None = None) -> Iterator[None]:
         end_group(stream)
 
 
-def annotations(
-    failures: Sequence[Failure], limit: int = ANNOTATION_LIMIT, *, path_prefix: str = ""
-) -> list[str]:
+def annotations(failures: Sequence[Failure], limit: int = ANNOTATION_LIMIT, *, path_prefix: str = "") -> list[str]:
     """``::error`` lines for the first ``limit`` failures, and a ``::notice`` for the rest.
 
     ``path_prefix`` turns pytest's paths (relative to the service) into repository paths.

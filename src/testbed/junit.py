@@ -148,9 +148,7 @@ def _first_line(text: str) -> str:
 
 def _trace_entries(text: str) -> list[tuple[str, int]]:
     """``(path, 1-based line)`` of every traceback entry, in order."""
-    found: list[tuple[int, str, int]] = [
-        (m.start(), m["path"], int(m["line"])) for m in _TRACE_LINE.finditer(text)
-    ]
+    found: list[tuple[int, str, int]] = [(m.start(), m["path"], int(m["line"])) for m in _TRACE_LINE.finditer(text)]
     found += [(m.start(), m["path"], int(m["line"])) for m in _NATIVE_LINE.finditer(text)]
     return [(p, n) for _, p, n in sorted(found)]
 

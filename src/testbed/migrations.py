@@ -140,18 +140,14 @@ def discover(folder: Path) -> list[Migration]:
     try:
         paths = sorted(p for p in folder.iterdir() if p.name.endswith(".sql") and p.is_file())
     except OSError as e:
-        raise MigrationError(
-            f"cannot list migrations folder {folder}: {_one_line(e.strerror or str(e))}"
-        ) from e
+        raise MigrationError(f"cannot list migrations folder {folder}: {_one_line(e.strerror or str(e))}") from e
 
     by_version: dict[int, Migration] = {}
     for path in paths:
         migration = _read(path)
         other = by_version.get(migration.version)
         if other is not None:
-            raise MigrationError(
-                f"duplicate migration version {migration.version}: {other.name} and {migration.name}"
-            )
+            raise MigrationError(f"duplicate migration version {migration.version}: {other.name} and {migration.name}")
         by_version[migration.version] = migration
     return [by_version[v] for v in sorted(by_version)]
 
@@ -160,9 +156,7 @@ def _read(path: Path) -> Migration:
     name = path.name
     match = _VERSION_RE.match(name)
     if match is None:
-        raise MigrationError(
-            f"{name}: migration file names must start with a numeric version, e.g. 0001_{name}"
-        )
+        raise MigrationError(f"{name}: migration file names must start with a numeric version, e.g. 0001_{name}")
     version = int(match.group(1))
     if version > _BIGINT_MAX:
         raise MigrationError(f"{name}: version {match.group(1)} does not fit in a bigint")
@@ -492,9 +486,7 @@ class _Run:
                 row = self.conn.execute("SELECT current_schema()").fetchone()
                 schema = row[0] if row is not None else None
             if schema is None:
-                raise MigrationError(
-                    f"cannot create {TRACKING_TABLE}: the search_path names no existing schema"
-                )
+                raise MigrationError(f"cannot create {TRACKING_TABLE}: the search_path names no existing schema")
             self.table = sql.Identifier(str(schema), TRACKING_TABLE)
             self.conn.execute(
                 sql.SQL(
@@ -506,9 +498,7 @@ class _Run:
                 sql.SQL("SELECT version, name, checksum FROM {} ORDER BY version").format(self.table)
             ).fetchall()
         except psycopg.Error as e:
-            raise MigrationError(
-                f"cannot prepare {TRACKING_TABLE}: {self.redact(_server_message(e))}"
-            ) from None
+            raise MigrationError(f"cannot prepare {TRACKING_TABLE}: {self.redact(_server_message(e))}") from None
         return {int(str(v)): (str(name), str(checksum)) for v, name, checksum in rows}
 
     # -- migrate
@@ -593,8 +583,7 @@ class _Run:
                     self._execute(m, st)
                     if self.conn.info.transaction_status != TransactionStatus.INTRANS:
                         raise MigrationError(
-                            f"{m.name} line {_line_of(m.sql, st.first)}: the statement ended the file's "
-                            "transaction"
+                            f"{m.name} line {_line_of(m.sql, st.first)}: the statement ended the file's transaction"
                         )
                 self._record(m)
         except psycopg.Error as e:  # the tracking insert or the COMMIT itself (deferred constraints)
@@ -618,15 +607,12 @@ class _Run:
         if self.conn.info.transaction_status != TransactionStatus.IDLE:
             with contextlib.suppress(psycopg.Error):
                 self.conn.execute("ROLLBACK")
-            raise MigrationError(
-                f"{m.name}: leaves a transaction open (BEGIN without COMMIT); rolled it back"
-            )
+            raise MigrationError(f"{m.name}: leaves a transaction open (BEGIN without COMMIT); rolled it back")
         try:
             self._record(m)
         except psycopg.Error as e:
             raise MigrationError(
-                f"{m.name}: applied, but recording it in {TRACKING_TABLE} failed: "
-                f"{self.redact(_server_message(e))}"
+                f"{m.name}: applied, but recording it in {TRACKING_TABLE} failed: {self.redact(_server_message(e))}"
             ) from None
 
 

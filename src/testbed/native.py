@@ -44,9 +44,18 @@ def server_account() -> Account:
         entry = pwd.getpwnam(SERVER_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--home-dir", "/nonexistent",
-             "--shell", "/usr/sbin/nologin", SERVER_USER],
-            check=True, capture_output=True,
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVER_USER,
+            ],
+            check=True,
+            capture_output=True,
         )
         entry = pwd.getpwnam(SERVER_USER)
     return Account(entry.pw_uid, entry.pw_gid, SERVER_USER)
@@ -103,7 +112,8 @@ def binaries(servers: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
             missing.append("nats-server (apt-get install nats-server)")
     if missing:
         raise TestbedError(
-            "native backend: missing server binaries: " + "; ".join(missing)
+            "native backend: missing server binaries: "
+            + "; ".join(missing)
             + " — `./bootstrap setup-native` installs them, or use --backend docker",
             ExitCode.PROVISIONING,
         )
@@ -136,8 +146,18 @@ def _postgres(settings: Mapping[str, Any], bindir: Path, run_dir: Path, account:
     data = run_dir / "postgres"
     sockets = run_dir / "sockets"
     options = [f"-c{k}={v}" for k, v in settings.get("server_settings", {}).items()]
-    argv = [str(bindir / "postgres"), "-D", str(data), "-p", str(settings["port"]), "-k", str(sockets),
-            "-c", "listen_addresses=127.0.0.1", *options]
+    argv = [
+        str(bindir / "postgres"),
+        "-D",
+        str(data),
+        "-p",
+        str(settings["port"]),
+        "-k",
+        str(sockets),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        *options,
+    ]
 
     def prepare() -> None:
         sockets.mkdir(mode=0o700)
@@ -147,17 +167,35 @@ def _postgres(settings: Mapping[str, Any], bindir: Path, run_dir: Path, account:
         os.chown(pwfile, account.uid, account.gid)
         pwfile.chmod(0o600)
         try:
-            _run_as(account, [str(bindir / "initdb"), "-D", str(data), "-U", str(settings["user"]),
-                              f"--pwfile={pwfile}", "--auth-local=trust", "--auth-host=scram-sha-256",
-                              "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"], "initdb")
+            _run_as(
+                account,
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    str(settings["user"]),
+                    f"--pwfile={pwfile}",
+                    "--auth-local=trust",
+                    "--auth-host=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--no-locale",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                "initdb",
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         if settings["database"] != "postgres":
             # Single-user mode creates the database before the server listens, so readiness means usable.
             name = str(settings["database"]).replace('"', '""')
-            _run_as(account, [str(bindir / "postgres"), "--single", "-D", str(data), "-F",
-                              "-c", "fsync=off", "postgres"], "create database",
-                    stdin=f'CREATE DATABASE "{name}";\n')
+            _run_as(
+                account,
+                [str(bindir / "postgres"), "--single", "-D", str(data), "-F", "-c", "fsync=off", "postgres"],
+                "create database",
+                stdin=f'CREATE DATABASE "{name}";\n',
+            )
 
     return Launch("postgres", argv, data, signal.SIGINT, prepare)  # SIGINT: fast shutdown
 
@@ -166,24 +204,57 @@ def _redis_protocol(settings: Mapping[str, Any], binary: str, run_dir: Path) -> 
     data = run_dir / "dragonfly"
     port = str(settings["port"])
     if Path(binary).name == "dragonfly":
-        argv = [binary, "--port", port, "--bind", "127.0.0.1", "--dir", str(data), "--dbfilename", "",
-                f"--proactor_threads={settings['proactor_threads']}", f"--maxmemory={settings['maxmemory']}"]
+        argv = [
+            binary,
+            "--port",
+            port,
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--dbfilename",
+            "",
+            f"--proactor_threads={settings['proactor_threads']}",
+            f"--maxmemory={settings['maxmemory']}",
+        ]
     else:
-        argv = [binary, "--port", port, "--bind", "127.0.0.1", "--dir", str(data), "--save", "",
-                "--appendonly", "no", "--maxmemory", str(settings["maxmemory"])]
+        argv = [
+            binary,
+            "--port",
+            port,
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory",
+            str(settings["maxmemory"]),
+        ]
     return Launch("dragonfly", argv, data, signal.SIGTERM)
 
 
 def _nats(settings: Mapping[str, Any], binary: str, run_dir: Path) -> Launch:
     data = run_dir / "nats"
-    argv = [binary, "-a", "127.0.0.1", "-p", str(settings["port"]), "-m", str(settings["monitor_port"]),
-            "-js", "-sd", str(data)]
+    argv = [
+        binary,
+        "-a",
+        "127.0.0.1",
+        "-p",
+        str(settings["port"]),
+        "-m",
+        str(settings["monitor_port"]),
+        "-js",
+        "-sd",
+        str(data),
+    ]
     return Launch("nats", argv, data, signal.SIGTERM)
 
 
 def _run_as(account: Account, argv: list[str], what: str, stdin: str | None = None) -> None:
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False,
-                            **_as_account(account))
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False, **_as_account(account))
     if result.returncode != 0:
         last = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
         raise TestbedError(f"PostgreSQL {what} failed: {last[0]}", ExitCode.PROVISIONING)
@@ -199,8 +270,11 @@ def start(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Pa
 
 
 def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Path) -> dict[str, Any]:
-    running = {r["service"] for r in state.read()["resources"]
-               if r["kind"] == "process" and ProcessIdentity.from_dict(r).alive()}
+    running = {
+        r["service"]
+        for r in state.read()["resources"]
+        if r["kind"] == "process" and ProcessIdentity.from_dict(r).alive()
+    }
     servers = {name: settings for name, settings in servers.items() if name not in running}
     if not servers:
         return {"started": {}, "notices": [], "changed": False}  # a second `up` changes nothing
@@ -233,17 +307,33 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
                 item.prepare()
             with (log_dir / f"{item.service}.log").open("ab") as log:
                 process = subprocess.Popen(
-                    item.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    cwd=run_dir, start_new_session=True, close_fds=True, env=_server_env(),
+                    item.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=run_dir,
+                    start_new_session=True,
+                    close_fds=True,
+                    env=_server_env(),
                     **_as_account(account),
                 )
             identity = ProcessIdentity.of(process.pid)
             if identity is None:
-                errors.append(TestbedError(f"{item.service} exited at once; see {log_dir / item.service}.log",
-                                           ExitCode.PROVISIONING))
+                errors.append(
+                    TestbedError(
+                        f"{item.service} exited at once; see {log_dir / item.service}.log", ExitCode.PROVISIONING
+                    )
+                )
                 return
-            state.record({"kind": "process", "service": item.service, **identity.as_dict(),
-                          "stop_signal": int(item.stop_signal), "argv": item.argv[:1]})
+            state.record(
+                {
+                    "kind": "process",
+                    "service": item.service,
+                    **identity.as_dict(),
+                    "stop_signal": int(item.stop_signal),
+                    "argv": item.argv[:1],
+                }
+            )
             with lock:
                 started[item.service] = {"pid": process.pid, "binary": item.argv[0]}
         except TestbedError as exc:
@@ -258,5 +348,4 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
         thread.join()
     if errors:
         raise errors[0]
-    return {"started": started, "notices": notices, "user": account.name,
-            "group": grp.getgrgid(account.gid).gr_name}
+    return {"started": started, "notices": notices, "user": account.name, "group": grp.getgrgid(account.gid).gr_name}

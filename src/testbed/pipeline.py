@@ -117,9 +117,11 @@ def choose_backend(requested: str, images: Mapping[str, str], pull: bool) -> tup
     version = docker_api.engine_answers()
     if version is None:
         if requested == "docker":
-            raise TestbedError("backend docker: no Docker engine answers on "
-                               f"{docker_api.socket_path()}; start it or use --backend native",
-                               ExitCode.PROVISIONING)
+            raise TestbedError(
+                "backend docker: no Docker engine answers on "
+                f"{docker_api.socket_path()}; start it or use --backend native",
+                ExitCode.PROVISIONING,
+            )
         return "native", "no Docker engine answers"
     to_pull = []
     for server, image in images.items():
@@ -129,9 +131,11 @@ def choose_backend(requested: str, images: Mapping[str, str], pull: bool) -> tup
         if problem is None:
             to_pull.append(image)
         elif requested == "docker":
-            raise TestbedError(f"image {image} cannot be pulled: {problem}; use --backend native, "
-                               f"or point settings.{server}.image (or --image {server}=IMAGE) at an image you have",
-                               ExitCode.PROVISIONING)
+            raise TestbedError(
+                f"image {image} cannot be pulled: {problem}; use --backend native, "
+                f"or point settings.{server}.image (or --image {server}=IMAGE) at an image you have",
+                ExitCode.PROVISIONING,
+            )
         else:
             return "native", f"image {image} is not here and {problem}"
     pulling = f"; {', '.join(to_pull)} will be pulled" if to_pull else ""
@@ -145,13 +149,22 @@ def _context(data: Mapping[str, Any], notices: list[str]) -> dict[str, Any]:
     specs = containers(data["run_id"], data["servers"]) if data["backend"] == "docker" else []
     network = f"testbed-{data['run_id']}"
     return {
-        "run_id": data["run_id"], "run_folder": data["run_folder"], "runtime_dir": data["runtime_dir"],
-        "backend": data["backend"], "backend_reason": data["backend_reason"], "notices": notices,
-        "service": data["service"], "servers": data["servers"], "secrets": data["config"]["secrets"],
-        "containers": specs, "network": network,
+        "run_id": data["run_id"],
+        "run_folder": data["run_folder"],
+        "runtime_dir": data["runtime_dir"],
+        "backend": data["backend"],
+        "backend_reason": data["backend_reason"],
+        "notices": notices,
+        "service": data["service"],
+        "servers": data["servers"],
+        "secrets": data["config"]["secrets"],
+        "containers": specs,
+        "network": network,
         "network_labels": {docker_api.LABEL_RUN: data["run_id"], docker_api.LABEL_ROOT: str(runtime_root())},
-        "records": ([{"kind": "network", "name": network}]
-                    + [{"kind": "container", "name": c["name"], "service": c["service"]} for c in specs]),
+        "records": (
+            [{"kind": "network", "name": network}]
+            + [{"kind": "container", "name": c["name"], "service": c["service"]} for c in specs]
+        ),
     }
 
 
@@ -199,11 +212,11 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
     servers = {name: dict(settings) for name, settings in config.servers.items()}
     for name, image in (params.get("images") or {}).items():
         if name not in servers:
-            raise TestbedError(f"image override for {name!r}, which the service does not use "
-                               f"(it uses {', '.join(servers)})")
+            raise TestbedError(
+                f"image override for {name!r}, which the service does not use (it uses {', '.join(servers)})"
+            )
         servers[name]["image"] = image
-    chosen, reason = choose_backend(backend, {n: s["image"] for n, s in servers.items()},
-                                    bool(params.get("pull")))
+    chosen, reason = choose_backend(backend, {n: s["image"] for n, s in servers.items()}, bool(params.get("pull")))
     notices: list[str] = []
     if chosen == "native":
         _, notices = native.binaries(servers)
@@ -217,8 +230,7 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
                 settings[key] = 0 if chosen == "docker" else free_port()
             elif not port_free(int(settings[key])):
                 holder = _port_holder(int(settings[key]))
-                busy.append(f"{settings['title']} port {settings[key]} is taken"
-                            + (f" by {holder}" if holder else ""))
+                busy.append(f"{settings['title']} port {settings[key]} is taken" + (f" by {holder}" if holder else ""))
     if busy:
         raise TestbedError("; ".join(busy) + " — stop it, or use --ports auto", ExitCode.PROVISIONING)
 
@@ -226,17 +238,26 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
     run_folder = Path(params["run_root"]).resolve() / run_id
     owner_pid = params.get("owner_pid") or _playbook_pid()
     owner = ProcessIdentity.of(int(owner_pid)) if owner_pid else None
-    state = RunState.create(run_id, run_folder, owner, {
-        "backend": chosen, "backend_reason": reason, "service": config.name, "ports": ports,
-        "config": config.as_dict(), "servers": servers, "notices": notices,
-    })
+    state = RunState.create(
+        run_id,
+        run_folder,
+        owner,
+        {
+            "backend": chosen,
+            "backend_reason": reason,
+            "service": config.name,
+            "ports": ports,
+            "config": config.as_dict(),
+            "servers": servers,
+            "notices": notices,
+        },
+    )
     if params.get("lease_seconds"):
         with state.update() as data:
             data["lease_until"] = time.time() + int(params["lease_seconds"])
     _record_controller(state)
     (run_folder / "diagnostics").mkdir(exist_ok=True)
-    (run_folder / "diagnostics" / "config.json").write_text(
-        json.dumps(config.as_dict(), indent=2), encoding="utf-8")
+    (run_folder / "diagnostics" / "config.json").write_text(json.dumps(config.as_dict(), indent=2), encoding="utf-8")
     return _context(state.read(), notices)
 
 
@@ -245,28 +266,46 @@ def containers(run_id: str, servers: Mapping[str, Mapping[str, Any]]) -> list[di
     whether its image is here already (the servers role pulls only the others, before any container)."""
     specs = []
     for name, settings in servers.items():
-        spec: dict[str, Any] = {"service": name, "name": f"testbed-{run_id}-{name}", "image": settings["image"],
-                                "labels": {docker_api.LABEL_RUN: run_id, docker_api.LABEL_SERVICE: name,
-                                           docker_api.LABEL_ROOT: str(runtime_root())},
-                                "env": {}, "tmpfs": [], "command": [],
-                                "present": docker_api.image_present(settings["image"])}
+        spec: dict[str, Any] = {
+            "service": name,
+            "name": f"testbed-{run_id}-{name}",
+            "image": settings["image"],
+            "labels": {
+                docker_api.LABEL_RUN: run_id,
+                docker_api.LABEL_SERVICE: name,
+                docker_api.LABEL_ROOT: str(runtime_root()),
+            },
+            "env": {},
+            "tmpfs": [],
+            "command": [],
+            "present": docker_api.image_present(settings["image"]),
+        }
         if name == "postgres":
-            spec["env"] = {"POSTGRES_USER": settings["user"], "POSTGRES_PASSWORD": settings["password"],
-                           "POSTGRES_DB": settings["database"]}
+            spec["env"] = {
+                "POSTGRES_USER": settings["user"],
+                "POSTGRES_PASSWORD": settings["password"],
+                "POSTGRES_DB": settings["database"],
+            }
             spec["command"] = ["postgres"] + [
-                arg for key, value in settings["server_settings"].items() for arg in ("-c", f"{key}={value}")]
+                arg for key, value in settings["server_settings"].items() for arg in ("-c", f"{key}={value}")
+            ]
             spec["tmpfs"] = ["/var/lib/postgresql/data"]
             spec["ports"] = [f"127.0.0.1:{settings['port'] or ''}:5432"]
         elif name == "dragonfly":
-            spec["command"] = ["--port=6379", f"--proactor_threads={settings['proactor_threads']}",
-                               f"--maxmemory={settings['maxmemory']}"]
+            spec["command"] = [
+                "--port=6379",
+                f"--proactor_threads={settings['proactor_threads']}",
+                f"--maxmemory={settings['maxmemory']}",
+            ]
             spec["tmpfs"] = ["/data"]
             spec["ports"] = [f"127.0.0.1:{settings['port'] or ''}:6379"]
         elif name == "nats":
             spec["command"] = ["-js", "-sd", "/data/jetstream", "-p", "4222", "-m", "8222"]
             spec["tmpfs"] = ["/data"]
-            spec["ports"] = [f"127.0.0.1:{settings['port'] or ''}:4222",
-                             f"127.0.0.1:{settings['monitor_port'] or ''}:8222"]
+            spec["ports"] = [
+                f"127.0.0.1:{settings['port'] or ''}:4222",
+                f"127.0.0.1:{settings['monitor_port'] or ''}:8222",
+            ]
         specs.append(spec)
     return specs
 
@@ -291,15 +330,21 @@ def _published_ports(data: Mapping[str, Any]) -> dict[str, Any]:
         try:
             status, body = docker_api.request("GET", f"/containers/{item['name']}/json", timeout=5)
         except OSError as exc:  # the engine went away after starting the containers
-            raise TestbedError(f"{servers[item['service']]['title']}: cannot read the ports of container "
-                               f"{item['name']}: {exc}; once it answers, `testbed gc` removes what the run left",
-                               ExitCode.PROVISIONING) from exc
+            raise TestbedError(
+                f"{servers[item['service']]['title']}: cannot read the ports of container "
+                f"{item['name']}: {exc}; once it answers, `testbed gc` removes what the run left",
+                ExitCode.PROVISIONING,
+            ) from exc
         if status != 200:
-            raise TestbedError(f"{servers[item['service']]['title']}: container {item['name']} is missing",
-                               ExitCode.PROVISIONING)
+            raise TestbedError(
+                f"{servers[item['service']]['title']}: container {item['name']} is missing", ExitCode.PROVISIONING
+            )
         published[item["service"]] = json.loads(body)["NetworkSettings"]["Ports"] or {}
-    inner = {"postgres": {"port": "5432/tcp"}, "dragonfly": {"port": "6379/tcp"},
-             "nats": {"port": "4222/tcp", "monitor_port": "8222/tcp"}}
+    inner = {
+        "postgres": {"port": "5432/tcp"},
+        "dragonfly": {"port": "6379/tcp"},
+        "nats": {"port": "4222/tcp", "monitor_port": "8222/tcp"},
+    }
     for name, ports in published.items():
         for key, container_port in inner[name].items():
             bindings = ports.get(container_port) or []
@@ -363,7 +408,8 @@ def ready(run_id: str, timeout: float) -> dict[str, Any]:
     diagnostics = run_folder / "diagnostics"
     diagnostics.mkdir(exist_ok=True)
     (diagnostics / "readiness.json").write_text(
-        json.dumps({k: v.as_dict() for k, v in results.items()}, indent=2), encoding="utf-8")
+        json.dumps({k: v.as_dict() for k, v in results.items()}, indent=2), encoding="utf-8"
+    )
     with state.update() as current:
         # "servers" keeps what was asked for (ports 0 under Docker's auto ports); facts hold what is.
         current["facts"] = facts
@@ -377,9 +423,17 @@ def ready(run_id: str, timeout: float) -> dict[str, Any]:
         raise TestbedError(
             f"{title} not ready on port {port} after {first.seconds:.1f}s: {why}", ExitCode.PROVISIONING
         ).with_log(_log_tail(run_folder, data, first.service))
-    return {"servers": {name: {"title": servers[name]["title"], "port": servers[name]["port"],
-                               "seconds": round(r.seconds, 3), "version": r.version}
-                        for name, r in results.items()}}
+    return {
+        "servers": {
+            name: {
+                "title": servers[name]["title"],
+                "port": servers[name]["port"],
+                "seconds": round(r.seconds, 3),
+                "version": r.version,
+            }
+            for name, r in results.items()
+        }
+    }
 
 
 PORT_RETRIES = 3
@@ -410,8 +464,9 @@ def migrate(run_id: str) -> dict[str, Any]:
     if not folder:
         return {"applied": [], "skipped": [], "changed": False}
     pg = data["facts"]["postgres"]
-    conninfo = (f"host={pg['host']} port={pg['port']} user={pg['user']} "
-                f"password={pg['password']} dbname={pg['database']}")
+    conninfo = (
+        f"host={pg['host']} port={pg['port']} user={pg['user']} password={pg['password']} dbname={pg['database']}"
+    )
     try:
         result = migrations.apply(conninfo, Path(folder))
     except migrations.MigrationError as exc:
@@ -450,6 +505,7 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
     from a command line or Ansible's environment."""
     from testbed import junit  # noqa: PLC0415
+
     state = RunState.find(run_id)
     data = state.read()
     config = ServiceConfig.from_dict(data["config"])
@@ -461,32 +517,61 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     env |= secrets.read_secrets(run_id)
     env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
     junit_path = run_folder / "junit.xml"
-    argv = [str(python), "-m", "pytest", *config.tests.paths, *pytest_arguments(config, facts),
-            *(extra_args or []), f"--junitxml={junit_path}", "-o", "junit_family=xunit1", "--tb=short",
-            f"--timeout={config.tests.timeout}", "-p", "no:cacheprovider"]
+    argv = [
+        str(python),
+        "-m",
+        "pytest",
+        *config.tests.paths,
+        *pytest_arguments(config, facts),
+        *(extra_args or []),
+        f"--junitxml={junit_path}",
+        "-o",
+        "junit_family=xunit1",
+        "--tb=short",
+        f"--timeout={config.tests.timeout}",
+        "-p",
+        "no:cacheprovider",
+    ]
     if config.tests.coverage:
         argv += [f"--cov={target}" for target in config.tests.coverage]
-        argv += [f"--cov-report=xml:{run_folder / 'coverage.xml'}",
-                 f"--cov-report=html:{run_folder / 'htmlcov'}", "--cov-report=term"]
+        argv += [
+            f"--cov-report=xml:{run_folder / 'coverage.xml'}",
+            f"--cov-report=html:{run_folder / 'htmlcov'}",
+            "--cov-report=term",
+        ]
     started = time.monotonic()
     with (run_folder / "pytest.log").open("wb") as log:
-        rc = subprocess.run(argv, cwd=config.directory, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, check=False).returncode
+        rc = subprocess.run(
+            argv,
+            cwd=config.directory,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        ).returncode
     seconds = time.monotonic() - started
     (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
     summary = junit.parse(junit_path)  # None when pytest stopped before writing it (usage errors)
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0} | (summary.counts() if summary else {})
     counts["duration"] = round((summary.duration if summary else 0) or seconds, 2)
     coverage = _coverage_percent(run_folder / "coverage.xml") if config.tests.coverage else None
-    return {"rc": rc, "tests": counts, "coverage": coverage, "seconds": round(seconds, 2),
-            "log": str(run_folder / "pytest.log")}
+    return {
+        "rc": rc,
+        "tests": counts,
+        "coverage": coverage,
+        "seconds": round(seconds, 2),
+        "log": str(run_folder / "pytest.log"),
+    }
 
 
 def tests_line(tests: Mapping[str, Any]) -> str:
     """`5 passed in 4.2s`, `1 passed, 1 failed in 3.2s`: pytest's own wording."""
-    parts = [f"{tests[key]} {word}" for key, word in
-             (("passed", "passed"), ("failed", "failed"), ("errors", "errors"), ("skipped", "skipped"))
-             if tests.get(key)]
+    parts = [
+        f"{tests[key]} {word}"
+        for key, word in (("passed", "passed"), ("failed", "failed"), ("errors", "errors"), ("skipped", "skipped"))
+        if tests.get(key)
+    ]
     return f"{', '.join(parts) or 'no tests ran'} in {tests.get('duration', 0):.1f}s"
 
 
@@ -499,8 +584,9 @@ def pytest_phase(run_id: str, extra_args: list[str] | None = None) -> dict[str, 
     if rc == ExitCode.NO_TESTS:
         error = TestbedError("Tests: no tests collected (counted as a failure)", ExitCode.NO_TESTS)
     elif rc in (ExitCode.TESTS_FAILED, ExitCode.INTERRUPTED, ExitCode.INTERNAL_ERROR, ExitCode.USAGE_ERROR):
-        error = TestbedError(f"Tests: {tests_line(result['tests'])} (pytest exit {rc}; see {result['log']})",
-                             ExitCode(rc))
+        error = TestbedError(
+            f"Tests: {tests_line(result['tests'])} (pytest exit {rc}; see {result['log']})", ExitCode(rc)
+        )
     else:
         error = TestbedError(f"Tests: pytest ended with exit {rc}; see {result['log']}", ExitCode.INTERNAL_ERROR)
     error.details |= result
@@ -516,8 +602,7 @@ def teardown_phase(run_id: str, grace: float = 5.0) -> dict[str, Any]:
         return {"removed": [], "left": [], "changed": False}  # nothing was ever created
     result = teardown(state, grace=grace)
     if not result.ok:
-        error = TestbedError(f"teardown: left behind {', '.join(result.left)}; "
-                             f"`testbed gc` retries", ExitCode.TEARDOWN)
+        error = TestbedError(f"teardown: left behind {', '.join(result.left)}; `testbed gc` retries", ExitCode.TEARDOWN)
         error.details |= result.as_dict()
         raise error
     return result.as_dict() | {"changed": bool(result.removed)}

@@ -17,8 +17,14 @@ Probe = Callable[[Mapping[str, Any]], str]
 
 def probe_postgres(fact: Mapping[str, Any]) -> str:
     """`SELECT 1` as the configured user on the configured database; returns the server version."""
-    with psycopg.connect(host=fact["host"], port=fact["port"], user=fact["user"], password=fact["password"],
-                         dbname=fact["database"], connect_timeout=2) as conn:
+    with psycopg.connect(
+        host=fact["host"],
+        port=fact["port"],
+        user=fact["user"],
+        password=fact["password"],
+        dbname=fact["database"],
+        connect_timeout=2,
+    ) as conn:
         conn.execute("SELECT 1")
         return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
 
@@ -45,8 +51,9 @@ def probe_nats(fact: Mapping[str, Any]) -> str:
         async def quiet(_: Exception) -> None:
             return None
 
-        nc = await nats.connect(fact["url"], connect_timeout=2, allow_reconnect=False,
-                                max_reconnect_attempts=0, error_cb=quiet)
+        nc = await nats.connect(
+            fact["url"], connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet
+        )
         try:
             await nc.jetstream().account_info()
             return f"nats-server {nc.connected_server_version}"
@@ -72,9 +79,15 @@ class Readiness:
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"service": self.service, "ready": self.ready, "attempts": self.attempts,
-                "seconds": round(self.seconds, 3), "version": self.version, "last_error": self.last_error,
-                "errors": self.errors[-20:]}
+        return {
+            "service": self.service,
+            "ready": self.ready,
+            "attempts": self.attempts,
+            "seconds": round(self.seconds, 3),
+            "version": self.version,
+            "last_error": self.last_error,
+            "errors": self.errors[-20:],
+        }
 
 
 def wait_ready(

@@ -22,13 +22,22 @@ from testbed.errors import ExitCode, TestbedError
 from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, RunState, runtime_root
 
 PHASES: dict[str, str] = {
-    "preflight": "Preflight", "secrets": "Secrets", "servers": "Servers", "readiness": "Readiness",
-    "migrations": "Migrations", "tests": "Tests", "teardown": "Teardown",
+    "preflight": "Preflight",
+    "secrets": "Secrets",
+    "servers": "Servers",
+    "readiness": "Readiness",
+    "migrations": "Migrations",
+    "tests": "Tests",
+    "teardown": "Teardown",
 }
 # The exit code of a failed phase, unless the failure names its own (pytest's codes do).
 PHASE_EXIT: dict[str, ExitCode] = {
-    "preflight": ExitCode.CONFIG, "secrets": ExitCode.SECRETS, "servers": ExitCode.PROVISIONING,
-    "readiness": ExitCode.PROVISIONING, "migrations": ExitCode.MIGRATIONS, "tests": ExitCode.TESTS_FAILED,
+    "preflight": ExitCode.CONFIG,
+    "secrets": ExitCode.SECRETS,
+    "servers": ExitCode.PROVISIONING,
+    "readiness": ExitCode.PROVISIONING,
+    "migrations": ExitCode.MIGRATIONS,
+    "tests": ExitCode.TESTS_FAILED,
     "teardown": ExitCode.TEARDOWN,
 }
 SERVER_ORDER = {"PostgreSQL": 0, "Dragonfly": 1, "NATS": 2}  # the seed's order; JSON results come sorted
@@ -44,8 +53,14 @@ class Phase:
     lines: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "title": PHASES.get(self.name, self.name), "status": self.status,
-                "started": self.started, "duration": round(self.duration, 3), "line": " / ".join(self.lines)}
+        return {
+            "name": self.name,
+            "title": PHASES.get(self.name, self.name),
+            "status": self.status,
+            "started": self.started,
+            "duration": round(self.duration, 3),
+            "line": " / ".join(self.lines),
+        }
 
 
 class Renderer:
@@ -141,8 +156,13 @@ class Renderer:
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self._failed(phase, data.get("res") or {})
         elif kind == "runner_on_unreachable":
-            self._failed(phase, {"msg": f"host {data.get('host')} unreachable: {data.get('res', {}).get('msg', '')}",
-                                 "exit_code": int(ExitCode.PROVISIONING)})
+            self._failed(
+                phase,
+                {
+                    "msg": f"host {data.get('host')} unreachable: {data.get('res', {}).get('msg', '')}",
+                    "exit_code": int(ExitCode.PROVISIONING),
+                },
+            )
 
     def _ok(self, phase: Phase, action: str, res: Mapping[str, Any]) -> None:
         module = action.rsplit(".", 1)[-1]
@@ -317,8 +337,9 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         missing = resolve_env_secrets(config["secrets"], run_id, environ)
         if missing:
             shutil.rmtree(runtime_root() / run_id, ignore_errors=True)
-            raise TestbedError(f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm",
-                               ExitCode.SECRETS)
+            raise TestbedError(
+                f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm", ExitCode.SECRETS
+            )
         source = "file"
 
     def mask_secrets() -> None:
@@ -338,36 +359,58 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     # gc removes this folder once its owner is gone (a SIGKILL leaves it behind).
     if options.keep_runner_dir:
         (private_dir / KEPT_FILE).touch()  # gc leaves a folder kept on purpose alone
-    (private_dir / OWNER_FILE).write_text(json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
-                                          encoding="utf-8")
+    (private_dir / OWNER_FILE).write_text(
+        json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
+        encoding="utf-8",
+    )
     extravars = {
-        "testbed_service": str(options.service.resolve()), "testbed_backend": options.backend,
-        "testbed_ports": options.ports, "testbed_run_id": run_id, "testbed_run_root": str(run_root),
-        "testbed_secrets": source, "testbed_images": options.images, "testbed_pull": options.pull,
-        "testbed_owner_pid": 0 if remote else os.getpid(), "testbed_pytest_args": options.pytest_args,
+        "testbed_service": str(options.service.resolve()),
+        "testbed_backend": options.backend,
+        "testbed_ports": options.ports,
+        "testbed_run_id": run_id,
+        "testbed_run_root": str(run_root),
+        "testbed_secrets": source,
+        "testbed_images": options.images,
+        "testbed_pull": options.pull,
+        "testbed_owner_pid": 0 if remote else os.getpid(),
+        "testbed_pytest_args": options.pytest_args,
         "testbed_lease_seconds": options.lease_seconds,
         "testbed_readiness_timeout": options.readiness_timeout,
-        **({"testbed_hosts": options.limit} if remote and options.limit else {}), **options.extravars,
+        **({"testbed_hosts": options.limit} if remote and options.limit else {}),
+        **options.extravars,
     }
     inventory = options.inventory.resolve() if options.inventory else project / "inventory" / "hosts.yml"
-    envvars = {"ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
-               # A user's shell cannot raise verbosity past -vv (which prints lookup values).
-               "ANSIBLE_VERBOSITY": str(min(options.verbose, MAX_VERBOSITY)),
-               "ANSIBLE_DEBUG": "0", "ANSIBLE_KEEP_REMOTE_FILES": "0",
-               # ansible-runner finds ansible-playbook on PATH: use the one beside this Python.
-               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}",
-               # ansible-runner turns host key checking off unless told: SSH hosts must be in known_hosts.
-               **({"ANSIBLE_HOST_KEY_CHECKING": "True"} if remote else {})}
+    envvars = {
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        # A user's shell cannot raise verbosity past -vv (which prints lookup values).
+        "ANSIBLE_VERBOSITY": str(min(options.verbose, MAX_VERBOSITY)),
+        "ANSIBLE_DEBUG": "0",
+        "ANSIBLE_KEEP_REMOTE_FILES": "0",
+        # ansible-runner finds ansible-playbook on PATH: use the one beside this Python.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}",
+        # ansible-runner turns host key checking off unless told: SSH hosts must be in known_hosts.
+        **({"ANSIBLE_HOST_KEY_CHECKING": "True"} if remote else {}),
+    }
     interrupted = Interrupted()
     started = time.time()
     # The handlers stay in place through the teardown: a second signal hurries it, never skips it.
     with interrupted:
         try:
             thread, runner = ansible_runner.run_async(
-                private_data_dir=str(private_dir), project_dir=str(project), playbook=options.playbook,
-                inventory=str(inventory), limit=options.limit or None, extravars=extravars, envvars=envvars,
-                event_handler=renderer, cancel_callback=interrupted, quiet=True, suppress_env_files=True,
-                verbosity=min(options.verbose, MAX_VERBOSITY), settings={"pexpect_timeout": 0.1},
+                private_data_dir=str(private_dir),
+                project_dir=str(project),
+                playbook=options.playbook,
+                inventory=str(inventory),
+                limit=options.limit or None,
+                extravars=extravars,
+                envvars=envvars,
+                event_handler=renderer,
+                cancel_callback=interrupted,
+                quiet=True,
+                suppress_env_files=True,
+                verbosity=min(options.verbose, MAX_VERBOSITY),
+                settings={"pexpect_timeout": 0.1},
                 ident="run",
             )
             while thread.is_alive():
@@ -387,15 +430,19 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             code = interrupted.exit_code
             out.write(f"❌ Interrupted by {signal.Signals(interrupted.signum).name}: tearing down\n")
             out.flush()
-            left = (remote_teardown(options, project, run_id, run_root, envvars) if remote
-                    else teardown_run(run_id, 3.0, hurry=lambda: interrupted.count > 1))
+            left = (
+                remote_teardown(options, project, run_id, run_root, inventory, envvars)
+                if remote
+                else teardown_run(run_id, 3.0, hurry=lambda: interrupted.count > 1)
+            )
             out.write("✅ Teardown: nothing left behind\n" if not left else f"❌ Teardown: left {', '.join(left)}\n")
         else:
             code = renderer.exit_code(status, rc)
             if status != "successful" and renderer.failure is None:
                 out.write(f"❌ Ansible: playbook ended {status} (rc {rc}); rerun with -v\n")
-            if not remote and (options.teardown == "always"
-                               or (options.teardown == "on_failure" and code != ExitCode.PASSED)):
+            if not remote and (
+                options.teardown == "always" or (options.teardown == "on_failure" and code != ExitCode.PASSED)
+            ):
                 # Whatever ended the playbook, nothing of the run may stay: sweep from the state file too.
                 left = teardown_run(run_id, 3.0)
                 if left:
@@ -439,12 +486,20 @@ def _head_start(options: Options, project: Path, run_id: str, run_root: Path) ->
     from testbed.config import load_catalogue  # noqa: PLC0415
 
     try:
-        context = pipeline.preflight({
-            "service_dir": str(options.service), "catalogue": load_catalogue(project),
-            "backend": options.backend, "ports": options.ports, "run_id": run_id, "run_root": str(run_root),
-            "owner_pid": os.getpid(), "lease_seconds": options.lease_seconds, "images": options.images,
-            "pull": options.pull,
-        })
+        context = pipeline.preflight(
+            {
+                "service_dir": str(options.service),
+                "catalogue": load_catalogue(project),
+                "backend": options.backend,
+                "ports": options.ports,
+                "run_id": run_id,
+                "run_root": str(run_root),
+                "owner_pid": os.getpid(),
+                "lease_seconds": options.lease_seconds,
+                "images": options.images,
+                "pull": options.pull,
+            }
+        )
     except TestbedError:
         return None
     if context["backend"] != "native":
@@ -459,29 +514,44 @@ def _head_start(options: Options, project: Path, run_id: str, run_root: Path) ->
     return thread
 
 
-def remote_teardown(options: Options, project: Path, run_id: str, run_root: Path, envvars: dict[str, str]) -> list[str]:
+def remote_teardown(
+    options: Options, project: Path, run_id: str, run_root: Path, inventory: Path, envvars: dict[str, str]
+) -> list[str]:
     """After a cancel, a remote host's `always` never ran: tear down there with playbooks/down.yml, which also
     brings the run folder back and removes the host's workspace."""
     import ansible_runner  # noqa: PLC0415
 
     private_dir = runtime_root() / f"runner-{run_id}-down"
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (private_dir / OWNER_FILE).write_text(json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
-                                          encoding="utf-8")
+    (private_dir / OWNER_FILE).write_text(
+        json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
+        encoding="utf-8",
+    )
     try:
         result = ansible_runner.run(
-            private_data_dir=str(private_dir), project_dir=str(project), playbook="playbooks/down.yml",
-            inventory=str(options.inventory), limit=options.limit or None, envvars=envvars, quiet=True,
-            extravars={"testbed_run_id": run_id, "testbed_run_root": str(run_root),
-                       **({"testbed_hosts": options.limit} if options.limit else {})},
-            suppress_env_files=True, ident="down",
+            private_data_dir=str(private_dir),
+            project_dir=str(project),
+            playbook="playbooks/down.yml",
+            inventory=str(inventory),
+            limit=options.limit or None,
+            envvars=envvars,
+            quiet=True,
+            extravars={
+                "testbed_run_id": run_id,
+                "testbed_run_root": str(run_root),
+                **({"testbed_hosts": options.limit} if options.limit else {}),
+            },
+            suppress_env_files=True,
+            ident="down",
         )
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)
     if result.rc == 0:
         return []
-    return [f"the run on {options.limit or 'the inventory'} (`testbed down --inventory {options.inventory} "
-            f"--limit {options.limit} --run-id {run_id}` retries)"]
+    return [
+        f"the run on {options.limit or 'the inventory'} (`testbed down --inventory {options.inventory} "
+        f"--limit {options.limit} --run-id {run_id}` retries)"
+    ]
 
 
 def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = None) -> list[str]:
@@ -497,15 +567,22 @@ def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = N
     return teardown(state, grace=grace, include_controller=True, hurry=hurry).left
 
 
-def build_report(renderer: Renderer, run_id: str, run_folder: Path, code: ExitCode, started: float,
-                 options: Options) -> dict[str, Any]:
+def build_report(
+    renderer: Renderer, run_id: str, run_folder: Path, code: ExitCode, started: float, options: Options
+) -> dict[str, Any]:
     return {
-        "run_id": run_id, "service": renderer.run.get("service", options.service.name),
-        "backend": renderer.run.get("backend", options.backend), "exit_code": int(code),
+        "run_id": run_id,
+        "service": renderer.run.get("service", options.service.name),
+        "backend": renderer.run.get("backend", options.backend),
+        "exit_code": int(code),
         "result": "passed" if code == ExitCode.PASSED else "failed",
-        "phases": [p.as_dict() for p in renderer.phases.values()], "tests": renderer.tests,
-        "coverage": renderer.coverage, "run_folder": str(run_folder), "junit": str(run_folder / "junit.xml"),
-        "duration": round(time.time() - started, 2), "testbed_version": __version__,
+        "phases": [p.as_dict() for p in renderer.phases.values()],
+        "tests": renderer.tests,
+        "coverage": renderer.coverage,
+        "run_folder": str(run_folder),
+        "junit": str(run_folder / "junit.xml"),
+        "duration": round(time.time() - started, 2),
+        "testbed_version": __version__,
     }
 
 

@@ -49,8 +49,7 @@ def new_run_id(environ: Mapping[str, str] | None = None) -> str:
 def check_run_id(run_id: str) -> str:
     if not _RUN_ID.match(run_id):
         raise TestbedError(
-            f"run id {run_id!r} must be 3-63 lowercase letters, digits or '-'; "
-            "leave it out to get a fresh one"
+            f"run id {run_id!r} must be 3-63 lowercase letters, digits or '-'; leave it out to get a fresh one"
         )
     return run_id
 
@@ -107,9 +106,7 @@ class RunState:
         self.path = runtime_dir / STATE_NAME
 
     @classmethod
-    def create(
-        cls, run_id: str, run_folder: Path, owner: ProcessIdentity | None, extra: Mapping[str, Any]
-    ) -> RunState:
+    def create(cls, run_id: str, run_folder: Path, owner: ProcessIdentity | None, extra: Mapping[str, Any]) -> RunState:
         root = runtime_root()
         root.mkdir(mode=0o755, parents=True, exist_ok=True)
         runtime_dir = root / check_run_id(run_id)

@@ -67,13 +67,13 @@ def teardown(
             if collect_logs and run_folder.is_dir():
                 _save_container_log(item["name"], item.get("service", item["name"]), run_folder)
             (result.removed if docker_api.remove_container(item["name"]) else result.left).append(
-                f"container {item['name']}")
+                f"container {item['name']}"
+            )
         except OSError as exc:
             result.left.append(f"container {item['name']} (engine: {exc})")
 
     kinds = ("process", "controller") if include_controller else ("process",)
-    processes = [(ProcessIdentity.from_dict(r), int(r.get("stop_signal", 15)))
-                 for r in resources if r["kind"] in kinds]
+    processes = [(ProcessIdentity.from_dict(r), int(r.get("stop_signal", 15))) for r in resources if r["kind"] in kinds]
     survivors = {identity.pid for identity in stop_processes(processes, grace, hurry)}
     for identity, _ in processes:
         label = f"process {identity.pid}"
@@ -82,7 +82,8 @@ def teardown(
     for item in (r for r in resources if r["kind"] == "network"):
         try:
             (result.removed if docker_api.remove_network(item["name"]) else result.left).append(
-                f"network {item['name']}")
+                f"network {item['name']}"
+            )
         except OSError as exc:
             result.left.append(f"network {item['name']} (engine: {exc})")
 
@@ -159,7 +160,8 @@ def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> li
                 orphan = TeardownResult(run)
                 name = container["Names"][0].lstrip("/") if container.get("Names") else container["Id"]
                 (orphan.removed if docker_api.remove_container(container["Id"]) else orphan.left).append(
-                    f"container {name}")
+                    f"container {name}"
+                )
                 results.append(orphan)
         for network in docker_api.networks_of():
             labels = network.get("Labels") or {}
@@ -167,6 +169,7 @@ def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> li
             if labels.get(docker_api.LABEL_ROOT) == root and run not in known and run.startswith(run_id_prefix):
                 orphan = TeardownResult(run)
                 (orphan.removed if docker_api.remove_network(network["Id"]) else orphan.left).append(
-                    f"network {network['Name']}")
+                    f"network {network['Name']}"
+                )
                 results.append(orphan)
     return results

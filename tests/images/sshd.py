@@ -9,7 +9,7 @@
   packages and their whole dependency closure, downloaded on this machine with ``apt-get download``;
   test hosts use it as ``deb [trusted=yes] file:/srv/testbed-apt ./`` (it is bind-mounted read-only).
 * ``ensure_wheelhouse(requirements)``: wheels of the requirements and their dependencies
-  (``pip wheel``), and ``testbed_wheel()``: testbed's own wheel, built from a copy of the sources.
+  (``pip wheel``), and ``build_testbed_wheel()``: testbed's own wheel, built from a copy of the sources.
 
 Everything is cached under the same folder as the images (``/var/cache/testbed-images`` for root,
 ``$TESTBED_IMAGES_CACHE`` overrides) in folders named by a hash of what determines their content, and
@@ -228,14 +228,15 @@ def ensure_wheelhouse(requirements: Sequence[str], *, log: bool = True) -> Path:
 
 def _source_hash() -> str:
     digest = hashlib.sha256()
+    sources = (PROJECT / "src" / "testbed").rglob("*")
     files = [PROJECT / "pyproject.toml", PROJECT / "README.md",
-             *sorted(p for p in (PROJECT / "src" / "testbed").rglob("*") if p.is_file() and "__pycache__" not in p.parts)]
+             *sorted(p for p in sources if p.is_file() and "__pycache__" not in p.parts)]
     for path in files:
         digest.update(str(path.relative_to(PROJECT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def testbed_wheel(*, log: bool = True) -> Path:
+def build_testbed_wheel(*, log: bool = True) -> Path:
     """testbed's own wheel, built from a copy of the current sources (the checkout stays clean)."""
     cache_root = build._cache_root()
     out = cache_root / f"testbed-wheel-{_source_hash()}"

@@ -1,0 +1,397 @@
+"""Self-hosted runners over SSH, against real hosts: two containers with their own filesystem, processes and
+users, running sshd on an internal Docker network this module creates (no route out).
+
+playbooks/runner.yml prepares both (packages from a local apt repository, testbed from a wheelhouse built here),
+idempotently; then the pipeline runs on one of them through `testbed run --inventory … --limit …` and through
+plain ansible-playbook, bringing the run folder back; nothing of a run stays on a host. Everything the module
+creates (containers, network, keys) is removed at its end. A missing Docker engine is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import BIN, PROJECT, clean_env, cli, run_folder_of, secret_hits
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+# What runner.yml installs with apt on a native host (python3-apt: the apt module's own dependency).
+APT_PACKAGES = ("postgresql-15", "redis-server", "nats-server", "python3", "python3-venv", "python3-apt")
+# Of testbed's dependencies, what a host needs to run the modules and an `install: none` service's tests (a real
+# runner installs testbed with all of them, the default); their specifiers come from pyproject.toml.
+HOST_DEPENDENCIES = ("psycopg", "redis", "nats-py", "pytest", "pytest-cov", "pytest-timeout")
+HOSTS = ("host1", "host2")
+SERVER_NAMES = ("postgres", "redis-server", "nats-server")
+VENV = "/opt/testbed/venv"
+TIMINGS: dict[str, float] = {}
+
+
+def _docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return proc
+
+
+def _host_requirements() -> list[str]:
+    dependencies = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["dependencies"]
+    wanted = [d for d in dependencies if re.split(r"[\[<>=!~ ]", d, maxsplit=1)[0] in HOST_DEPENDENCIES]
+    assert len(wanted) == len(HOST_DEPENDENCIES), wanted
+    # config.py reads YAML (ansible-core brings PyYAML on a full install); the hosts run Debian's Python 3.11.2,
+    # where redis needs async-timeout (marker python_full_version < 3.11.3), which this newer Python skips.
+    return [*wanted, "pyyaml", "async-timeout>=4.0.3"]
+
+
+def _distribution(wheel: Path) -> str:
+    return wheel.name.split("-", 1)[0].replace("_", "-").lower()
+
+
+@dataclass
+class Hosts:
+    """The two SSH hosts and how to reach them."""
+
+    inventory: Path
+    key: Path
+    known_hosts: Path
+    containers: dict[str, str]
+    addresses: dict[str, str]
+    env: dict[str, str]
+    work: Path
+    extra: list[str] = field(default_factory=list)
+
+    def exec(self, host: str, script: str, user: str = "root", check: bool = True) -> subprocess.CompletedProcess[str]:
+        return _docker("exec", "-u", user, self.containers[host], "sh", "-c", script, check=check)
+
+    def playbook(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "ansible-playbook"), "-i", str(self.inventory), *args], cwd=PROJECT,
+                              env=env or self.env, capture_output=True, text=True, timeout=900, check=False)
+
+    def leftovers(self, host: str) -> list[str]:
+        """Anything a run left on the host: server processes, run dirs, workspaces."""
+        script = (
+            "for p in /proc/[0-9]*; do c=$(cat $p/comm 2>/dev/null) || continue; case \"$c\" in "
+            + "|".join(SERVER_NAMES) + ") echo \"process $c ${p#/proc/}\";; esac; done; "
+            "find /tmp /var/tmp -mindepth 1 -maxdepth 1 -name 'testbed-workspace-*' -printf 'workspace %p\\n'; "
+            "find /tmp -mindepth 2 -maxdepth 2 -path '/tmp/testbed-*' -printf 'run dir %p\\n'"
+        )
+        out = self.exec(host, script).stdout
+        return [line for line in out.splitlines() if line.strip()]
+
+
+def _wait_for_sshd(address: str, deadline: float) -> str:
+    while True:
+        scan = subprocess.run(["ssh-keyscan", "-T", "2", "-t", "ed25519", address], capture_output=True,
+                              text=True, check=False)
+        if scan.returncode == 0 and scan.stdout.strip():
+            return scan.stdout
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sshd on {address} never answered: {scan.stderr.strip()}")
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def assets() -> dict[str, object]:
+    """The SSH host image, the local apt repository and the wheelhouse (cached across sessions)."""
+    from images.build import ImageBuildError  # noqa: PLC0415
+    from images.sshd import build_testbed_wheel, ensure_apt_repo, ensure_sshd_image, ensure_wheelhouse  # noqa: PLC0415
+
+    version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
+                             text=True, timeout=60, check=False)
+    if version.returncode != 0:
+        pytest.fail(f"no Docker engine answers: the runner tests need one (they never skip): {version.stderr}",
+                    pytrace=False)
+    started = time.monotonic()
+    try:
+        image = ensure_sshd_image()
+        repo = ensure_apt_repo(APT_PACKAGES)
+        wheels = ensure_wheelhouse(_host_requirements())
+        testbed = build_testbed_wheel()
+    except ImageBuildError as exc:
+        pytest.fail(f"cannot build the runner test assets: {exc}", pytrace=False)
+    TIMINGS["assets"] = time.monotonic() - started
+    return {"image": image, "repo": repo, "wheels": wheels, "testbed": testbed}
+
+
+@pytest.fixture(scope="module")
+def hosts(assets: dict[str, object], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hosts]:
+    """Two SSH hosts on a private, internal network; removed with the network at the end."""
+    with ssh_hosts(assets, tmp_path_factory.mktemp("runners")) as made:
+        yield made
+
+
+@contextlib.contextmanager
+def ssh_hosts(assets: dict[str, object], work: Path) -> Iterator[Hosts]:
+    started = time.monotonic()
+    tag = uuid.uuid4().hex[:8]
+    label = f"testbed.test=runners-{tag}"
+    network = f"testbed-runners-{tag}"
+    key = work / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"testbed-{tag}", "-f", str(key)],
+                   check=True, capture_output=True)
+    # The wheelhouse runner.yml pushes: the cached dependencies and this checkout's testbed.
+    wheelhouse = work / "wheelhouse"
+    wheelhouse.mkdir()
+    for wheel in [*Path(str(assets["wheels"])).glob("*.whl"), Path(str(assets["testbed"]))]:
+        shutil.copy2(wheel, wheelhouse / wheel.name)
+    containers: dict[str, str] = {}
+    # A short control path folder: ssh's socket paths are limited to ~100 characters.
+    control = Path(tempfile.mkdtemp(prefix="tb-cp-"))
+    try:
+        _docker("network", "create", "--internal", "--label", label, network)
+        for index, host in enumerate(HOSTS, 1):
+            name = f"testbed-runner-{tag}-{index}"
+            _docker("run", "--detach", "--init", "--name", name, "--hostname", host, "--network", network,
+                    "--label", label, "--env", f"SSH_AUTHORIZED_KEY={(key.with_suffix('.pub')).read_text().strip()}",
+                    "--volume", f"{assets['repo']}:/srv/testbed-apt:ro", str(assets["image"]))
+            containers[host] = name
+        addresses = {}
+        known = []
+        deadline = time.monotonic() + 60
+        for host, name in containers.items():
+            addresses[host] = _docker("inspect", "--format",
+                                      "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", name).stdout.strip()
+            # The hosts' apt mirror is the local repository: no route out, like a site's own mirror.
+            # dpkg without fsync: a throw-away host's packages install in half the time.
+            _docker("exec", name, "sh", "-c", "rm -f /etc/apt/sources.list.d/*; "
+                    "echo 'deb [trusted=yes] file:/srv/testbed-apt ./' > /etc/apt/sources.list; "
+                    "echo force-unsafe-io > /etc/dpkg/dpkg.cfg.d/testbed-unsafe-io")
+            known.append(_wait_for_sshd(addresses[host], deadline))
+        known_hosts = work / "known_hosts"
+        known_hosts.write_text("".join(known))
+        inventory = work / "runners.yml"
+        inventory.write_text(yaml.safe_dump({"all": {"children": {"runners": {
+            "hosts": {host: {"ansible_host": addresses[host]} for host in HOSTS},
+            "vars": {
+                "ansible_user": "ci",
+                "ansible_ssh_private_key_file": str(key),
+                "ansible_ssh_common_args": f"-o UserKnownHostsFile={known_hosts} -o IdentitiesOnly=yes",
+                "ansible_python_interpreter": f"{VENV}/bin/python",
+                "runner_backend": "native",
+                "runner_ports": "auto",
+                "runner_host_wheelhouse": str(wheelhouse),
+                # Exactly the wheels pushed: testbed without Ansible and the other controller-side dependencies.
+                "runner_host_pip_packages": sorted(_distribution(w) for w in wheelhouse.glob("*.whl")),
+                "runner_host_pip_extra_args": "--no-deps",
+            },
+        }}}}))
+        env = clean_env(ANSIBLE_SSH_CONTROL_PATH_DIR=str(control))
+        TIMINGS["hosts"] = time.monotonic() - started
+        yield Hosts(inventory, key, known_hosts, containers, addresses, env, work)
+    finally:
+        for name in containers.values():
+            _docker("rm", "--force", "--volumes", name, check=False)
+        _docker("network", "rm", network, check=False)
+        shutil.rmtree(control, ignore_errors=True)
+        left = _docker("ps", "--all", "--quiet", "--filter", f"label={label}").stdout.split()
+        left += _docker("network", "ls", "--quiet", "--filter", f"label={label}").stdout.split()
+        print(f"\nrunner test timings (s): {json.dumps({k: round(v, 1) for k, v in TIMINGS.items()})}",
+              file=sys.stderr)
+        assert left == [], f"left behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def prepared(hosts: Hosts) -> Hosts:
+    """Both hosts after playbooks/runner.yml: what the pipeline tests need."""
+    started = time.monotonic()
+    first = hosts.playbook("playbooks/runner.yml")
+    TIMINGS["runner.yml"] = time.monotonic() - started
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-3000:]
+    hosts.extra.append(first.stdout)
+    return hosts
+
+
+def _recap(output: str) -> dict[str, dict[str, int]]:
+    recap = {}
+    for host, counts in re.findall(r"^(\S+)\s*:\s*(ok=.*)$", output, re.MULTILINE):
+        recap[host] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", counts)}
+    return recap
+
+
+def test_runner_playbook_prepares_both_hosts_idempotently(prepared: Hosts) -> None:
+    assert all(_recap(prepared.extra[0])[host]["changed"] > 0 for host in HOSTS)
+    started = time.monotonic()
+    again = prepared.playbook("playbooks/runner.yml")
+    TIMINGS["runner.yml again"] = time.monotonic() - started
+    assert again.returncode == 0, again.stdout[-6000:]
+    recap = _recap(again.stdout)
+    assert set(recap) == set(HOSTS)
+    for host in HOSTS:
+        assert recap[host]["changed"] == 0, f"{host} changed on the second run:\n{again.stdout[-6000:]}"
+        assert recap[host]["failed"] == 0 and recap[host]["unreachable"] == 0
+        checks = prepared.exec(host, (
+            f"{VENV}/bin/python -c 'import testbed, psycopg, redis, nats, pytest, pytest_cov, yaml' && "
+            "test -x /usr/lib/postgresql/15/bin/postgres && test -x /usr/lib/postgresql/15/bin/initdb && "
+            "command -v redis-server nats-server >/dev/null && id testbed && "
+            "grep -q create_main_cluster /etc/postgresql-common/createcluster.d/testbed.conf && "
+            "grep -q testbed /usr/sbin/policy-rc.d && "
+            "test \"$(readlink /etc/systemd/system/redis-server.service)\" = /dev/null && "
+            "test -z \"$(ls -A /etc/postgresql 2>/dev/null)\" && ls /opt/testbed/wheelhouse/testbed-*.whl"
+        ), check=False)
+        assert checks.returncode == 0, checks.stdout + checks.stderr
+        # Installed, never started: no server runs until a pipeline starts one.
+        assert prepared.leftovers(host) == []
+
+
+def test_runner_playbook_names_what_a_host_lacks_in_one_line(prepared: Hosts) -> None:
+    pub = prepared.key.with_suffix(".pub").read_text().strip()
+    prepared.exec("host2", (
+        "id nosudo >/dev/null 2>&1 || useradd --create-home --shell /bin/bash nosudo; "
+        f"install -d -m 0700 -o nosudo -g nosudo /home/nosudo/.ssh && echo '{pub}' > /home/nosudo/.ssh/authorized_keys"
+        " && chown nosudo:nosudo /home/nosudo/.ssh/authorized_keys && chmod 0600 /home/nosudo/.ssh/authorized_keys; "
+        "printf '#!/bin/sh\\necho 3.9\\n' > /usr/local/bin/python3.9 && chmod 0755 /usr/local/bin/python3.9"
+    ))
+    result = prepared.playbook("playbooks/runner.yml", "--limit", "host2", "-e", "ansible_user=nosudo",
+                               "-e", "runner_host_python=/usr/local/bin/python3.9")
+    assert result.returncode != 0
+    lines = [line for line in result.stdout.splitlines() if "lacks:" in line]
+    assert lines, result.stdout[-4000:]
+    assert ("runner host host2 lacks: passwordless sudo for nosudo; Python 3.11+ (/usr/local/bin/python3.9 is 3.9)"
+            in lines[0]), lines
+    assert _recap(result.stdout)["host2"]["changed"] == 0
+
+
+def _remote_run(hosts: Hosts, service: Path, runs: Path, host: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    started = time.monotonic()
+    result = cli("run", "--inventory", str(hosts.inventory), "--limit", host, "--service", str(service),
+                 "--run-folder", str(runs), *extra, env=hosts.env)
+    TIMINGS[f"testbed run on {host}"] = time.monotonic() - started
+    return result
+
+
+def test_remote_run_passes_and_brings_the_run_folder_back(prepared: Hosts, service: Path, runs: Path) -> None:
+    result = _remote_run(prepared, service, runs, "host1")
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    for line in ("✅ Backend: native (asked for)", "✅ PostgreSQL: Running on port", "✅ NATS: Running on port",
+                 "✅ Migrations: Applied successfully (2 new)", "✅ Tests: 4 passed", "✅ Coverage: 100%",
+                 "✅ Teardown: nothing left behind"):
+        assert line in out, out
+    assert "BASIC_TOKEN not set" not in out  # the secret reached the host (the test checks its length there)
+    folder = run_folder_of(out)
+    assert folder.parent == runs
+    for name in ("junit.xml", "coverage.xml", "htmlcov/index.html", "report.json", "state.json", "pytest.log",
+                 "logs/postgres.log", "logs/nats.log", "diagnostics/readiness.json"):
+        assert (folder / name).is_file(), name
+    junit = (folder / "junit.xml").read_text()
+    assert 'tests="4"' in junit and 'failures="0"' in junit
+    state = json.loads((folder / "state.json").read_text())
+    assert state["host"] == "host1" and state.get("torn_down")
+    assert json.loads((folder / "report.json").read_text())["exit_code"] == 0
+    assert secret_hits(folder, out, result.stderr) == []
+    assert prepared.leftovers("host1") == []
+
+
+def test_remote_run_with_a_failing_test_exits_1(prepared: Hosts, service: Path, runs: Path) -> None:
+    tests = service / "tests" / "test_servers.py"
+    tests.write_text(tests.read_text() + "\n\ndef test_fails_on_the_runner():\n    assert 1 == 2\n")
+    result = _remote_run(prepared, service, runs, "host2")
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr
+    assert "❌ Tests: 4 passed, 1 failed" in out, out
+    assert "✅ Teardown: nothing left behind" in out
+    folder = run_folder_of(out)
+    assert 'failures="1"' in (folder / "junit.xml").read_text()
+    assert (folder / "coverage.xml").is_file()
+    assert prepared.leftovers("host2") == []
+
+
+def test_plain_ansible_playbook_runs_on_a_remote_host(prepared: Hosts, service: Path, runs: Path) -> None:
+    started = time.monotonic()
+    result = prepared.playbook("integration.yml", "-e", json.dumps({
+        "testbed_hosts": "host2", "testbed_service": str(service), "testbed_run_root": str(runs)}))
+    TIMINGS["ansible-playbook integration.yml"] = time.monotonic() - started
+    assert result.returncode == 0, result.stdout[-6000:]
+    folder = run_folder_of(result.stdout)
+    assert folder.parent == runs and folder.name.startswith("remote-")
+    assert 'tests="4"' in (folder / "junit.xml").read_text()
+    assert (folder / "coverage.xml").is_file()
+    assert prepared.leftovers("host2") == []
+
+
+def test_interrupted_remote_run_tears_down_on_the_host(prepared: Hosts, service: Path, runs: Path) -> None:
+    """A cancelled job: the playbook's `always` never runs, so the wrapper runs playbooks/down.yml there."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "testbed", "run", "--inventory", str(prepared.inventory), "--limit", "host1",
+         "--service", str(service), "--run-folder", str(runs)],
+        cwd=PROJECT, env=prepared.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if "✅ PostgreSQL: Running" in line:
+            assert len(prepared.leftovers("host1")) >= 3  # the servers run there, and its workspace exists
+            process.send_signal(signal.SIGTERM)
+    code = process.wait(timeout=300)
+    TIMINGS["interrupted run"] = time.monotonic() - started
+    out = "".join(lines)
+    assert code == 143, out
+    assert "❌ Interrupted by SIGTERM: tearing down" in out and "✅ Teardown: nothing left behind" in out, out
+    assert (run_folder_of(out) / "state.json").is_file()
+    assert prepared.leftovers("host1") == []
+
+
+def test_up_and_down_on_a_remote_host(prepared: Hosts, service: Path, runs: Path) -> None:
+    started = time.monotonic()
+    up = cli("up", "--inventory", str(prepared.inventory), "--limit", "host2", "--service", str(service),
+             "--run-folder", str(runs), env=prepared.env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "✅ Migrations: Applied successfully (2 new)" in up.stdout
+    run_id = re.findall(r"--run-id (\S+)` tears it down", up.stdout)[0]
+    left_up = prepared.leftovers("host2")
+    assert sum(line.startswith("process") for line in left_up) >= 3, left_up
+    assert any(f"testbed-workspace-{run_id}" in line for line in left_up), left_up
+    down = cli("down", "--inventory", str(prepared.inventory), "--limit", "host2", "--service", str(service),
+               "--run-id", run_id, env=prepared.env)
+    TIMINGS["up and down"] = time.monotonic() - started
+    try:
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert "✅ Teardown: nothing left behind" in down.stdout
+        assert (PROJECT / "runs" / run_id / "state.json").is_file()  # down has no --run-folder: ./runs
+        assert prepared.leftovers("host2") == []
+    finally:
+        shutil.rmtree(PROJECT / "runs" / run_id, ignore_errors=True)
+
+
+def test_host_key_checking_is_on(prepared: Hosts, service: Path, runs: Path) -> None:
+    """ansible-runner turns host key checking off by default; the wrapper turns it back on."""
+    inventory = prepared.work / "unknown-keys.yml"
+    data = yaml.safe_load(prepared.inventory.read_text())
+    empty = prepared.work / "empty_known_hosts"
+    empty.write_text("")
+    runners = data["all"]["children"]["runners"]["vars"]
+    runners["ansible_ssh_common_args"] = f"-o UserKnownHostsFile={empty} -o IdentitiesOnly=yes"
+    inventory.write_text(yaml.safe_dump(data))
+    # A fresh control path: an open master connection from the tests above would skip the check.
+    control = Path(tempfile.mkdtemp(prefix="tb-cp-"))
+    try:
+        result = cli("run", "--inventory", str(inventory), "--limit", "host1", "--service", str(service),
+                     "--run-folder", str(runs), timeout=120,
+                     env={**prepared.env, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control)})
+    finally:
+        shutil.rmtree(control, ignore_errors=True)
+    assert result.returncode == 12, result.stdout + result.stderr
+    assert "unreachable" in result.stdout and "Host key verification failed" in result.stdout, result.stdout
+
+
+def test_nothing_is_left_on_any_host(prepared: Hosts) -> None:
+    for host in HOSTS:
+        assert prepared.leftovers(host) == []
+        # Ansible's own temporary files went with their tasks.
+        assert prepared.exec(host, "ls -A /home/ci/.ansible/tmp 2>/dev/null || true").stdout.strip() == ""
