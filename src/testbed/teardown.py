@@ -143,6 +143,15 @@ def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> li
         known.add(data["run_id"])
         if data["run_id"].startswith(run_id_prefix) and collectable(data, ttl, now):
             results.append(teardown(state, grace=grace, include_controller=True))
+    stale_after = 600  # a run folder without state, untouched this long, belongs to no run in progress
+    for folder in runtime_root().iterdir() if runtime_root().is_dir() else ():
+        if (
+            folder.is_dir()
+            and not folder.name.startswith("runner-")
+            and not (folder / "state.json").exists()
+            and now - folder.stat().st_mtime > stale_after
+        ):
+            shutil.rmtree(folder, ignore_errors=True)
     for private in runtime_root().glob("runner-*") if runtime_root().is_dir() else ():
         try:
             alive = ProcessIdentity.from_dict(json.loads((private / OWNER_FILE).read_text(encoding="utf-8"))).alive()
