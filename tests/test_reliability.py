@@ -142,3 +142,22 @@ def test_fixed_ports_of_a_running_environment_are_reported_taken(service: Path, 
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=30)
     assert all(not leftovers(p.name) for p in runs.iterdir() if p.is_dir())
+
+
+def test_gc_removes_a_stale_runtime_folder_that_never_got_state() -> None:
+    import os  # noqa: PLC0415
+
+    from testbed.state import runtime_root  # noqa: PLC0415
+
+    stale = runtime_root() / "stale-run-without-state"
+    (stale / "private").mkdir(parents=True)
+    fresh = runtime_root() / "fresh-run-without-state"
+    fresh.mkdir()
+    old = stale.stat().st_mtime - 3600
+    os.utime(stale, (old, old))
+    try:
+        assert cli("gc").returncode == 0
+        assert not stale.exists()
+        assert fresh.exists(), "a folder made moments ago may belong to a run starting up"
+    finally:
+        fresh.rmdir()
