@@ -203,36 +203,17 @@ def _postgres(settings: Mapping[str, Any], bindir: Path, run_dir: Path, account:
 def _redis_protocol(settings: Mapping[str, Any], binary: str, run_dir: Path) -> Launch:
     data = run_dir / "dragonfly"
     port = str(settings["port"])
+    # Both speak the same flags for where to listen and keep data; only persistence and sizing differ.
+    argv = [binary, "--port", port, "--bind", "127.0.0.1", "--dir", str(data)]
     if Path(binary).name == "dragonfly":
-        argv = [
-            binary,
-            "--port",
-            port,
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(data),
+        argv += [
             "--dbfilename",
             "",
             f"--proactor_threads={settings['proactor_threads']}",
             f"--maxmemory={settings['maxmemory']}",
         ]
     else:
-        argv = [
-            binary,
-            "--port",
-            port,
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(data),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--maxmemory",
-            str(settings["maxmemory"]),
-        ]
+        argv += ["--save", "", "--appendonly", "no", "--maxmemory", str(settings["maxmemory"])]
     return Launch("dragonfly", argv, data, signal.SIGTERM)
 
 
