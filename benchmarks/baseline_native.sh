@@ -14,15 +14,22 @@ if [ "$action" = up ]; then
   ( as_user "$pg/initdb" -D "$dir/pg" -U bench --auth=trust --no-sync --no-locale -E UTF8 >/dev/null \
     && as_user setsid -f "$pg/postgres" -D "$dir/pg" -p 25433 -k "$dir/pg" -c listen_addresses=127.0.0.1 \
          -c fsync=off >"$dir/pg.log" 2>&1 < /dev/null ) &
-  as_user setsid -f "$redis" --port 26380 --bind 127.0.0.1 --save '' --dir "$dir/redis" >"$dir/redis.log" 2>&1 < /dev/null
-  as_user setsid -f "$nats" -a 127.0.0.1 -p 24222 -m 28222 -js -sd "$dir/nats" >"$dir/nats.log" 2>&1 < /dev/null
+  as_user setsid -f "$redis" --port 26380 --bind 127.0.0.1 --save '' --dir "$dir/redis" \
+    --pidfile "$dir/redis/redis.pid" >"$dir/redis.log" 2>&1 < /dev/null
+  as_user setsid -f "$nats" -a 127.0.0.1 -p 24222 -m 28222 -js -sd "$dir/nats" -P "$dir/nats/nats.pid" \
+    >"$dir/nats.log" 2>&1 < /dev/null
   wait
   until "$pg/pg_isready" -q -h 127.0.0.1 -p 25433; do sleep 0.02; done &
   until redis-cli -p 26380 ping >/dev/null 2>&1; do sleep 0.02; done &
   until curl -fs "http://127.0.0.1:28222/healthz?js-enabled-only=true" >/dev/null; do sleep 0.02; done &
   wait
 else
-  pkill -f -- "$dir/" || true
-  while pgrep -f -- "$dir/" >/dev/null; do sleep 0.02; done
+  # redis-server rewrites its process title, so stop by pidfile (postgres keeps its pid in postmaster.pid).
+  pids=$(cat "$dir/redis/redis.pid" "$dir/nats/nats.pid" 2>/dev/null; head -1 "$dir/pg/postmaster.pid" 2>/dev/null)
+  kill -INT $(head -1 "$dir/pg/postmaster.pid") 2>/dev/null || true
+  kill $(cat "$dir/redis/redis.pid" "$dir/nats/nats.pid" 2>/dev/null) 2>/dev/null || true
+  # Alive until exited: a zombie (exited, not yet reaped by init) counts as stopped, as in testbed.
+  running() { [ -r "/proc/$1/stat" ] && ! sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | grep -q '^Z'; }
+  for pid in $pids; do while running "$pid"; do sleep 0.005; done; done
   rm -rf "$dir"
 fi
