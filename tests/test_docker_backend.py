@@ -531,3 +531,27 @@ def test_two_concurrent_docker_runs_with_auto_ports_both_pass(
         ports.append(set(re.findall(r"Running on port (\d+)", result.stdout)))
         _assert_nothing_left(ids[name], events)
     assert not ports[0] & ports[1]
+
+
+@pytest.mark.slow
+def test_dev_loop_on_the_docker_backend(service: Path, runs: Path, local_images: dict[str, str],
+                                        events: EngineEvents) -> None:
+    up = cli("up", "--service", str(service), "--backend", "docker", "--ports", "auto", "--run-folder", str(runs),
+             *_image_args(local_images))
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = next(runs.iterdir()).name
+    try:
+        again = cli("up", "--service", str(service))
+        assert again.returncode == 0 and "(already up)" in again.stdout, again.stdout
+        status = cli("status", "--service", str(service))
+        assert run_id in status.stdout and "docker" in status.stdout and "✅ NATS: port" in status.stdout
+        env = cli("env", "--service", str(service))
+        assert re.search(r"^export POSTGRES_PORT=\d+$", env.stdout, re.M), env.stdout
+        tested = cli("test", "--service", str(service), "--", "-k", "postgres or nats")
+        assert tested.returncode == 0 and "✅ Tests: 2 passed" in tested.stdout, tested.stdout
+        logs = cli("logs", "--service", str(service), "nats")
+        assert logs.returncode == 0 and "Server is ready" in logs.stdout
+    finally:
+        down = cli("down", "--service", str(service))
+    assert down.returncode == 0, down.stdout + down.stderr
+    _assert_nothing_left(run_id, events)
