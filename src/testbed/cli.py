@@ -171,11 +171,9 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
     if source == "env":
-        missing = [s.variable for s in config.secrets if not s.optional and not os.environ.get(s.variable)]
-        if missing:
-            raise TestbedError(
-                f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm", ExitCode.SECRETS
-            )
+        from testbed.secrets import require_env  # noqa: PLC0415
+
+        require_env(config.as_dict()["secrets"], os.environ)
 
 
 def _options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> Options:

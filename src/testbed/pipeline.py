@@ -22,7 +22,7 @@ from testbed.config import (
     service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, runtime_root
+from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
 
 BACKENDS = ("auto", "docker", "native")
 PORT_MODES = ("fixed", "auto")
@@ -100,12 +100,14 @@ def _playbook_pid() -> int | None:
     while pid > 1:
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
         except OSError:
             return None
         if any(part.endswith(b"ansible-playbook") for part in cmdline[:2]):
             return pid
-        pid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        fields = proc_stat(pid)
+        if fields is None:
+            return None
+        pid = int(fields[1])
     return None
 
 
@@ -594,13 +596,9 @@ def pytest_phase(run_id: str, extra_args: list[str] | None = None) -> dict[str, 
 
 
 def teardown_phase(run_id: str, grace: float = 5.0) -> dict[str, Any]:
-    from testbed.teardown import teardown  # noqa: PLC0415
+    from testbed.teardown import teardown_run_id  # noqa: PLC0415
 
-    try:
-        state = RunState.find(run_id)
-    except TestbedError:
-        return {"removed": [], "left": [], "changed": False}  # nothing was ever created
-    result = teardown(state, grace=grace)
+    result = teardown_run_id(run_id, grace=grace)
     if not result.ok:
         error = TestbedError(f"teardown: left behind {', '.join(result.left)}; `testbed gc` retries", ExitCode.TEARDOWN)
         error.details |= result.as_dict()

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from testbed import __version__, github, junit, pipeline, secrets
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, RunState, runtime_root
+from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root
 
 PHASES: dict[str, str] = {
     "preflight": "Preflight",
@@ -294,19 +294,14 @@ def _scrub_artifacts(private_dir: Path) -> None:
     shutil.rmtree(private_dir / "env", ignore_errors=True)
 
 
-def resolve_env_secrets(
-    config_secrets: list[dict[str, Any]], run_id: str, environ: MutableMapping[str, str]
-) -> list[str]:
+def resolve_env_secrets(config_secrets: list[dict[str, Any]], run_id: str, environ: MutableMapping[str, str]) -> None:
     """--secrets env: move values from the environment into the run's 0600 file, so they never travel
-    in ansible-runner's recorded environment. Returns the names of required ones that are missing."""
-    missing = []
+    in ansible-runner's recorded environment. Nothing is written unless every required one is set."""
+    secrets.require_env(config_secrets, environ)
     for spec in config_secrets:
         value = environ.pop(spec["variable"], None)
         if value:
             secrets.write_secret(run_id, spec["variable"], value)
-        elif not spec.get("optional"):
-            missing.append(spec["variable"])
-    return missing
 
 
 def secrets_source(requested: str, environ: Mapping[str, str]) -> str:
@@ -334,12 +329,7 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         sweep_orphans(out)
 
     if source == "env" and not remote:
-        missing = resolve_env_secrets(config["secrets"], run_id, environ)
-        if missing:
-            shutil.rmtree(runtime_root() / run_id, ignore_errors=True)
-            raise TestbedError(
-                f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm", ExitCode.SECRETS
-            )
+        resolve_env_secrets(config["secrets"], run_id, environ)
         source = "file"
 
     def mask_secrets() -> None:
@@ -555,16 +545,11 @@ def remote_teardown(
 
 
 def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = None) -> list[str]:
-    """Tear down whatever the state file still records; remove a private folder left without state."""
-    from testbed.teardown import teardown  # noqa: PLC0415
+    """Tear down whatever the state file still records, the playbook's controller included (it was
+    cancelled, or has ended)."""
+    from testbed.teardown import teardown_run_id  # noqa: PLC0415
 
-    runtime_dir = runtime_root() / run_id
-    try:
-        state = RunState.find(run_id)
-    except TestbedError:
-        shutil.rmtree(runtime_dir, ignore_errors=True)
-        return []
-    return teardown(state, grace=grace, include_controller=True, hurry=hurry).left
+    return teardown_run_id(run_id, grace=grace, include_controller=True, hurry=hurry).left
 
 
 def build_report(

@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,15 @@ def _failure_reason(outcome: Mapping[str, Any]) -> str:
         # testbed_secret's own one-line error (Ansible has already masked the no_log value out of it).
         return message.removeprefix("secrets: ")
     return _classify_ssm_error(message)
+
+
+def require_env(specs: Iterable[Mapping[str, Any]], environ: Mapping[str, str]) -> None:
+    """--secrets env: every required secret must be set; one line names all that are not."""
+    missing = [s["variable"] for s in specs if not s.get("optional") and not environ.get(s["variable"])]
+    if missing:
+        raise TestbedError(
+            f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm", ExitCode.SECRETS
+        )
 
 
 def check_secrets(params: Mapping[str, Any]) -> dict[str, Any]:

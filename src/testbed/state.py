@@ -78,14 +78,19 @@ class ProcessIdentity:
         return cls(int(data["pid"]), int(data["start_time"]), str(data["boot_id"]))
 
 
-def _start_time(pid: int) -> int | None:
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name: [0] state, [1] parent pid, [19] start time."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
     except OSError:
         return None
     # The command name may hold spaces or parentheses: fields start after the last ')'.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _start_time(pid: int) -> int | None:
+    fields = proc_stat(pid)
+    if fields is None or fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
         return None
     return int(fields[19])
 

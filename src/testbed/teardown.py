@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed import docker_api, secrets
+from testbed.errors import TestbedError
 from testbed.state import (
     KEPT_FILE,
     OWNER_FILE,
@@ -105,6 +106,19 @@ def teardown(
         # The canonical state goes with the runtime dir; the run folder keeps the final copy.
         shutil.rmtree(state.runtime_dir, ignore_errors=True)
     return result
+
+
+def teardown_run_id(
+    run_id: str, grace: float = 5.0, include_controller: bool = False, hurry: Callable[[], bool] | None = None
+) -> TeardownResult:
+    """Tear a run down by its id. A run that never got a state file has at most its private folder
+    (secrets the wrapper moved there before preflight failed): remove that."""
+    try:
+        state = RunState.find(run_id)
+    except TestbedError:
+        shutil.rmtree(runtime_root() / run_id, ignore_errors=True)
+        return TeardownResult(run_id)
+    return teardown(state, grace=grace, include_controller=include_controller, hurry=hurry)
 
 
 def _label(resource: dict[str, Any]) -> str:

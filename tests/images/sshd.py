@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 if __package__:
@@ -155,45 +155,57 @@ def _closure(packages: Sequence[str]) -> list[str]:
     return sorted({line.strip() for line in out.splitlines() if line and not line.startswith((" ", "<"))})
 
 
-def ensure_apt_repo(packages: Sequence[str], *, log: bool = True) -> Path:
-    """A flat, trusted-by-configuration apt repository with ``packages`` and their dependency closure."""
-    key = hashlib.sha256(json.dumps([APT_REPO_VERSION, build.SUITE, sorted(packages)]).encode()).hexdigest()[:16]
+def _cached_folder(name: str, marker: str, fill: Callable[[Path], str], *, log: bool) -> Path:
+    """A folder under the cache root, filled once: under the cache lock, in a work folder moved into place
+    when ``fill`` (which returns what to log) succeeds."""
     cache_root = build._cache_root()
-    repo = cache_root / f"apt-{key}"
-    if (repo / "Release").is_file():
-        return repo
+    target = cache_root / name
+    if (target / marker).is_file():
+        return target
     cache_root.mkdir(parents=True, exist_ok=True)
     with build._locked(cache_root / ".lock"):
-        if (repo / "Release").is_file():
-            return repo
+        if (target / marker).is_file():
+            return target
         started = time.monotonic()
-        work = cache_root / f"apt-{key}.work-{os.getpid()}"
+        work = cache_root / f"{name}.work-{os.getpid()}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
-            try:
-                names = _closure(packages)
-                _run(["apt-get", "download", "-q", *names], cwd=work)
-            except build.ImageBuildError:  # stale lists on this machine: the mirror moved on
-                build._priv(["apt-get", "update", "-qq"])
-                names = _closure(packages)
-                _run(["apt-get", "download", "-q", *names], cwd=work)
-            index = _run(["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], cwd=work)
-            (work / "Packages").write_text(index)
-            data = (work / "Packages").read_bytes()
-            (work / "Release").write_text(
-                "Origin: testbed\nLabel: testbed local\nSuite: testbed\nCodename: testbed\n"
-                f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}\n"
-                "Architectures: amd64 all\nSHA256:\n"
-                f" {hashlib.sha256(data).hexdigest()} {len(data)} Packages\n")
-            for path in work.iterdir():
-                path.chmod(0o644)
-            work.chmod(0o755)
-            work.replace(repo)
+            what = fill(work)
+            shutil.rmtree(target, ignore_errors=True)
+            work.replace(target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-        build._say(log, f"apt repository {repo}: {len(names)} packages in {time.monotonic() - started:.1f}s")
-    return repo
+        build._say(log, f"{what} {target} in {time.monotonic() - started:.1f}s")
+    return target
+
+
+def ensure_apt_repo(packages: Sequence[str], *, log: bool = True) -> Path:
+    """A flat, trusted-by-configuration apt repository with ``packages`` and their dependency closure."""
+    key = hashlib.sha256(json.dumps([APT_REPO_VERSION, build.SUITE, sorted(packages)]).encode()).hexdigest()[:16]
+
+    def fill(work: Path) -> str:
+        try:
+            names = _closure(packages)
+            _run(["apt-get", "download", "-q", *names], cwd=work)
+        except build.ImageBuildError:  # stale lists on this machine: the mirror moved on
+            build._priv(["apt-get", "update", "-qq"])
+            names = _closure(packages)
+            _run(["apt-get", "download", "-q", *names], cwd=work)
+        index = _run(["dpkg-scanpackages", "--multiversion", ".", "/dev/null"], cwd=work)
+        (work / "Packages").write_text(index)
+        data = (work / "Packages").read_bytes()
+        (work / "Release").write_text(
+            "Origin: testbed\nLabel: testbed local\nSuite: testbed\nCodename: testbed\n"
+            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S UTC', time.gmtime())}\n"
+            "Architectures: amd64 all\nSHA256:\n"
+            f" {hashlib.sha256(data).hexdigest()} {len(data)} Packages\n")
+        for path in work.iterdir():
+            path.chmod(0o644)
+        work.chmod(0o755)
+        return f"apt repository ({len(names)} packages)"
+
+    return _cached_folder(f"apt-{key}", "Release", fill, log=log)
 
 
 # --------------------------------------------------------------------------- wheels
@@ -203,27 +215,14 @@ def ensure_wheelhouse(requirements: Sequence[str], *, log: bool = True) -> Path:
     """Wheels of ``requirements`` with all their dependencies, for this machine's Python and platform."""
     tag = f"{sys.implementation.cache_tag}-{sys.platform}-{os.uname().machine}"
     key = hashlib.sha256(json.dumps([WHEELHOUSE_VERSION, tag, sorted(requirements)]).encode()).hexdigest()[:16]
-    cache_root = build._cache_root()
-    wheelhouse = cache_root / f"wheels-{key}"
-    if (wheelhouse / ".complete").is_file():
-        return wheelhouse
-    cache_root.mkdir(parents=True, exist_ok=True)
-    with build._locked(cache_root / ".lock"):
-        if (wheelhouse / ".complete").is_file():
-            return wheelhouse
-        started = time.monotonic()
-        work = cache_root / f"wheels-{key}.work-{os.getpid()}"
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            build._run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                        "--wheel-dir", str(work), *requirements])
-            (work / ".complete").touch()
-            shutil.rmtree(wheelhouse, ignore_errors=True)
-            work.replace(wheelhouse)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        build._say(log, f"wheelhouse {wheelhouse} in {time.monotonic() - started:.1f}s")
-    return wheelhouse
+
+    def fill(work: Path) -> str:
+        build._run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
+                    "--wheel-dir", str(work), *requirements])
+        (work / ".complete").touch()
+        return "wheelhouse"
+
+    return _cached_folder(f"wheels-{key}", ".complete", fill, log=log)
 
 
 def _source_hash() -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from psycopg.conninfo import make_conninfo
 
@@ -107,6 +108,9 @@ class Settings:
         return settings
 
 
+T = TypeVar("T", int, float)
+
+
 class _Env:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._environ = environ
@@ -122,25 +126,20 @@ class _Env:
         return value
 
     def integer(self, name: str, default: int) -> int:
-        raw = self._environ.get(name, "").strip()
-        if not raw:
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(
-                f"environment variable {name} must be an integer, got {raw!r}"
-            ) from None
+        return self._parsed(name, default, int, "an integer")
 
     def number(self, name: str, default: float) -> float:
+        return self._parsed(name, default, float, "a number")
+
+    def _parsed(self, name: str, default: T, convert: Callable[[str], T], what: str) -> T:
         raw = self._environ.get(name, "").strip()
         if not raw:
             return default
         try:
-            return float(raw)
+            return convert(raw)
         except ValueError:
             raise ConfigError(
-                f"environment variable {name} must be a number, got {raw!r}"
+                f"environment variable {name} must be {what}, got {raw!r}"
             ) from None
 
     def boolean(self, name: str, default: bool) -> bool:
