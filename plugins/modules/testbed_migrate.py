@@ -10,15 +10,23 @@ description: A thin shell over the testbed package, which does the work (see src
 author: testbed
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
 
 SPEC = {"run_id": {"type": "str", "required": True}}
+CHANGED = True
+
+
+def act(params: Mapping[str, Any]) -> dict[str, Any]:
+    return pipeline.migrate(params["run_id"])
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), lambda p: pipeline.migrate(p["run_id"]))
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

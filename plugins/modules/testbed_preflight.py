@@ -10,6 +10,9 @@ description: A thin shell over the testbed package, which does the work (see src
 author: testbed
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
@@ -26,10 +29,15 @@ SPEC = {
     "images": {"type": "dict", "default": {}},
     "pull": {"type": "bool", "default": False},
 }
+CHANGED = True
+
+
+def act(params: Mapping[str, Any]) -> dict[str, Any]:
+    return pipeline.preflight(params)
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), pipeline.preflight)
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,23 @@ description: A thin shell over the testbed package, which does the work (see src
 author: testbed
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
 
 SPEC = {"run_id": {"type": "str", "required": True}, "extra_args": {"type": "list", "elements": "str", "default": []}}
+CHANGED = False
+
+
+def act(params: Mapping[str, Any]) -> dict[str, Any]:
+    return pipeline.pytest_phase(params["run_id"], params["extra_args"])
 
 
 def main() -> None:
-    ansible_module.run(
-        AnsibleModule(argument_spec=SPEC), lambda p: pipeline.pytest_phase(p["run_id"], p["extra_args"]), changed=False
-    )
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

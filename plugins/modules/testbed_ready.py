@@ -10,6 +10,9 @@ description: A thin shell over the testbed package, which does the work (see src
 author: testbed
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
@@ -18,12 +21,15 @@ SPEC = {
     "run_id": {"type": "str", "required": True},
     "timeout": {"type": "float", "default": 60.0},
 }
+CHANGED = False
+
+
+def act(params: Mapping[str, Any]) -> dict[str, Any]:
+    return pipeline.ready(params["run_id"], params["timeout"])
 
 
 def main() -> None:
-    ansible_module.run(
-        AnsibleModule(argument_spec=SPEC), lambda p: pipeline.ready(p["run_id"], p["timeout"]), changed=False
-    )
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

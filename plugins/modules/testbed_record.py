@@ -10,6 +10,9 @@ description: A thin shell over the testbed package, which does the work (see src
 author: testbed
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
@@ -18,14 +21,16 @@ SPEC = {
     "run_id": {"type": "str", "required": True},
     "resources": {"type": "list", "elements": "dict", "required": True},
 }
+CHANGED = False
+
+
+def act(params: Mapping[str, Any]) -> dict[str, Any]:
+    pipeline.record(params["run_id"], params["resources"])
+    return {}
 
 
 def main() -> None:
-    def action(params: dict) -> dict:
-        pipeline.record(params["run_id"], params["resources"])
-        return {}
-
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), action, changed=False)
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

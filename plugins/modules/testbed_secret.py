@@ -10,6 +10,9 @@ description: A thin shell over the testbed package, which does the work (see src
 author: testbed
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, secrets
@@ -19,18 +22,18 @@ SPEC = {
     "variable": {"type": "str", "required": True},
     "value": {"type": "raw", "no_log": True},
 }
+CHANGED = False
+
+
+def act(params: Mapping[str, Any]) -> dict[str, Any]:
+    value = params["value"]
+    return {
+        "present": secrets.write_secret(params["run_id"], params["variable"], value if isinstance(value, str) else None)
+    }
 
 
 def main() -> None:
-    ansible_module.run(
-        AnsibleModule(argument_spec=SPEC),
-        lambda p: {
-            "present": secrets.write_secret(
-                p["run_id"], p["variable"], p["value"] if isinstance(p["value"], str) else None
-            )
-        },
-        changed=False,
-    )
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

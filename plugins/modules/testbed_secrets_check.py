@@ -10,6 +10,9 @@ description: A thin shell over the testbed package, which does the work (see src
 author: testbed
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, secrets
@@ -21,10 +24,15 @@ SPEC = {
     "results": {"type": "list", "elements": "dict", "default": []},
     "region": {"type": "str", "default": ""},
 }
+CHANGED = False
+
+
+def act(params: Mapping[str, Any]) -> dict[str, Any]:
+    return secrets.check_secrets(params)
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), secrets.check_secrets, changed=False)
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

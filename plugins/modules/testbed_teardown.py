@@ -10,15 +10,23 @@ description: A thin shell over the testbed package, which does the work (see src
 author: testbed
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 
 from testbed import ansible_module, pipeline
 
 SPEC = {"run_id": {"type": "str", "required": True}, "grace": {"type": "float", "default": 5.0}}
+CHANGED = True
+
+
+def act(params: Mapping[str, Any]) -> dict[str, Any]:
+    return pipeline.teardown_phase(params["run_id"], params["grace"])
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), lambda p: pipeline.teardown_phase(p["run_id"], p["grace"]))
+    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

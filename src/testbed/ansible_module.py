@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from ansible.module_utils.basic import AnsibleModule
+from typing import TYPE_CHECKING, Any
 
 from testbed.errors import ExitCode, TestbedError
 
+if TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
 
-def run(
-    module: AnsibleModule,
-    action: Callable[[Mapping[str, Any]], dict[str, Any]],
-    changed: bool = True,
-) -> None:
+Act = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def outcome(act: Act, params: Mapping[str, Any], changed: bool) -> dict[str, Any]:
+    """The task's result: the phase function's, or `failed` with its one-line message and exit code."""
     try:
-        result = action(module.params)
+        result = act(params)
     except TestbedError as exc:
-        module.fail_json(msg=str(exc), exit_code=int(exc.exit_code), **exc.details)
+        return {"failed": True, "msg": str(exc), "exit_code": int(exc.exit_code), **exc.details}
     except Exception as exc:
-        module.fail_json(
-            msg=f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}",
-            exit_code=int(ExitCode.INTERNAL_ERROR),
-        )
+        return {
+            "failed": True,
+            "msg": f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}",
+            "exit_code": int(ExitCode.INTERNAL_ERROR),
+        }
     result.setdefault("changed", changed)
+    return result
+
+
+def run(module: AnsibleModule, act: Act, changed: bool) -> None:
+    """A module's main(), given its AnsibleModule (which the module file builds: Ansible picks how to ship a
+    module by whether its own source imports ansible.module_utils)."""
+    result = outcome(act, module.params, changed)
+    if result.pop("failed", False):
+        module.fail_json(**result)
     module.exit_json(**result)
