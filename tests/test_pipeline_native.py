@@ -139,3 +139,78 @@ def test_other_services_adopt_testbed_with_only_their_config(name: str, runs: Pa
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✅ Tests: 2 passed" in result.stdout
     assert leftovers(run_folder_of(result.stdout).name) == []
+
+
+def _native_up(service: Path, runs: Path) -> tuple[str, int]:
+    """Bring only the servers up (the pipeline's own functions, in this process): the run and its
+    PostgreSQL's system identifier, which initdb makes unique and a copy keeps."""
+    import psycopg  # noqa: PLC0415
+
+    from testbed import pipeline  # noqa: PLC0415
+    from testbed.config import load_catalogue  # noqa: PLC0415
+
+    run = pipeline.preflight({"service_dir": str(service), "catalogue": load_catalogue(PROJECT), "backend": "native",
+                              "ports": "auto", "run_id": "", "run_root": str(runs), "owner_pid": os.getpid(),
+                              "lease_seconds": 0, "images": {}, "pull": False})
+    try:
+        pipeline.start_native(run["run_id"])
+        pipeline.ready(run["run_id"], 60)  # as the configured user, password and database
+        fact = json.loads((Path(run["runtime_dir"]) / "state.json").read_text())["facts"]["postgres"]
+        with psycopg.connect(fact["url"]) as conn:
+            row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
+    except BaseException:
+        pipeline.teardown_phase(run["run_id"])
+        raise
+    return run["run_id"], int(row[0])  # type: ignore[index]
+
+
+def test_postgres_cluster_is_initialised_once_per_credentials_and_copied_after(service: Path, runs: Path) -> None:
+    from testbed import native, pipeline  # noqa: PLC0415
+
+    config = service / "testbed.yml"
+    # A password of this test's own: its template cannot exist yet.
+    config.write_text(config.read_text().replace("basic-pw", f"pw-{os.getpid()}-{id(service)}"))
+    before = set(native.template_root().glob("postgres-*")) if native.template_root().is_dir() else set()
+
+    first, first_id = _native_up(service, runs)
+    pipeline.teardown_phase(first)
+    made = set(native.template_root().glob("postgres-*")) - before
+    assert len(made) == 1, "the first run keeps its freshly initialised cluster"
+    template = made.pop()
+    assert (template.stat().st_mode & 0o777) == 0o700
+
+    second, second_id = _native_up(service, runs)
+    pipeline.teardown_phase(second)
+    assert second_id == first_id, "the second run copies the template instead of running initdb"
+
+    # Another password is another cluster: a template is never used for credentials it was not made with.
+    config.write_text(config.read_text().replace("pw-", "other-pw-"))
+    third, third_id = _native_up(service, runs)
+    pipeline.teardown_phase(third)
+    assert third_id != first_id
+    assert len(set(native.template_root().glob("postgres-*")) - before) == 2
+    for run_id in (first, second, third):
+        assert not leftovers(run_id)
+    for path in set(native.template_root().glob("postgres-*")) - before:
+        shutil.rmtree(path)
+
+
+def test_gc_expires_unused_postgres_templates_and_keeps_recent_ones() -> None:
+    from testbed import native  # noqa: PLC0415
+
+    root = native.template_root()
+    root.mkdir(parents=True, exist_ok=True)
+    old, recent, partial = root / "postgres-gc-test-old", root / "postgres-gc-test-recent", root / ".postgres-gc-x.1"
+    for path in (old, recent, partial):
+        path.mkdir()
+    week = native.TEMPLATE_TTL + 60
+    os.utime(old, (old.stat().st_atime - week, old.stat().st_mtime - week))
+    os.utime(partial, (partial.stat().st_atime - 3600, partial.stat().st_mtime - 3600))
+    try:
+        assert cli("gc").returncode == 0
+        assert not old.exists() and not partial.exists()
+        assert recent.exists()
+        assert root.exists(), "gc's sweep of stale run folders leaves the templates' folder alone"
+    finally:
+        for path in (old, recent, partial):
+            shutil.rmtree(path, ignore_errors=True)

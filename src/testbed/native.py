@@ -3,8 +3,11 @@ concurrently, detached in their own sessions, recorded in the state file the mom
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import grp
+import hashlib
+import json
 import os
 import pwd
 import shutil
@@ -17,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import ProcessIdentity, RunState
+from testbed.state import ProcessIdentity, RunState, runtime_root
 
 SERVER_USER = "testbed"
+TEMPLATE_TTL = 7 * 24 * 3600  # gc removes a PostgreSQL template unused this long
 DRAGONFLY_STAND_IN = "Dragonfly: no dragonfly binary here, redis-server (same protocol) stands in"
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 
@@ -159,32 +163,32 @@ def _postgres(settings: Mapping[str, Any], bindir: Path, run_dir: Path, account:
         *options,
     ]
 
+    initdb = [
+        str(bindir / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        str(settings["user"]),
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+        "--encoding=UTF8",
+        "--no-locale",
+        "--no-sync",
+        "--no-instructions",
+    ]
+    template = postgres_template(bindir, initdb[3:], settings)
+
     def prepare() -> None:
         sockets.mkdir(mode=0o700)
         os.chown(sockets, account.uid, account.gid)
+        if _copy_template(template, data):
+            return
         pwfile = run_dir / "postgres.pw"
         pwfile.write_text(str(settings["password"]) + "\n", encoding="utf-8")
         os.chown(pwfile, account.uid, account.gid)
         pwfile.chmod(0o600)
         try:
-            _run_as(
-                account,
-                [
-                    str(bindir / "initdb"),
-                    "-D",
-                    str(data),
-                    "-U",
-                    str(settings["user"]),
-                    f"--pwfile={pwfile}",
-                    "--auth-local=trust",
-                    "--auth-host=scram-sha-256",
-                    "--encoding=UTF8",
-                    "--no-locale",
-                    "--no-sync",
-                    "--no-instructions",
-                ],
-                "initdb",
-            )
+            _run_as(account, [*initdb, f"--pwfile={pwfile}"], "initdb")
         finally:
             pwfile.unlink(missing_ok=True)
         if settings["database"] != "postgres":
@@ -196,8 +200,60 @@ def _postgres(settings: Mapping[str, Any], bindir: Path, run_dir: Path, account:
                 "create database",
                 stdin=f'CREATE DATABASE "{name}";\n',
             )
+        _save_template(data, template)
 
     return Launch("postgres", argv, data, signal.SIGINT, prepare)  # SIGINT: fast shutdown
+
+
+def template_root() -> Path:
+    """Initialised PostgreSQL clusters, kept between runs: initdb is most of a native start's CPU."""
+    return runtime_root() / "templates"
+
+
+def postgres_template(bindir: Path, initdb_args: list[str], settings: Mapping[str, Any]) -> Path:
+    """Where a cluster initialised exactly so (binary, arguments, user, password, database) is kept. The key
+    holds a digest of the password, never the password; the cluster itself holds only its SCRAM hash."""
+    binary = (bindir / "postgres").stat()
+    key = json.dumps(
+        [
+            str(bindir.resolve()),
+            binary.st_size,
+            binary.st_mtime_ns,
+            initdb_args,
+            hashlib.sha256(str(settings["password"]).encode()).hexdigest(),
+            str(settings["database"]),
+        ]
+    )
+    return template_root() / f"postgres-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
+def _copy_template(template: Path, data: Path) -> bool:
+    """Fill the (empty, owned) data folder from the template; False when there is none yet."""
+    if not template.is_dir():
+        return False
+    # cp -a keeps owner and modes (the server's account, 0700); a copy, so runs never share files.
+    result = subprocess.run(["cp", "-a", f"{template}/.", str(data)], capture_output=True, check=False)
+    if result.returncode != 0:
+        return False
+    with contextlib.suppress(OSError):
+        os.utime(template)  # in use: gc keeps templates used within TEMPLATE_TTL
+    return True
+
+
+def _save_template(data: Path, template: Path) -> None:
+    """Keep the freshly initialised, shut-down cluster for later runs. Best effort: a run never fails
+    because its template could not be kept; concurrent runs race to one atomic rename."""
+    partial = template.with_name(f".{template.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        template.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if template.exists():
+            return
+        subprocess.run(["cp", "-a", str(data), str(partial)], capture_output=True, check=True)
+        partial.rename(template)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _redis_protocol(settings: Mapping[str, Any], binary: str, run_dir: Path) -> Launch:

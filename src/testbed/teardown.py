@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed import docker_api, secrets
+from testbed import docker_api, native, secrets
 from testbed.errors import TestbedError
 from testbed.state import (
     KEPT_FILE,
@@ -162,10 +162,16 @@ def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> li
         if (
             folder.is_dir()
             and not folder.name.startswith("runner-")
+            and folder != native.template_root()
             and not (folder / "state.json").exists()
             and now - folder.stat().st_mtime > stale_after
         ):
             shutil.rmtree(folder, ignore_errors=True)
+    for template in native.template_root().iterdir() if native.template_root().is_dir() else ():
+        # Unused templates expire; a half-copied one (a killed run's) is stale after ten minutes.
+        age = now - template.stat().st_mtime
+        if age > (stale_after if template.name.startswith(".") else native.TEMPLATE_TTL):
+            shutil.rmtree(template, ignore_errors=True)
     for private in runtime_root().glob("runner-*") if runtime_root().is_dir() else ():
         try:
             alive = ProcessIdentity.from_dict(json.loads((private / OWNER_FILE).read_text(encoding="utf-8"))).alive()
