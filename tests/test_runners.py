@@ -83,12 +83,13 @@ class Hosts:
                               env=env or self.env, capture_output=True, text=True, timeout=900, check=False)
 
     def leftovers(self, host: str) -> list[str]:
-        """Anything a run left on the host: server processes, run dirs, workspaces."""
+        """Anything a run left on the host: server processes, run dirs, workspaces. The PostgreSQL templates
+        folder is a cache kept on purpose (gc expires it), not a run's."""
         script = (
             "for p in /proc/[0-9]*; do c=$(cat $p/comm 2>/dev/null) || continue; case \"$c\" in "
             + "|".join(SERVER_NAMES) + ") echo \"process $c ${p#/proc/}\";; esac; done; "
             "find /tmp /var/tmp -mindepth 1 -maxdepth 1 -name 'testbed-workspace-*' -printf 'workspace %p\\n'; "
-            "find /tmp -mindepth 2 -maxdepth 2 -path '/tmp/testbed-*' -printf 'run dir %p\\n'"
+            "find /tmp -mindepth 2 -maxdepth 2 -path '/tmp/testbed-*' ! -name templates -printf 'run dir %p\\n'"
         )
         out = self.exec(host, script).stdout
         return [line for line in out.splitlines() if line.strip()]

@@ -200,23 +200,30 @@ def signal_group(identity: ProcessIdentity, signum: int) -> bool:
 
 
 def stop_processes(
-    identities: list[tuple[ProcessIdentity, int]], grace: float, hurry: Callable[[], bool] | None = None
+    identities: list[tuple[ProcessIdentity, int]],
+    grace: float,
+    hurry: Callable[[], bool] | None = None,
+    stopped: Callable[[ProcessIdentity], None] | None = None,
 ) -> list[ProcessIdentity]:
     """Send each its stop signal, wait up to `grace` (less once `hurry()` says so), then SIGKILL;
-    returns those still alive."""
+    `stopped(identity)` as each one exits; returns those still alive."""
     for identity, signum in identities:
         signal_group(identity, signum)
-    deadline = time.monotonic() + grace
     pending = [identity for identity, _ in identities]
-    while pending and time.monotonic() < deadline and not (hurry and hurry()):
-        pending = [identity for identity in pending if identity.alive()]
-        if pending:
-            time.sleep(0.005)
+
+    def wait(deadline: float, hurried: Callable[[], bool]) -> None:
+        nonlocal pending
+        while pending and time.monotonic() < deadline and not hurried():
+            alive = [identity for identity in pending if identity.alive()]
+            if stopped:
+                for identity in (i for i in pending if i not in alive):
+                    stopped(identity)
+            pending = alive
+            if pending:
+                time.sleep(0.005)
+
+    wait(time.monotonic() + grace, hurry or (lambda: False))
     for identity in pending:
         signal_group(identity, signal.SIGKILL)
-    deadline = time.monotonic() + 2.0
-    while pending and time.monotonic() < deadline:
-        pending = [identity for identity in pending if identity.alive()]
-        if pending:
-            time.sleep(0.005)
+    wait(time.monotonic() + 2.0, lambda: False)
     return pending

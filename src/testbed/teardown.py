@@ -74,8 +74,24 @@ def teardown(
             result.left.append(f"container {item['name']} (engine: {exc})")
 
     kinds = ("process", "controller") if include_controller else ("process",)
-    processes = [(ProcessIdentity.from_dict(r), int(r.get("stop_signal", 15))) for r in resources if r["kind"] in kinds]
-    survivors = {identity.pid for identity in stop_processes(processes, grace, hurry)}
+    servers = [r for r in resources if r["kind"] in kinds]
+    processes = [(ProcessIdentity.from_dict(r), int(r.get("stop_signal", 15))) for r in servers]
+    folders = [r for r in resources if r["kind"] == "directory"]
+
+    def remove_folders(service: str | None) -> None:
+        for item in [f for f in folders if service is None or f.get("service") == service]:
+            folders.remove(item)
+            path = Path(item["path"])
+            shutil.rmtree(path, ignore_errors=True)
+            (result.left if path.exists() else result.removed).append(f"directory {path}")
+
+    def stopped(identity: ProcessIdentity) -> None:
+        # A server's data goes as soon as it has exited, while slower ones are still stopping.
+        service = next((r.get("service") for r in servers if r["pid"] == identity.pid), None)
+        if service:
+            remove_folders(service)
+
+    survivors = {identity.pid for identity in stop_processes(processes, grace, hurry, stopped)}
     for identity, _ in processes:
         label = f"process {identity.pid}"
         (result.left if identity.pid in survivors else result.removed).append(label)
@@ -88,10 +104,7 @@ def teardown(
         except OSError as exc:
             result.left.append(f"network {item['name']} (engine: {exc})")
 
-    for item in (r for r in resources if r["kind"] == "directory"):
-        path = Path(item["path"])
-        shutil.rmtree(path, ignore_errors=True)
-        (result.left if path.exists() else result.removed).append(f"directory {path}")
+    remove_folders(None)  # the rest: survivors' (now killed), the run's own
 
     # Secret values never outlive the run, even when something else was left behind.
     secrets.remove_secrets(data["run_id"])
