@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -70,6 +69,5 @@ class InProcessAction(NormalAction):  # type: ignore[misc]
             return None
         try:
             return _module_file(context.plugin_resolved_path)
-        except ImportError:  # e.g. an Ansible without testbed beside it: the module process may have it
-            sys.modules.pop(f"_testbed_module_{Path(context.plugin_resolved_path).stem}", None)
+        except ImportError:  # what the module imports is not here; the target's Python may have it
             return None
