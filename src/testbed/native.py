@@ -163,20 +163,9 @@ def _postgres(settings: Mapping[str, Any], bindir: Path, run_dir: Path, account:
         *options,
     ]
 
-    initdb = [
-        str(bindir / "initdb"),
-        "-D",
-        str(data),
-        "-U",
-        str(settings["user"]),
-        "--auth-local=trust",
-        "--auth-host=scram-sha-256",
-        "--encoding=UTF8",
-        "--no-locale",
-        "--no-sync",
-        "--no-instructions",
-    ]
-    template = postgres_template(bindir, initdb[3:], settings)
+    initdb_options = ["-U", str(settings["user"]), "--auth-local=trust", "--auth-host=scram-sha-256"]
+    initdb_options += ["--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"]
+    template = postgres_template(bindir, initdb_options, settings)
 
     def prepare() -> None:
         sockets.mkdir(mode=0o700)
@@ -188,7 +177,7 @@ def _postgres(settings: Mapping[str, Any], bindir: Path, run_dir: Path, account:
         os.chown(pwfile, account.uid, account.gid)
         pwfile.chmod(0o600)
         try:
-            _run_as(account, [*initdb, f"--pwfile={pwfile}"], "initdb")
+            _run_as(account, [str(bindir / "initdb"), "-D", str(data), *initdb_options, f"--pwfile={pwfile}"], "initdb")
         finally:
             pwfile.unlink(missing_ok=True)
         if settings["database"] != "postgres":

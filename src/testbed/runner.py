@@ -310,6 +310,39 @@ def secrets_source(requested: str, environ: Mapping[str, str]) -> str:
     return "ssm" if github.is_github_actions(environ) else "env"
 
 
+def runner_envvars(project: Path, verbose: int = 0, remote: bool = False) -> dict[str, str]:
+    """The environment every playbook testbed drives gets: this project's ansible.cfg, this Python's
+    ansible-playbook, verbosity capped, nothing that would print or keep decrypted values."""
+    return {
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        # A user's shell cannot raise verbosity past -vv (which prints lookup values).
+        "ANSIBLE_VERBOSITY": str(min(verbose, MAX_VERBOSITY)),
+        "ANSIBLE_DEBUG": "0",
+        "ANSIBLE_KEEP_REMOTE_FILES": "0",
+        # ansible-runner finds ansible-playbook on PATH: use the one beside this Python.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # ansible-runner turns host key checking off unless told: SSH hosts must be in known_hosts.
+        **({"ANSIBLE_HOST_KEY_CHECKING": "True"} if remote else {}),
+    }
+
+
+def runner_arguments(
+    private_dir: Path, project: Path, playbook: str, inventory: Path, envvars: dict[str, str]
+) -> dict[str, Any]:
+    """What every ansible-runner call of testbed's passes (benchmarks/runner_floor.py measures it bare)."""
+    return {
+        "private_data_dir": str(private_dir),
+        "project_dir": str(project),
+        "playbook": playbook,
+        "inventory": str(inventory),
+        "envvars": envvars,
+        "quiet": True,
+        "suppress_env_files": True,
+        "settings": {"pexpect_timeout": 0.1},
+    }
+
+
 def run_playbook(options: Options, project: Path, config: dict[str, Any], out: IO[str] = sys.stdout) -> int:
     """Drive one playbook through ansible-runner and return the exit code from the table."""
     import ansible_runner  # noqa: PLC0415 - slow import, only for commands that run playbooks
@@ -370,37 +403,19 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         **options.extravars,
     }
     inventory = options.inventory.resolve() if options.inventory else project / "inventory" / "hosts.yml"
-    envvars = {
-        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
-        "ANSIBLE_NOCOLOR": "1",
-        # A user's shell cannot raise verbosity past -vv (which prints lookup values).
-        "ANSIBLE_VERBOSITY": str(min(options.verbose, MAX_VERBOSITY)),
-        "ANSIBLE_DEBUG": "0",
-        "ANSIBLE_KEEP_REMOTE_FILES": "0",
-        # ansible-runner finds ansible-playbook on PATH: use the one beside this Python.
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}",
-        # ansible-runner turns host key checking off unless told: SSH hosts must be in known_hosts.
-        **({"ANSIBLE_HOST_KEY_CHECKING": "True"} if remote else {}),
-    }
+    envvars = runner_envvars(project, options.verbose, remote)
     interrupted = Interrupted()
     started = time.time()
     # The handlers stay in place through the teardown: a second signal hurries it, never skips it.
     with interrupted:
         try:
             thread, runner = ansible_runner.run_async(
-                private_data_dir=str(private_dir),
-                project_dir=str(project),
-                playbook=options.playbook,
-                inventory=str(inventory),
+                **runner_arguments(private_dir, project, options.playbook, inventory, envvars),
                 limit=options.limit or None,
                 extravars=extravars,
-                envvars=envvars,
                 event_handler=renderer,
                 cancel_callback=interrupted,
-                quiet=True,
-                suppress_env_files=True,
                 verbosity=min(options.verbose, MAX_VERBOSITY),
-                settings={"pexpect_timeout": 0.1},
                 ident="run",
             )
             while thread.is_alive():
@@ -519,19 +534,13 @@ def remote_teardown(
     )
     try:
         result = ansible_runner.run(
-            private_data_dir=str(private_dir),
-            project_dir=str(project),
-            playbook="playbooks/down.yml",
-            inventory=str(inventory),
+            **runner_arguments(private_dir, project, "playbooks/down.yml", inventory, envvars),
             limit=options.limit or None,
-            envvars=envvars,
-            quiet=True,
             extravars={
                 "testbed_run_id": run_id,
                 "testbed_run_root": str(run_root),
                 **({"testbed_hosts": options.limit} if options.limit else {}),
             },
-            suppress_env_files=True,
             ident="down",
         )
     finally:
