@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from testbed import __version__
 from testbed.config import (
     ServiceConfig,
-    connection_facts,
     load_catalogue,
     load_service_config,
     project_root,
@@ -165,8 +164,13 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     """Everything that can be checked before anything starts, reported at once."""
     if getattr(args, "run_id", ""):
         check_run_id(args.run_id)
-    # Templates must render against the facts the run will provide.
-    service_environment(config, connection_facts(config.servers))
+        if getattr(args, "inventory", None) is None:  # a remote run's id names an environment over there
+            from testbed.run_guard import refuse_run_id_in_use  # noqa: PLC0415
+
+            refuse_run_id_in_use(args.run_id)
+    from testbed.preflight_checks import check_before_start  # noqa: PLC0415 - only commands that start servers
+
+    check_before_start(config)  # templates, test paths, exec limits, migration files
     from testbed.runner import secrets_source  # noqa: PLC0415 - only commands that run playbooks need it
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
@@ -297,9 +301,11 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
     options.run_root = Path(data["run_folder"]).parent
     options.secrets = "file"
     options.teardown = "never"
+    from testbed.run_guard import testing  # noqa: PLC0415
     from testbed.runner import run_playbook  # noqa: PLC0415
 
-    return run_playbook(options, project, config.as_dict())
+    with testing(state):  # `testbed down` refuses meanwhile
+        return run_playbook(options, project, config.as_dict())
 
 
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
@@ -315,7 +321,10 @@ def cmd_down(args: argparse.Namespace, project: Path) -> int:
 
         return run_playbook(options, project, config.as_dict())
     state = RunState.find(args.run_id) if args.run_id else _require_up(_service_dir(args.service, project))
-    result = teardown(state)
+    from testbed.run_guard import tearing_down  # noqa: PLC0415
+
+    with tearing_down(state):
+        result = teardown(state)
     if result.ok:
         print(f"✅ Teardown: {state.runtime_dir.name} removed ({len(result.removed)} resources)")
         return 0

@@ -154,12 +154,20 @@ def discover(folder: Path) -> list[Migration]:
         raise MigrationError(f"cannot list migrations folder {folder}: {_one_line(e.strerror or str(e))}") from e
 
     by_version: dict[int, Migration] = {}
+    problems: list[str] = []  # every bad file at once, in one line: fixing them one run at a time is slow
     for path in paths:
-        migration = _read(path)
+        try:
+            migration = _read(path)
+        except MigrationError as e:
+            problems.append(str(e))
+            continue
         other = by_version.get(migration.version)
         if other is not None:
-            raise MigrationError(f"duplicate migration version {migration.version}: {other.name} and {migration.name}")
+            problems.append(f"duplicate migration version {migration.version}: {other.name} and {migration.name}")
+            continue
         by_version[migration.version] = migration
+    if problems:
+        raise MigrationError("; ".join(problems))
     return [by_version[v] for v in sorted(by_version)]
 
 

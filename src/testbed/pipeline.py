@@ -22,6 +22,7 @@ from testbed.config import (
     service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
+from testbed.preflight_checks import check_before_start
 from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
 
 BACKENDS = ("auto", "docker", "native")
@@ -208,6 +209,7 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
     if ports not in PORT_MODES:
         raise TestbedError(f"ports {ports!r} is not one of {', '.join(PORT_MODES)}")
     config = load_service_config(params["service_dir"], params["catalogue"])
+    check_before_start(config)
     existing = _existing_run(params.get("run_id") or "")
     if existing is not None:
         return existing
@@ -470,7 +472,8 @@ def migrate(run_id: str) -> dict[str, Any]:
         f"host={pg['host']} port={pg['port']} user={pg['user']} password={pg['password']} dbname={pg['database']}"
     )
     try:
-        result = migrations.apply(conninfo, Path(folder))
+        schema = data["config"].get("migrations_schema") or migrations.DEFAULT_SCHEMA
+        result = migrations.apply(conninfo, Path(folder), schema=schema)
     except migrations.MigrationError as exc:
         raise TestbedError(f"migrations: {exc}", ExitCode.MIGRATIONS) from exc
     return {"applied": list(result.applied), "skipped": list(result.skipped), "changed": bool(result.applied)}
