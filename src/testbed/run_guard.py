@@ -68,7 +68,7 @@ def tearing_down(state: RunState) -> Iterator[None]:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holders = _flock_holders(Path(lock.name))
+            holders = _flock_holders(os.fstat(lock.fileno()).st_ino)
             who = f" (pid {', '.join(map(str, holders))})" if holders else ""
             raise TestbedError(
                 f"refusing to tear down {state.runtime_dir.name}: `testbed test`{who} is running against it, and "
@@ -86,10 +86,9 @@ def _lock_file(state: RunState) -> Iterator[IO[str]]:
         yield lock
 
 
-def _flock_holders(path: Path) -> list[int]:
-    """The pids holding a flock on `path`, from /proc/locks (`1: FLOCK ADVISORY READ <pid> <dev>:<inode> ...`)."""
+def _flock_holders(inode: int) -> list[int]:
+    """The pids holding a flock on file `inode`, from /proc/locks (`1: FLOCK ADVISORY READ <pid> <dev>:<inode> ...`)."""
     try:
-        inode = path.stat().st_ino
         lines = Path("/proc/locks").read_text(encoding="ascii").splitlines()
     except OSError:
         return []
