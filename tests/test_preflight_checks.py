@@ -11,7 +11,7 @@ import pytest
 
 from conftest import clean_env, cli
 from testbed import pipeline, run_guard
-from testbed.config import load_catalogue
+from testbed.config import ServiceConfig, load_catalogue, load_service_config
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import ProcessIdentity, RunState, all_runs
 
@@ -214,3 +214,40 @@ def test_testbed_test_refuses_an_environment_being_torn_down(service: Path, tmp_
         "testbed: error: environment env-going is being torn down by `testbed down`; "
         "start a new one with `testbed up`"
     )
+
+
+# ------------------------------------------------------------------------------ the bookkeeping schema
+
+
+def test_migrations_schema_is_read_from_the_migrations_mapping(service: Path) -> None:
+    config = service / "testbed.yml"
+    text = config.read_text()
+    assert load_service_config(service, load_catalogue()).migrations_schema == "testbed_migrations"
+
+    config.write_text(text.replace("migrations: migrations", "migrations: {folder: migrations, schema: ops_books}"))
+    loaded = load_service_config(service, load_catalogue())
+
+    assert (loaded.migrations, loaded.migrations_schema) == (service / "migrations", "ops_books")
+    assert ServiceConfig.from_dict(loaded.as_dict()).migrations_schema == "ops_books"
+
+
+@pytest.mark.parametrize(
+    ("mapping", "expected"),
+    [
+        ("{schema: public}", "'migrations.schema' 'public' is on the service's search_path"),
+        ("{schema: basic}", "'migrations.schema' 'basic' is on the service's search_path"),  # the user: "$user"
+        ("{schema: Ops-Books}", "'migrations.schema' must be lowercase letters, digits and '_'"),
+        ("{schema: pg_books}", "not starting with 'pg_'"),
+        ("{folder: nowhere}", "'migrations' folder"),
+        ("{table: x}", "unknown key 'migrations.table' (allowed: folder, schema)"),
+    ],
+)
+def test_a_bad_migrations_mapping_is_refused(service: Path, mapping: str, expected: str) -> None:
+    config = service / "testbed.yml"
+    config.write_text(config.read_text().replace("migrations: migrations", f"migrations: {mapping}"))
+
+    with pytest.raises(TestbedError) as info:
+        load_service_config(service, load_catalogue())
+
+    assert info.value.exit_code == ExitCode.CONFIG
+    assert expected in str(info.value)
