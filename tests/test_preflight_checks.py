@@ -4,12 +4,14 @@ a run's servers are not shared or pulled away: a run id in use, `testbed down` d
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import clean_env, cli
+from conftest import PROJECT, clean_env, cli
 from testbed import pipeline, run_guard
 from testbed.config import ServiceConfig, load_catalogue, load_service_config
 from testbed.errors import ExitCode, TestbedError
@@ -201,6 +203,43 @@ def test_down_refuses_while_testbed_test_runs_then_tears_down(service: Path, tmp
     )
     assert down.returncode == 0, down.stdout + down.stderr
     assert not (runtime / "env-under-test").exists()
+
+
+def test_down_during_a_real_testbed_test_is_refused_and_the_tests_pass(service: Path, runs: Path) -> None:
+    """End to end: `testbed up`, a `testbed test` whose test waits on a FIFO, `testbed down` meanwhile."""
+    started, release = service / "started.fifo", service / "release.fifo"
+    os.mkfifo(started)
+    os.mkfifo(release)
+    (service / "tests" / "test_waits.py").write_text(
+        "def test_waits_for_the_outer_test():\n"
+        f"    with open({str(started)!r}, 'w') as fifo:\n"  # blocks until the outer test reads
+        "        fifo.write('started')\n"
+        f"    with open({str(release)!r}) as fifo:\n"  # blocks until the outer test writes
+        "        assert fifo.read() == 'go'\n"
+    )
+    env = clean_env()  # the real runtime root: the server user cannot reach a private one under tmp_path
+    up = cli("up", "--service", str(service), "--backend", "native", "--ports", "auto", "--run-folder", str(runs),
+             env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        tests = subprocess.Popen(
+            [sys.executable, "-m", "testbed", "test", "--service", str(service)],
+            cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        with started.open() as fifo:
+            assert fifo.read() == "started"
+        refused = cli("down", "--service", str(service), env=env)
+        with release.open("w") as fifo:
+            fifo.write("go")
+        output, _ = tests.communicate(timeout=300)
+    finally:
+        down = cli("down", "--service", str(service), env=env)
+
+    assert refused.returncode == ExitCode.CONFIG, refused.stdout + refused.stderr
+    assert f"`testbed test` (pid {tests.pid}) is running against it" in refused.stderr
+    assert tests.returncode == 0, output
+    assert "✅ Tests: 5 passed" in output
+    assert down.returncode == 0, down.stdout + down.stderr
 
 
 def test_testbed_test_refuses_an_environment_being_torn_down(service: Path, tmp_path: Path, runtime: Path) -> None:
