@@ -295,6 +295,9 @@ def _migrate_existing(run_id: str) -> int:
 def cmd_test(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
     state = _require_up(config.directory)
+    from testbed.preflight_checks import check_before_start  # noqa: PLC0415
+
+    check_before_start(config)  # a test path removed or an env value grown since `up`
     data = state.read()
     options = _options(args, config, "playbooks/test.yml")
     options.run_id = data["run_id"]
