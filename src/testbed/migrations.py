@@ -3,6 +3,7 @@
 Files
     ``<version>_<anything>.sql`` (``0001_create.sql``, ``2_add_index.sql``): the numeric prefix is the
     version; files are applied in numeric version order (``2_`` before ``10_``). Other files are ignored.
+    Reading them is testbed.migration_files (no psycopg), which preflight shares.
 
 Tracking
     ``<schema>.testbed_schema_migrations(version, name, checksum, applied_at)``, created if missing, in a
@@ -60,6 +61,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
+from testbed.migration_files import NO_TRANSACTION_MARKER, Migration, MigrationError, discover, one_line
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -81,15 +84,10 @@ TRACKING_TABLE = "testbed_schema_migrations"
 #: The schema holding TRACKING_TABLE. Not ``testbed``: that is the catalogue's default database user, and
 #: PostgreSQL's default search_path (``"$user", public``) would put a schema of that name first.
 DEFAULT_SCHEMA = "testbed_migrations"
-NO_TRANSACTION_MARKER = "-- testbed:no-transaction"
 #: Fixed signed 64-bit key for ``pg_advisory_lock``: the first 8 bytes of sha256('testbed.migrations').
 ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"testbed.migrations").digest()[:8], "big", signed=True)
 
 _CONNECT_TIMEOUT_S = 10
-_BIGINT_MAX = 2**63 - 1
-_VERSION_RE = re.compile(r"([0-9]+)")
-_MARKER_RE = re.compile(r"[ \t]*--[ \t]*testbed:no-transaction(?:\s.*)?")
-_HEADER_LINE_RE = re.compile(r"[ \t\f\v]*(?:--.*)?")
 
 # Lexical classes of PostgreSQL's scanner (src/backend/parser/scan.l).
 _WHITESPACE = frozenset(" \t\n\r\f\v")
@@ -98,22 +96,6 @@ _NUMBER_RE = re.compile(r"[0-9][0-9A-Za-z_.]*")
 _DOLLAR_TAG_RE = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
 _TX_CONTROL = frozenset({"begin", "start", "commit", "end", "rollback", "abort"})
 _ACTIVE_SQL_TRANSACTION = "25001"  # SQLSTATE of "... cannot run inside a transaction block"
-
-
-class MigrationError(Exception):
-    """A migration could not be discovered or applied. The message is one line naming the file and cause."""
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One ``<version>_<name>.sql`` file. ``name`` is the file name; ``sql`` its text (UTF-8, no BOM)."""
-
-    version: int
-    name: str
-    path: Path
-    sql: str
-    checksum: str
-    transactional: bool
 
 
 @dataclass(frozen=True)
@@ -136,81 +118,6 @@ class _Statement:
     end: int
     first: int
     words: tuple[str, ...]
-
-
-# --------------------------------------------------------------------------------------------- discovery
-
-
-def discover(folder: Path) -> list[Migration]:
-    """Read the ``*.sql`` files of ``folder``, sorted by version; MigrationError on a bad folder or file."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise MigrationError(f"migrations folder {folder} does not exist")
-    if not folder.is_dir():
-        raise MigrationError(f"migrations folder {folder} is not a directory")
-    try:
-        paths = sorted(p for p in folder.iterdir() if p.name.endswith(".sql") and p.is_file())
-    except OSError as e:
-        raise MigrationError(f"cannot list migrations folder {folder}: {_one_line(e.strerror or str(e))}") from e
-
-    by_version: dict[int, Migration] = {}
-    problems: list[str] = []  # every bad file at once, in one line: fixing them one run at a time is slow
-    for path in paths:
-        try:
-            migration = _read(path)
-        except MigrationError as e:
-            problems.append(str(e))
-            continue
-        other = by_version.get(migration.version)
-        if other is not None:
-            problems.append(f"duplicate migration version {migration.version}: {other.name} and {migration.name}")
-            continue
-        by_version[migration.version] = migration
-    if problems:
-        raise MigrationError("; ".join(problems))
-    return [by_version[v] for v in sorted(by_version)]
-
-
-def _read(path: Path) -> Migration:
-    name = path.name
-    match = _VERSION_RE.match(name)
-    if match is None:
-        raise MigrationError(f"{name}: migration file names must start with a numeric version, e.g. 0001_{name}")
-    version = int(match.group(1))
-    if version > _BIGINT_MAX:
-        raise MigrationError(f"{name}: version {match.group(1)} does not fit in a bigint")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise MigrationError(f"{name}: cannot read: {_one_line(e.strerror or str(e))}") from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise MigrationError(f"{name}: not valid UTF-8 (byte {e.start})") from e
-    text = text.removeprefix("\ufeff")
-    return Migration(
-        version=version,
-        name=name,
-        path=path,
-        sql=text,
-        checksum=hashlib.sha256(data).hexdigest(),
-        transactional=not _has_no_transaction_marker(name, text),
-    )
-
-
-def _has_no_transaction_marker(name: str, text: str) -> bool:
-    in_header = True
-    for number, line in enumerate(text.splitlines(), start=1):
-        is_marker = _MARKER_RE.fullmatch(line) is not None
-        if in_header and is_marker:
-            return True
-        in_header = in_header and _HEADER_LINE_RE.fullmatch(line) is not None
-        if is_marker:
-            raise MigrationError(
-                f"{name} line {number}: {NO_TRANSACTION_MARKER!r} must be among the comment lines "
-                "at the top of the file, before any SQL"
-            )
-    return False
 
 
 # ----------------------------------------------------------------------------------------------- splitting
@@ -358,10 +265,6 @@ def _line_of(text: str, offset: int) -> int:
 # ------------------------------------------------------------------------------------------------- errors
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
 def _secrets(conninfo: str) -> list[str]:
     """Every spelling of the password that the conninfo (valid or not) may contain."""
     found: set[str] = set()
@@ -387,7 +290,7 @@ class _Redactor:
     def __call__(self, message: str) -> str:
         for secret in self._secrets:
             message = message.replace(secret, "***")
-        return _one_line(message)
+        return one_line(message)
 
 
 def _server_message(e: psycopg.Error) -> str:

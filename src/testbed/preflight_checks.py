@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from testbed.config import check_templates, connection_facts, pytest_arguments, service_environment
 from testbed.errors import ExitCode, TestbedError
+from testbed.migration_files import MigrationError, discover
 
 if TYPE_CHECKING:
     from testbed.config import ServiceConfig
@@ -91,10 +92,8 @@ def migration_problems(config: ServiceConfig) -> list[str]:
     """The migration engine's own discovery: numbering, names and encoding, checked before any server."""
     if config.migrations is None:
         return []
-    from testbed import migrations  # noqa: PLC0415 - loads psycopg: only services with migrations pay
-
     try:
-        migrations.discover(config.migrations)
-    except migrations.MigrationError as exc:
+        discover(config.migrations)
+    except MigrationError as exc:
         return [f"migrations: {exc}"]
     return []
