@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.errors import ExitCode, TestbedError
+from testbed.migration_files import DEFAULT_SCHEMA as DEFAULT_MIGRATIONS_SCHEMA
 
 CONFIG_NAME = "testbed.yml"
 CATALOGUE_FILE = Path("roles/servers/defaults/main.yml")
@@ -18,8 +19,6 @@ INSTALL_MODES = ("auto", "poetry", "pip", "none")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-#: migrations.DEFAULT_SCHEMA, spelled out: importing migrations loads psycopg, too slow for `testbed down`.
-DEFAULT_MIGRATIONS_SCHEMA = "testbed_migrations"
 
 # key -> (type, description) for the top level; nested maps are checked below.
 _TOP_LEVEL: dict[str, type | tuple[type, ...]] = {

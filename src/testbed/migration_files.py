@@ -10,9 +10,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NO_TRANSACTION_MARKER", "Migration", "MigrationError", "discover", "one_line"]
+__all__ = ["DEFAULT_SCHEMA", "NO_TRANSACTION_MARKER", "Migration", "MigrationError", "discover", "one_line"]
 
 NO_TRANSACTION_MARKER = "-- testbed:no-transaction"
+#: The schema holding the tracking table. Not ``testbed``: that is the catalogue's default database user, and
+#: PostgreSQL's default search_path (``"$user", public``) would put a schema of that name first.
+DEFAULT_SCHEMA = "testbed_migrations"
 
 _BIGINT_MAX = 2**63 - 1
 _VERSION_RE = re.compile(r"([0-9]+)")

@@ -61,7 +61,14 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
-from testbed.migration_files import NO_TRANSACTION_MARKER, Migration, MigrationError, discover, one_line
+from testbed.migration_files import (
+    DEFAULT_SCHEMA,
+    NO_TRANSACTION_MARKER,
+    Migration,
+    MigrationError,
+    discover,
+    one_line,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -81,9 +88,6 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 TRACKING_TABLE = "testbed_schema_migrations"
-#: The schema holding TRACKING_TABLE. Not ``testbed``: that is the catalogue's default database user, and
-#: PostgreSQL's default search_path (``"$user", public``) would put a schema of that name first.
-DEFAULT_SCHEMA = "testbed_migrations"
 #: Fixed signed 64-bit key for ``pg_advisory_lock``: the first 8 bytes of sha256('testbed.migrations').
 ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"testbed.migrations").digest()[:8], "big", signed=True)
 
