@@ -137,6 +137,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="collect runs older than this even if their owner lives (default 6 h)",
     )
+
+    collections = commands.add_parser(
+        "collections", help="install the Ansible collections a run needs (community.docker, amazon.aws)"
+    )
+    collections.add_argument("action", choices=("install",))
+    collections.add_argument(
+        "--path", type=Path, default=None, help="an ansible_collections folder (default: this Python's site-packages)"
+    )
     return parser
 
 
@@ -174,6 +182,9 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     from testbed.runner import secrets_source  # noqa: PLC0415 - only commands that run playbooks need it
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
+    from testbed import collections_install  # noqa: PLC0415
+
+    collections_install.require(ssm=source == "ssm")
     if source == "env":
         from testbed.secrets import require_env  # noqa: PLC0415
 
@@ -422,6 +433,14 @@ def cmd_gc(args: argparse.Namespace, _project: Path) -> int:
     return int(ExitCode.TEARDOWN) if left else 0
 
 
+def cmd_collections(args: argparse.Namespace, _project: Path) -> int:
+    from testbed import collections_install  # noqa: PLC0415
+
+    for line in collections_install.install(args.path.resolve() if args.path else None):
+        print(line)
+    return 0
+
+
 COMMANDS: dict[str, Any] = {
     "run": cmd_run,
     "up": cmd_up,
@@ -431,6 +450,7 @@ COMMANDS: dict[str, Any] = {
     "env": cmd_env,
     "logs": cmd_logs,
     "gc": cmd_gc,
+    "collections": cmd_collections,
 }
 
 

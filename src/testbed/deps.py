@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from testbed import tools
 from testbed.config import ServiceConfig
 from testbed.errors import ExitCode, TestbedError
 
@@ -20,9 +21,7 @@ _INPUTS = ("pyproject.toml", "poetry.lock", "requirements.txt", "requirements-de
 
 
 def cache_root() -> Path:
-    explicit = os.environ.get("TESTBED_CACHE_DIR")
-    base = Path(explicit) if explicit else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "testbed"
-    return base / "venvs"
+    return tools.cache_home() / "venvs"
 
 
 def install_mode(config: ServiceConfig) -> str:
@@ -55,18 +54,6 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
         raise TestbedError(f"dependencies: {what} failed (exit {result.returncode}): {lines[-1]}", ExitCode.CONFIG)
 
 
-def _poetry() -> str:
-    beside = Path(sys.executable).parent / "poetry"
-    found = str(beside) if beside.is_file() else shutil.which("poetry")
-    if not found:
-        raise TestbedError(
-            "dependencies: the service uses Poetry but no poetry is installed; "
-            "pip install poetry, or set install: pip in testbed.yml",
-            ExitCode.CONFIG,
-        )
-    return found
-
-
 def ensure(config: ServiceConfig) -> tuple[Path, bool]:
     """The Python to run the service's tests with, and whether it was reused from the cache."""
     mode = install_mode(config)
@@ -81,7 +68,7 @@ def ensure(config: ServiceConfig) -> tuple[Path, bool]:
             return python, True
         shutil.rmtree(venv, ignore_errors=True)
         try:
-            _run([sys.executable, "-m", "venv", str(venv)], config.directory, dict(os.environ), "venv")
+            _run(tools.venv_argv(venv), config.directory, dict(os.environ), "venv")
             env = {k: v for k, v in os.environ.items() if not k.startswith(("POETRY_", "PIP_REQUIRE"))}
             env |= {
                 "VIRTUAL_ENV": str(venv),
@@ -90,18 +77,19 @@ def ensure(config: ServiceConfig) -> tuple[Path, bool]:
                 "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             }
             if mode == "poetry":
-                _run([_poetry(), "install", "--no-interaction", "--no-ansi"], config.directory, env, "poetry install")
+                poetry = [tools.poetry(), "install", "--no-interaction", "--no-ansi"]
+                _run(poetry, config.directory, env, "poetry install")
             elif mode == "pip":
-                argv = [str(python), "-m", "pip", "install", "-q"]
+                requirements: list[str] = []
                 if (config.directory / "requirements.txt").is_file():
-                    argv += ["-r", "requirements.txt"]
+                    requirements += ["-r", "requirements.txt"]
                 if (config.directory / "pyproject.toml").is_file() or (config.directory / "setup.py").is_file():
-                    argv += ["-e", "."]
-                _run(argv, config.directory, env, "pip install")
+                    requirements += ["-e", "."]
+                _run(tools.pip_install_argv(python, *requirements), config.directory, env, "pip install")
             else:
                 _run(["/bin/sh", "-c", mode], config.directory, env, f"install command {mode!r}")
             _run(
-                [str(python), "-m", "pip", "install", "-q", *RUNNER_PACKAGES],
+                tools.pip_install_argv(python, *RUNNER_PACKAGES),
                 config.directory,
                 env,
                 "pip install of pytest, pytest-cov, pytest-timeout",
