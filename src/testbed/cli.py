@@ -182,9 +182,14 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     from testbed.runner import secrets_source  # noqa: PLC0415 - only commands that run playbooks need it
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
-    from testbed import collections_install  # noqa: PLC0415
+    from testbed import collections_install, docker_api  # noqa: PLC0415
 
-    collections_install.require(ssm=source == "ssm")
+    backend = getattr(args, "backend", "auto")
+    # auto picks Docker where its engine answers (a remote host's engine cannot be asked from here).
+    docker = backend == "docker" or (
+        backend == "auto" and (getattr(args, "inventory", None) is not None or docker_api.engine_answers() is not None)
+    )
+    collections_install.require(docker=docker, ssm=source == "ssm")
     if source == "env":
         from testbed.secrets import require_env  # noqa: PLC0415
 

@@ -49,6 +49,8 @@ NEEDED = (
     Collection("community.library_inventory_filtering_v1", (1, 0, 0), (2, 0, 0)),  # community.docker needs it
     Collection("amazon.aws", (10, 1, 0), (11, 0, 0)),  # the ssm_parameter lookup (--secrets ssm)
 )
+DOCKER = ("community.docker", "community.library_inventory_filtering_v1")  # what the Docker backend needs
+SSM = ("amazon.aws",)  # what --secrets ssm needs
 
 
 def _parse(version: str) -> tuple[int, ...]:
@@ -84,9 +86,9 @@ def search_roots() -> list[Path]:
     return [Path(p).expanduser() / "ansible_collections" for p in paths if p] + [default_root()]
 
 
-def missing(roots: list[Path] | None = None) -> list[str]:
+def missing(collections: tuple[Collection, ...] = NEEDED, roots: list[Path] | None = None) -> list[str]:
     out = []
-    for collection in NEEDED:
+    for collection in collections:
         versions = [v for root in roots or search_roots() if (v := installed_version(root, collection))]
         if not any(collection.accepts(v) for v in versions):
             found = f" (found {', '.join(versions)})" if versions else ""
@@ -94,9 +96,11 @@ def missing(roots: list[Path] | None = None) -> list[str]:
     return out
 
 
-def require(ssm: bool) -> None:
-    """Before a run starts: one line naming what is missing and the command that installs it."""
-    absent = missing()
+def require(docker: bool, ssm: bool) -> None:
+    """Before a run starts: one line naming what this run needs and lacks, and the command that installs it.
+    (A native run with environment secrets needs none of them.)"""
+    wanted = tuple(c for c in NEEDED if (docker and c.name in DOCKER) or (ssm and c.name in SSM))
+    absent = missing(wanted)
     if absent:
         raise TestbedError(
             f"Ansible collections missing: {', '.join(absent)}; install them with `{INSTALL_COMMAND}` "

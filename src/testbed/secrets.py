@@ -72,6 +72,10 @@ _EXCEPTION = re.compile(r"(?:botocore|boto3)\.exceptions\.(\w+)")
 # (phrases in a lookup's error, lower-cased) -> what to say; the first match wins.
 _REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
     (
+        ("required python library (botocore and boto3)",),  # amazon.aws's lookup, boto3 absent
+        "boto3 is not installed (pip install 'testbed[aws]', or use --secrets env)",
+    ),
+    (
         ("unable to locate credentials", "nocredentials"),
         "no AWS credentials (in CI: configure-aws-credentials; locally: AWS_PROFILE, or --secrets env)",
     ),
