@@ -143,7 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     collections.add_argument("action", choices=("install",))
     collections.add_argument(
-        "--path", type=Path, default=None, help="an ansible_collections folder (default: this Python's site-packages)"
+        "--path",
+        type=Path,
+        default=None,
+        help="a collections path, as ansible-galaxy's -p (default: this Python's site-packages)",
     )
     return parser
 
@@ -441,7 +444,8 @@ def cmd_gc(args: argparse.Namespace, _project: Path) -> int:
 def cmd_collections(args: argparse.Namespace, _project: Path) -> int:
     from testbed import collections_install  # noqa: PLC0415
 
-    for line in collections_install.install(args.path.resolve() if args.path else None):
+    root = args.path.resolve() / "ansible_collections" if args.path else None
+    for line in collections_install.install(root):
         print(line)
     return 0
 
