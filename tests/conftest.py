@@ -37,8 +37,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "testbed", *args], cwd=PROJECT, env=env or clean_env(),
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
+        cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "testbed", *args], cwd=cwd, env=env or clean_env(),
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 

@@ -17,6 +17,7 @@ from testbed.config import (
     connection_facts,
     load_catalogue,
     load_service_config,
+    nearest_service_dir,
     project_root,
     service_environment,
 )
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
             "--service",
             type=Path,
             default=None,
-            help="the service's folder, holding testbed.yml (default: services/agent_executor)",
+            help="the service's folder, holding testbed.yml (default: the nearest testbed.yml here or above)",
         )
         sub.add_argument(
             "-v", "--verbose", action="count", default=0, help="show task output (capped at Ansible's -vv)"
@@ -75,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--pull", action="store_true", help="pull images even when present")
         sub.add_argument("--run-id", default="", help="the run's id (default: a fresh one)")
         sub.add_argument(
-            "--run-folder", type=Path, default=None, metavar="DIR", help="where run folders go (default: ./runs)"
+            "--run-folder", type=Path, default=None, metavar="DIR", help="where run folders go (default: the service's runs/)"
         )
         sub.add_argument("--readiness-timeout", type=int, default=60, metavar="SECONDS")
 
@@ -141,8 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _service_dir(arg: Path | None, project: Path) -> Path:
-    return (arg or project / "services" / "agent_executor").resolve()
+def _service_dir(arg: Path | None, _project: Path) -> Path:
+    return arg.resolve() if arg is not None else nearest_service_dir(Path.cwd())
 
 
 def _config(arg: Path | None, project: Path) -> ServiceConfig:
@@ -236,7 +237,7 @@ def cmd_run(args: argparse.Namespace, project: Path) -> int:
     _validate(args, config)
     from testbed.runner import run_playbook  # noqa: PLC0415
 
-    return run_playbook(_options(args, config, "integration.yml"), project, config.as_dict())
+    return run_playbook(_options(args, config, "playbooks/integration.yml"), project, config.as_dict())
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
