@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 # Every run of the test suite hands the fixture service this secret through the environment; no file a
 # run produces, and no output, may contain it.
 SECRET = "tb-secret-" + secrets.token_hex(12)
-RUN_FOLDER = re.compile(r"Run folder: ([^\s']+)")
+RUN_FOLDER = re.compile(r"Run folder: ([^\s'\"]+)")  # yaml or json (no ansible.cfg) output
 
 
 def clean_env(**extra: str) -> dict[str, str]:

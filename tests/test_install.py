@@ -123,8 +123,9 @@ def test_installed_wheel_runs_a_foreign_service_from_its_own_folder(installed: P
 @pytest.mark.slow
 def test_installed_collection_playbook_runs_by_name(installed: Path, tmp_path: Path) -> None:
     service = _foreign_service(tmp_path)
-    result = _run([str(installed / "ansible-playbook"), "testbed.pipeline.integration", "-e", f"testbed_service={service}",
-                   "-e", "testbed_backend=native", "-e", "testbed_ports=auto"], service, _user_env(installed))
+    result = _run([str(installed / "ansible-playbook"), "testbed.pipeline.integration", "-e",
+                   f"testbed_service={service}", "-e", "testbed_backend=native", "-e", "testbed_ports=auto"],
+                  service, _user_env(installed))
     assert result.returncode == 0, result.stdout + result.stderr
     folder = run_folder_of(result.stdout)
     assert folder.parent == service / "runs"
@@ -146,7 +147,7 @@ def test_galaxy_built_collection_installs_and_runs(tmp_path: Path) -> None:
     assert installed.returncode == 0, installed.stdout + installed.stderr
     root = collections / COLLECTION
     assert (root / "playbooks" / "integration.yml").is_file()
-    assert not (root / ".collections").exists() and not (root / "tests").exists()
+    assert [name for name in (".collections", "tests", "services", "src") if (root / name).exists()] == []
 
     service = _foreign_service(tmp_path)
     env = clean_env(ANSIBLE_COLLECTIONS_PATH=str(collections))

@@ -76,7 +76,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--pull", action="store_true", help="pull images even when present")
         sub.add_argument("--run-id", default="", help="the run's id (default: a fresh one)")
         sub.add_argument(
-            "--run-folder", type=Path, default=None, metavar="DIR", help="where run folders go (default: the service's runs/)"
+            "--run-folder",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="where run folders go (default: the service's runs/)",
         )
         sub.add_argument("--readiness-timeout", type=int, default=60, metavar="SECONDS")
 

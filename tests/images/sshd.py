@@ -226,15 +226,16 @@ def ensure_wheelhouse(requirements: Sequence[str], *, log: bool = True) -> Path:
 
 
 # What the wheel is built from: the package, and the collection it carries (pyproject.toml's wheel target).
-WHEEL_SOURCES = ("pyproject.toml", "hatch_build.py", "README.md", "src/testbed", "galaxy.yml", "meta", "playbooks", "roles", "plugins",
-                 "inventory", "ansible.cfg", "requirements.yml")
+WHEEL_SOURCES = ("pyproject.toml", "hatch_build.py", "README.md", "src/testbed", "galaxy.yml", "meta", "playbooks",
+                 "roles", "plugins", "inventory", "ansible.cfg", "requirements.yml")
 
 
 def _wheel_source_files() -> list[Path]:
     files = []
     for name in WHEEL_SOURCES:
         path = PROJECT / name
-        files += [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        found = [path] if path.is_file() else path.rglob("*")
+        files += sorted(p for p in found if p.is_file() and "__pycache__" not in p.parts)
     return files
 
 
