@@ -16,6 +16,7 @@ from testbed.config import (
     ServiceConfig,
     load_catalogue,
     load_service_config,
+    nearest_service_dir,
     project_root,
     service_environment,
 )
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
             "--service",
             type=Path,
             default=None,
-            help="the service's folder, holding testbed.yml (default: services/agent_executor)",
+            help="the service's folder, holding testbed.yml (default: the nearest testbed.yml here or above)",
         )
         sub.add_argument(
             "-v", "--verbose", action="count", default=0, help="show task output (capped at Ansible's -vv)"
@@ -74,7 +75,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--pull", action="store_true", help="pull images even when present")
         sub.add_argument("--run-id", default="", help="the run's id (default: a fresh one)")
         sub.add_argument(
-            "--run-folder", type=Path, default=None, metavar="DIR", help="where run folders go (default: ./runs)"
+            "--run-folder",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="where run folders go (default: the service's runs/)",
         )
         sub.add_argument("--readiness-timeout", type=int, default=60, metavar="SECONDS")
 
@@ -151,8 +156,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _service_dir(arg: Path | None, project: Path) -> Path:
-    return (arg or project / "services" / "agent_executor").resolve()
+def _service_dir(arg: Path | None, _project: Path) -> Path:
+    return arg.resolve() if arg is not None else nearest_service_dir(Path.cwd())
 
 
 def _config(arg: Path | None, project: Path) -> ServiceConfig:
@@ -259,7 +264,7 @@ def cmd_run(args: argparse.Namespace, project: Path) -> int:
     _validate(args, config)
     from testbed.runner import run_playbook  # noqa: PLC0415
 
-    return run_playbook(_options(args, config, "integration.yml"), project, config.as_dict())
+    return run_playbook(_options(args, config, "playbooks/integration.yml"), project, config.as_dict())
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,18 +113,16 @@ class ServiceConfig:
 
 
 def project_root() -> Path:
-    """The testbed checkout: TESTBED_PROJECT_DIR, else the nearest folder above cwd or this package
-    holding integration.yml and the catalogue."""
-    explicit = os.environ.get("TESTBED_PROJECT_DIR")
-    if explicit:
-        return Path(explicit).resolve()
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for candidate in (start, *start.parents):
-            if (candidate / "integration.yml").is_file() and (candidate / CATALOGUE_FILE).is_file():
-                return candidate
+    """The collection testbed.pipeline the wrapper drives (its playbooks, ansible.cfg and catalogue): the one
+    installed beside this package (from the wheel, at site-packages/ansible_collections/testbed/pipeline),
+    else the checkout this package lives in (an editable install gets no collection of its own)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "ansible_collections" / "testbed" / "pipeline", package.parents[1]):
+        if (candidate / "playbooks" / "integration.yml").is_file() and (candidate / CATALOGUE_FILE).is_file():
+            return candidate
     raise TestbedError(
-        "cannot find the testbed project (integration.yml and roles/); "
-        "run from a testbed checkout or set TESTBED_PROJECT_DIR"
+        f"cannot find the collection testbed.pipeline beside the testbed package in {package.parent}; "
+        "reinstall testbed (pip install testbed) or install it from a checkout"
     )
 
 
@@ -236,6 +233,18 @@ def _secrets(raw: object, errors: list[str]) -> list[SecretSpec]:
         else:
             errors.append(f"'{where}' must be an SSM parameter name or a mapping with 'parameter'")
     return specs
+
+
+def nearest_service_dir(start: Path) -> Path:
+    """The service a command without --service means: the nearest testbed.yml in start or above it."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise TestbedError(
+        f"no {CONFIG_NAME} in {start} or any folder above it: run testbed in a service's folder "
+        "or pass --service with the service's folder"
+    )
 
 
 def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[str, Any]]) -> ServiceConfig:
@@ -366,7 +375,8 @@ def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.
 
 def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict[str, str]:
     """The non-secret environment of the service's tests: the standard variables, then the config's own."""
-    env = {"DISABLE_VAULT_AUTH": "true", "TESTING": "true"}
+    # Only testbed's own variables: a service's conventions (e.g. TESTING) belong in its testbed.yml `env`.
+    env: dict[str, str] = {}
     if "postgres" in facts:
         pg = facts["postgres"]
         env |= {

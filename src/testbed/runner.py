@@ -237,7 +237,7 @@ class Options:
     """What a wrapper command asks of the playbooks."""
 
     service: Path
-    playbook: str = "integration.yml"
+    playbook: str = "playbooks/integration.yml"
     backend: str = "auto"
     ports: str = "fixed"
     secrets: str = "auto"
@@ -350,7 +350,7 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     from testbed.state import new_run_id  # noqa: PLC0415
 
     run_id = options.run_id or new_run_id()
-    run_root = (options.run_root or project / "runs").resolve()
+    run_root = (options.run_root or options.service / "runs").resolve()  # beside the service: git-ignore runs/
     environ = os.environ
     source = secrets_source(options.secrets, environ)
     gha = github.is_github_actions(environ)
