@@ -429,6 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(COMMANDS[args.command](args, project))
     except TestbedError as exc:
         print(f"testbed: error: {exc}", file=sys.stderr)
+        if args.command in ("run", "up", "test"):
+            from testbed.runner import publish_failure  # noqa: PLC0415
+
+            # Under GitHub Actions a run that fails before its playbook still leaves a step summary.
+            publish_failure(args.command, getattr(args.service, "name", "") or "service", exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.SIGINT)

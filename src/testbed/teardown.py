@@ -106,7 +106,11 @@ def teardown(
 
     remove_folders(None)  # the rest: survivors' (now killed), the run's own
 
-    # Secret values never outlive the run, even when something else was left behind.
+    # Whatever a server or a test wrote into the run's folders is scrubbed while the values are still known;
+    # then the values never outlive the run, even when something else was left behind.
+    redactor = secrets.redactor(data["run_id"])
+    for folder in (Path(data["run_folder"]), state.runtime_dir):
+        redactor.tree(folder, skip=("private",))
     secrets.remove_secrets(data["run_id"])
     with state.update() as current:
         current["torn_down"] = time.time()
