@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, clean_env, cli, leftovers, run_folder_of
+from conftest import FIXTURES, clean_env, cli, leftovers, playbook, run_folder_of
 from testbed import redact
 from testbed import secrets as tb_secrets
 from testbed.errors import ExitCode, TestbedError
@@ -276,3 +276,24 @@ def test_tree_scrub_leaves_the_private_folder_alone(tmp_path: Path) -> None:
     assert scrubbed == [folder / "logs" / "postgres.log"]
     assert core not in (folder / "logs" / "postgres.log").read_text()
     assert core in (folder / "private" / "secrets.json").read_text()  # the 0600 source itself is not touched
+
+
+@pytest.mark.slow
+def test_playbook_without_the_wrapper_leaks_no_secret(tmp_path: Path) -> None:
+    """ansible-playbook integration.yml alone: pytest.log is written through the redactor, junit and coverage
+    files are scrubbed after pytest, the rest of the run's folders at teardown."""
+    service, runs = _leaky(tmp_path), tmp_path / "runs"
+    token, token_core = _token()
+    pem, pem_core = _pem()
+    run_id = f"leakpb-{secrets.token_hex(4)}"
+    result = playbook("integration.yml", {"testbed_service": str(service), "testbed_backend": "native",
+                                          "testbed_ports": "auto", "testbed_secrets": "env",
+                                          "testbed_run_id": run_id, "testbed_run_root": str(runs)},
+                      env=clean_env(LEAKY_TOKEN=token, LEAKY_PEM=pem))
+    assert result.returncode != 0, result.stdout
+    folder = runs / run_id
+    assert "Incorrect API key provided: ***" in (folder / "junit.xml").read_text()
+    needles = [token_core, pem_core, *_fragments(token_core), *_fragments(pem_core)]
+    hits = _hits(needles, [folder, runtime_root() / run_id], {"stdout": result.stdout, "stderr": result.stderr})
+    assert hits == []
+    assert leftovers(run_id) == []

@@ -546,11 +546,16 @@ def remote_teardown(
         result = ansible_runner.run(
             **runner_arguments(private_dir, project, "playbooks/down.yml", inventory, envvars),
             limit=options.limit or None,
-            extravars={
-                "testbed_run_id": run_id,
-                "testbed_run_root": str(run_root),
-                **({"testbed_hosts": options.limit} if options.limit else {}),
-            },
+            cmdline=extravars_file.cmdline(
+                extravars_file.write(
+                    private_dir / "extravars.yml",
+                    {
+                        "testbed_run_id": run_id,
+                        "testbed_run_root": str(run_root),
+                        **({"testbed_hosts": options.limit} if options.limit else {}),
+                    },
+                )
+            ),
             ident="down",
         )
     finally:
