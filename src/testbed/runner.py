@@ -471,7 +471,7 @@ def _finish(report: dict[str, Any], out: IO[str], gha: bool, redactor: redact.Re
     report = redactor.data(report)
     folder = Path(report["run_folder"])
     if folder.is_dir():
-        redactor.tree(folder)
+        redactor.tree(folder, skip=("htmlcov",))  # htmlcov: scrubbed when pytest ended
         (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         out.write(f"📁 Run folder: {folder}\n")
     if gha:

@@ -110,7 +110,7 @@ def teardown(
     # then the values never outlive the run, even when something else was left behind.
     redactor = secrets.redactor(data["run_id"])
     for folder in (Path(data["run_folder"]), state.runtime_dir):
-        redactor.tree(folder, skip=("private",))
+        redactor.tree(folder, skip=("private", "htmlcov"))  # htmlcov: scrubbed when pytest ended
     secrets.remove_secrets(data["run_id"])
     with state.update() as current:
         current["torn_down"] = time.time()
