@@ -164,8 +164,8 @@ def test_short_secret_fails_before_anything_starts_in_one_line(tmp_path: Path) -
                  "--run-folder", str(tmp_path / "runs"), env=clean_env(LEAKY_TOKEN="s3cr3t", LEAKY_PEM=pem))
     assert result.returncode == ExitCode.SECRETS, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
-        "testbed: error: secrets: LEAKY_TOKEN is shorter than 8 characters, too short to redact safely from "
-        "logs and reports; use a longer value"
+        "testbed: error: secrets: LEAKY_TOKEN: value shorter than 8 characters, too short to redact safely "
+        "from logs and reports; use a longer one"
     ]
     assert "s3cr3t" not in result.stdout + result.stderr
     assert not (tmp_path / "runs").exists()
@@ -297,3 +297,17 @@ def test_playbook_without_the_wrapper_leaks_no_secret(tmp_path: Path) -> None:
     hits = _hits(needles, [folder, runtime_root() / run_id], {"stdout": result.stdout, "stderr": result.stderr})
     assert hits == []
     assert leftovers(run_id) == []
+
+
+@pytest.mark.slow
+def test_short_secret_through_the_playbook_is_one_line_exit_11(tmp_path: Path) -> None:
+    """The resolution step (SSM or the environment, inside Ansible) refuses it too, naming the variable."""
+    pem, _ = _pem()
+    result = playbook("integration.yml", {"testbed_service": str(_leaky(tmp_path)), "testbed_backend": "native",
+                                          "testbed_ports": "auto", "testbed_secrets": "env",
+                                          "testbed_run_root": str(tmp_path / "runs")},
+                      env=clean_env(LEAKY_TOKEN="s3cr3t", LEAKY_PEM=pem))
+    assert result.returncode != 0
+    assert ("secrets: LEAKY_TOKEN: value shorter than 8 characters, too short to redact safely from logs and "
+            "reports; use a longer one") in " ".join(result.stdout.split())
+    assert "s3cr3t" not in result.stdout + result.stderr

@@ -43,8 +43,8 @@ def check_length(variable: str, value: str) -> None:
     """Refuse a value too short to redact safely (testbed.redact), naming the variable, never the value."""
     if redact.too_short(value):
         raise TestbedError(
-            f"secrets: {variable} is shorter than {redact.MIN_SECRET_LENGTH} characters, too short to redact "
-            "safely from logs and reports; use a longer value",
+            f"secrets: {variable}: value shorter than {redact.MIN_SECRET_LENGTH} characters, too short to redact "
+            "safely from logs and reports; use a longer one",
             ExitCode.SECRETS,
         )
 
@@ -170,7 +170,7 @@ def check_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
         outcome = outcomes.get(variable, {})
         if outcome.get("failed"):
             where = f"{variable} (SSM parameter {parameter})" if source == "ssm" else variable
-            reason = _failure_reason(outcome)
+            reason = _failure_reason(outcome).removeprefix(f"{variable}: ")  # testbed_secret's own names it
             problems.append(f"{where}: {reason}" + (f" in {region}" if reason == "not found" else ""))
         elif outcome.get("present") or variable in present:
             continue
