@@ -9,6 +9,8 @@ import io
 import json
 import secrets
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,40 @@ def _hits(needles: list[str], roots: list[Path], texts: dict[str, str]) -> list[
 
 def _without_masks(stdout: str) -> str:
     return "\n".join(line for line in stdout.splitlines() if not line.startswith("::add-mask::"))
+
+
+class _Watch:
+    """Scans files for needles in a thread while a run goes on (the private secrets file excepted)."""
+
+    def __init__(self, roots: list[Path], needles: list[str]) -> None:
+        self.roots, self.needles = roots, [n.encode() for n in needles]
+        self.hits: set[str] = set()
+        self.scans = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.05):
+            for root in self.roots:
+                try:
+                    files = [root] if root.is_file() else [p for p in root.rglob("*") if "private" not in p.parts]
+                except OSError:  # the folder went away while listed (teardown)
+                    continue
+                for path in files:
+                    try:
+                        data = path.read_bytes() if path.is_file() else b""
+                    except OSError:
+                        continue
+                    self.hits |= {f"{n.decode()} in {path}" for n in self.needles if n in data}
+            self.scans += 1
+
+    def __enter__(self) -> _Watch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def _leaky(tmp_path: Path) -> Path:
@@ -120,10 +156,15 @@ def _run_leaky(tmp_path: Path, backend: str, github: bool, images: dict[str, str
                   "GITHUB_OUTPUT": str(github_files[1]), "GITHUB_RUN_ID": "4242", "GITHUB_JOB": "leaks"}
     image_args = [a for s, tag in (images or {}).items() if s == "postgres" for a in ("--image", f"{s}={tag}")]
     runner_dir = runtime_root() / f"runner-{run_id}"
+    needles = [token_core, pem_core, *_fragments(token_core), *_fragments(pem_core)]
     try:
-        result = cli("run", "--service", str(service), "--backend", backend, "--ports", "auto", "--secrets", "env",
-                     "--run-folder", str(runs), "--run-id", run_id, "--keep-runner-dir", *image_args,
-                     env=clean_env(**extra), timeout=300)
+        # While the run goes on: its runtime folder (but the 0600 source of the values) and pytest.log, which
+        # is written through the redactor, never written and scrubbed later.
+        with _Watch([runtime_root() / run_id, runs / run_id / "pytest.log"], needles) as watch:
+            result = cli("run", "--service", str(service), "--backend", backend, "--ports", "auto",
+                         "--secrets", "env", "--run-folder", str(runs), "--run-id", run_id, "--keep-runner-dir",
+                         *image_args, env=clean_env(**extra), timeout=300)
+        assert watch.scans > 0 and watch.hits == set()
         out = result.stdout
         assert result.returncode == 1, out + result.stderr
         assert "❌ Tests: 1 passed, 4 failed" in out, out
@@ -133,7 +174,6 @@ def _run_leaky(tmp_path: Path, backend: str, github: bool, images: dict[str, str
         # The failures did reach the log and the report, with the values masked.
         assert "Incorrect API key provided: ***" in (folder / "pytest.log").read_text()
         assert "Incorrect API key provided: ***" in (folder / "junit.xml").read_text()
-        needles = [token_core, pem_core, *_fragments(token_core), *_fragments(pem_core)]
         places = [folder, runner_dir, runtime_root() / run_id, *(github_files if github else [])]
         hits = _hits(needles, places, {"stdout": _without_masks(out), "stderr": result.stderr})
         assert hits == []
@@ -236,17 +276,28 @@ def test_os_exit_zero_is_not_a_pass(tmp_path: Path, case: str) -> None:
 # ------------------------------------------------------------------ a step summary for every failure
 
 
-@pytest.mark.parametrize("case", ["config", "secrets"])
+@pytest.mark.parametrize("case", ["config", "secrets", "provisioning"])
 def test_early_failure_still_writes_the_step_summary(tmp_path: Path, case: str) -> None:
     service = _leaky(tmp_path)
     summary, output = tmp_path / "step_summary.md", tmp_path / "github_output"
-    env = clean_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(output))
+    token, _ = _token()
+    pem, _ = _pem()
+    env = clean_env(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(output),
+                    **({} if case == "secrets" else {"LEAKY_TOKEN": token, "LEAKY_PEM": pem}))
+    config = (service / "testbed.yml").read_text()
     if case == "config":
-        (service / "testbed.yml").write_text((service / "testbed.yml").read_text() + "bogus: 1\n")
-    result = cli("run", "--service", str(service), "--backend", "native", "--ports", "auto", "--secrets", "env",
-                 "--run-folder", str(tmp_path / "runs"), env=env)
+        (service / "testbed.yml").write_text(config + "bogus: 1\n")
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        if case == "provisioning":  # a fixed port something listens on: preflight fails inside the playbook
+            (service / "testbed.yml").write_text(config.replace("    user: leaky", f"    port: {port}\n    user: leaky"))
+        result = cli("run", "--service", str(service), "--backend", "native", "--ports", "fixed",
+                     "--secrets", "env", "--run-folder", str(tmp_path / "runs"), env=env)
     expected = {"config": (ExitCode.CONFIG, "Preflight", "unknown key 'bogus'"),
-                "secrets": (ExitCode.SECRETS, "Secrets", "LEAKY_TOKEN, LEAKY_PEM not set")}[case]
+                "secrets": (ExitCode.SECRETS, "Secrets", "LEAKY_TOKEN, LEAKY_PEM not set"),
+                "provisioning": (ExitCode.PROVISIONING, "Preflight", f"PostgreSQL port {port} is taken")}[case]
     assert result.returncode == expected[0], result.stdout + result.stderr
     text = summary.read_text()
     assert f"**Failed in {expected[1]}:**" in text and expected[2] in text, text
