@@ -292,7 +292,8 @@ def test_early_failure_still_writes_the_step_summary(tmp_path: Path, case: str) 
         holder.listen()
         port = holder.getsockname()[1]
         if case == "provisioning":  # a fixed port something listens on: preflight fails inside the playbook
-            (service / "testbed.yml").write_text(config.replace("    user: leaky", f"    port: {port}\n    user: leaky"))
+            fixed = config.replace("    user: leaky", f"    port: {port}\n    user: leaky")
+            (service / "testbed.yml").write_text(fixed)
         result = cli("run", "--service", str(service), "--backend", "native", "--ports", "fixed",
                      "--secrets", "env", "--run-folder", str(tmp_path / "runs"), env=env)
     expected = {"config": (ExitCode.CONFIG, "Preflight", "unknown key 'bogus'"),
