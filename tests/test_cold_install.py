@@ -110,7 +110,9 @@ def test_collections_install_is_idempotent_and_their_plugins_load(bare: Path, tm
     assert documented("module", "community.docker.docker_container")
     assert documented("lookup", "amazon.aws.ssm_parameter")
     # The whole pipeline's playbook resolves every module it names (community.docker's among them).
-    check = _run([str(bare / "bin" / "ansible-playbook"), "--syntax-check", "integration.yml"], env)
+    # testbed.pipeline itself comes from this checkout's .collections (an editable install carries no copy).
+    in_checkout = env | {"ANSIBLE_COLLECTIONS_PATH": f"{env['ANSIBLE_COLLECTIONS_PATH']}:{PROJECT / '.collections'}"}
+    check = _run([str(bare / "bin" / "ansible-playbook"), "--syntax-check", "integration.yml"], in_checkout)
     assert check.returncode == 0, check.stdout + check.stderr
 
 

@@ -420,16 +420,20 @@ def cmd_logs(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
     data = _require_up(config.directory).read()
     names = [args.server] if args.server else list(data["servers"])
+    from testbed.secrets import redactor  # noqa: PLC0415
+
+    redact = redactor(data["run_id"]).text  # a server may log what a test sent it
     containers = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
     for name in names:
         if name not in data["servers"]:
             raise TestbedError(f"no server {name!r} in this environment (it has {', '.join(data['servers'])})")
         print(f"==> {data['servers'][name]['title']} <==")
         if name in containers:
-            print(docker_api.logs(containers[name]), end="")
+            print(redact(docker_api.logs(containers[name])), end="")
         else:
             path = Path(data["run_folder"]) / "logs" / f"{name}.log"
-            print(path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "(no log yet)", end="")
+            text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "(no log yet)"
+            print(redact(text), end="")
     return 0
 
 
@@ -475,6 +479,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(COMMANDS[args.command](args, project))
     except TestbedError as exc:
         print(f"testbed: error: {exc}", file=sys.stderr)
+        if args.command in ("run", "up", "test"):
+            from testbed.runner import publish_failure  # noqa: PLC0415
+
+            # Under GitHub Actions a run that fails before its playbook still leaves a step summary.
+            publish_failure(args.command, getattr(args.service, "name", "") or "service", exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.SIGINT)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from testbed import docker_api, native, secrets
+from testbed import docker_api, native, redact, secrets
 from testbed.config import (
     ServiceConfig,
     connection_facts,
@@ -22,6 +22,7 @@ from testbed.config import (
     service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
+from testbed.junit import JUnitSummary
 from testbed.preflight_checks import check_before_start
 from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
 
@@ -519,9 +520,12 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     facts = data["facts"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}
     env |= service_environment(config, facts)
-    env |= secrets.read_secrets(run_id)
+    values = secrets.read_secrets(run_id)
+    env |= values
+    redactor = redact.Redactor(values.values())
     env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
     junit_path = run_folder / "junit.xml"
+    junit_path.unlink(missing_ok=True)  # a report from an earlier `testbed test` must not stand for this one
     argv = [
         str(python),
         "-m",
@@ -545,7 +549,8 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
             "--cov-report=term",
         ]
     started = time.monotonic()
-    with (run_folder / "pytest.log").open("wb") as log:
+    # pytest's output reaches pytest.log only through the redactor: no secret value is ever on disk.
+    with redact.redacting_log(run_folder / "pytest.log", redactor) as log:
         rc = subprocess.run(
             argv,
             cwd=config.directory,
@@ -557,12 +562,18 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
         ).returncode
     seconds = time.monotonic() - started
     (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
+    # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
+    # Coverage files hold source, not what ran: whole values suffice there, and are fast on a large tree.
+    redactor.file(junit_path)
+    redactor.file(run_folder / "coverage.xml", fragments=False)
+    redactor.tree(run_folder / "htmlcov", fragments=False)
     summary = junit.parse(junit_path)  # None when pytest stopped before writing it (usage errors)
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0} | (summary.counts() if summary else {})
     counts["duration"] = round((summary.duration if summary else 0) or seconds, 2)
     coverage = _coverage_percent(run_folder / "coverage.xml") if config.tests.coverage else None
     return {
         "rc": rc,
+        "untrusted": untrusted_result(rc, summary),
         "tests": counts,
         "coverage": coverage,
         "seconds": round(seconds, 2),
@@ -580,10 +591,31 @@ def tests_line(tests: Mapping[str, Any]) -> str:
     return f"{', '.join(parts) or 'no tests ran'} in {tests.get('duration', 0):.1f}s"
 
 
+def untrusted_result(rc: int, summary: JUnitSummary | None) -> str | None:
+    """Why pytest's exit 0 cannot be believed, or None. A pass needs its JUnit report, with tests that ran
+    and counts that agree with the exit code: a test or conftest calling os._exit(0) writes none."""
+    if rc != 0:
+        return None
+    if summary is None:
+        return "pytest exited 0 but wrote no JUnit report (a test or conftest called os._exit?)"
+    if summary.problem:
+        return f"pytest exited 0 but its JUnit report is unreadable ({summary.problem})"
+    if summary.total == 0:
+        return "pytest exited 0 but its JUnit report lists no tests"
+    if summary.failed or summary.errors:
+        return f"pytest exited 0 but its JUnit report lists {summary.failed} failed and {summary.errors} errors"
+    return None
+
+
 def pytest_phase(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
     """run_tests, failing the phase with pytest's own exit code when the tests did not pass."""
     result = run_tests(run_id, extra_args)
     rc = result["rc"]
+    if result.get("untrusted"):
+        # Counted as pytest's internal error (3): something ended it without its own reporting.
+        error = TestbedError(f"Tests: {result['untrusted']}; see {result['log']}", ExitCode.INTERNAL_ERROR)
+        error.details |= result
+        raise error
     if rc == 0:
         return result
     if rc == ExitCode.NO_TESTS:

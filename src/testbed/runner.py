@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from testbed import __version__, github, junit, pipeline, secrets
+from testbed import __version__, extravars_file, github, junit, pipeline, redact, secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root
 
@@ -354,6 +354,9 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     environ = os.environ
     source = secrets_source(options.secrets, environ)
     gha = github.is_github_actions(environ)
+    # Everything the wrapper prints goes through the run's redactor; it learns values as they resolve.
+    redactor = redact.Redactor()
+    out = redact.RedactingWriter(out, redactor)  # type: ignore[assignment]
     renderer = Renderer(out, options.verbose, environ)
     # On a remote host nothing of the run is on this machine: no local sweep, head start or secrets file.
     remote = options.inventory is not None
@@ -366,9 +369,11 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         source = "file"
 
     def mask_secrets() -> None:
+        values = secrets.read_secrets(run_id).values() if not remote else []
+        redactor.add(values)
         if gha:
             try:
-                github.mask(secrets.read_secrets(run_id).values(), sys.__stdout__)
+                github.mask(values, sys.__stdout__)
             except ValueError:
                 out.write("ℹ️  stdout is a file: secret values are not masked there (and never printed)\n")
 
@@ -386,7 +391,7 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
         encoding="utf-8",
     )
-    extravars = {
+    extravars: dict[str, Any] = {
         "testbed_service": str(options.service.resolve()),
         "testbed_backend": options.backend,
         "testbed_ports": options.ports,
@@ -412,7 +417,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             thread, runner = ansible_runner.run_async(
                 **runner_arguments(private_dir, project, options.playbook, inventory, envvars),
                 limit=options.limit or None,
-                extravars=extravars,
+                # As data: a YAML file whose strings are !unsafe, never templated (a path with {{ }} in it).
+                cmdline=extravars_file.cmdline(extravars_file.write(private_dir / "extravars.yml", extravars)),
                 event_handler=renderer,
                 cancel_callback=interrupted,
                 verbosity=min(options.verbose, MAX_VERBOSITY),
@@ -454,18 +460,22 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
                     out.write(f"❌ Teardown: left {', '.join(left)}\n")
                     code = code if code != ExitCode.PASSED else ExitCode.TEARDOWN
 
-    _finish(build_report(renderer, run_id, run_root / run_id, code, started, options), out, gha)
+    _finish(build_report(renderer, run_id, run_root / run_id, code, started, options), out, gha, redactor)
     return int(code)
 
 
-def _finish(report: dict[str, Any], out: IO[str], gha: bool) -> None:
-    """report.json in the run folder, its path on screen, and GitHub's annotations, summary and outputs."""
+def _finish(report: dict[str, Any], out: IO[str], gha: bool, redactor: redact.Redactor | None = None) -> None:
+    """report.json in the run folder, its path on screen, and GitHub's annotations, summary and outputs;
+    the run folder scrubbed of every secret value first (server logs, coverage files, anything a test wrote)."""
+    redactor = redactor or redact.Redactor()
+    report = redactor.data(report)
     folder = Path(report["run_folder"])
     if folder.is_dir():
+        redactor.tree(folder, skip=("htmlcov",))  # htmlcov: scrubbed when pytest ended
         (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         out.write(f"📁 Run folder: {folder}\n")
     if gha:
-        publish_to_github(report, out)
+        publish_to_github(report, out, redactor)
     out.flush()
 
 
@@ -536,11 +546,16 @@ def remote_teardown(
         result = ansible_runner.run(
             **runner_arguments(private_dir, project, "playbooks/down.yml", inventory, envvars),
             limit=options.limit or None,
-            extravars={
-                "testbed_run_id": run_id,
-                "testbed_run_root": str(run_root),
-                **({"testbed_hosts": options.limit} if options.limit else {}),
-            },
+            cmdline=extravars_file.cmdline(
+                extravars_file.write(
+                    private_dir / "extravars.yml",
+                    {
+                        "testbed_run_id": run_id,
+                        "testbed_run_root": str(run_root),
+                        **({"testbed_hosts": options.limit} if options.limit else {}),
+                    },
+                )
+            ),
             ident="down",
         )
     finally:
@@ -575,15 +590,40 @@ def build_report(
         "coverage": renderer.coverage,
         "run_folder": str(run_folder),
         "junit": str(run_folder / "junit.xml"),
+        **(
+            {"failure": {"phase": PHASES[f[0]], "message": f[2].removeprefix(f"{PHASES[f[0]]}: ")}}
+            if (f := renderer.failure)
+            else {}
+        ),
         "duration": round(time.time() - started, 2),
         "testbed_version": __version__,
     }
 
 
-def publish_to_github(report: Mapping[str, Any], out: IO[str]) -> None:
-    summary = junit.parse(Path(report["junit"]))
-    failures = summary.failures if summary else []
+def publish_to_github(report: Mapping[str, Any], out: IO[str], redactor: redact.Redactor | None = None) -> None:
+    redactor = redactor or redact.Redactor()
+    summary = junit.parse(Path(report["junit"])) if report.get("junit") else None
+    failures = [junit.Failure(**redactor.data(vars(f))) for f in (summary.failures if summary else [])]
     for line in github.annotations(failures):
-        out.write(line + "\n")
-    github.write_summary(report, failures=failures)
+        out.write(redactor.text(line) + "\n")
+    github.write_summary(report, failures=failures, redact=redactor.text)
+    github.write_outputs(report, redact=redactor.text)
+
+
+def publish_failure(command: str, service: str, error: TestbedError) -> None:
+    """A run that failed before its playbook (config, secrets): the step summary still names the phase."""
+    phase = "Secrets" if error.exit_code == ExitCode.SECRETS else "Preflight"
+    report = {
+        "run_id": "",
+        "service": service,
+        "backend": "",
+        "exit_code": int(error.exit_code),
+        "result": "failed",
+        "phases": [{"name": phase.lower(), "title": phase, "status": "failed", "duration": 0, "line": str(error)}],
+        "tests": None,
+        "coverage": None,
+        "failure": {"phase": phase, "message": f"{command}: {error}"},
+        "testbed_version": __version__,
+    }
+    github.write_summary(report)
     github.write_outputs(report)

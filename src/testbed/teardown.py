@@ -106,7 +106,12 @@ def teardown(
 
     remove_folders(None)  # the rest: survivors' (now killed), the run's own
 
-    # Secret values never outlive the run, even when something else was left behind.
+    # Whatever a server or a test wrote into the run's folders is scrubbed while the values are still known;
+    # then the values never outlive the run, even when something else was left behind.
+    redactor = secrets.redactor(data["run_id"])
+    redactor.tree(Path(data["run_folder"]), skip=("htmlcov",))  # htmlcov: scrubbed when pytest ended
+    # The runtime dir may still hold a server's data that could not be removed: whole values only, fast.
+    redactor.tree(state.runtime_dir, skip=("private",), fragments=False)
     secrets.remove_secrets(data["run_id"])
     with state.update() as current:
         current["torn_down"] = time.time()
