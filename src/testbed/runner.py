@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from testbed import __version__, github, junit, pipeline, secrets
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root
+from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root, trusted_runtime_root
 
 PHASES: dict[str, str] = {
     "preflight": "Preflight",
@@ -358,6 +358,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     # On a remote host nothing of the run is on this machine: no local sweep, head start or secrets file.
     remote = options.inventory is not None
 
+    if not remote:
+        trusted_runtime_root()  # another user's folder (or a world-writable one) is refused before anything
     if options.teardown != "never" and not remote:
         sweep_orphans(out)
 
