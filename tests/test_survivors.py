@@ -20,11 +20,11 @@ import pytest
 from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, secret_hits
 from testbed import pipeline
 from testbed.state import RunState, runtime_root
-from testbed.supervisor import MARKER
 from testbed.teardown import teardown
 
 SURVIVORS = FIXTURES / "services" / "survivors"
 NOBODY = 65534
+MARKER = "TESTBED_SUPERVISED_RUN"  # testbed.supervisor.MARKER: what the tests' processes carry
 
 
 @pytest.fixture
@@ -223,6 +223,20 @@ def test_an_interrupt_during_the_install_leaves_nothing(
                         TESTBED_CACHE_DIR=str(tmp_path / "cache"))  # a fresh virtualenv: the command runs
     assert result.returncode == 128 + signum, result.stdout + result.stderr
     assert "✅ Teardown: nothing left behind" in result.stdout
+    assert _processes_of(run_id) == [] and leftovers(run_id) == []
+
+
+@pytest.mark.slow
+def test_gc_after_a_sigkilled_wrapper_ends_the_tests_tree(survivors: Path, runs: Path) -> None:
+    run_id = _run_id("sigkill")
+    result = _interrupt(survivors, runs, run_id, survivors / "out" / "pids", signal.SIGKILL,
+                        "--", "-k", "waits_for_a_signal")
+    assert result.returncode == -signal.SIGKILL
+    pytest_pid = _noted_pids(survivors)[0]
+    assert _alive(pytest_pid), "a killed wrapper leaves the tests running until gc"
+    gc = cli("gc", "--run-id-prefix", run_id)
+    assert gc.returncode == 0, gc.stdout + gc.stderr
+    assert [pid for pid in _noted_pids(survivors) if _alive(pid)] == []
     assert _processes_of(run_id) == [] and leftovers(run_id) == []
 
 
