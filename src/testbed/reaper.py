@@ -69,6 +69,25 @@ def servers_in(runtime_dir: Path) -> list[tuple[int, int]]:
     return found
 
 
+def playbooks_of(run_id: str) -> list[tuple[int, int]]:
+    """The run's ansible-playbook processes (controller and workers: they setsid(), so ansible-runner's
+    cancel, which kills the controller's group, misses them), by the run id in their extravars."""
+    wanted = (f'"testbed_run_id":"{run_id}"'.encode(), f'"testbed_run_id": "{run_id}"'.encode())
+    spared = _ancestors()
+    found = []
+    for pid in _pids():
+        if pid in spared:
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        playbook = any(part.endswith(b"ansible-playbook") for part in argv[:2])
+        if playbook and any(marker in part for part in argv for marker in wanted):
+            found.append((pid, int(signal.SIGTERM)))
+    return found
+
+
 def _alive(pid: int) -> bool:
     fields = proc_stat(pid)
     return fields is not None and fields[0] != "Z"

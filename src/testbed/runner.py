@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from testbed import __version__, github, junit, pipeline, secrets
+from testbed import __version__, github, junit, pipeline, reaper, secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root, trusted_runtime_root
 
@@ -437,6 +437,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             code = interrupted.exit_code
             out.write(f"❌ Interrupted by {signal.Signals(interrupted.signum).name}: tearing down\n")
             out.flush()
+            if not remote:  # the cancel killed the controller's group; its workers setsid() away from it
+                reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
             left = (
                 remote_teardown(options, project, run_id, run_root, inventory, envvars)
                 if remote
