@@ -153,6 +153,24 @@ def test_teardown_removes_no_folder_outside_the_run(tmp_path: Path, monkeypatch:
 
 # --- items 5 and 6: nothing survives, the deadline --------------------------------------------------
 
+def test_the_supervisor_leaves_no_descendant_and_keeps_the_exit_code() -> None:
+    """The fast layer: escaping by setsid and by double fork still ends with the supervised command."""
+    script = "setsid sleep 1000 & echo $!; (sh -c 'sleep 1000 & echo $!' &); sleep 0; exit 3"
+    done = subprocess.run([sys.executable, "-m", "testbed.supervisor", "0", "--", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 3, done.stderr
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert pids and [pid for pid in pids if _alive(pid)] == [], done.stdout
+
+
+def test_the_supervisor_kills_everything_at_its_deadline() -> None:
+    script = "trap '' TERM INT ALRM; setsid sleep 1000 & echo $!; sleep 1000"
+    done = subprocess.run([sys.executable, "-m", "testbed.supervisor", "1", "--", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 15, done.stderr  # ExitCode.DEADLINE
+    assert [pid for pid in map(int, done.stdout.split()) if _alive(pid)] == []
+
+
 @pytest.mark.slow
 def test_what_the_tests_start_does_not_outlive_a_run(survivors: Path, runs: Path) -> None:
     run_id = _run_id("children")

@@ -23,10 +23,12 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from testbed.errors import ExitCode
-from testbed.state import ProcessIdentity, RunState
+
+if TYPE_CHECKING:
+    from testbed.state import RunState
 
 MARKER = "TESTBED_SUPERVISED_RUN"  # set for everything a run's tests and install start: <run id>
 _PR_SET_CHILD_SUBREAPER = 36
@@ -86,28 +88,38 @@ def _become_subreaper() -> None:
         sys.stderr.write(f"testbed.supervisor: PR_SET_CHILD_SUBREAPER failed (errno {ctypes.get_errno()})\n")
 
 
+class _Stop(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _stop(code: int) -> None:
+    raise _Stop(code)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         sys.stderr.write("usage: python -m testbed.supervisor DEADLINE_SECONDS -- ARGV...\n")
         return int(ExitCode.USAGE_ERROR)
     deadline_seconds = float(argv[0])
-    stop: list[int] = []
+    # Signals and the deadline interrupt a blocking wait (no polling): the handlers raise.
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, lambda received, _frame: stop.append(received))
+        signal.signal(signum, lambda received, _frame: _stop(128 + received))
+    signal.signal(signal.SIGALRM, lambda _received, _frame: _stop(int(ExitCode.DEADLINE)))
     _become_subreaper()
-    child = subprocess.Popen(argv[2:], start_new_session=True)
-    deadline = time.monotonic() + deadline_seconds if deadline_seconds > 0 else None
-    code: int | None = None
-    while code is None:
-        try:
-            rc = child.wait(timeout=0.2)
-            code = 128 - rc if rc < 0 else rc
-        except subprocess.TimeoutExpired:
-            if stop:
-                code = 128 + stop[0]
-            elif deadline is not None and time.monotonic() > deadline:
-                code = int(ExitCode.DEADLINE)
-        _reap()  # orphans that already exited
+    try:
+        child = subprocess.Popen(argv[2:], start_new_session=True)
+        if deadline_seconds > 0:
+            signal.setitimer(signal.ITIMER_REAL, deadline_seconds)
+        code = os.waitstatus_to_exitcode(os.waitpid(child.pid, 0)[1])
+        code = 128 - code if code < 0 else code
+        child.returncode = code
+    except _Stop as stop:
+        code = stop.code
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
+        signal.signal(signum, signal.SIG_IGN)  # nothing interrupts the cleanup
     kill_descendants(os.getpid())
     return code
 
@@ -153,6 +165,8 @@ def run(
 
 
 def _record(state: RunState | None, pid: int, what: str) -> list[dict[str, Any]]:
+    from testbed.state import ProcessIdentity  # noqa: PLC0415 - the supervisor process itself never needs it
+
     identity = ProcessIdentity.of(pid)
     if state is None or identity is None:
         return []
