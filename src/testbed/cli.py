@@ -373,7 +373,7 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
 
     wanted = _config(args.service, project).name if args.service else None
     runs = []
-    for state in all_runs():
+    for state in all_runs(warn=lambda warning: print(f"⚠️  {warning}", file=sys.stderr)):
         data = state.read()
         if wanted and data.get("service") != wanted:
             continue

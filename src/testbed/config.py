@@ -35,6 +35,7 @@ _TESTS: dict[str, type | tuple[type, ...]] = {
     "pytest_args": list,
     "coverage": list,
     "timeout": int,
+    "deadline": int,
 }
 _SECRET: dict[str, type | tuple[type, ...]] = {"parameter": str, "optional": bool}
 _MIGRATIONS: dict[str, type | tuple[type, ...]] = {"folder": str, "schema": str}
@@ -59,6 +60,7 @@ class TestsSpec:
     pytest_args: list[str] = field(default_factory=list)
     coverage: list[str] = field(default_factory=list)
     timeout: int = 300
+    deadline: int = 3600  # seconds for the whole tests phase; then pytest and all it started are killed
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class ServiceConfig:
                 "pytest_args": list(self.tests.pytest_args),
                 "coverage": list(self.tests.coverage),
                 "timeout": self.tests.timeout,
+                "deadline": self.tests.deadline,
             },
             "install": self.install,
             "secrets": [
@@ -289,7 +292,10 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
             if isinstance(tests_raw.get("coverage", []), list)
             else [],
             timeout=tests_raw["timeout"] if isinstance(tests_raw.get("timeout"), int) else 300,
+            deadline=tests_raw["deadline"] if isinstance(tests_raw.get("deadline"), int) else 3600,
         )
+        if tests.deadline < 1:
+            errors.append(f"'tests.deadline' must be at least 1 second, got {tests.deadline}")
     install = raw.get("install", "auto")
     if isinstance(install, str) and not install.strip():
         errors.append(f"'install' must be one of {', '.join(INSTALL_MODES)} or a command")

@@ -11,9 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed import tools
+from testbed import supervisor, tools
 from testbed.config import ServiceConfig
 from testbed.errors import ExitCode, TestbedError
+from testbed.state import RunState
 
 # What a testbed run needs inside the service's environment, whatever the service pins.
 RUNNER_PACKAGES = ("pytest>=8,<9", "pytest-cov>=5,<8", "pytest-timeout>=2.3,<3")
@@ -47,14 +48,29 @@ def fingerprint(config: ServiceConfig, mode: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
-    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        lines = (result.stderr.strip() or result.stdout.strip()).splitlines() or ["no output"]
-        raise TestbedError(f"dependencies: {what} failed (exit {result.returncode}): {lines[-1]}", ExitCode.CONFIG)
+def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str, state: RunState | None) -> None:
+    if state is None:
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+        rc, out, err = done.returncode, done.stdout, done.stderr
+    else:  # a run's install: supervised, recorded, marked, so an interrupt leaves no pip (and no cache lock)
+        rc, out, err = supervisor.run(
+            argv,
+            state=state,
+            run_id=state.runtime_dir.name,
+            what=f"dependencies: {what}",
+            deadline=0,
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    if rc != 0:
+        text = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+        lines = text.splitlines() or ["no output"]
+        raise TestbedError(f"dependencies: {what} failed (exit {rc}): {lines[-1]}", ExitCode.CONFIG)
 
 
-def ensure(config: ServiceConfig) -> tuple[Path, bool]:
+def ensure(config: ServiceConfig, state: RunState | None = None) -> tuple[Path, bool]:
     """The Python to run the service's tests with, and whether it was reused from the cache."""
     mode = install_mode(config)
     if mode == "none":
@@ -68,7 +84,7 @@ def ensure(config: ServiceConfig) -> tuple[Path, bool]:
             return python, True
         shutil.rmtree(venv, ignore_errors=True)
         try:
-            _run(tools.venv_argv(venv), config.directory, dict(os.environ), "venv")
+            _run(tools.venv_argv(venv), config.directory, dict(os.environ), "venv", state)
             env = {k: v for k, v in os.environ.items() if not k.startswith(("POETRY_", "PIP_REQUIRE"))}
             env |= {
                 "VIRTUAL_ENV": str(venv),
@@ -78,21 +94,22 @@ def ensure(config: ServiceConfig) -> tuple[Path, bool]:
             }
             if mode == "poetry":
                 poetry = [tools.poetry(), "install", "--no-interaction", "--no-ansi"]
-                _run(poetry, config.directory, env, "poetry install")
+                _run(poetry, config.directory, env, "poetry install", state)
             elif mode == "pip":
                 requirements: list[str] = []
                 if (config.directory / "requirements.txt").is_file():
                     requirements += ["-r", "requirements.txt"]
                 if (config.directory / "pyproject.toml").is_file() or (config.directory / "setup.py").is_file():
                     requirements += ["-e", "."]
-                _run(tools.pip_install_argv(python, *requirements), config.directory, env, "pip install")
+                _run(tools.pip_install_argv(python, *requirements), config.directory, env, "pip install", state)
             else:
-                _run(["/bin/sh", "-c", mode], config.directory, env, f"install command {mode!r}")
+                _run(["/bin/sh", "-c", mode], config.directory, env, f"install command {mode!r}", state)
             _run(
                 tools.pip_install_argv(python, *RUNNER_PACKAGES),
                 config.directory,
                 env,
                 "pip install of pytest, pytest-cov, pytest-timeout",
+                state,
             )
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)

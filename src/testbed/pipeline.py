@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from testbed import docker_api, native, redact, secrets
+from testbed import docker_api, native, redact, secrets, supervisor
 from testbed.config import (
     ServiceConfig,
     connection_facts,
@@ -58,7 +58,10 @@ def _port_holder(port: int) -> str:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on the port. With SO_REUSEADDR, as the servers bind: the previous
+    run's TIME_WAIT connections do not count, a listener (or a socket that refuses the bind) does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -235,7 +238,8 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
                 settings[key] = 0 if chosen == "docker" else free_port()
             elif not port_free(int(settings[key])):
                 holder = _port_holder(int(settings[key]))
-                busy.append(f"{settings['title']} port {settings[key]} is taken" + (f" by {holder}" if holder else ""))
+                who = f" by {holder}" if holder else " (bound by a socket that does not listen)"
+                busy.append(f"{settings['title']} port {settings[key]} is taken{who}")
     if busy:
         raise TestbedError("; ".join(busy) + " — stop it, or use --ports auto", ExitCode.PROVISIONING)
 
@@ -487,7 +491,7 @@ def prepare_tests(run_id: str) -> dict[str, Any]:
     config = ServiceConfig.from_dict(data["config"])
     from testbed import deps  # noqa: PLC0415
 
-    python, cached = deps.ensure(config)
+    python, cached = deps.ensure(config, state)
     with state.update() as current:
         current["python"] = str(python)
     return {"python": str(python), "cached": cached, "changed": not cached}
@@ -551,16 +555,20 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     started = time.monotonic()
     # pytest's output reaches pytest.log only through the redactor: no secret value is ever on disk.
     with redact.redacting_log(run_folder / "pytest.log", redactor) as log:
-        rc = subprocess.run(
+        # Under a supervisor: whatever the tests start (setsid, nohup, double fork) ends with them.
+        rc, _, _ = supervisor.run(
             argv,
-            cwd=config.directory,
+            state=state,
+            run_id=run_id,
+            what="tests",
+            deadline=config.tests.deadline,
             env=env,
+            cwd=config.directory,
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        ).returncode
+        )
     seconds = time.monotonic() - started
+    gone = {name: _gone(data)(name) for name in data["servers"]}
     (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
     # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
     # Coverage files hold source, not what ran: whole values suffice there, and are fast on a large tree.
@@ -578,6 +586,12 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
         "coverage": coverage,
         "seconds": round(seconds, 2),
         "log": str(run_folder / "pytest.log"),
+        "deadline": config.tests.deadline if rc == ExitCode.DEADLINE else None,
+        "servers_gone": [
+            f"{data['servers'][name]['title']} exited" + ("" if why == "the server exited" else f" ({why})")
+            for name, why in gone.items()
+            if why
+        ],
     }
 
 
@@ -611,18 +625,37 @@ def pytest_phase(run_id: str, extra_args: list[str] | None = None) -> dict[str, 
     """run_tests, failing the phase with pytest's own exit code when the tests did not pass."""
     result = run_tests(run_id, extra_args)
     rc = result["rc"]
+    gone = "; ".join(result["servers_gone"])
     if result.get("untrusted"):
         # Counted as pytest's internal error (3): something ended it without its own reporting.
-        error = TestbedError(f"Tests: {result['untrusted']}; see {result['log']}", ExitCode.INTERNAL_ERROR)
+        error = TestbedError(
+            f"Tests: {result['untrusted']}{'; ' + gone if gone else ''}; see {result['log']}", ExitCode.INTERNAL_ERROR
+        )
+        error.details |= result
+        raise error
+    if rc == 0 and gone:  # the tests passed, but against an environment that went away under them
+        error = TestbedError(
+            f"Tests: {tests_line(result['tests'])}, but {gone} during the tests", ExitCode.PROVISIONING
+        )
         error.details |= result
         raise error
     if rc == 0:
         return result
+    if rc == ExitCode.DEADLINE:
+        error = TestbedError(
+            f"Tests: outlived tests.deadline ({result['deadline']} s): pytest and everything it started were "
+            f"killed{'; ' + gone if gone else ''}; see {result['log']}",
+            ExitCode.DEADLINE,
+        )
+        error.details |= result
+        raise error
     if rc == ExitCode.NO_TESTS:
         error = TestbedError("Tests: no tests collected (counted as a failure)", ExitCode.NO_TESTS)
     elif rc in (ExitCode.TESTS_FAILED, ExitCode.INTERRUPTED, ExitCode.INTERNAL_ERROR, ExitCode.USAGE_ERROR):
         error = TestbedError(
-            f"Tests: {tests_line(result['tests'])} (pytest exit {rc}; see {result['log']})", ExitCode(rc)
+            f"Tests: {tests_line(result['tests'])} (pytest exit {rc}{'; ' + gone if gone else ''}; "
+            f"see {result['log']})",
+            ExitCode(rc),
         )
     else:
         error = TestbedError(f"Tests: pytest ended with exit {rc}; see {result['log']}", ExitCode.INTERNAL_ERROR)

@@ -17,9 +17,9 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from testbed import __version__, extravars_file, github, junit, pipeline, redact, secrets
+from testbed import __version__, extravars_file, github, junit, pipeline, reaper, redact, secrets
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root
+from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root, trusted_runtime_root
 
 PHASES: dict[str, str] = {
     "preflight": "Preflight",
@@ -361,6 +361,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     # On a remote host nothing of the run is on this machine: no local sweep, head start or secrets file.
     remote = options.inventory is not None
 
+    if not remote:
+        trusted_runtime_root()  # another user's folder (or a world-writable one) is refused before anything
     if options.teardown != "never" and not remote:
         sweep_orphans(out)
 
@@ -441,6 +443,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             code = interrupted.exit_code
             out.write(f"❌ Interrupted by {signal.Signals(interrupted.signum).name}: tearing down\n")
             out.flush()
+            if not remote:  # the cancel killed the controller's group; its workers setsid() away from it
+                reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
             left = (
                 remote_teardown(options, project, run_id, run_root, inventory, envvars)
                 if remote
