@@ -343,6 +343,40 @@ def runner_arguments(
     }
 
 
+def _private_dir(run_id: str, keep: bool) -> Path:
+    """ansible-runner's private data dir, owned by this process: gc removes it once its owner is gone (a
+    SIGKILL leaves it behind), unless it was kept on purpose."""
+    private_dir = runtime_root() / f"runner-{run_id}"
+    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if keep:
+        (private_dir / KEPT_FILE).touch()
+    (private_dir / OWNER_FILE).write_text(
+        json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
+        encoding="utf-8",
+    )
+    return private_dir
+
+
+def _extravars(options: Options, run_id: str, run_root: Path, source: str, remote: bool) -> dict[str, Any]:
+    """The playbook variables of a wrapper run (passed as data: see extravars_file)."""
+    return {
+        "testbed_service": str(options.service.resolve()),
+        "testbed_backend": options.backend,
+        "testbed_ports": options.ports,
+        "testbed_run_id": run_id,
+        "testbed_run_root": str(run_root),
+        "testbed_secrets": source,
+        "testbed_images": options.images,
+        "testbed_pull": options.pull,
+        "testbed_owner_pid": 0 if remote else os.getpid(),
+        "testbed_pytest_args": options.pytest_args,
+        "testbed_lease_seconds": options.lease_seconds,
+        "testbed_readiness_timeout": options.readiness_timeout,
+        **({"testbed_hosts": options.limit} if remote and options.limit else {}),
+        **options.extravars,
+    }
+
+
 def run_playbook(options: Options, project: Path, config: dict[str, Any], out: IO[str] = sys.stdout) -> int:
     """Drive one playbook through ansible-runner and return the exit code from the table."""
     import ansible_runner  # noqa: PLC0415 - slow import, only for commands that run playbooks
@@ -384,31 +418,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
 
     head_start = _head_start(options, project, run_id, run_root) if source != "ssm" and not remote else None
 
-    private_dir = runtime_root() / f"runner-{run_id}"
-    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # gc removes this folder once its owner is gone (a SIGKILL leaves it behind).
-    if options.keep_runner_dir:
-        (private_dir / KEPT_FILE).touch()  # gc leaves a folder kept on purpose alone
-    (private_dir / OWNER_FILE).write_text(
-        json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
-        encoding="utf-8",
-    )
-    extravars: dict[str, Any] = {
-        "testbed_service": str(options.service.resolve()),
-        "testbed_backend": options.backend,
-        "testbed_ports": options.ports,
-        "testbed_run_id": run_id,
-        "testbed_run_root": str(run_root),
-        "testbed_secrets": source,
-        "testbed_images": options.images,
-        "testbed_pull": options.pull,
-        "testbed_owner_pid": 0 if remote else os.getpid(),
-        "testbed_pytest_args": options.pytest_args,
-        "testbed_lease_seconds": options.lease_seconds,
-        "testbed_readiness_timeout": options.readiness_timeout,
-        **({"testbed_hosts": options.limit} if remote and options.limit else {}),
-        **options.extravars,
-    }
+    private_dir = _private_dir(run_id, options.keep_runner_dir)
+    extravars = _extravars(options, run_id, run_root, source, remote)
     inventory = options.inventory.resolve() if options.inventory else project / "inventory" / "hosts.yml"
     envvars = runner_envvars(project, options.verbose, remote)
     interrupted = Interrupted()
