@@ -127,13 +127,20 @@ def teardown(
     # The runtime dir may still hold a server's data that could not be removed: whole values only, fast.
     redactor.tree(state.runtime_dir, skip=("private",), fragments=False)
     secrets.remove_secrets(data["run_id"])
-    with state.update() as current:
-        current["torn_down"] = time.time()
-        current["left"] = result.left
-        # Keep whatever was not removed: what failed, and anything recorded while this ran.
-        removed = set(result.removed)
-        current["resources"] = [r for r in current["resources"] if _label(r) not in removed]
-        still_there = bool(current["resources"]) and any(r["kind"] != "controller" for r in current["resources"])
+    if not state.path.is_file():
+        # Another teardown of the same run (the playbook's own `always`, racing gc after a killed wrapper)
+        # finished first and removed the runtime dir: nothing is left to record.
+        return result
+    try:
+        with state.update() as current:
+            current["torn_down"] = time.time()
+            current["left"] = result.left
+            # Keep whatever was not removed: what failed, and anything recorded while this ran.
+            removed = set(result.removed)
+            current["resources"] = [r for r in current["resources"] if _label(r) not in removed]
+            still_there = bool(current["resources"]) and any(r["kind"] != "controller" for r in current["resources"])
+    except FileNotFoundError:
+        return result  # the same race, lost between the check and the lock
     if result.ok and not still_there:
         # The canonical state goes with the runtime dir; the run folder keeps the final copy.
         shutil.rmtree(state.runtime_dir, ignore_errors=True)
