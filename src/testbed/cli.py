@@ -1,4 +1,4 @@
-"""The `testbed` command: run, up, test, down, status, env, logs, gc."""
+"""The `testbed` command: run, merge, up, test, down, status, env, logs, gc."""
 
 from __future__ import annotations
 
@@ -96,7 +96,24 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--keep-runner-dir", action="store_true", help="keep ansible-runner's private data dir (scrubbed) for debugging"
     )
+    run.add_argument(
+        "--shard", default="", metavar="K/N", help="run only the K-th of N groups of the suite (by recorded durations)"
+    )
+    run.add_argument(
+        "--durations",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the durations a shard splits by (default: the service's .test_durations; none: an even split)",
+    )
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
+
+    merge = commands.add_parser("merge", help="join shards' run folders into one report, coverage and durations")
+    merge.add_argument("folders", nargs="+", type=Path, metavar="RUN_FOLDER", help="each shard's run folder")
+    merge.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the merged report goes")
+    merge.add_argument(
+        "--service", type=Path, default=None, help="the service's folder (default: the one the shards recorded)"
+    )
 
     up = commands.add_parser("up", help="bring servers up and migrate; leave them running under a lease")
     service_options(up)
@@ -234,9 +251,42 @@ def _require_up(directory: Path) -> RunState:
 def cmd_run(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
     _validate(args, config)
+    options = _options(args, config, "integration.yml")
+    options.extravars |= _shard_vars(args, config)
     from testbed.runner import run_playbook  # noqa: PLC0415
 
-    return run_playbook(_options(args, config, "integration.yml"), project, config.as_dict())
+    return run_playbook(options, project, config.as_dict())
+
+
+def _shard_vars(args: argparse.Namespace, config: ServiceConfig) -> dict[str, str]:
+    """--shard K/N and --durations FILE, checked before anything starts."""
+    from testbed import shard  # noqa: PLC0415
+
+    if args.durations is not None and not args.shard:
+        raise TestbedError("--durations only splits a run given --shard K/N")
+    durations = str(args.durations.resolve()) if args.durations is not None else ""
+    shard.check(args.shard, durations, config.directory)
+    return {"testbed_shard": args.shard, "testbed_durations": durations} if args.shard else {}
+
+
+def cmd_merge(args: argparse.Namespace, _project: Path) -> int:
+    from testbed import merge  # noqa: PLC0415
+
+    report = merge.merge(args.folders, args.out, args.service.resolve() if args.service else None)
+    tests = report["tests"]
+    from testbed.pipeline import tests_line  # noqa: PLC0415
+
+    mark = "✅" if report["exit_code"] == 0 else "❌"
+    print(f"{mark} Merged {len(report['shards'])} shards: {tests_line(tests)} (slowest shard)")
+    for entry in report["shards"]:
+        line = tests_line(entry["tests"]) if entry["tests"] else "no tests ran"
+        print(f"   {entry['shard']}: exit {entry['exit_code']}, {line}")
+    if report["coverage"] is not None:
+        print(f"✅ Coverage: {report['coverage']:g}%")
+    print(f"ℹ️  Durations: {report['durations_measured']} measured; next split: {report['run_folder']}/durations.json")
+    print(f"📁 Merged folder: {report['run_folder']}")
+    merge.publish(report)
+    return int(report["exit_code"])
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
@@ -412,6 +462,7 @@ def cmd_gc(args: argparse.Namespace, _project: Path) -> int:
 
 COMMANDS: dict[str, Any] = {
     "run": cmd_run,
+    "merge": cmd_merge,
     "up": cmd_up,
     "test": cmd_test,
     "down": cmd_down,

@@ -15,7 +15,7 @@ from testbed.config import ServiceConfig
 from testbed.errors import ExitCode, TestbedError
 
 # What a testbed run needs inside the service's environment, whatever the service pins.
-RUNNER_PACKAGES = ("pytest>=8,<9", "pytest-cov>=5,<8", "pytest-timeout>=2.3,<3")
+RUNNER_PACKAGES = ("pytest>=8,<9", "pytest-cov>=5,<8", "pytest-timeout>=2.3,<3", "pytest-split>=0.10,<1")
 _INPUTS = ("pyproject.toml", "poetry.lock", "requirements.txt", "requirements-dev.txt", "setup.py", "setup.cfg")
 
 
@@ -104,7 +104,7 @@ def ensure(config: ServiceConfig) -> tuple[Path, bool]:
                 [str(python), "-m", "pip", "install", "-q", *RUNNER_PACKAGES],
                 config.directory,
                 env,
-                "pip install of pytest, pytest-cov, pytest-timeout",
+                "pip install of pytest, pytest-cov, pytest-timeout, pytest-split",
             )
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)

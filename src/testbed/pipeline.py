@@ -506,7 +506,7 @@ def _coverage_percent(path: Path) -> float | None:
 def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
     """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
     from a command line or Ansible's environment."""
-    from testbed import junit  # noqa: PLC0415
+    from testbed import junit, shard  # noqa: PLC0415
 
     state = RunState.find(run_id)
     data = state.read()
@@ -517,7 +517,8 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}
     env |= service_environment(config, facts)
     env |= secrets.read_secrets(run_id)
-    env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
+    # Kept in the run folder (no leading dot: upload-artifact skips hidden files): `testbed merge` combines shards'.
+    env |= {"COVERAGE_FILE": str(run_folder / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
     junit_path = run_folder / "junit.xml"
     argv = [
         str(python),
@@ -534,6 +535,7 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
         "-p",
         "no:cacheprovider",
     ]
+    argv += shard.pytest_args(data, run_folder, config.directory)
     if config.tests.coverage:
         argv += [f"--cov={target}" for target in config.tests.coverage]
         argv += [
@@ -553,7 +555,7 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
             check=False,
         ).returncode
     seconds = time.monotonic() - started
-    (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
+    rc = shard.exit_code(data, rc, run_folder / "pytest.log")
     summary = junit.parse(junit_path)  # None when pytest stopped before writing it (usage errors)
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0} | (summary.counts() if summary else {})
     counts["duration"] = round((summary.duration if summary else 0) or seconds, 2)
