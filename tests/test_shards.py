@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, PROJECT, cli, clean_env, leftovers, run_folder_of
-
+from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, run_folder_of
 from testbed import merge, shard
 from testbed.errors import ExitCode, TestbedError
 
@@ -190,6 +189,6 @@ def test_missing_or_empty_durations_mean_an_even_split(tmp_path: Path) -> None:
     assert shard.read_durations(tmp_path / "empty") == {}
     (tmp_path / "old").write_text('[["t::a", 1]]')  # pytest-split's older format
     assert shard.read_durations(tmp_path / "old") == {"t::a": 1.0}
+    (tmp_path / "bad").write_text('{"t::a": "slow"}')
     with pytest.raises(TestbedError, match="expected a JSON object"):
-        (tmp_path / "bad").write_text('{"t::a": "slow"}')
         shard.read_durations(tmp_path / "bad")
