@@ -75,11 +75,15 @@ def check(shard: str, durations: str, service_dir: Path) -> None:
 
 
 def record(run_id: str, shard: str, durations: str) -> None:
-    """Remember the run's shard in its state, where run_tests and `testbed merge` find it."""
+    """Remember the run's shard in its state, where run_tests and `testbed merge` find it (a later unsharded
+    `playbooks/test.yml` against the same environment tests the whole suite again)."""
+    state = RunState.find(run_id)
     if not shard:
+        if "shard" in state.read():
+            with state.update() as data:
+                data.pop("shard", None)
         return
     k, n = parse(shard)
-    state = RunState.find(run_id)
     with state.update() as data:
         data["shard"] = {"index": k, "count": n, "durations": durations}
 
