@@ -83,6 +83,24 @@ def test_three_shards_merged_equal_one_run_and_durations_change_the_split(suite:
     assert sorted(c for g in groups for c in g) == every
 
 
+@pytest.mark.slow
+def test_the_reference_service_in_three_shards_equals_one_run(tmp_path: Path) -> None:
+    reference = PROJECT / "services" / "agent_executor"
+    whole = cli("run", "--service", str(reference), "--backend", "native", "--ports", "auto",
+                "--run-folder", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    one_run = json.loads((run_folder_of(whole.stdout) / "report.json").read_text())
+    folders = _run_shards(reference, tmp_path / "shards", 3)
+    merged = cli("merge", *map(str, folders), "--out", str(tmp_path / "merged"))
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    report = json.loads((tmp_path / "merged" / "report.json").read_text())
+    every = _cases(tmp_path / "merged" / "junit.xml")
+    assert len(every) == len(set(every)) == one_run["tests"]["passed"]
+    assert report["tests"]["passed"] == one_run["tests"]["passed"]
+    assert abs(report["coverage"] - one_run["coverage"]) <= 0.5
+    assert [s["shard"] for s in report["shards"]] == ["shard 1/3", "shard 2/3", "shard 3/3"]
+
+
 def _fake_shard(folder: Path, cases: list[str], code: int = 0, durations: dict[str, float] | None = None) -> Path:
     """A run folder as `testbed run --shard` leaves it, without running anything."""
     folder.mkdir(parents=True)

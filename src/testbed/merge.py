@@ -80,6 +80,11 @@ def load(folder: Path) -> Shard:
     return Shard(folder, report, state)
 
 
+def _order(item: Shard) -> tuple[int, int, str]:
+    info = item.state.get("shard") or {}
+    return (int(info.get("count", 0)), int(info.get("index", 0)), str(item.folder))
+
+
 def _merge_junit(shards: Sequence[Shard], out: Path) -> None:
     """One junit.xml of every shard's test cases; a test reported by two shards is an error."""
     from junitparser import JUnitXml, TestSuite  # noqa: PLC0415
@@ -184,7 +189,7 @@ def merge(folders: Sequence[Path], out: Path, service_dir: Path | None = None) -
     resolved = [f.resolve() for f in folders]
     if len(set(resolved)) != len(resolved):
         raise TestbedError("merge: a run folder is given twice; each shard's folder once")
-    shards = [load(f) for f in resolved]
+    shards = sorted((load(f) for f in resolved), key=_order)
     out = out.resolve()
     if out in resolved:
         raise TestbedError(f"merge: --out {out} is one of the shard folders; merge into a folder of its own")
