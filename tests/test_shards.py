@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, run_folder_of
+from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
 from testbed import merge, shard
 from testbed.errors import ExitCode, TestbedError
 
@@ -81,6 +81,24 @@ def test_three_shards_merged_equal_one_run_and_durations_change_the_split(suite:
     groups = _groups(second)
     assert ["tests.test_slow::test_slow"] in groups, groups
     assert sorted(c for g in groups for c in g) == every
+
+    # Shards measured on another machine, at another path: merge maps their paths onto this one's sources.
+    elsewhere = suite.rename(tmp_path / "elsewhere")
+    moved = cli("merge", *map(str, first), "--out", str(tmp_path / "moved"), "--service", str(elsewhere))
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert json.loads((tmp_path / "moved" / "report.json").read_text())["coverage"] == report["coverage"]
+
+
+@pytest.mark.slow
+def test_plain_ansible_playbook_runs_one_shard(suite: Path, tmp_path: Path) -> None:
+    result = playbook("integration.yml", {"testbed_service": str(suite), "testbed_backend": "native",
+                                          "testbed_ports": "auto", "testbed_run_root": str(tmp_path / "runs"),
+                                          "testbed_shard": "2/3"})
+    assert result.returncode == 0, result.stdout[-3000:]
+    folder = run_folder_of(result.stdout)
+    assert len(_cases(folder / "junit.xml")) == 3
+    assert json.loads((folder / "state.json").read_text())["shard"] == {"index": 2, "count": 3, "durations": ""}
+    assert len(json.loads((folder / "durations.json").read_text())) == 3
 
 
 @pytest.mark.slow
