@@ -4,6 +4,7 @@ report as one run; durations recorded by one split change the next; merge refuse
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -228,3 +229,31 @@ def test_missing_or_empty_durations_mean_an_even_split(tmp_path: Path) -> None:
     (tmp_path / "bad").write_text('{"t::a": "slow"}')
     with pytest.raises(TestbedError, match="expected a JSON object"):
         shard.read_durations(tmp_path / "bad")
+
+
+@pytest.mark.slow
+def test_run_with_shards_runs_them_at_once_and_merges(suite: Path, tmp_path: Path) -> None:
+    result = cli("run", "--service", str(suite), "--backend", "native", "--run-folder", str(tmp_path / "runs"),
+                 "--shards", "3")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ℹ️  Shards: 3 running at once" in result.stdout
+    merged = Path(re.findall(r"Merged folder: (\S+)", result.stdout)[-1])
+    report = json.loads((merged / "report.json").read_text())
+    assert report["tests"]["passed"] == 10 and [s["shard"] for s in report["shards"]] == [
+        "shard 1/3", "shard 2/3", "shard 3/3"]
+    assert len(set(_cases(merged / "junit.xml"))) == 10
+    for entry in report["shards"]:
+        assert leftovers(Path(entry["run_folder"]).name) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--shards", "0"], "--shards '0': expected a number from 1 to 99, or auto"),
+    (["--shards", "auto"], "--shards auto needs --inventory FILE --limit GROUP"),
+    (["--shards", "2", "--shard", "1/2"], "--shards gives each shard its own --shard K/N and run id"),
+])
+def test_bad_shards_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    result = cli("run", "--service", str(FIXTURES / "services" / "shards"), "--run-folder", str(tmp_path / "runs"),
+                 *args)
+    assert result.returncode == ExitCode.CONFIG
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert not (tmp_path / "runs").exists()

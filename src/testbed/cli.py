@@ -100,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
         "--shard", default="", metavar="K/N", help="run only the K-th of N groups of the suite (by recorded durations)"
     )
     run.add_argument(
+        "--shards",
+        default="",
+        metavar="N|auto",
+        help="run N shards at once and merge them (with --inventory/--limit GROUP: on its hosts; auto: one per host)",
+    )
+    run.add_argument(
         "--durations",
         type=Path,
         default=None,
@@ -251,6 +257,8 @@ def _require_up(directory: Path) -> RunState:
 def cmd_run(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
     _validate(args, config)
+    if args.shards:
+        return _run_shards(args, config, project)
     options = _options(args, config, "integration.yml")
     options.extravars |= _shard_vars(args, config)
     from testbed.runner import run_playbook  # noqa: PLC0415
@@ -273,20 +281,34 @@ def cmd_merge(args: argparse.Namespace, _project: Path) -> int:
     from testbed import merge  # noqa: PLC0415
 
     report = merge.merge(args.folders, args.out, args.service.resolve() if args.service else None)
-    tests = report["tests"]
-    from testbed.pipeline import tests_line  # noqa: PLC0415
-
-    mark = "✅" if report["exit_code"] == 0 else "❌"
-    print(f"{mark} Merged {len(report['shards'])} shards: {tests_line(tests)} (slowest shard)")
-    for entry in report["shards"]:
-        line = tests_line(entry["tests"]) if entry["tests"] else "no tests ran"
-        print(f"   {entry['shard']}: exit {entry['exit_code']}, {line}")
-    if report["coverage"] is not None:
-        print(f"✅ Coverage: {report['coverage']:g}%")
-    print(f"ℹ️  Durations: {report['durations_measured']} measured; next split: {report['run_folder']}/durations.json")
-    print(f"📁 Merged folder: {report['run_folder']}")
-    merge.publish(report)
+    merge.show(report)
     return int(report["exit_code"])
+
+
+def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) -> int:
+    """--shards N|auto: every shard at once (here with auto ports, or on the hosts of --limit GROUP), merged."""
+    from testbed import fleet  # noqa: PLC0415
+
+    if args.shard or args.run_id:
+        raise TestbedError("--shards gives each shard its own --shard K/N and run id; leave --shard and --run-id out")
+    inventory = _inventory(args)
+    hosts = fleet.group_hosts(inventory, args.limit) if inventory else []
+    total = fleet.count(args.shards, hosts)
+    durations = _shard_vars(argparse.Namespace(**{**vars(args), "shard": f"1/{total}"}), config)["testbed_durations"]
+    shard_argv = [
+        *("--service", str(config.directory), "--backend", args.backend, "--secrets", args.secrets),
+        # Shards here run side by side: free ports (a runner host picks its own, runner_ports).
+        *("--ports", "auto" if inventory is None else args.ports),
+        *(f"--image={pair}" for pair in args.image),
+        *(["--pull"] if args.pull else []),
+        *("--readiness-timeout", str(args.readiness_timeout)),
+        *(["-" + "v" * args.verbose] if args.verbose else []),
+        *(["--durations", durations] if durations else []),
+        *(["--inventory", str(inventory)] if inventory else []),
+    ]
+    run_root = (args.run_folder or project / "runs").resolve()
+    shard_argv += ["--run-folder", str(run_root)]
+    return fleet.run(shard_argv, [a for a in args.pytest_args if a != "--"], total, hosts, run_root)
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:

@@ -237,6 +237,25 @@ def merge(folders: Sequence[Path], out: Path, service_dir: Path | None = None) -
     return report
 
 
+def show(report: dict[str, Any], stream: IO[str] = sys.stdout) -> None:
+    """The merge in a few lines, then (under GitHub Actions) the summary and annotations."""
+    from testbed.pipeline import tests_line  # noqa: PLC0415
+
+    mark = "✅" if report["exit_code"] == 0 else "❌"
+    lines = [f"{mark} Merged {len(report['shards'])} shards: {tests_line(report['tests'])} (slowest shard)"]
+    for entry in report["shards"]:
+        tests = tests_line(entry["tests"]) if entry["tests"] else "no tests ran"
+        lines.append(f"   {entry['shard']}: exit {entry['exit_code']}, {tests}")
+    if report["coverage"] is not None:
+        lines.append(f"✅ Coverage: {report['coverage']:g}%")
+    lines.append(
+        f"ℹ️  Durations: {report['durations_measured']} measured; next split: {report['run_folder']}/durations.json"
+    )
+    lines.append(f"📁 Merged folder: {report['run_folder']}")
+    stream.write("\n".join(lines) + "\n")
+    publish(report, stream)
+
+
 def publish(report: dict[str, Any], stream: IO[str] = sys.stdout) -> None:
     """Under GitHub Actions: at most 10 annotations, the one step summary, the step outputs."""
     if not github.is_github_actions():
