@@ -7,7 +7,6 @@ per host). The shards' run folders are merged (testbed.merge) into `<run root>/m
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import subprocess
@@ -35,13 +34,13 @@ def count(text: str, hosts: Sequence[str]) -> int:
 
 
 def group_hosts(inventory: Path, limit: str) -> list[str]:
-    """The hosts of an inventory group (or the one host) `--limit` names, as Ansible resolves them."""
-    argv = [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(inventory), "--list", "--limit", limit]
+    """The hosts of an inventory group (or the one host) `--limit` names, as Ansible resolves the pattern."""
+    argv = [str(Path(sys.executable).parent / "ansible"), limit, "-i", str(inventory), "--list-hosts"]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise TestbedError(f"--inventory {inventory}: ansible-inventory failed: {result.stderr.strip()[-300:]}")
-    data = json.loads(result.stdout)
-    hosts = sorted(data.get("_meta", {}).get("hostvars", {}))
+        raise TestbedError(f"--inventory {inventory}: ansible --list-hosts failed: {result.stderr.strip()[-300:]}")
+    # "  hosts (2):" then one indented host per line
+    hosts = [line.strip() for line in result.stdout.splitlines()[1:] if line.strip()]
     if not hosts:
         raise TestbedError(f"--limit {limit}: no host of {inventory} matches")
     return hosts
