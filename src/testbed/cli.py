@@ -308,7 +308,8 @@ def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) 
     ]
     run_root = (args.run_folder or project / "runs").resolve()
     shard_argv += ["--run-folder", str(run_root)]
-    return fleet.run(shard_argv, [a for a in args.pytest_args if a != "--"], total, hosts, run_root)
+    pytest_args = [a for a in args.pytest_args if a != "--"]
+    return fleet.run(shard_argv, pytest_args, total, hosts, run_root, config.directory)
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:

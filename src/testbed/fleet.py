@@ -46,7 +46,14 @@ def group_hosts(inventory: Path, limit: str) -> list[str]:
     return hosts
 
 
-def run(shard_argv: Sequence[str], pytest_args: Sequence[str], total: int, hosts: Sequence[str], run_root: Path) -> int:
+def run(
+    shard_argv: Sequence[str],
+    pytest_args: Sequence[str],
+    total: int,
+    hosts: Sequence[str],
+    run_root: Path,
+    service_dir: Path,
+) -> int:
     """Start every shard, wait for all, merge what they left; the exit code is the merge's (the worst shard's)."""
     merged = run_root / f"merged-{new_run_id()}"
     logs = merged / "shards"
@@ -82,6 +89,7 @@ def run(shard_argv: Sequence[str], pytest_args: Sequence[str], total: int, hosts
     if len(folders) < total:
         print(f"❌ Shards: {total - len(folders)} left no run folder; see their logs in {logs}")
         return merge.worst([*codes, int(ExitCode.CONFIG)])
-    report = merge.merge(folders, merged)
+    # A runner host measured its own copy of the service: coverage maps it onto this folder.
+    report = merge.merge(folders, merged, service_dir)
     merge.show(report)
     return int(report["exit_code"])
