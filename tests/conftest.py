@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 # Every run of the test suite hands the fixture service this secret through the environment; no file a
 # run produces, and no output, may contain it.
 SECRET = "tb-secret-" + secrets.token_hex(12)
-RUN_FOLDER = re.compile(r"Run folder: ([^\s']+)")
+RUN_FOLDER = re.compile(r"Run folder: ([^\s'\"]+)")  # yaml or json (no ansible.cfg) output
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -37,8 +37,9 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "testbed", *args], cwd=PROJECT, env=env or clean_env(),
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
+        cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "testbed", *args], cwd=cwd, env=env or clean_env(),
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 

@@ -61,6 +61,7 @@ def test_every_config_problem_is_named_in_one_line(tmp_path: Path) -> None:
 
 
 def test_missing_required_secret_in_env_mode_is_exit_11_listing_all(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()  # tests.paths' default: preflight checks it exists
     (tmp_path / "testbed.yml").write_text(
         "servers: [postgres]\nsecrets:\n  API_KEY: /a/b\n  OTHER_KEY: {parameter: /a/c}\n"
         "  OPTIONAL_KEY: {parameter: /a/d, optional: true}\n")
@@ -73,6 +74,7 @@ def test_missing_required_secret_in_env_mode_is_exit_11_listing_all(tmp_path: Pa
 
 def test_ci_true_alone_is_not_github_actions(tmp_path: Path) -> None:
     # With CI=true but no GITHUB_ACTIONS, secrets come from the environment (no AWS needed).
+    (tmp_path / "tests").mkdir()
     (tmp_path / "testbed.yml").write_text("servers: [postgres]\nsecrets:\n  API_KEY: /a/b\n")
     result = cli("run", "--service", str(tmp_path), env=clean_env(CI="true"))
     assert result.returncode == ExitCode.SECRETS

@@ -25,6 +25,7 @@ from testbed import migrations
 from testbed.migrations import ADVISORY_LOCK_KEY, MigrationError, apply, discover
 from testbed.pipeline import free_port
 
+TRACKED = f"{migrations.DEFAULT_SCHEMA}.{migrations.TRACKING_TABLE}"
 PG_USER = "testbed"  # the unprivileged system user that owns the cluster when the tests run as root
 
 
@@ -131,10 +132,10 @@ class Db:
         return self.value(f"SELECT to_regclass('{relation}') IS NOT NULL") is True
 
     def tracked(self) -> list[tuple[int, str]]:
-        if not self.exists("testbed_schema_migrations"):
+        if not self.exists(TRACKED):
             return []
         return [
-            (v, n) for v, n in self.rows("SELECT version, name FROM testbed_schema_migrations ORDER BY 1")
+            (v, n) for v, n in self.rows(f"SELECT version, name FROM {TRACKED} ORDER BY 1")
         ]
 
 
@@ -299,7 +300,7 @@ def test_applies_in_numeric_version_order_not_lexical(folder: Path, db: Db) -> N
         ("checksum", "text", "NO"),
         ("applied_at", "timestamp with time zone", "NO"),
     ]
-    checksums = dict(db.rows("SELECT name, checksum FROM testbed_schema_migrations"))
+    checksums = dict(db.rows(f"SELECT name, checksum FROM {TRACKED}"))
     assert checksums["2_two.sql"] == hashlib.sha256((folder / "2_two.sql").read_bytes()).hexdigest()
 
 
@@ -307,21 +308,21 @@ def test_empty_folder_applies_nothing(folder: Path, db: Db) -> None:
     result = apply(db.conninfo, folder)
     assert result.applied == []
     assert not result.changed
-    assert db.exists("testbed_schema_migrations")
+    assert db.exists(TRACKED)
 
 
 def test_rerun_applies_nothing_then_only_new_files(folder: Path, db: Db) -> None:
     write(folder, "1_a.sql", "CREATE TABLE a (id int);")
     write(folder, "2_b.sql", "INSERT INTO a VALUES (1);")
     assert apply(db.conninfo, folder).applied == ["1_a.sql", "2_b.sql"]
-    before = db.rows("SELECT version, applied_at FROM testbed_schema_migrations ORDER BY 1")
+    before = db.rows(f"SELECT version, applied_at FROM {TRACKED} ORDER BY 1")
 
     again = apply(db.conninfo, folder)
 
     assert not again.changed
     assert again.applied == []
     assert again.skipped == ["1_a.sql", "2_b.sql"]
-    assert db.rows("SELECT version, applied_at FROM testbed_schema_migrations ORDER BY 1") == before
+    assert db.rows(f"SELECT version, applied_at FROM {TRACKED} ORDER BY 1") == before
     assert db.value("SELECT count(*) FROM a") == 1
 
     write(folder, "3_c.sql", "INSERT INTO a VALUES (3);")
@@ -555,7 +556,11 @@ def test_create_index_concurrently_without_marker_fails(folder: Path, db: Db) ->
 
     message = error_of(db.conninfo, folder)
 
-    assert message == "2_index.sql line 2: CREATE INDEX CONCURRENTLY cannot run inside a transaction block"
+    assert message == (
+        "2_index.sql line 2: CREATE INDEX CONCURRENTLY cannot run inside a transaction block; mark the file with"
+        " a first line '-- testbed:no-transaction' to run it outside a transaction (keep such a file to that one"
+        " statement)"
+    )
     assert db.tracked() == [(1, "1_t.sql")]
     assert not db.exists("t_id_idx")
 
@@ -570,6 +575,89 @@ def test_no_transaction_file_may_manage_its_own_transactions(folder: Path, db: D
     assert message.startswith("3_open.sql: leaves a transaction open")
     assert db.rows("SELECT id FROM t") == [(1,)]
     assert db.tracked() == [(1, "1_t.sql"), (2, "2_tx.sql")]
+
+
+@pytest.mark.parametrize("statement", ["VACUUM t;", "ALTER SYSTEM SET work_mem = '5MB';"])
+def test_other_statements_that_need_autocommit_name_the_marker(folder: Path, db: Db, statement: str) -> None:
+    write(folder, "1_t.sql", "CREATE TABLE t (id int);", statement)
+
+    message = error_of(db.conninfo, folder)
+
+    assert message.startswith("1_t.sql line 2: ")
+    assert "cannot run inside a transaction block; mark the file with a first line '-- testbed:no-transaction'" in (
+        message
+    )
+
+
+# ------------------------------------------------------------------------------------ invisible bookkeeping
+
+
+def _service_tables(db: Db) -> list[tuple[str, str]]:
+    """What a suite sees when it lists the tables of the schemas it works in."""
+    return db.rows(
+        "SELECT table_schema, table_name FROM information_schema.tables"
+        " WHERE table_schema = ANY(current_schemas(false)) OR table_schema = 'public' ORDER BY 1, 2"
+    )
+
+
+def test_bookkeeping_lives_in_its_own_schema_off_the_search_path(folder: Path, db: Db) -> None:
+    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write(folder, "2_b.sql", "CREATE TABLE b (id int);")
+
+    apply(db.conninfo, folder)
+
+    assert _service_tables(db) == [("public", "a"), ("public", "b")]
+    assert db.value("SELECT 'testbed_migrations' = ANY(current_schemas(false))") is False
+    assert db.tracked() == [(1, "1_a.sql"), (2, "2_b.sql")]
+    assert not db.exists("public.testbed_schema_migrations")
+
+
+def test_bookkeeping_schema_is_configurable(folder: Path, db: Db) -> None:
+    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
+
+    assert apply(db.conninfo, folder, schema="ops bookkeeping").applied == ["1_a.sql"]
+    assert apply(db.conninfo, folder, schema="ops bookkeeping").skipped == ["1_a.sql"]
+
+    assert db.rows('SELECT version, name FROM "ops bookkeeping".testbed_schema_migrations') == [(1, "1_a.sql")]
+    assert _service_tables(db) == [("public", "a")]
+    assert not db.exists(TRACKED)
+
+
+@pytest.mark.parametrize("schema", ["public", "postgres"], ids=["public", "named-like-the-user"])
+def test_a_schema_on_the_search_path_is_refused_and_not_created(folder: Path, db: Db, schema: str) -> None:
+    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
+
+    message = error_of(db.conninfo, folder, schema=schema)
+
+    assert message.startswith(
+        f"schema '{schema}' (testbed's migration bookkeeping) is on the search_path of user 'postgres'"
+    )
+    assert db.value("SELECT count(*) FROM pg_namespace WHERE nspname = 'postgres'") == 0
+    assert not db.exists("a")
+
+
+def test_a_legacy_table_in_public_is_moved_with_its_rows(folder: Path, db: Db) -> None:
+    """What testbed before the schema left: the table in public, the first file applied."""
+    first = write(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    with psycopg.connect(db.conninfo, autocommit=True) as conn:
+        conn.execute("CREATE TABLE a (id int)")
+        conn.execute(
+            "CREATE TABLE testbed_schema_migrations (version bigint PRIMARY KEY, name text NOT NULL,"
+            " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute(
+            "INSERT INTO testbed_schema_migrations (version, name, checksum) VALUES (1, '1_a.sql', %s)",
+            (hashlib.sha256(first.read_bytes()).hexdigest(),),
+        )
+    write(folder, "2_b.sql", "CREATE TABLE b (id int);")
+
+    result = apply(db.conninfo, folder)
+
+    assert (result.applied, result.skipped) == (["2_b.sql"], ["1_a.sql"])
+    assert db.tracked() == [(1, "1_a.sql"), (2, "2_b.sql")]
+    assert _service_tables(db) == [("public", "a"), ("public", "b")]
+    (folder / "1_a.sql").write_text("CREATE TABLE a (id bigint);\n")
+    assert error_of(db.conninfo, folder).startswith("1_a.sql: checksum changed since it was applied")
 
 
 # ------------------------------------------------------------------------------------------- concurrency

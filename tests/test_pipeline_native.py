@@ -127,8 +127,14 @@ def test_down_playbook_cleans_up_after_a_killed_playbook(service: Path, runs: Pa
 
 
 def test_project_ansible_cfg_is_used_by_the_wrapper() -> None:
-    # The wrapper must point ansible-runner at the repository's ansible.cfg (it ignores it otherwise).
-    assert "library = plugins/modules" in (PROJECT / "ansible.cfg").read_text()
+    # The wrapper must point ansible-runner at the collection's ansible.cfg (it ignores it otherwise), whose
+    # collections_path resolves testbed.pipeline in a checkout (a symlink kept in git).
+    from testbed.config import project_root  # noqa: PLC0415
+    from testbed.runner import runner_envvars  # noqa: PLC0415
+
+    assert runner_envvars(project_root())["ANSIBLE_CONFIG"] == str(PROJECT / "ansible.cfg")
+    assert "collections_path = .collections:" in (PROJECT / "ansible.cfg").read_text()
+    assert (PROJECT / ".collections" / "ansible_collections" / "testbed" / "pipeline").resolve() == PROJECT
 
 
 @pytest.mark.parametrize("name", ["dburl", "argaddr"])

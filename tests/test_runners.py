@@ -242,7 +242,10 @@ def test_runner_playbook_prepares_both_hosts_idempotently(prepared: Hosts) -> No
             "grep -q create_main_cluster /etc/postgresql-common/createcluster.d/testbed.conf && "
             "grep -q testbed /usr/sbin/policy-rc.d && "
             "test \"$(readlink /etc/systemd/system/redis-server.service)\" = /dev/null && "
-            "test -z \"$(ls -A /etc/postgresql 2>/dev/null)\" && ls /opt/testbed/wheelhouse/testbed-*.whl"
+            "test -z \"$(ls -A /etc/postgresql 2>/dev/null)\" && ls /opt/testbed/wheelhouse/testbed-*.whl && "
+            # The installed package alone (its collection inside it) is enough for the host-side commands.
+            f"cd / && {VENV}/bin/testbed status | grep -q 'no testbed environments' && "
+            f"{VENV}/bin/testbed gc | grep -q '^gc: '"
         ), check=False)
         assert checks.returncode == 0, checks.stdout + checks.stderr
         # Installed, never started: no server runs until a pipeline starts one.
@@ -364,10 +367,10 @@ def test_up_and_down_on_a_remote_host(prepared: Hosts, service: Path, runs: Path
     try:
         assert down.returncode == 0, down.stdout + down.stderr
         assert "✅ Teardown: nothing left behind" in down.stdout
-        assert (PROJECT / "runs" / run_id / "state.json").is_file()  # down has no --run-folder: ./runs
+        assert (service / "runs" / run_id / "state.json").is_file()  # down has no --run-folder: beside the service
         assert prepared.leftovers("host2") == []
     finally:
-        shutil.rmtree(PROJECT / "runs" / run_id, ignore_errors=True)
+        shutil.rmtree(service / "runs" / run_id, ignore_errors=True)
 
 
 def test_host_key_checking_is_on(prepared: Hosts, service: Path, runs: Path) -> None:

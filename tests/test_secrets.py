@@ -384,15 +384,15 @@ def test_playbook_refuses_verbosity_that_would_print_values(aws: FakeAWS, tmp_pa
 def test_secrets_file_is_0600_in_a_0700_folder_and_removed(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "rt"))
-    assert tb_secrets.write_secret("unit-run", "A", "one") is True
-    assert tb_secrets.write_secret("unit-run", "B", "two") is True
+    assert tb_secrets.write_secret("unit-run", "A", "one-value") is True
+    assert tb_secrets.write_secret("unit-run", "B", "two-value") is True
     assert tb_secrets.write_secret("unit-run", "C", "") is False
     path = tb_secrets.secrets_path("unit-run")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     # The unprivileged server user still reaches the runtime dir around the private folder.
     assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o755
-    assert tb_secrets.read_secrets("unit-run") == {"A": "one", "B": "two"}
+    assert tb_secrets.read_secrets("unit-run") == {"A": "one-value", "B": "two-value"}
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     tb_secrets.remove_secrets("unit-run")
     assert not path.parent.exists()
@@ -432,7 +432,7 @@ def test_optional_secret_is_skipped_only_outside_ssm(tmp_path: Path,
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "rt"))
     specs = [{"variable": "NEEDED", "parameter": "/p/needed", "optional": False},
              {"variable": "EXTRA", "parameter": "/p/extra", "optional": True}]
-    tb_secrets.write_secret("unit-run", "NEEDED", "x")
+    tb_secrets.write_secret("unit-run", "NEEDED", "needed-value")
     done = tb_secrets.check_secrets({"source": "file", "run_id": "unit-run", "specs": specs, "results": []})
     assert done["resolved"] == ["NEEDED"]
     assert done["skipped_optional"] == ["EXTRA"]

@@ -139,8 +139,14 @@ def test_aws_credentials_step(job):
 def test_python_and_install_steps(job):
     setup = _step(job, uses="actions/setup-python")
     assert str(setup["with"]["python-version"]) == "3.11"
-    assert setup["with"]["cache"] == "pip"
-    _step(job, runs="pip install .")
+    uv = _step(job, uses="astral-sh/setup-uv")
+    assert uv["with"]["enable-cache"] is True  # uv's cache is kept between runs
+    install = _step(job, runs="uv pip install")
+    assert '".[aws]"' in install["run"]  # boto3 for SSM, which the workflow's runs use
+    assert '/testbed" collections install' in install["run"]
+    assert '>> "$GITHUB_PATH"' in install["run"]  # the run and gc steps find testbed
+    names = [s.get("uses", "").split("@")[0] for s in job["steps"]]
+    assert names.index("actions/setup-python") < names.index("astral-sh/setup-uv") < job["steps"].index(install)
     docker = _step(job, runs="docker version")
     assert "::notice" in docker["run"]
     assert "continue-on-error" not in docker  # the script itself never fails

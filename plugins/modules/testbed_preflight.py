@@ -18,12 +18,12 @@ from ansible.module_utils.basic import AnsibleModule
 from testbed import ansible_module, pipeline
 
 SPEC = {
-    "service_dir": {"type": "path", "required": True},
+    "service_dir": {"type": "str", "required": True},
     "catalogue": {"type": "dict", "required": True},
     "backend": {"type": "str", "default": "auto", "choices": list(pipeline.BACKENDS)},
     "ports": {"type": "str", "default": "fixed", "choices": list(pipeline.PORT_MODES)},
     "run_id": {"type": "str", "default": ""},
-    "run_root": {"type": "path", "required": True},
+    "run_root": {"type": "str", "required": True},
     "owner_pid": {"type": "int"},
     "lease_seconds": {"type": "int"},
     "images": {"type": "dict", "default": {}},

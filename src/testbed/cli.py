@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from testbed import __version__
 from testbed.config import (
     ServiceConfig,
-    connection_facts,
     load_catalogue,
     load_service_config,
+    nearest_service_dir,
     project_root,
     service_environment,
 )
@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
             "--service",
             type=Path,
             default=None,
-            help="the service's folder, holding testbed.yml (default: services/agent_executor)",
+            help="the service's folder, holding testbed.yml (default: the nearest testbed.yml here or above)",
         )
         sub.add_argument(
             "-v", "--verbose", action="count", default=0, help="show task output (capped at Ansible's -vv)"
@@ -75,7 +75,11 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--pull", action="store_true", help="pull images even when present")
         sub.add_argument("--run-id", default="", help="the run's id (default: a fresh one)")
         sub.add_argument(
-            "--run-folder", type=Path, default=None, metavar="DIR", help="where run folders go (default: ./runs)"
+            "--run-folder",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="where run folders go (default: the service's runs/)",
         )
         sub.add_argument("--readiness-timeout", type=int, default=60, metavar="SECONDS")
 
@@ -161,11 +165,22 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="collect runs older than this even if their owner lives (default 6 h)",
     )
+
+    collections = commands.add_parser(
+        "collections", help="install the Ansible collections a run needs (community.docker, amazon.aws)"
+    )
+    collections.add_argument("action", choices=("install",))
+    collections.add_argument(
+        "--path",
+        type=Path,
+        default=None,
+        help="a collections path, as ansible-galaxy's -p (default: this Python's site-packages)",
+    )
     return parser
 
 
-def _service_dir(arg: Path | None, project: Path) -> Path:
-    return (arg or project / "services" / "agent_executor").resolve()
+def _service_dir(arg: Path | None, _project: Path) -> Path:
+    return arg.resolve() if arg is not None else nearest_service_dir(Path.cwd())
 
 
 def _config(arg: Path | None, project: Path) -> ServiceConfig:
@@ -188,11 +203,24 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     """Everything that can be checked before anything starts, reported at once."""
     if getattr(args, "run_id", ""):
         check_run_id(args.run_id)
-    # Templates must render against the facts the run will provide.
-    service_environment(config, connection_facts(config.servers))
+        if getattr(args, "inventory", None) is None:  # a remote run's id names an environment over there
+            from testbed.run_guard import refuse_run_id_in_use  # noqa: PLC0415
+
+            refuse_run_id_in_use(args.run_id)
+    from testbed.preflight_checks import check_before_start  # noqa: PLC0415 - only commands that start servers
+
+    check_before_start(config)  # templates, test paths, exec limits, migration files
     from testbed.runner import secrets_source  # noqa: PLC0415 - only commands that run playbooks need it
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
+    from testbed import collections_install, docker_api  # noqa: PLC0415
+
+    backend = getattr(args, "backend", "auto")
+    # auto picks Docker where its engine answers (a remote host's engine cannot be asked from here).
+    docker = backend == "docker" or (
+        backend == "auto" and (getattr(args, "inventory", None) is not None or docker_api.engine_answers() is not None)
+    )
+    collections_install.require(docker=docker, ssm=source == "ssm")
     if source == "env":
         from testbed.secrets import require_env  # noqa: PLC0415
 
@@ -259,7 +287,7 @@ def cmd_run(args: argparse.Namespace, project: Path) -> int:
     _validate(args, config)
     if args.shards:
         return _run_shards(args, config, project)
-    options = _options(args, config, "integration.yml")
+    options = _options(args, config, "playbooks/integration.yml")
     options.extravars |= _shard_vars(args, config)
     from testbed.runner import run_playbook  # noqa: PLC0415
 
@@ -364,15 +392,20 @@ def _migrate_existing(run_id: str) -> int:
 def cmd_test(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
     state = _require_up(config.directory)
+    from testbed.preflight_checks import check_before_start  # noqa: PLC0415
+
+    check_before_start(config)  # a test path removed or an env value grown since `up`
     data = state.read()
     options = _options(args, config, "playbooks/test.yml")
     options.run_id = data["run_id"]
     options.run_root = Path(data["run_folder"]).parent
     options.secrets = "file"
     options.teardown = "never"
+    from testbed.run_guard import testing  # noqa: PLC0415
     from testbed.runner import run_playbook  # noqa: PLC0415
 
-    return run_playbook(options, project, config.as_dict())
+    with testing(state):  # `testbed down` refuses meanwhile
+        return run_playbook(options, project, config.as_dict())
 
 
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
@@ -388,7 +421,10 @@ def cmd_down(args: argparse.Namespace, project: Path) -> int:
 
         return run_playbook(options, project, config.as_dict())
     state = RunState.find(args.run_id) if args.run_id else _require_up(_service_dir(args.service, project))
-    result = teardown(state)
+    from testbed.run_guard import tearing_down  # noqa: PLC0415
+
+    with tearing_down(state):
+        result = teardown(state)
     if result.ok:
         print(f"✅ Teardown: {state.runtime_dir.name} removed ({len(result.removed)} resources)")
         return 0
@@ -410,7 +446,7 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
 
     wanted = _config(args.service, project).name if args.service else None
     runs = []
-    for state in all_runs():
+    for state in all_runs(warn=lambda warning: print(f"⚠️  {warning}", file=sys.stderr)):
         data = state.read()
         if wanted and data.get("service") != wanted:
             continue
@@ -457,16 +493,20 @@ def cmd_logs(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
     data = _require_up(config.directory).read()
     names = [args.server] if args.server else list(data["servers"])
+    from testbed.secrets import redactor  # noqa: PLC0415
+
+    redact = redactor(data["run_id"]).text  # a server may log what a test sent it
     containers = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
     for name in names:
         if name not in data["servers"]:
             raise TestbedError(f"no server {name!r} in this environment (it has {', '.join(data['servers'])})")
         print(f"==> {data['servers'][name]['title']} <==")
         if name in containers:
-            print(docker_api.logs(containers[name]), end="")
+            print(redact(docker_api.logs(containers[name])), end="")
         else:
             path = Path(data["run_folder"]) / "logs" / f"{name}.log"
-            print(path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "(no log yet)", end="")
+            text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "(no log yet)"
+            print(redact(text), end="")
     return 0
 
 
@@ -483,6 +523,15 @@ def cmd_gc(args: argparse.Namespace, _project: Path) -> int:
     return int(ExitCode.TEARDOWN) if left else 0
 
 
+def cmd_collections(args: argparse.Namespace, _project: Path) -> int:
+    from testbed import collections_install  # noqa: PLC0415
+
+    root = args.path.resolve() / "ansible_collections" if args.path else None
+    for line in collections_install.install(root):
+        print(line)
+    return 0
+
+
 COMMANDS: dict[str, Any] = {
     "run": cmd_run,
     "merge": cmd_merge,
@@ -493,6 +542,7 @@ COMMANDS: dict[str, Any] = {
     "env": cmd_env,
     "logs": cmd_logs,
     "gc": cmd_gc,
+    "collections": cmd_collections,
 }
 
 
@@ -503,6 +553,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(COMMANDS[args.command](args, project))
     except TestbedError as exc:
         print(f"testbed: error: {exc}", file=sys.stderr)
+        if args.command in ("run", "up", "test"):
+            from testbed.runner import publish_failure  # noqa: PLC0415
+
+            # Under GitHub Actions a run that fails before its playbook still leaves a step summary.
+            publish_failure(args.command, getattr(args.service, "name", "") or "service", exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.SIGINT)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -11,19 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from testbed.errors import ExitCode, TestbedError
+from testbed.migration_files import DEFAULT_SCHEMA as DEFAULT_MIGRATIONS_SCHEMA
 
 CONFIG_NAME = "testbed.yml"
 CATALOGUE_FILE = Path("roles/servers/defaults/main.yml")
 INSTALL_MODES = ("auto", "poetry", "pip", "none")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # key -> (type, description) for the top level; nested maps are checked below.
 _TOP_LEVEL: dict[str, type | tuple[type, ...]] = {
     "name": str,
     "servers": list,
     "settings": dict,
-    "migrations": (str, type(None)),
+    "migrations": (str, dict, type(None)),
     "tests": dict,
     "install": str,
     "secrets": dict,
@@ -34,8 +35,10 @@ _TESTS: dict[str, type | tuple[type, ...]] = {
     "pytest_args": list,
     "coverage": list,
     "timeout": int,
+    "deadline": int,
 }
 _SECRET: dict[str, type | tuple[type, ...]] = {"parameter": str, "optional": bool}
+_MIGRATIONS: dict[str, type | tuple[type, ...]] = {"folder": str, "schema": str}
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class TestsSpec:
     pytest_args: list[str] = field(default_factory=list)
     coverage: list[str] = field(default_factory=list)
     timeout: int = 300
+    deadline: int = 3600  # seconds for the whole tests phase; then pytest and all it started are killed
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class ServiceConfig:
     install: str
     secrets: list[SecretSpec]
     env: dict[str, str]
+    migrations_schema: str = DEFAULT_MIGRATIONS_SCHEMA
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ServiceConfig:
@@ -84,6 +89,7 @@ class ServiceConfig:
             install=data["install"],
             secrets=[SecretSpec(**spec) for spec in data["secrets"]],
             env=dict(data["env"]),
+            migrations_schema=data.get("migrations_schema", DEFAULT_MIGRATIONS_SCHEMA),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -98,28 +104,28 @@ class ServiceConfig:
                 "pytest_args": list(self.tests.pytest_args),
                 "coverage": list(self.tests.coverage),
                 "timeout": self.tests.timeout,
+                "deadline": self.tests.deadline,
             },
             "install": self.install,
             "secrets": [
                 {"variable": s.variable, "parameter": s.parameter, "optional": s.optional} for s in self.secrets
             ],
             "env": dict(self.env),
+            "migrations_schema": self.migrations_schema,
         }
 
 
 def project_root() -> Path:
-    """The testbed checkout: TESTBED_PROJECT_DIR, else the nearest folder above cwd or this package
-    holding integration.yml and the catalogue."""
-    explicit = os.environ.get("TESTBED_PROJECT_DIR")
-    if explicit:
-        return Path(explicit).resolve()
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for candidate in (start, *start.parents):
-            if (candidate / "integration.yml").is_file() and (candidate / CATALOGUE_FILE).is_file():
-                return candidate
+    """The collection testbed.pipeline the wrapper drives (its playbooks, ansible.cfg and catalogue): the one
+    installed beside this package (from the wheel, at site-packages/ansible_collections/testbed/pipeline),
+    else the checkout this package lives in (an editable install gets no collection of its own)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package.parent / "ansible_collections" / "testbed" / "pipeline", package.parents[1]):
+        if (candidate / "playbooks" / "integration.yml").is_file() and (candidate / CATALOGUE_FILE).is_file():
+            return candidate
     raise TestbedError(
-        "cannot find the testbed project (integration.yml and roles/); "
-        "run from a testbed checkout or set TESTBED_PROJECT_DIR"
+        f"cannot find the collection testbed.pipeline beside the testbed package in {package.parent}; "
+        "reinstall testbed (pip install testbed) or install it from a checkout"
     )
 
 
@@ -232,6 +238,18 @@ def _secrets(raw: object, errors: list[str]) -> list[SecretSpec]:
     return specs
 
 
+def nearest_service_dir(start: Path) -> Path:
+    """The service a command without --service means: the nearest testbed.yml in start or above it."""
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder
+    raise TestbedError(
+        f"no {CONFIG_NAME} in {start} or any folder above it: run testbed in a service's folder "
+        "or pass --service with the service's folder"
+    )
+
+
 def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[str, Any]]) -> ServiceConfig:
     """Read and validate `<service_dir>/testbed.yml`; every problem is named in one line."""
     directory = Path(service_dir).resolve()
@@ -274,7 +292,10 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
             if isinstance(tests_raw.get("coverage", []), list)
             else [],
             timeout=tests_raw["timeout"] if isinstance(tests_raw.get("timeout"), int) else 300,
+            deadline=tests_raw["deadline"] if isinstance(tests_raw.get("deadline"), int) else 3600,
         )
+        if tests.deadline < 1:
+            errors.append(f"'tests.deadline' must be at least 1 second, got {tests.deadline}")
     install = raw.get("install", "auto")
     if isinstance(install, str) and not install.strip():
         errors.append(f"'install' must be one of {', '.join(INSTALL_MODES)} or a command")
@@ -292,13 +313,7 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
     if clash:
         errors.append(f"'{clash[0]}' is both in 'env' and in 'secrets'; keep it in one")
 
-    migrations = raw.get("migrations", "migrations" if (directory / "migrations").is_dir() else None)
-    migrations_dir = (directory / migrations) if isinstance(migrations, str) else None
-    if migrations_dir is not None and not migrations_dir.is_dir():
-        errors.append(f"'migrations' folder {migrations_dir} does not exist")
-    if migrations_dir is not None and "postgres" not in servers:
-        errors.append("'migrations' needs 'postgres' in 'servers'")
-
+    migrations_dir, migrations_schema = _migrations(raw, directory, servers, errors)
     if errors:
         raise TestbedError(f"{path}: " + "; ".join(errors), ExitCode.CONFIG)
     return ServiceConfig(
@@ -310,7 +325,40 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
         install=install,
         secrets=secrets,
         env=env,
+        migrations_schema=migrations_schema,
     )
+
+
+def _migrations(
+    raw: Mapping[str, Any], directory: Path, servers: Mapping[str, Any], errors: list[str]
+) -> tuple[Path | None, str]:
+    """`migrations: <folder>`, or `migrations: {folder: <folder>, schema: <bookkeeping schema>}`."""
+    default_folder = "migrations" if (directory / "migrations").is_dir() else None
+    value = raw.get("migrations", default_folder)
+    schema = DEFAULT_MIGRATIONS_SCHEMA
+    if isinstance(value, dict):
+        _check_keys(value, _MIGRATIONS, "migrations.", errors)
+        schema = value["schema"] if isinstance(value.get("schema"), str) else schema
+        value = value.get("folder", default_folder)
+        if not isinstance(value, str | None):
+            value = None
+        user = servers.get("postgres", {}).get("user")
+        if not _SCHEMA_NAME.match(schema) or schema.startswith("pg_"):
+            errors.append(
+                f"'migrations.schema' must be lowercase letters, digits and '_' (at most 63, not starting with"
+                f" 'pg_'), got {schema!r}"
+            )
+        elif schema in ("public", user):
+            errors.append(
+                f"'migrations.schema' {schema!r} is on the service's search_path (\"$user\", public); "
+                f"name another, e.g. {DEFAULT_MIGRATIONS_SCHEMA}"
+            )
+    folder = (directory / value) if isinstance(value, str) else None
+    if folder is not None and not folder.is_dir():
+        errors.append(f"'migrations' folder {folder} does not exist")
+    if folder is not None and "postgres" not in servers:
+        errors.append("'migrations' needs 'postgres' in 'servers'")
+    return folder, schema
 
 
 def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.0.0.1") -> dict[str, Any]:
@@ -333,7 +381,8 @@ def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.
 
 def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict[str, str]:
     """The non-secret environment of the service's tests: the standard variables, then the config's own."""
-    env = {"DISABLE_VAULT_AUTH": "true", "TESTING": "true"}
+    # Only testbed's own variables: a service's conventions (e.g. TESTING) belong in its testbed.yml `env`.
+    env: dict[str, str] = {}
     if "postgres" in facts:
         pg = facts["postgres"]
         env |= {
@@ -347,26 +396,68 @@ def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict
         env |= {"DRAGONFLY_HOST": facts["dragonfly"]["host"], "DRAGONFLY_PORT": str(facts["dragonfly"]["port"])}
     if "nats" in facts:
         env["NATS_URL"] = facts["nats"]["url"]
-    env |= {key: render(value, facts, f"env.{key}") for key, value in config.env.items()}
+    rendered = render_all({f"env.{key}": value for key, value in config.env.items()}, facts)
+    env |= {key: rendered[f"env.{key}"] for key in config.env}
     return env
 
 
 def render(template: str, facts: Mapping[str, Any], where: str) -> str:
     """Render one `{{ postgres.url }}`-style value from the provisioned facts."""
-    if "{" not in template:
-        return template
+    return render_all({where: template}, facts)[where]
+
+
+def render_all(templates: Mapping[str, str], facts: Mapping[str, Any]) -> dict[str, str]:
+    """Render each `where -> template`; every problem of every template is named in one TestbedError."""
+    if not any("{" in template for template in templates.values()):
+        return dict(templates)
     # Imported here: most values are plain, and start-up time is what `testbed up` is measured on.
-    from jinja2 import StrictUndefined  # noqa: PLC0415
-    from jinja2.exceptions import TemplateError  # noqa: PLC0415
+    from jinja2 import ChainableUndefined, StrictUndefined  # noqa: PLC0415
+    from jinja2.exceptions import TemplateError, TemplateSyntaxError  # noqa: PLC0415
     from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
 
+    missing: list[str] = []
+
+    class Recording(ChainableUndefined):
+        """Notes each undefined name or attribute as it is printed, so one pass finds them all."""
+
+        def __str__(self) -> str:
+            missing.append(self._undefined_message)
+            return ""
+
     jinja = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
-    try:
-        return jinja.from_string(template).render(**facts)
-    except TemplateError as exc:
-        raise TestbedError(f"testbed.yml '{where}': cannot render {template!r}: {exc}") from exc
+    survey = SandboxedEnvironment(autoescape=False, undefined=Recording)
+    rendered: dict[str, str] = {}
+    problems: list[str] = []
+    for where, template in templates.items():
+        if "{" not in template:
+            rendered[where] = template
+            continue
+        try:
+            # StrictUndefined stops at the first unknown name: a recording pass names them all first.
+            missing.clear()
+            survey.from_string(template).render(**facts)
+            if missing:
+                problems.append(f"'{where}': cannot render {template!r}: {', '.join(dict.fromkeys(missing))}")
+                continue
+            rendered[where] = jinja.from_string(template).render(**facts)
+        except TemplateSyntaxError as exc:
+            problems.append(f"'{where}': cannot render {template!r}: {exc.message} (template line {exc.lineno})")
+        except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:  # `{{ port + "a" }}`
+            problems.append(f"'{where}': cannot render {template!r}: {exc}")
+    if problems:
+        known = ", ".join(sorted(facts)) or "none"
+        raise TestbedError(f"testbed.yml {'; '.join(problems)} (facts: {known})")
+    return rendered
 
 
 def pytest_arguments(config: ServiceConfig, facts: Mapping[str, Any]) -> list[str]:
     """The config's pytest arguments with provisioned facts filled in."""
-    return [render(arg, facts, "tests.pytest_args") for arg in config.tests.pytest_args]
+    templates = {f"tests.pytest_args[{i}]": arg for i, arg in enumerate(config.tests.pytest_args)}
+    return list(render_all(templates, facts).values())
+
+
+def check_templates(config: ServiceConfig, facts: Mapping[str, Any]) -> None:
+    """Render every templated key (env, tests.pytest_args) once, naming all their problems in one line."""
+    templates = {f"env.{key}": value for key, value in config.env.items()}
+    templates |= {f"tests.pytest_args[{i}]": arg for i, arg in enumerate(config.tests.pytest_args)}
+    render_all(templates, facts)

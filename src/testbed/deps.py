@@ -11,8 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from testbed import supervisor, tools
 from testbed.config import ServiceConfig
 from testbed.errors import ExitCode, TestbedError
+from testbed.state import RunState
 
 # What a testbed run needs inside the service's environment, whatever the service pins.
 RUNNER_PACKAGES = ("pytest>=8,<9", "pytest-cov>=5,<8", "pytest-timeout>=2.3,<3", "pytest-split>=0.10,<1")
@@ -20,9 +22,7 @@ _INPUTS = ("pyproject.toml", "poetry.lock", "requirements.txt", "requirements-de
 
 
 def cache_root() -> Path:
-    explicit = os.environ.get("TESTBED_CACHE_DIR")
-    base = Path(explicit) if explicit else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "testbed"
-    return base / "venvs"
+    return tools.cache_home() / "venvs"
 
 
 def install_mode(config: ServiceConfig) -> str:
@@ -48,26 +48,29 @@ def fingerprint(config: ServiceConfig, mode: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
-    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        lines = (result.stderr.strip() or result.stdout.strip()).splitlines() or ["no output"]
-        raise TestbedError(f"dependencies: {what} failed (exit {result.returncode}): {lines[-1]}", ExitCode.CONFIG)
-
-
-def _poetry() -> str:
-    beside = Path(sys.executable).parent / "poetry"
-    found = str(beside) if beside.is_file() else shutil.which("poetry")
-    if not found:
-        raise TestbedError(
-            "dependencies: the service uses Poetry but no poetry is installed; "
-            "pip install poetry, or set install: pip in testbed.yml",
-            ExitCode.CONFIG,
+def _run(argv: list[str], cwd: Path, env: dict[str, str], what: str, state: RunState | None) -> None:
+    if state is None:
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, check=False)
+        rc, out, err = done.returncode, done.stdout, done.stderr
+    else:  # a run's install: supervised, recorded, marked, so an interrupt leaves no pip (and no cache lock)
+        rc, out, err = supervisor.run(
+            argv,
+            state=state,
+            run_id=state.runtime_dir.name,
+            what=f"dependencies: {what}",
+            deadline=0,
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
-    return found
+    if rc != 0:
+        text = err.decode(errors="replace").strip() or out.decode(errors="replace").strip()
+        lines = text.splitlines() or ["no output"]
+        raise TestbedError(f"dependencies: {what} failed (exit {rc}): {lines[-1]}", ExitCode.CONFIG)
 
 
-def ensure(config: ServiceConfig) -> tuple[Path, bool]:
+def ensure(config: ServiceConfig, state: RunState | None = None) -> tuple[Path, bool]:
     """The Python to run the service's tests with, and whether it was reused from the cache."""
     mode = install_mode(config)
     if mode == "none":
@@ -81,7 +84,7 @@ def ensure(config: ServiceConfig) -> tuple[Path, bool]:
             return python, True
         shutil.rmtree(venv, ignore_errors=True)
         try:
-            _run([sys.executable, "-m", "venv", str(venv)], config.directory, dict(os.environ), "venv")
+            _run(tools.venv_argv(venv), config.directory, dict(os.environ), "venv", state)
             env = {k: v for k, v in os.environ.items() if not k.startswith(("POETRY_", "PIP_REQUIRE"))}
             env |= {
                 "VIRTUAL_ENV": str(venv),
@@ -90,21 +93,23 @@ def ensure(config: ServiceConfig) -> tuple[Path, bool]:
                 "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             }
             if mode == "poetry":
-                _run([_poetry(), "install", "--no-interaction", "--no-ansi"], config.directory, env, "poetry install")
+                poetry = [tools.poetry(), "install", "--no-interaction", "--no-ansi"]
+                _run(poetry, config.directory, env, "poetry install", state)
             elif mode == "pip":
-                argv = [str(python), "-m", "pip", "install", "-q"]
+                requirements: list[str] = []
                 if (config.directory / "requirements.txt").is_file():
-                    argv += ["-r", "requirements.txt"]
+                    requirements += ["-r", "requirements.txt"]
                 if (config.directory / "pyproject.toml").is_file() or (config.directory / "setup.py").is_file():
-                    argv += ["-e", "."]
-                _run(argv, config.directory, env, "pip install")
+                    requirements += ["-e", "."]
+                _run(tools.pip_install_argv(python, *requirements), config.directory, env, "pip install", state)
             else:
-                _run(["/bin/sh", "-c", mode], config.directory, env, f"install command {mode!r}")
+                _run(["/bin/sh", "-c", mode], config.directory, env, f"install command {mode!r}", state)
             _run(
-                [str(python), "-m", "pip", "install", "-q", *RUNNER_PACKAGES],
+                tools.pip_install_argv(python, *RUNNER_PACKAGES),
                 config.directory,
                 env,
                 "pip install of pytest, pytest-cov, pytest-timeout, pytest-split",
+                state,
             )
         except BaseException:
             shutil.rmtree(venv, ignore_errors=True)

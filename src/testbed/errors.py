@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     PROVISIONING = 12
     MIGRATIONS = 13
     TEARDOWN = 14
+    DEADLINE = 15  # the tests phase outlived tests.deadline: pytest and everything it started were killed
     SIGINT = 130
     SIGTERM = 143
 

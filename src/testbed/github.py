@@ -13,7 +13,7 @@ import os
 import stat
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -305,6 +305,11 @@ def step_summary(
     meta = f"Run `{_cell(report.get('run_id', '?'), 100)}`, backend `{_cell(report.get('backend', '?'), 40)}`"
     if not budget.add([headline, "", meta, ""]):
         return _hard_cut(headline + "\n", max_bytes)
+    failure = report.get("failure")
+    if isinstance(failure, Mapping):
+        # The phase that failed and why, even when the run never reached its tests.
+        phase = _cell(failure.get("phase") or "?", 40)
+        budget.add([f"**Failed in {phase}:** {_cell(failure.get('message'), 1000)}", ""])
 
     # Tests and coverage first: the numbers people open the summary for.
     tests = report.get("tests")
@@ -374,8 +379,10 @@ def write_summary(
     report: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
     failures: Sequence[Failure] | None = None,
+    redact: Callable[[str], str] = str,
 ) -> bool:
-    """Append the step summary to ``$GITHUB_STEP_SUMMARY``; False when not in GitHub Actions."""
+    """Append the step summary to ``$GITHUB_STEP_SUMMARY``; False when not in GitHub Actions.
+    ``redact`` replaces secret values in the final text (testbed.redact)."""
     env = os.environ if environ is None else environ
     target = env.get("GITHUB_STEP_SUMMARY")
     if not is_github_actions(env) or not target:
@@ -387,7 +394,7 @@ def write_summary(
         existing = 0
     # The 1 MiB limit is for the step's whole summary file, whatever was written before us.
     budget = max(SUMMARY_LIMIT_BYTES - existing, 0)
-    text = step_summary(report, failures, max_bytes=budget)
+    text = redact(step_summary(report, failures, max_bytes=budget))
     if text:
         with path.open("a", encoding="utf-8") as handle:
             handle.write(text)
@@ -416,12 +423,14 @@ def outputs(report: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-def write_outputs(report: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> bool:
+def write_outputs(
+    report: Mapping[str, Any], environ: Mapping[str, str] | None = None, redact: Callable[[str], str] = str
+) -> bool:
     """Append step outputs to ``$GITHUB_OUTPUT``; False when not in GitHub Actions."""
     env = os.environ if environ is None else environ
     target = env.get("GITHUB_OUTPUT")
     if not is_github_actions(env) or not target:
         return False
     with Path(target).open("a", encoding="utf-8") as handle:
-        handle.writelines(_output_lines(name, value) for name, value in outputs(report).items())
+        handle.writelines(redact(_output_lines(name, value)) for name, value in outputs(report).items())
     return True

@@ -3,9 +3,15 @@
 Files
     ``<version>_<anything>.sql`` (``0001_create.sql``, ``2_add_index.sql``): the numeric prefix is the
     version; files are applied in numeric version order (``2_`` before ``10_``). Other files are ignored.
+    Reading them is testbed.migration_files (no psycopg), which preflight shares.
 
 Tracking
-    ``testbed_schema_migrations(version, name, checksum, applied_at)``, created if missing. ``checksum`` is
+    ``<schema>.testbed_schema_migrations(version, name, checksum, applied_at)``, created if missing, in a
+    schema of testbed's own (``DEFAULT_SCHEMA`` unless the caller names another) so that a suite listing or
+    reflecting its own schemas never sees it. That schema must not be on the connection's search_path
+    (PostgreSQL's default path starts with ``"$user"``: a schema named like the database user is on it),
+    else the service's unqualified ``CREATE TABLE`` would land there. A table left in the service's schema
+    by an older testbed is moved into it, in the same transaction that creates it. ``checksum`` is
     the sha256 of the file's bytes; an applied file must never change (add a new file instead), and a new file
     must be numbered above every applied one. A tracked version whose file is gone is logged as a warning
     and otherwise ignored.
@@ -17,8 +23,9 @@ Transactions
         -- testbed:no-transaction
 
     (anywhere among the ``--`` comment lines and blank lines at the top) run statement by statement in
-    autocommit mode instead (``CREATE INDEX CONCURRENTLY``, ``VACUUM``, ...); their tracking row is
-    inserted after the last statement succeeded. If such a file fails half-way, the statements before
+    autocommit mode instead (``CREATE INDEX CONCURRENTLY``, ``VACUUM``, ...; such a statement failing with
+    "cannot run inside a transaction block" in an unmarked file is reported with the marker named); their
+    tracking row is inserted after the last statement succeeded. If such a file fails half-way, the statements before
     the failing one stay committed and the file is not recorded: keep those files to one statement, or
     make them safe to re-run (``IF NOT EXISTS``).
 
@@ -54,11 +61,21 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import TupleRow
 
+from testbed.migration_files import (
+    DEFAULT_SCHEMA,
+    NO_TRANSACTION_MARKER,
+    Migration,
+    MigrationError,
+    discover,
+    one_line,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = [
     "ADVISORY_LOCK_KEY",
+    "DEFAULT_SCHEMA",
     "NO_TRANSACTION_MARKER",
     "TRACKING_TABLE",
     "Migration",
@@ -71,15 +88,10 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 TRACKING_TABLE = "testbed_schema_migrations"
-NO_TRANSACTION_MARKER = "-- testbed:no-transaction"
 #: Fixed signed 64-bit key for ``pg_advisory_lock``: the first 8 bytes of sha256('testbed.migrations').
 ADVISORY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"testbed.migrations").digest()[:8], "big", signed=True)
 
 _CONNECT_TIMEOUT_S = 10
-_BIGINT_MAX = 2**63 - 1
-_VERSION_RE = re.compile(r"([0-9]+)")
-_MARKER_RE = re.compile(r"[ \t]*--[ \t]*testbed:no-transaction(?:\s.*)?")
-_HEADER_LINE_RE = re.compile(r"[ \t\f\v]*(?:--.*)?")
 
 # Lexical classes of PostgreSQL's scanner (src/backend/parser/scan.l).
 _WHITESPACE = frozenset(" \t\n\r\f\v")
@@ -87,22 +99,7 @@ _IDENT_RE = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
 _NUMBER_RE = re.compile(r"[0-9][0-9A-Za-z_.]*")
 _DOLLAR_TAG_RE = re.compile(r"\$(?:[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_\x80-\U0010ffff]*)?\$")
 _TX_CONTROL = frozenset({"begin", "start", "commit", "end", "rollback", "abort"})
-
-
-class MigrationError(Exception):
-    """A migration could not be discovered or applied. The message is one line naming the file and cause."""
-
-
-@dataclass(frozen=True)
-class Migration:
-    """One ``<version>_<name>.sql`` file. ``name`` is the file name; ``sql`` its text (UTF-8, no BOM)."""
-
-    version: int
-    name: str
-    path: Path
-    sql: str
-    checksum: str
-    transactional: bool
+_ACTIVE_SQL_TRANSACTION = "25001"  # SQLSTATE of "... cannot run inside a transaction block"
 
 
 @dataclass(frozen=True)
@@ -125,73 +122,6 @@ class _Statement:
     end: int
     first: int
     words: tuple[str, ...]
-
-
-# --------------------------------------------------------------------------------------------- discovery
-
-
-def discover(folder: Path) -> list[Migration]:
-    """Read the ``*.sql`` files of ``folder``, sorted by version; MigrationError on a bad folder or file."""
-    folder = Path(folder)
-    if not folder.exists():
-        raise MigrationError(f"migrations folder {folder} does not exist")
-    if not folder.is_dir():
-        raise MigrationError(f"migrations folder {folder} is not a directory")
-    try:
-        paths = sorted(p for p in folder.iterdir() if p.name.endswith(".sql") and p.is_file())
-    except OSError as e:
-        raise MigrationError(f"cannot list migrations folder {folder}: {_one_line(e.strerror or str(e))}") from e
-
-    by_version: dict[int, Migration] = {}
-    for path in paths:
-        migration = _read(path)
-        other = by_version.get(migration.version)
-        if other is not None:
-            raise MigrationError(f"duplicate migration version {migration.version}: {other.name} and {migration.name}")
-        by_version[migration.version] = migration
-    return [by_version[v] for v in sorted(by_version)]
-
-
-def _read(path: Path) -> Migration:
-    name = path.name
-    match = _VERSION_RE.match(name)
-    if match is None:
-        raise MigrationError(f"{name}: migration file names must start with a numeric version, e.g. 0001_{name}")
-    version = int(match.group(1))
-    if version > _BIGINT_MAX:
-        raise MigrationError(f"{name}: version {match.group(1)} does not fit in a bigint")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise MigrationError(f"{name}: cannot read: {_one_line(e.strerror or str(e))}") from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise MigrationError(f"{name}: not valid UTF-8 (byte {e.start})") from e
-    text = text.removeprefix("\ufeff")
-    return Migration(
-        version=version,
-        name=name,
-        path=path,
-        sql=text,
-        checksum=hashlib.sha256(data).hexdigest(),
-        transactional=not _has_no_transaction_marker(name, text),
-    )
-
-
-def _has_no_transaction_marker(name: str, text: str) -> bool:
-    in_header = True
-    for number, line in enumerate(text.splitlines(), start=1):
-        is_marker = _MARKER_RE.fullmatch(line) is not None
-        if in_header and is_marker:
-            return True
-        in_header = in_header and _HEADER_LINE_RE.fullmatch(line) is not None
-        if is_marker:
-            raise MigrationError(
-                f"{name} line {number}: {NO_TRANSACTION_MARKER!r} must be among the comment lines "
-                "at the top of the file, before any SQL"
-            )
-    return False
 
 
 # ----------------------------------------------------------------------------------------------- splitting
@@ -339,10 +269,6 @@ def _line_of(text: str, offset: int) -> int:
 # ------------------------------------------------------------------------------------------------- errors
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
 def _secrets(conninfo: str) -> list[str]:
     """Every spelling of the password that the conninfo (valid or not) may contain."""
     found: set[str] = set()
@@ -368,7 +294,7 @@ class _Redactor:
     def __call__(self, message: str) -> str:
         for secret in self._secrets:
             message = message.replace(secret, "***")
-        return _one_line(message)
+        return one_line(message)
 
 
 def _server_message(e: psycopg.Error) -> str:
@@ -387,8 +313,11 @@ def _server_message(e: psycopg.Error) -> str:
 # -------------------------------------------------------------------------------------------------- apply
 
 
-def apply(conninfo: str, folder: Path, *, lock_timeout_s: float = 60.0) -> MigrationResult:
-    """Apply the pending migrations of ``folder`` to the database at ``conninfo``, in version order.
+def apply(
+    conninfo: str, folder: Path, *, lock_timeout_s: float = 60.0, schema: str = DEFAULT_SCHEMA
+) -> MigrationResult:
+    """Apply the pending migrations of ``folder`` to the database at ``conninfo``, in version order,
+    tracking them in ``schema`` (created if missing).
 
     Raises MigrationError (one line, naming the file and the cause, never the password) on any failure;
     files applied before a failing one stay applied.
@@ -409,16 +338,18 @@ def apply(conninfo: str, folder: Path, *, lock_timeout_s: float = 60.0) -> Migra
     except psycopg.Error as e:
         raise MigrationError(f"cannot connect to the database: {redact(str(e))}") from None
     try:
-        return _Run(conn, redact).run(migrations, lock_timeout_s)
+        return _Run(conn, redact, schema).run(migrations, lock_timeout_s)
     finally:
         conn.close()
 
 
 class _Run:
-    def __init__(self, conn: psycopg.Connection[TupleRow], redact: _Redactor) -> None:
+    def __init__(self, conn: psycopg.Connection[TupleRow], redact: _Redactor, schema: str) -> None:
         self.conn = conn
         self.redact = redact
-        self.table = sql.Identifier(TRACKING_TABLE)
+        self.schema = schema
+        self.table = sql.Identifier(schema, TRACKING_TABLE)
+        self.table_name = f"{schema}.{TRACKING_TABLE}"
 
     def run(self, migrations: list[Migration], lock_timeout_s: float) -> MigrationResult:
         self._lock(lock_timeout_s)
@@ -475,31 +406,49 @@ class _Run:
     # -- tracking table
 
     def _prepare_table(self) -> dict[int, tuple[str, str]]:
+        """Create (or adopt) the tracking table in its own schema, in one transaction; return its rows."""
         try:
-            row = self.conn.execute(
-                "SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE c.oid = to_regclass(%s)",
-                (TRACKING_TABLE,),
-            ).fetchone()
-            schema = row[0] if row is not None else None
-            if schema is None:
-                row = self.conn.execute("SELECT current_schema()").fetchone()
-                schema = row[0] if row is not None else None
-            if schema is None:
-                raise MigrationError(f"cannot create {TRACKING_TABLE}: the search_path names no existing schema")
-            self.table = sql.Identifier(str(schema), TRACKING_TABLE)
-            self.conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (version bigint PRIMARY KEY, name text NOT NULL,"
-                    " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-                ).format(self.table)
-            )
+            with self.conn.transaction():
+                self.conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+                self._refuse_schema_on_search_path()
+                self._adopt_legacy_table()
+                self.conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE IF NOT EXISTS {} (version bigint PRIMARY KEY, name text NOT NULL,"
+                        " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                    ).format(self.table)
+                )
             rows = self.conn.execute(
                 sql.SQL("SELECT version, name, checksum FROM {} ORDER BY version").format(self.table)
             ).fetchall()
         except psycopg.Error as e:
-            raise MigrationError(f"cannot prepare {TRACKING_TABLE}: {self.redact(_server_message(e))}") from None
+            raise MigrationError(f"cannot prepare {self.table_name}: {self.redact(_server_message(e))}") from None
         return {int(str(v)): (str(name), str(checksum)) for v, name, checksum in rows}
+
+    def _refuse_schema_on_search_path(self) -> None:
+        row = self.conn.execute("SELECT %s = ANY(current_schemas(false)), current_user", (self.schema,)).fetchone()
+        if row is not None and row[0]:
+            raise MigrationError(
+                f"schema {self.schema!r} (testbed's migration bookkeeping) is on the search_path of user "
+                f"{row[1]!r}, so the service would see it and create its tables there; name another schema "
+                "in testbed.yml (migrations: {folder: ..., schema: ...})"
+            )
+
+    def _adopt_legacy_table(self) -> None:
+        """An older testbed kept the table on the search_path (``public``): move it, rows and all."""
+        row = self.conn.execute(
+            "SELECT n.nspname, to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
+            (self.schema, TRACKING_TABLE, TRACKING_TABLE),
+        ).fetchone()
+        if row is None or row[0] == self.schema:
+            return
+        legacy = sql.Identifier(str(row[0]), TRACKING_TABLE)
+        if row[1]:
+            _log.warning("both %s.%s and %s exist; using %s", row[0], TRACKING_TABLE, self.table_name, self.table_name)
+            return
+        self.conn.execute(sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(legacy, sql.Identifier(self.schema)))
+        _log.info("moved %s.%s into schema %s", row[0], TRACKING_TABLE, self.schema)
 
     # -- migrate
 
@@ -574,6 +523,11 @@ class _Run:
         position = e.diag.statement_position
         offset = st.start + int(position) - 1 if position and position.isdigit() else st.first
         line = _line_of(m.sql, offset)
+        if m.transactional and e.sqlstate == _ACTIVE_SQL_TRANSACTION:
+            note += (
+                f"; mark the file with a first line {NO_TRANSACTION_MARKER!r} to run it outside a transaction"
+                " (keep such a file to that one statement)"
+            )
         return MigrationError(f"{m.name} line {line}: {self.redact(_server_message(e))}{note}")
 
     def _apply_transactional(self, m: Migration, statements: list[_Statement]) -> None:
@@ -612,7 +566,7 @@ class _Run:
             self._record(m)
         except psycopg.Error as e:
             raise MigrationError(
-                f"{m.name}: applied, but recording it in {TRACKING_TABLE} failed: {self.redact(_server_message(e))}"
+                f"{m.name}: applied, but recording it in {self.table_name} failed: {self.redact(_server_message(e))}"
             ) from None
 
 

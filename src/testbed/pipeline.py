@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from testbed import docker_api, native, secrets
+from testbed import docker_api, native, redact, secrets, supervisor
 from testbed.config import (
     ServiceConfig,
     connection_facts,
@@ -22,6 +22,8 @@ from testbed.config import (
     service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
+from testbed.junit import JUnitSummary
+from testbed.preflight_checks import check_before_start
 from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
 
 BACKENDS = ("auto", "docker", "native")
@@ -56,7 +58,10 @@ def _port_holder(port: int) -> str:
 
 
 def port_free(port: int) -> bool:
+    """Whether a server could listen on the port. With SO_REUSEADDR, as the servers bind: the previous
+    run's TIME_WAIT connections do not count, a listener (or a socket that refuses the bind) does."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -208,6 +213,7 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
     if ports not in PORT_MODES:
         raise TestbedError(f"ports {ports!r} is not one of {', '.join(PORT_MODES)}")
     config = load_service_config(params["service_dir"], params["catalogue"])
+    check_before_start(config)
     existing = _existing_run(params.get("run_id") or "")
     if existing is not None:
         return existing
@@ -232,7 +238,8 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
                 settings[key] = 0 if chosen == "docker" else free_port()
             elif not port_free(int(settings[key])):
                 holder = _port_holder(int(settings[key]))
-                busy.append(f"{settings['title']} port {settings[key]} is taken" + (f" by {holder}" if holder else ""))
+                who = f" by {holder}" if holder else " (bound by a socket that does not listen)"
+                busy.append(f"{settings['title']} port {settings[key]} is taken{who}")
     if busy:
         raise TestbedError("; ".join(busy) + " — stop it, or use --ports auto", ExitCode.PROVISIONING)
 
@@ -470,7 +477,8 @@ def migrate(run_id: str) -> dict[str, Any]:
         f"host={pg['host']} port={pg['port']} user={pg['user']} password={pg['password']} dbname={pg['database']}"
     )
     try:
-        result = migrations.apply(conninfo, Path(folder))
+        schema = data["config"].get("migrations_schema") or migrations.DEFAULT_SCHEMA
+        result = migrations.apply(conninfo, Path(folder), schema=schema)
     except migrations.MigrationError as exc:
         raise TestbedError(f"migrations: {exc}", ExitCode.MIGRATIONS) from exc
     return {"applied": list(result.applied), "skipped": list(result.skipped), "changed": bool(result.applied)}
@@ -483,7 +491,7 @@ def prepare_tests(run_id: str) -> dict[str, Any]:
     config = ServiceConfig.from_dict(data["config"])
     from testbed import deps  # noqa: PLC0415
 
-    python, cached = deps.ensure(config)
+    python, cached = deps.ensure(config, state)
     with state.update() as current:
         current["python"] = str(python)
     return {"python": str(python), "cached": cached, "changed": not cached}
@@ -516,10 +524,12 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     facts = data["facts"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}
     env |= service_environment(config, facts)
-    env |= secrets.read_secrets(run_id)
-    # Kept in the run folder (no leading dot: upload-artifact skips hidden files): `testbed merge` combines shards'.
-    env |= {"COVERAGE_FILE": str(run_folder / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
+    values = secrets.read_secrets(run_id)
+    env |= values
+    redactor = redact.Redactor(values.values())
+    env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
     junit_path = run_folder / "junit.xml"
+    junit_path.unlink(missing_ok=True)  # a report from an earlier `testbed test` must not stand for this one
     argv = [
         str(python),
         "-m",
@@ -544,28 +554,47 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
             "--cov-report=term",
         ]
     started = time.monotonic()
-    with (run_folder / "pytest.log").open("wb") as log:
-        rc = subprocess.run(
+    # pytest's output reaches pytest.log only through the redactor: no secret value is ever on disk.
+    with redact.redacting_log(run_folder / "pytest.log", redactor) as log:
+        # Under a supervisor: whatever the tests start (setsid, nohup, double fork) ends with them.
+        rc, _, _ = supervisor.run(
             argv,
-            cwd=config.directory,
+            state=state,
+            run_id=run_id,
+            what="tests",
+            deadline=config.tests.deadline,
             env=env,
+            cwd=config.directory,
             stdout=log,
             stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        ).returncode
+        )
     seconds = time.monotonic() - started
     rc = shard.exit_code(data, rc, run_folder / "pytest.log")
+    gone = {name: _gone(data)(name) for name in data["servers"]}
+    shard.keep_coverage_data(state.runtime_dir / "coverage.data", run_folder)
+    (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
+    # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
+    # Coverage files hold source, not what ran: whole values suffice there, and are fast on a large tree.
+    redactor.file(junit_path)
+    redactor.file(run_folder / "coverage.xml", fragments=False)
+    redactor.tree(run_folder / "htmlcov", fragments=False)
     summary = junit.parse(junit_path)  # None when pytest stopped before writing it (usage errors)
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0} | (summary.counts() if summary else {})
     counts["duration"] = round((summary.duration if summary else 0) or seconds, 2)
     coverage = _coverage_percent(run_folder / "coverage.xml") if config.tests.coverage else None
     return {
         "rc": rc,
+        "untrusted": untrusted_result(rc, summary),
         "tests": counts,
         "coverage": coverage,
         "seconds": round(seconds, 2),
         "log": str(run_folder / "pytest.log"),
+        "deadline": config.tests.deadline if rc == ExitCode.DEADLINE else None,
+        "servers_gone": [
+            f"{data['servers'][name]['title']} exited" + ("" if why == "the server exited" else f" ({why})")
+            for name, why in gone.items()
+            if why
+        ],
     }
 
 
@@ -579,17 +608,57 @@ def tests_line(tests: Mapping[str, Any]) -> str:
     return f"{', '.join(parts) or 'no tests ran'} in {tests.get('duration', 0):.1f}s"
 
 
+def untrusted_result(rc: int, summary: JUnitSummary | None) -> str | None:
+    """Why pytest's exit 0 cannot be believed, or None. A pass needs its JUnit report, with tests that ran
+    and counts that agree with the exit code: a test or conftest calling os._exit(0) writes none."""
+    if rc != 0:
+        return None
+    if summary is None:
+        return "pytest exited 0 but wrote no JUnit report (a test or conftest called os._exit?)"
+    if summary.problem:
+        return f"pytest exited 0 but its JUnit report is unreadable ({summary.problem})"
+    if summary.total == 0:
+        return "pytest exited 0 but its JUnit report lists no tests"
+    if summary.failed or summary.errors:
+        return f"pytest exited 0 but its JUnit report lists {summary.failed} failed and {summary.errors} errors"
+    return None
+
+
 def pytest_phase(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
     """run_tests, failing the phase with pytest's own exit code when the tests did not pass."""
     result = run_tests(run_id, extra_args)
     rc = result["rc"]
+    gone = "; ".join(result["servers_gone"])
+    if result.get("untrusted"):
+        # Counted as pytest's internal error (3): something ended it without its own reporting.
+        error = TestbedError(
+            f"Tests: {result['untrusted']}{'; ' + gone if gone else ''}; see {result['log']}", ExitCode.INTERNAL_ERROR
+        )
+        error.details |= result
+        raise error
+    if rc == 0 and gone:  # the tests passed, but against an environment that went away under them
+        error = TestbedError(
+            f"Tests: {tests_line(result['tests'])}, but {gone} during the tests", ExitCode.PROVISIONING
+        )
+        error.details |= result
+        raise error
     if rc == 0:
         return result
+    if rc == ExitCode.DEADLINE:
+        error = TestbedError(
+            f"Tests: outlived tests.deadline ({result['deadline']} s): pytest and everything it started were "
+            f"killed{'; ' + gone if gone else ''}; see {result['log']}",
+            ExitCode.DEADLINE,
+        )
+        error.details |= result
+        raise error
     if rc == ExitCode.NO_TESTS:
         error = TestbedError("Tests: no tests collected (counted as a failure)", ExitCode.NO_TESTS)
     elif rc in (ExitCode.TESTS_FAILED, ExitCode.INTERRUPTED, ExitCode.INTERNAL_ERROR, ExitCode.USAGE_ERROR):
         error = TestbedError(
-            f"Tests: {tests_line(result['tests'])} (pytest exit {rc}; see {result['log']})", ExitCode(rc)
+            f"Tests: {tests_line(result['tests'])} (pytest exit {rc}{'; ' + gone if gone else ''}; "
+            f"see {result['log']})",
+            ExitCode(rc),
         )
     else:
         error = TestbedError(f"Tests: pytest ended with exit {rc}; see {result['log']}", ExitCode.INTERNAL_ERROR)

@@ -13,6 +13,7 @@ import psycopg
 import redis
 
 Probe = Callable[[Mapping[str, Any]], str]
+PROBE_TIMEOUT = 5.0  # one attempt of one probe, whatever the protocol client does
 
 
 def probe_postgres(fact: Mapping[str, Any]) -> str:
@@ -60,7 +61,8 @@ def probe_nats(fact: Mapping[str, Any]) -> str:
         finally:
             await nc.close()
 
-    return asyncio.run(check())
+    # nats-py can wait forever on a server that accepted the connection but never answers: bound it.
+    return asyncio.run(asyncio.wait_for(check(), timeout=PROBE_TIMEOUT))
 
 
 PROBES: dict[str, Probe] = {"postgres": probe_postgres, "dragonfly": probe_redis, "nats": probe_nats}

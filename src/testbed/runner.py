@@ -17,9 +17,9 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from testbed import __version__, github, junit, pipeline, secrets
+from testbed import __version__, extravars_file, github, junit, pipeline, reaper, redact, secrets
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root
+from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root, trusted_runtime_root
 
 PHASES: dict[str, str] = {
     "preflight": "Preflight",
@@ -237,7 +237,7 @@ class Options:
     """What a wrapper command asks of the playbooks."""
 
     service: Path
-    playbook: str = "integration.yml"
+    playbook: str = "playbooks/integration.yml"
     backend: str = "auto"
     ports: str = "fixed"
     secrets: str = "auto"
@@ -343,50 +343,23 @@ def runner_arguments(
     }
 
 
-def run_playbook(options: Options, project: Path, config: dict[str, Any], out: IO[str] = sys.stdout) -> int:
-    """Drive one playbook through ansible-runner and return the exit code from the table."""
-    import ansible_runner  # noqa: PLC0415 - slow import, only for commands that run playbooks
-
-    from testbed.state import new_run_id  # noqa: PLC0415
-
-    run_id = options.run_id or new_run_id()
-    run_root = (options.run_root or project / "runs").resolve()
-    environ = os.environ
-    source = secrets_source(options.secrets, environ)
-    gha = github.is_github_actions(environ)
-    renderer = Renderer(out, options.verbose, environ)
-    # On a remote host nothing of the run is on this machine: no local sweep, head start or secrets file.
-    remote = options.inventory is not None
-
-    if options.teardown != "never" and not remote:
-        sweep_orphans(out)
-
-    if source == "env" and not remote:
-        resolve_env_secrets(config["secrets"], run_id, environ)
-        source = "file"
-
-    def mask_secrets() -> None:
-        if gha:
-            try:
-                github.mask(secrets.read_secrets(run_id).values(), sys.__stdout__)
-            except ValueError:
-                out.write("ℹ️  stdout is a file: secret values are not masked there (and never printed)\n")
-
-    renderer.on_secrets = mask_secrets
-    mask_secrets()  # values the wrapper moved from the environment are masked before anything prints
-
-    head_start = _head_start(options, project, run_id, run_root) if source != "ssm" and not remote else None
-
+def _private_dir(run_id: str, keep: bool) -> Path:
+    """ansible-runner's private data dir, owned by this process: gc removes it once its owner is gone (a
+    SIGKILL leaves it behind), unless it was kept on purpose."""
     private_dir = runtime_root() / f"runner-{run_id}"
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    # gc removes this folder once its owner is gone (a SIGKILL leaves it behind).
-    if options.keep_runner_dir:
-        (private_dir / KEPT_FILE).touch()  # gc leaves a folder kept on purpose alone
+    if keep:
+        (private_dir / KEPT_FILE).touch()
     (private_dir / OWNER_FILE).write_text(
         json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
         encoding="utf-8",
     )
-    extravars = {
+    return private_dir
+
+
+def _extravars(options: Options, run_id: str, run_root: Path, source: str, remote: bool) -> dict[str, Any]:
+    """The playbook variables of a wrapper run (passed as data: see extravars_file)."""
+    return {
         "testbed_service": str(options.service.resolve()),
         "testbed_backend": options.backend,
         "testbed_ports": options.ports,
@@ -402,6 +375,51 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
         **({"testbed_hosts": options.limit} if remote and options.limit else {}),
         **options.extravars,
     }
+
+
+def run_playbook(options: Options, project: Path, config: dict[str, Any], out: IO[str] = sys.stdout) -> int:
+    """Drive one playbook through ansible-runner and return the exit code from the table."""
+    import ansible_runner  # noqa: PLC0415 - slow import, only for commands that run playbooks
+
+    from testbed.state import new_run_id  # noqa: PLC0415
+
+    run_id = options.run_id or new_run_id()
+    run_root = (options.run_root or options.service / "runs").resolve()  # beside the service: git-ignore runs/
+    environ = os.environ
+    source = secrets_source(options.secrets, environ)
+    gha = github.is_github_actions(environ)
+    # Everything the wrapper prints goes through the run's redactor; it learns values as they resolve.
+    redactor = redact.Redactor()
+    out = redact.RedactingWriter(out, redactor)  # type: ignore[assignment]
+    renderer = Renderer(out, options.verbose, environ)
+    # On a remote host nothing of the run is on this machine: no local sweep, head start or secrets file.
+    remote = options.inventory is not None
+
+    if not remote:
+        trusted_runtime_root()  # another user's folder (or a world-writable one) is refused before anything
+    if options.teardown != "never" and not remote:
+        sweep_orphans(out)
+
+    if source == "env" and not remote:
+        resolve_env_secrets(config["secrets"], run_id, environ)
+        source = "file"
+
+    def mask_secrets() -> None:
+        values = secrets.read_secrets(run_id).values() if not remote else []
+        redactor.add(values)
+        if gha:
+            try:
+                github.mask(values, sys.__stdout__)
+            except ValueError:
+                out.write("ℹ️  stdout is a file: secret values are not masked there (and never printed)\n")
+
+    renderer.on_secrets = mask_secrets
+    mask_secrets()  # values the wrapper moved from the environment are masked before anything prints
+
+    head_start = _head_start(options, project, run_id, run_root) if source != "ssm" and not remote else None
+
+    private_dir = _private_dir(run_id, options.keep_runner_dir)
+    extravars = _extravars(options, run_id, run_root, source, remote)
     inventory = options.inventory.resolve() if options.inventory else project / "inventory" / "hosts.yml"
     envvars = runner_envvars(project, options.verbose, remote)
     interrupted = Interrupted()
@@ -412,7 +430,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             thread, runner = ansible_runner.run_async(
                 **runner_arguments(private_dir, project, options.playbook, inventory, envvars),
                 limit=options.limit or None,
-                extravars=extravars,
+                # As data: a YAML file whose strings are !unsafe, never templated (a path with {{ }} in it).
+                cmdline=extravars_file.cmdline(extravars_file.write(private_dir / "extravars.yml", extravars)),
                 event_handler=renderer,
                 cancel_callback=interrupted,
                 verbosity=min(options.verbose, MAX_VERBOSITY),
@@ -435,6 +454,8 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
             code = interrupted.exit_code
             out.write(f"❌ Interrupted by {signal.Signals(interrupted.signum).name}: tearing down\n")
             out.flush()
+            if not remote:  # the cancel killed the controller's group; its workers setsid() away from it
+                reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
             left = (
                 remote_teardown(options, project, run_id, run_root, inventory, envvars)
                 if remote
@@ -454,18 +475,22 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
                     out.write(f"❌ Teardown: left {', '.join(left)}\n")
                     code = code if code != ExitCode.PASSED else ExitCode.TEARDOWN
 
-    _finish(build_report(renderer, run_id, run_root / run_id, code, started, options), out, gha)
+    _finish(build_report(renderer, run_id, run_root / run_id, code, started, options), out, gha, redactor)
     return int(code)
 
 
-def _finish(report: dict[str, Any], out: IO[str], gha: bool) -> None:
-    """report.json in the run folder, its path on screen, and GitHub's annotations, summary and outputs."""
+def _finish(report: dict[str, Any], out: IO[str], gha: bool, redactor: redact.Redactor | None = None) -> None:
+    """report.json in the run folder, its path on screen, and GitHub's annotations, summary and outputs;
+    the run folder scrubbed of every secret value first (server logs, coverage files, anything a test wrote)."""
+    redactor = redactor or redact.Redactor()
+    report = redactor.data(report)
     folder = Path(report["run_folder"])
     if folder.is_dir():
+        redactor.tree(folder, skip=("htmlcov",))  # htmlcov: scrubbed when pytest ended
         (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
         out.write(f"📁 Run folder: {folder}\n")
     if gha:
-        publish_to_github(report, out)
+        publish_to_github(report, out, redactor)
     out.flush()
 
 
@@ -536,11 +561,16 @@ def remote_teardown(
         result = ansible_runner.run(
             **runner_arguments(private_dir, project, "playbooks/down.yml", inventory, envvars),
             limit=options.limit or None,
-            extravars={
-                "testbed_run_id": run_id,
-                "testbed_run_root": str(run_root),
-                **({"testbed_hosts": options.limit} if options.limit else {}),
-            },
+            cmdline=extravars_file.cmdline(
+                extravars_file.write(
+                    private_dir / "extravars.yml",
+                    {
+                        "testbed_run_id": run_id,
+                        "testbed_run_root": str(run_root),
+                        **({"testbed_hosts": options.limit} if options.limit else {}),
+                    },
+                )
+            ),
             ident="down",
         )
     finally:
@@ -575,15 +605,40 @@ def build_report(
         "coverage": renderer.coverage,
         "run_folder": str(run_folder),
         "junit": str(run_folder / "junit.xml"),
+        **(
+            {"failure": {"phase": PHASES[f[0]], "message": f[2].removeprefix(f"{PHASES[f[0]]}: ")}}
+            if (f := renderer.failure)
+            else {}
+        ),
         "duration": round(time.time() - started, 2),
         "testbed_version": __version__,
     }
 
 
-def publish_to_github(report: Mapping[str, Any], out: IO[str]) -> None:
-    summary = junit.parse(Path(report["junit"]))
-    failures = summary.failures if summary else []
+def publish_to_github(report: Mapping[str, Any], out: IO[str], redactor: redact.Redactor | None = None) -> None:
+    redactor = redactor or redact.Redactor()
+    summary = junit.parse(Path(report["junit"])) if report.get("junit") else None
+    failures = [junit.Failure(**redactor.data(vars(f))) for f in (summary.failures if summary else [])]
     for line in github.annotations(failures):
-        out.write(line + "\n")
-    github.write_summary(report, failures=failures)
+        out.write(redactor.text(line) + "\n")
+    github.write_summary(report, failures=failures, redact=redactor.text)
+    github.write_outputs(report, redact=redactor.text)
+
+
+def publish_failure(command: str, service: str, error: TestbedError) -> None:
+    """A run that failed before its playbook (config, secrets): the step summary still names the phase."""
+    phase = "Secrets" if error.exit_code == ExitCode.SECRETS else "Preflight"
+    report = {
+        "run_id": "",
+        "service": service,
+        "backend": "",
+        "exit_code": int(error.exit_code),
+        "result": "failed",
+        "phases": [{"name": phase.lower(), "title": phase, "status": "failed", "duration": 0, "line": str(error)}],
+        "tests": None,
+        "coverage": None,
+        "failure": {"phase": phase, "message": f"{command}: {error}"},
+        "testbed_version": __version__,
+    }
+    github.write_summary(report)
     github.write_outputs(report)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from testbed import redact
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import check_run_id, runtime_root
 
@@ -38,10 +39,21 @@ def _private_dir(run_id: str) -> Path:
     return private
 
 
+def check_length(variable: str, value: str) -> None:
+    """Refuse a value too short to redact safely (testbed.redact), naming the variable, never the value."""
+    if redact.too_short(value):
+        raise TestbedError(
+            f"secrets: {variable}: value shorter than {redact.MIN_SECRET_LENGTH} characters, too short to redact "
+            "safely from logs and reports; use a longer one",
+            ExitCode.SECRETS,
+        )
+
+
 def write_secret(run_id: str, variable: str, value: str | None) -> bool:
     """Add one resolved value to the run's 0600 secrets file (in a 0700 folder); False when unresolved."""
     if not value:
         return False
+    check_length(variable, value)
     path = _private_dir(run_id) / SECRETS_NAME
     values = read_secrets(run_id)
     values[variable] = value
@@ -52,6 +64,11 @@ def write_secret(run_id: str, variable: str, value: str | None) -> bool:
         json.dump(values, handle)
     tmp.replace(path)
     return True
+
+
+def redactor(run_id: str) -> redact.Redactor:
+    """Everything that redacts the run's output: its secret values, read from the 0600 file."""
+    return redact.Redactor(read_secrets(run_id).values())
 
 
 def remove_secrets(run_id: str) -> None:
@@ -71,6 +88,10 @@ _AWS_CODE = re.compile(r"An error occurred \((\w+)\)")
 _EXCEPTION = re.compile(r"(?:botocore|boto3)\.exceptions\.(\w+)")
 # (phrases in a lookup's error, lower-cased) -> what to say; the first match wins.
 _REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("required python library (botocore and boto3)",),  # amazon.aws's lookup, boto3 absent
+        "boto3 is not installed (pip install 'testbed[aws]', or use --secrets env)",
+    ),
     (
         ("unable to locate credentials", "nocredentials"),
         "no AWS credentials (in CI: configure-aws-credentials; locally: AWS_PROFILE, or --secrets env)",
@@ -134,6 +155,9 @@ def require_env(specs: Iterable[Mapping[str, Any]], environ: Mapping[str, str]) 
         raise TestbedError(
             f"secrets: {', '.join(missing)} not set; export them, or use --secrets ssm", ExitCode.SECRETS
         )
+    for spec in specs:
+        if environ.get(spec["variable"]):
+            check_length(spec["variable"], environ[spec["variable"]])
 
 
 def check_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -150,7 +174,7 @@ def check_secrets(params: Mapping[str, Any]) -> dict[str, Any]:
         outcome = outcomes.get(variable, {})
         if outcome.get("failed"):
             where = f"{variable} (SSM parameter {parameter})" if source == "ssm" else variable
-            reason = _failure_reason(outcome)
+            reason = _failure_reason(outcome).removeprefix(f"{variable}: ")  # testbed_secret's own names it
             problems.append(f"{where}: {reason}" + (f" in {region}" if reason == "not found" else ""))
         elif outcome.get("present") or variable in present:
             continue

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,13 @@ def pytest_args(data: Mapping[str, Any], run_folder: Path, service_dir: Path) ->
         "--store-durations",
         "--clean-durations",
     ]
+
+
+def keep_coverage_data(data_file: Path, run_folder: Path) -> None:
+    """A copy of the run's coverage data in its run folder, for `testbed merge` (named without a leading dot:
+    upload-artifact skips hidden files). It holds paths and line numbers, never values."""
+    if data_file.is_file():
+        shutil.copyfile(data_file, run_folder / "coverage.data")
 
 
 def exit_code(data: Mapping[str, Any], rc: int, log: Path) -> int:

@@ -11,6 +11,7 @@ import re
 import secrets
 import signal
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,6 +31,41 @@ def runtime_root() -> Path:
     """Where server data, sockets and private files live: reachable by the server user, outside any home."""
     explicit = os.environ.get("TESTBED_RUNTIME_DIR")
     return Path(explicit) if explicit else Path(tempfile.gettempdir()) / f"testbed-{os.getuid()}"
+
+
+def check_trusted(path: Path, what: str) -> None:
+    """A folder whose contents testbed acts on (deletes, kills by) must be ours and writable only by us:
+    another local user could otherwise plant state that makes root remove or kill anything."""
+    info = path.lstat()
+    fix = "remove it (as its owner or root) or set TESTBED_RUNTIME_DIR to a folder of your own"
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise TestbedError(f"{what} {path} is not a plain folder (a link or a file); {fix}", ExitCode.CONFIG)
+    if info.st_uid != os.geteuid():
+        raise TestbedError(
+            f"{what} {path} belongs to uid {info.st_uid}, not to you (uid {os.geteuid()}); {fix}", ExitCode.CONFIG
+        )
+    if info.st_mode & 0o022:
+        raise TestbedError(
+            f"{what} {path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):o}); "
+            f"`chmod go-w {path}`, or {fix}",
+            ExitCode.CONFIG,
+        )
+
+
+def trusted_runtime_root() -> Path:
+    """The runtime root, created 0755 (the native servers' unprivileged account must reach its data
+    folders below) and checked to be ours and writable only by us."""
+    root = runtime_root()
+    root.mkdir(mode=0o755, parents=True, exist_ok=True)
+    check_trusted(root, "testbed's runtime folder")
+    return root
+
+
+def owned_by_us(path: Path) -> bool:
+    try:
+        return path.lstat().st_uid == os.geteuid()
+    except OSError:
+        return False
 
 
 def new_run_id(environ: Mapping[str, str] | None = None) -> str:
@@ -112,10 +148,10 @@ class RunState:
 
     @classmethod
     def create(cls, run_id: str, run_folder: Path, owner: ProcessIdentity | None, extra: Mapping[str, Any]) -> RunState:
-        root = runtime_root()
-        root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        root = trusted_runtime_root()
         runtime_dir = root / check_run_id(run_id)
         runtime_dir.mkdir(mode=0o755, exist_ok=True)
+        check_trusted(runtime_dir, f"run {run_id}'s runtime folder")
         run_folder.mkdir(parents=True, exist_ok=True)
         state = cls(runtime_dir)
         if not state.path.exists():
@@ -142,6 +178,13 @@ class RunState:
             raise TestbedError(
                 f"no run {run_id!r} on this host (looked in {state.runtime_dir}); "
                 "`testbed status` lists the runs that exist",
+                ExitCode.CONFIG,
+            )
+        check_trusted(state.runtime_dir.parent, "testbed's runtime folder")
+        if not (owned_by_us(state.runtime_dir) and owned_by_us(state.path)):
+            raise TestbedError(
+                f"run {run_id}'s state {state.path} is not owned by you (uid {os.geteuid()}): not trusted; "
+                "remove it as its owner",
                 ExitCode.CONFIG,
             )
         return state
@@ -176,11 +219,23 @@ class RunState:
             tmp.replace(target)
 
 
-def all_runs() -> list[RunState]:
+def all_runs(warn: Callable[[str], None] | None = None) -> list[RunState]:
+    """The runs of this host: state files another user owns (planted, or left by another account in a
+    shared TESTBED_RUNTIME_DIR) are skipped with a warning, never acted on."""
     root = runtime_root()
     if not root.is_dir():
         return []
-    return [RunState(d) for d in sorted(root.iterdir()) if (d / STATE_NAME).is_file()]
+    check_trusted(root, "testbed's runtime folder")
+    runs = []
+    for folder in sorted(root.iterdir()):
+        path = folder / STATE_NAME
+        if not path.is_file():
+            continue
+        if owned_by_us(folder) and owned_by_us(path):
+            runs.append(RunState(folder))
+        elif warn:
+            warn(f"ignoring {path}: not owned by you (uid {os.geteuid()}), so not trusted")
+    return runs
 
 
 def owner_alive(data: Mapping[str, Any]) -> bool:
@@ -194,7 +249,10 @@ def signal_group(identity: ProcessIdentity, signum: int) -> bool:
     if not identity.alive():
         return False
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(identity.pid, signum)
+        if os.getpgid(identity.pid) == identity.pid:
+            os.killpg(identity.pid, signum)
+        else:  # not a group leader (an Ansible worker recorded by pid): the process alone
+            os.kill(identity.pid, signum)
         return True
     return False
 

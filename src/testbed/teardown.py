@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import pwd
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed import docker_api, native, secrets
+from testbed import docker_api, native, reaper, secrets
 from testbed.errors import TestbedError
 from testbed.state import (
     KEPT_FILE,
@@ -20,6 +23,7 @@ from testbed.state import (
     ProcessIdentity,
     RunState,
     all_runs,
+    owned_by_us,
     owner_alive,
     runtime_root,
     stop_processes,
@@ -65,6 +69,10 @@ def teardown(
 
     for item in (r for r in resources if r["kind"] == "container"):
         try:
+            stranger = _not_labelled_for(item["name"], data["run_id"])
+            if stranger:
+                result.left.append(f"container {item['name']} ({stranger}: not removed)")
+                continue
             if collect_logs and run_folder.is_dir():
                 _save_container_log(item["name"], item.get("service", item["name"]), run_folder)
             (result.removed if docker_api.remove_container(item["name"]) else result.left).append(
@@ -73,7 +81,7 @@ def teardown(
         except OSError as exc:
             result.left.append(f"container {item['name']} (engine: {exc})")
 
-    kinds = ("process", "controller") if include_controller else ("process",)
+    kinds = ("process", "supervisor", "controller") if include_controller else ("process", "supervisor")
     servers = [r for r in resources if r["kind"] in kinds]
     processes = [(ProcessIdentity.from_dict(r), int(r.get("stop_signal", 15))) for r in servers]
     folders = [r for r in resources if r["kind"] == "directory"]
@@ -82,6 +90,9 @@ def teardown(
         for item in [f for f in folders if service is None or f.get("service") == service]:
             folders.remove(item)
             path = Path(item["path"])
+            if not _inside(path, (state.runtime_dir, run_folder)):
+                result.left.append(f"directory {path} (outside the run's folders: not removed)")
+                continue
             shutil.rmtree(path, ignore_errors=True)
             (result.left if path.exists() else result.removed).append(f"directory {path}")
 
@@ -96,6 +107,9 @@ def teardown(
         label = f"process {identity.pid}"
         (result.left if identity.pid in survivors else result.removed).append(label)
 
+    # What the state does not list: the tests' and the install's stragglers, a killed postmaster's memory.
+    _sweep(data["run_id"], {identity.pid for identity, _ in processes}, result)
+
     for item in (r for r in resources if r["kind"] == "network"):
         try:
             (result.removed if docker_api.remove_network(item["name"]) else result.left).append(
@@ -106,7 +120,12 @@ def teardown(
 
     remove_folders(None)  # the rest: survivors' (now killed), the run's own
 
-    # Secret values never outlive the run, even when something else was left behind.
+    # Whatever a server or a test wrote into the run's folders is scrubbed while the values are still known;
+    # then the values never outlive the run, even when something else was left behind.
+    redactor = secrets.redactor(data["run_id"])
+    redactor.tree(Path(data["run_folder"]), skip=("htmlcov",))  # htmlcov: scrubbed when pytest ended
+    # The runtime dir may still hold a server's data that could not be removed: whole values only, fast.
+    redactor.tree(state.runtime_dir, skip=("private",), fragments=False)
     secrets.remove_secrets(data["run_id"])
     with state.update() as current:
         current["torn_down"] = time.time()
@@ -129,13 +148,73 @@ def teardown_run_id(
     try:
         state = RunState.find(run_id)
     except TestbedError:
-        shutil.rmtree(runtime_root() / run_id, ignore_errors=True)
-        return TeardownResult(run_id)
+        return _teardown_without_state(run_id, grace)
     return teardown(state, grace=grace, include_controller=include_controller, hurry=hurry)
 
 
+def _teardown_without_state(run_id: str, grace: float) -> TeardownResult:
+    """The state file is gone (never written, or deleted by a test): find the run's servers by their data
+    folders in its runtime folder, its tests' stragglers by their marker, its containers by label."""
+    result = TeardownResult(run_id)
+    runtime_dir = runtime_root() / run_id
+    if runtime_dir.is_dir() and not runtime_dir.is_symlink() and owned_by_us(runtime_dir):
+        servers = reaper.servers_in(runtime_dir)
+        survivors = reaper.kill(servers, grace)
+        for pid, _ in servers:
+            (result.left if pid in survivors else result.removed).append(f"process {pid}")
+        _sweep(run_id, {pid for pid, _ in servers}, result)
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+        if runtime_dir.exists():
+            result.left.append(f"directory {runtime_dir}")
+    else:
+        _sweep(run_id, set(), result)
+    with contextlib.suppress(OSError):
+        if docker_api.engine_answers(timeout=2.0):
+            for container in docker_api.containers_of(run_id):
+                if (container.get("Labels") or {}).get(docker_api.LABEL_ROOT) == str(runtime_root()):
+                    name = container["Names"][0].lstrip("/") if container.get("Names") else container["Id"]
+                    done = docker_api.remove_container(container["Id"])
+                    (result.removed if done else result.left).append(f"container {name}")
+    return result
+
+
+def _sweep(run_id: str, postmasters: set[int], result: TeardownResult) -> None:
+    removed, left = reaper.kill_marked(run_id)
+    result.removed += removed
+    result.left += left
+    removed, left = reaper.shared_memory(postmasters, _server_uid())
+    result.removed += removed
+    result.left += left
+
+
+def _server_uid() -> int | None:
+    """The dedicated account native servers run as when testbed is root: its orphaned segments are ours."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(native.SERVER_USER).pw_uid
+    except KeyError:
+        return None
+
+
+def _inside(path: Path, folders: tuple[Path, ...]) -> bool:
+    resolved = path.resolve()
+    return any(resolved != folder.resolve() and resolved.is_relative_to(folder.resolve()) for folder in folders)
+
+
+def _not_labelled_for(container: str, run_id: str) -> str | None:
+    """Why a recorded container is not this run's (labels say otherwise), or None."""
+    status, body = docker_api.request("GET", f"/containers/{container}/json", timeout=10)
+    if status != 200:
+        return None  # gone already: removing it is a no-op
+    labels = json.loads(body).get("Config", {}).get("Labels") or {}
+    if labels.get(docker_api.LABEL_RUN) != run_id:
+        return f"labelled for run {labels.get(docker_api.LABEL_RUN)!r}, not this one"
+    return None
+
+
 def _label(resource: dict[str, Any]) -> str:
-    if resource["kind"] in ("process", "controller"):
+    if resource["kind"] in ("process", "supervisor", "controller"):
         return f"process {resource['pid']}"
     if resource["kind"] == "directory":
         return f"directory {resource['path']}"
@@ -156,13 +235,15 @@ def collectable(data: dict[str, Any], ttl: float, now: float) -> str | None:
     return None
 
 
-def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> list[TeardownResult]:
+def gc(
+    ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0, warn: Callable[[str], None] | None = None
+) -> list[TeardownResult]:
     """Tear down every run of this host whose owner is gone, whose lease expired, or that outlived `ttl`;
     then remove containers and networks labelled by testbed whose run no longer has a state file."""
     now = time.time()
     results = []
     known: set[str] = set()
-    for state in all_runs():
+    for state in all_runs(warn or (lambda warning: print(f"⚠️  {warning}", file=sys.stderr))):
         try:
             data = state.read()
         except (OSError, ValueError):
@@ -174,6 +255,7 @@ def gc(ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0) -> li
     for folder in runtime_root().iterdir() if runtime_root().is_dir() else ():
         if (
             folder.is_dir()
+            and owned_by_us(folder)
             and not folder.name.startswith("runner-")
             and folder != native.template_root()
             and not (folder / "state.json").exists()

@@ -225,18 +225,29 @@ def ensure_wheelhouse(requirements: Sequence[str], *, log: bool = True) -> Path:
     return _cached_folder(f"wheels-{key}", ".complete", fill, log=log)
 
 
+# What the wheel is built from: the package, and the collection it carries (pyproject.toml's wheel target).
+WHEEL_SOURCES = ("pyproject.toml", "hatch_build.py", "README.md", "src/testbed", "galaxy.yml", "meta", "playbooks",
+                 "roles", "plugins", "inventory", "ansible.cfg", "requirements.yml")
+
+
+def _wheel_source_files() -> list[Path]:
+    files = []
+    for name in WHEEL_SOURCES:
+        path = PROJECT / name
+        found = [path] if path.is_file() else path.rglob("*")
+        files += sorted(p for p in found if p.is_file() and "__pycache__" not in p.parts)
+    return files
+
+
 def _source_hash() -> str:
     digest = hashlib.sha256()
-    sources = (PROJECT / "src" / "testbed").rglob("*")
-    files = [PROJECT / "pyproject.toml", PROJECT / "README.md",
-             *sorted(p for p in sources if p.is_file() and "__pycache__" not in p.parts)]
-    for path in files:
+    for path in _wheel_source_files():
         digest.update(str(path.relative_to(PROJECT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
 def build_testbed_wheel(*, log: bool = True) -> Path:
-    """testbed's own wheel, built from a copy of the current sources (the checkout stays clean)."""
+    """testbed's own wheel (the collection inside it), built from a copy of the current sources."""
     cache_root = build._cache_root()
     out = cache_root / f"testbed-wheel-{_source_hash()}"
     found = sorted(out.glob("testbed-*.whl"))
@@ -247,11 +258,10 @@ def build_testbed_wheel(*, log: bool = True) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     try:
         source = work / "source"
-        (source / "src").mkdir(parents=True)
-        shutil.copy2(PROJECT / "pyproject.toml", source)
-        shutil.copy2(PROJECT / "README.md", source)
-        shutil.copytree(PROJECT / "src" / "testbed", source / "src" / "testbed",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for path in _wheel_source_files():
+            target = source / path.relative_to(PROJECT)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
         build._run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--no-deps",
                     "--wheel-dir", str(work / "dist"), str(source)])
         shutil.rmtree(out, ignore_errors=True)

@@ -1,0 +1,99 @@
+"""What preflight can know about a service's tests before any server starts: the templated keys render,
+every `tests.paths` entry exists, the tests' environment fits the kernel's exec limits, and the migration
+files are well formed. Each of these used to surface only after the servers were up (exits 3, 4, 13)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from testbed.config import check_templates, connection_facts, pytest_arguments, service_environment
+from testbed.errors import ExitCode, TestbedError
+from testbed.migration_files import MigrationError, discover
+
+if TYPE_CHECKING:
+    from testbed.config import ServiceConfig
+
+#: The kernel's limit for one argument or environment string (32 pages, include/uapi/linux/binfmts.h).
+MAX_ARG_STRLEN = 32 * 4096
+#: What the tests' command line adds that the config does not say: interpreter, junit and coverage paths.
+_ARGV_ALLOWANCE = 8192
+#: Variables run_tests adds itself (COVERAGE_FILE, PYTHONDONTWRITEBYTECODE) and secrets read from SSM.
+_ENV_ALLOWANCE = 4096
+_DROPPED_PREFIXES = ("ANSIBLE_", "AWS_", "TESTBED_")  # run_tests does not pass these on
+
+
+def check_before_start(config: ServiceConfig, environ: Mapping[str, str] | None = None) -> None:
+    """Every problem found, in one TestbedError (exit 10); nothing is started or written."""
+    environ = os.environ if environ is None else environ
+    facts = connection_facts(config.servers)
+    problems: list[str] = []
+    try:
+        check_templates(config, facts)
+    except TestbedError as exc:
+        problems.append(str(exc))
+    else:
+        problems += exec_limit_problems(
+            service_environment(config, facts), config.env, pytest_arguments(config, facts), environ
+        )
+    problems += missing_test_paths(config)
+    problems += migration_problems(config)
+    if problems:
+        raise TestbedError("; ".join(problems), ExitCode.CONFIG)
+
+
+def missing_test_paths(config: ServiceConfig) -> list[str]:
+    """`tests.paths` entries (files, folders, or `file::node` ids) that are not there."""
+    missing = []
+    for entry in config.tests.paths:
+        if entry.startswith("-"):
+            continue  # an option someone put among the paths: pytest judges it
+        path = config.directory / entry.split("::", 1)[0]
+        if not path.exists():
+            missing.append(entry)
+    if not missing:
+        return []
+    names = ", ".join(repr(m) for m in missing)
+    return [f"'tests.paths' {names} not found in {config.directory}: fix the path or create it"]
+
+
+def exec_limit_problems(
+    service_env: Mapping[str, str], configured: Mapping[str, str], pytest_args: list[str], environ: Mapping[str, str]
+) -> list[str]:
+    """Whether pytest can be exec'd with this environment: each string under MAX_ARG_STRLEN, all of them
+    (plus their pointers) under ARG_MAX. A rendered `env` value too big fails exec with E2BIG otherwise."""
+    env = {k: v for k, v in environ.items() if not k.startswith(_DROPPED_PREFIXES)} | dict(service_env)
+    sizes: dict[str, int] = {}
+    for key, value in env.items():
+        where = f"env.{key}" if key in configured else f"${key} (from the environment)"
+        sizes[where] = len(f"{key}={value}".encode()) + 1
+    for index, arg in enumerate(pytest_args):
+        sizes[f"tests.pytest_args[{index}]"] = len(arg.encode()) + 1
+    problems = [
+        f"{where} is {size} bytes, over the kernel's {MAX_ARG_STRLEN}-byte limit for one exec string "
+        "(MAX_ARG_STRLEN): pass it in a file instead"
+        for where, size in sizes.items()
+        if size > MAX_ARG_STRLEN
+    ]
+    pointer = 8
+    total = sum(sizes.values()) + pointer * (len(sizes) + 2) + _ARGV_ALLOWANCE + _ENV_ALLOWANCE
+    limit = os.sysconf("SC_ARG_MAX")
+    if total > limit:
+        largest = max(sizes, key=lambda where: sizes[where])
+        problems.append(
+            f"the tests' environment and arguments come to about {total} bytes, over the exec limit of {limit}"
+            f" (getconf ARG_MAX; the largest is {largest}, {sizes[largest]} bytes): pass big values in files"
+        )
+    return problems
+
+
+def migration_problems(config: ServiceConfig) -> list[str]:
+    """The migration engine's own discovery: numbering, names and encoding, checked before any server."""
+    if config.migrations is None:
+        return []
+    try:
+        discover(config.migrations)
+    except MigrationError as exc:
+        return [f"migrations: {exc}"]
+    return []

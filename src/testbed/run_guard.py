@@ -1,0 +1,102 @@
+"""Who may use a run's servers at a time: a run id names one run, and `testbed down` does not pull an
+environment out from under a `testbed test` that is using it.
+
+`testbed test` holds a shared flock on `<runtime dir>/tests.lock` while it runs (several may test at
+once); `testbed down` takes it exclusively without waiting and refuses when it cannot. The kernel drops
+a flock with its holder, so a killed `testbed test` never leaves the environment locked."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from testbed.errors import ExitCode, TestbedError
+from testbed.state import RunState, owner_alive, runtime_root
+
+TESTS_LOCK = "tests.lock"
+
+
+def refuse_run_id_in_use(run_id: str) -> None:
+    """A run id already naming a live run or an `up` environment is refused: sharing its servers ends
+    with one run tearing them down under the other."""
+    state = RunState(runtime_root() / run_id)
+    try:
+        data = state.read()
+    except (OSError, ValueError):
+        return  # no such run (or an unreadable leftover, which gc deals with)
+    if data.get("torn_down"):
+        return
+    service = data.get("service") or "?"
+    lease_until = data.get("lease_until") or 0
+    fix = f"leave --run-id out for a fresh one, or `testbed down --run-id {run_id}` first"
+    if lease_until > time.time():
+        until = time.strftime("%H:%M", time.localtime(lease_until))
+        raise TestbedError(
+            f"run id {run_id!r} is in use by the environment `testbed up` left for {service} (lease until {until}); "
+            + fix
+        )
+    if owner_alive(data):
+        raise TestbedError(
+            f"run id {run_id!r} is in use by a running run of {service} (pid {data['owner']['pid']}); " + fix
+        )
+
+
+@contextlib.contextmanager
+def testing(state: RunState) -> Iterator[None]:
+    """Held by `testbed test` while its tests run against `state`'s environment."""
+    with _lock_file(state) as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TestbedError(
+                f"environment {state.runtime_dir.name} is being torn down by `testbed down`; "
+                "start a new one with `testbed up`",
+                ExitCode.PROVISIONING,
+            ) from None
+        yield
+
+
+@contextlib.contextmanager
+def tearing_down(state: RunState) -> Iterator[None]:
+    """Held by `testbed down`; refuses (exit 10) while a `testbed test` runs against `state`."""
+    with _lock_file(state) as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holders = _flock_holders(os.fstat(lock.fileno()).st_ino)
+            who = f" (pid {', '.join(map(str, holders))})" if holders else ""
+            raise TestbedError(
+                f"refusing to tear down {state.runtime_dir.name}: `testbed test`{who} is running against it, and "
+                "removing its servers now would break those tests halfway; let it finish (or stop it with Ctrl-C), "
+                "then run `testbed down` again"
+            ) from None
+        yield
+
+
+@contextlib.contextmanager
+def _lock_file(state: RunState) -> Iterator[IO[str]]:
+    path = state.runtime_dir / TESTS_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "r+", encoding="utf-8") as lock:
+        yield lock
+
+
+def _flock_holders(inode: int) -> list[int]:
+    """The pids holding a flock on file `inode`, from /proc/locks (`1: FLOCK ADVISORY READ <pid> <dev>:<inode> ...`)."""
+    try:
+        lines = Path("/proc/locks").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return []
+    holders = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
+            pid = int(fields[4]) if fields[4].isdigit() else 0
+            if pid and pid != os.getpid():
+                holders.append(pid)
+    return sorted(set(holders))
