@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow]
 APT_PACKAGES = ("postgresql-15", "redis-server", "nats-server", "python3", "python3-venv", "python3-apt")
 # Of testbed's dependencies, what a host needs to run the modules and an `install: none` service's tests (a real
 # runner installs testbed with all of them, the default); their specifiers come from pyproject.toml.
-HOST_DEPENDENCIES = ("psycopg", "redis", "nats-py", "pytest", "pytest-cov", "pytest-timeout")
+HOST_DEPENDENCIES = ("psycopg", "redis", "nats-py", "pytest", "pytest-cov", "pytest-timeout", "pytest-split")
 HOSTS = ("host1", "host2")
 SERVER_NAMES = ("postgres", "redis-server", "nats-server")
 VENV = "/opt/testbed/venv"
@@ -392,6 +392,28 @@ def test_host_key_checking_is_on(prepared: Hosts, service: Path, runs: Path) -> 
         shutil.rmtree(control, ignore_errors=True)
     assert result.returncode == 12, result.stdout + result.stderr
     assert "unreachable" in result.stdout and "Host key verification failed" in result.stdout, result.stdout
+
+
+def test_shards_run_on_both_hosts_at_once_and_merge(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "shards"
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
+    started = time.monotonic()
+    one = _remote_run(prepared, suite, runs / "one", "host1")
+    TIMINGS["shards suite, 1 run on host1"] = time.monotonic() - started
+    assert one.returncode == 0, one.stdout + one.stderr
+    started = time.monotonic()
+    result = cli("run", "--inventory", str(prepared.inventory), "--limit", "runners", "--shards", "auto",
+                 "--service", str(suite), "--run-folder", str(runs / "shards"), env=prepared.env)
+    TIMINGS["shards suite, 2 shards on host1 + host2"] = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ℹ️  Shards: 2 running at once on host1, host2" in result.stdout
+    merged = Path(re.findall(r"Merged folder: (\S+)", result.stdout)[-1])
+    report = json.loads((merged / "report.json").read_text())
+    assert report["tests"]["passed"] == 10 and len(report["shards"]) == 2
+    hosts = {json.loads((Path(s["run_folder"]) / "state.json").read_text())["host"] for s in report["shards"]}
+    assert hosts == set(HOSTS)
+    assert report["coverage"] == json.loads((run_folder_of(one.stdout) / "report.json").read_text())["coverage"]
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
 
 
 def test_nothing_is_left_on_any_host(prepared: Hosts) -> None:

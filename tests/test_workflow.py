@@ -115,13 +115,14 @@ def test_job_settings(job):
     assert job["runs-on"] == "${{ fromJSON(inputs.runner_labels || '[\"ubuntu-latest\"]') }}"
     assert job["timeout-minutes"] == 30
     assert (
-        job["env"]["TESTBED_RUN_ID"] == "gh-${{ github.run_id }}-${{ github.run_attempt }}-${{ github.job }}"
+        job["env"]["TESTBED_RUN_ID"]
+        == "gh-${{ github.run_id }}-${{ github.run_attempt }}-${{ github.job }}-${{ matrix.shard }}"
     )
 
 
 def test_every_action_is_pinned_to_a_commit_with_a_version_comment(workflow):
     uses_lines = [line for line in WORKFLOW.read_text().splitlines() if re.match(r"^\s*(-\s+)?uses:", line)]
-    steps_using = [s for s in workflow["jobs"]["integration"]["steps"] if "uses" in s]
+    steps_using = [s for job in workflow["jobs"].values() for s in job["steps"] if "uses" in s]
     assert len(uses_lines) == len(steps_using) >= 4
     for line in uses_lines:
         assert PINNED.match(line), f"not pinned to a full SHA with a version comment: {line.strip()}"
@@ -154,7 +155,7 @@ def test_python_and_install_steps(job):
 def test_run_step_execs_testbed(job):
     step = _step(job, runs="testbed run")
     assert step["shell"] == "bash"
-    assert step["run"].strip().startswith("exec testbed run ")
+    assert step["run"].strip().splitlines()[-2].startswith("exec testbed run ")
     assert "--service services/agent_executor" in step["run"]
     assert "--backend" in step["run"]
     assert "--run-folder" in step["run"]
@@ -224,3 +225,129 @@ def test_trust_policy_is_for_github_oidc_on_main():
     assert "repo:OWNER/REPO:ref:refs/heads/main" in subjects
     assert all(s.startswith("repo:OWNER/REPO:") for s in subjects)
     assert not any(s.endswith(":*") or "refs/heads/*" in s for s in subjects)
+
+
+# ------------------------------------------------------------------ shards and their merge
+
+
+def _bash(script: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A step's `run:` as the runner runs it (bash -e), with a GITHUB_OUTPUT file."""
+    full_env = {**os.environ, "GITHUB_OUTPUT": str(cwd / "github_output"), **env}
+    full_env.pop("GITHUB_ACTIONS", None)
+    return subprocess.run(["bash", "-e", "-c", script], cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_shards_input_plans_a_matrix(workflow, tmp_path):
+    shards = workflow[True]["workflow_dispatch"]["inputs"]["shards"]
+    assert shards["type"] == "number" and shards["default"] == 1
+    plan = workflow["jobs"]["plan"]
+    step = _step(plan, runs="seq")
+    assert step["env"]["SHARDS"] == "${{ inputs.shards || 1 }}"
+    assert plan["outputs"]["shards"] == "${{ steps.plan.outputs.shards }}"
+    result = _bash(step["run"], tmp_path, SHARDS="3")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "github_output").read_text().splitlines() == ["count=3", "shards=[1,2,3]"]
+    for bad in ("0", "abc", "100", "-1"):
+        assert _bash(step["run"], tmp_path, SHARDS=bad).returncode == 10
+
+
+def test_integration_is_a_matrix_of_shards(job):
+    assert job["needs"] == "plan"
+    assert job["strategy"]["fail-fast"] is False
+    assert job["strategy"]["matrix"]["shard"] == "${{ fromJSON(needs.plan.outputs.shards) }}"
+    upload = _step(job, uses="actions/upload-artifact")
+    assert upload["with"]["name"].endswith("-shard-${{ matrix.shard }}")
+    restore = _step(job, uses="actions/cache/restore")
+    assert restore["with"]["path"] == "testbed-durations/durations.json"
+    assert restore["with"]["restore-keys"].splitlines() == [
+        "testbed-durations-${{ github.ref_name }}-", "testbed-durations-main-"]
+    names = [s.get("uses", "").split("@")[0] for s in job["steps"]]
+    assert names.index("actions/cache/restore") < job["steps"].index(_step(job, runs="testbed run"))
+
+
+def _fake_testbed(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "testbed"
+    fake.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGS_FILE"\n')
+    fake.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.parametrize(("shards", "durations", "expected"), [
+    ("1", False, []),
+    ("3", False, ["--shard", "2/3"]),
+    ("3", True, ["--shard", "2/3", "--durations", "testbed-durations/durations.json"]),
+])
+def test_run_step_passes_the_shard_and_the_restored_durations(job, tmp_path, shards, durations, expected):
+    step = _step(job, runs="testbed run")
+    if durations:
+        (tmp_path / "testbed-durations").mkdir()
+        (tmp_path / "testbed-durations" / "durations.json").write_text('{"t::a": 1.0}')
+    env = {"PATH": f"{_fake_testbed(tmp_path)}{os.pathsep}{os.environ['PATH']}", "ARGS_FILE": str(tmp_path / "args"),
+           "BACKEND": "native", "PORTS": "auto", "RUN_FOLDER": "/r", "SHARD": "2", "SHARDS": shards,
+           "DURATIONS": step["env"]["DURATIONS"]}
+    result = _bash(step["run"], tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    args = (tmp_path / "args").read_text().splitlines()
+    assert args == ["run", "--service", "services/agent_executor", "--backend", "native", "--ports", "auto",
+                    "--run-folder", "/r", *expected]
+
+
+def test_merge_job_runs_after_every_shard_and_saves_the_durations(workflow):
+    merge = workflow["jobs"]["merge"]
+    integration = workflow["jobs"]["integration"]
+    assert merge["needs"] == ["plan", "integration"]
+    assert merge["if"].startswith("always()") and "needs.plan.outputs.count > 1" in merge["if"]
+    download = _step(merge, uses="actions/download-artifact")
+    shard_artifact = _step(integration, uses="actions/upload-artifact")["with"]["name"]
+    assert download["with"]["pattern"] == shard_artifact.replace("${{ matrix.shard }}", "*")
+    step = _step(merge, runs="testbed merge")
+    assert shard_artifact.startswith(step["env"]["ARTIFACT"] + "-")
+    save = _step(merge, uses="actions/cache/save")
+    restore = _step(integration, uses="actions/cache/restore")
+    assert save["with"]["path"] == restore["with"]["path"]
+    assert save["with"]["key"].startswith(restore["with"]["restore-keys"].splitlines()[0])
+    assert save["if"].startswith("always()")
+    upload = _step(merge, uses="actions/upload-artifact")
+    assert upload["if"] == "always()" and upload["with"]["path"] == step["env"]["MERGED"]
+    steps = merge["steps"]
+    assert steps.index(download) < steps.index(step) < steps.index(save) < steps.index(upload)
+
+
+def _artifact_layout(root: Path, artifact: str, count: int, *, skip: int = 0, failed: int = 0) -> None:
+    """What download-artifact leaves: one folder per artifact, the shard's run folder inside."""
+    for k in range(1, count + 1):
+        if k == skip:
+            continue
+        folder = root / f"{artifact}-{k}" / f"gh-1-1-integration-{k}-abc123"
+        folder.mkdir(parents=True)
+        code = 1 if k == failed else 0
+        outcome = '<failure message="boom">x</failure>' if code else ""
+        (folder / "junit.xml").write_text(f'<testsuites><testsuite name="pytest"><testcase classname="t" '
+                                          f'name="case{k}" time="0.5">{outcome}</testcase></testsuite></testsuites>')
+        (folder / "report.json").write_text(json.dumps({"run_id": folder.name, "service": "agent_executor",
+                                                        "exit_code": code, "tests": {"passed": 1 - code},
+                                                        "duration": 2.0, "phases": []}))
+        (folder / "durations-before.json").write_text("{}")
+        (folder / "durations.json").write_text(json.dumps({f"t.py::case{k}": 0.5}))
+
+
+@pytest.mark.parametrize(("skip", "failed", "code"), [(0, 0, 0), (0, 2, 1), (3, 0, 10)])
+def test_merge_step_merges_what_the_shards_uploaded(workflow, tmp_path, skip, failed, code):
+    step = _step(workflow["jobs"]["merge"], runs="testbed merge")
+    shards_dir, merged = tmp_path / "shards", tmp_path / "merged"
+    _artifact_layout(shards_dir, "artifact", 3, skip=skip, failed=failed)
+    env = {"PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}", "SHARDS": "3", "SHARDS_DIR": str(shards_dir),
+           "ARTIFACT": "artifact", "MERGED": str(merged)}
+    result = _bash(step["run"], tmp_path, **env)
+    assert result.returncode == code, result.stdout + result.stderr
+    if skip:
+        assert f"shard folder {shards_dir}/artifact-3/*" in result.stderr
+        assert not (tmp_path / "testbed-durations").exists()
+        return
+    report = json.loads((merged / "report.json").read_text())
+    assert report["tests"]["passed"] == 3 - bool(failed) and len(report["shards"]) == 3
+    assert json.loads((tmp_path / "testbed-durations" / "durations.json").read_text()) == {
+        f"t.py::case{k}": 0.5 for k in (1, 2, 3)}

@@ -15,13 +15,19 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, pipeline
+from testbed import ansible_module, pipeline, shard
 
-SPEC = {"run_id": {"type": "str", "required": True}, "extra_args": {"type": "list", "elements": "str", "default": []}}
+SPEC = {
+    "run_id": {"type": "str", "required": True},
+    "extra_args": {"type": "list", "elements": "str", "default": []},
+    "shard": {"type": "str", "default": ""},
+    "durations": {"type": "str", "default": ""},
+}
 CHANGED = False
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
+    shard.record(params["run_id"], params["shard"], params["durations"])
     return pipeline.pytest_phase(params["run_id"], params["extra_args"])
 
 

@@ -1,4 +1,4 @@
-"""The `testbed` command: run, up, test, down, status, env, logs, gc."""
+"""The `testbed` command: run, merge, up, test, down, status, env, logs, gc."""
 
 from __future__ import annotations
 
@@ -100,7 +100,30 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--keep-runner-dir", action="store_true", help="keep ansible-runner's private data dir (scrubbed) for debugging"
     )
+    run.add_argument(
+        "--shard", default="", metavar="K/N", help="run only the K-th of N groups of the suite (by recorded durations)"
+    )
+    run.add_argument(
+        "--shards",
+        default="",
+        metavar="N|auto",
+        help="run N shards at once and merge them (with --inventory/--limit GROUP: on its hosts; auto: one per host)",
+    )
+    run.add_argument(
+        "--durations",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the durations a shard splits by (default: the service's .test_durations; none: an even split)",
+    )
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
+
+    merge = commands.add_parser("merge", help="join shards' run folders into one report, coverage and durations")
+    merge.add_argument("folders", nargs="+", type=Path, metavar="RUN_FOLDER", help="each shard's run folder")
+    merge.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the merged report goes")
+    merge.add_argument(
+        "--service", type=Path, default=None, help="the service's folder (default: the one the shards recorded)"
+    )
 
     up = commands.add_parser("up", help="bring servers up and migrate; leave them running under a lease")
     service_options(up)
@@ -262,9 +285,59 @@ def _require_up(directory: Path) -> RunState:
 def cmd_run(args: argparse.Namespace, project: Path) -> int:
     config = _config(args.service, project)
     _validate(args, config)
+    if args.shards:
+        return _run_shards(args, config, project)
+    options = _options(args, config, "playbooks/integration.yml")
+    options.extravars |= _shard_vars(args, config)
     from testbed.runner import run_playbook  # noqa: PLC0415
 
-    return run_playbook(_options(args, config, "playbooks/integration.yml"), project, config.as_dict())
+    return run_playbook(options, project, config.as_dict())
+
+
+def _shard_vars(args: argparse.Namespace, config: ServiceConfig) -> dict[str, str]:
+    """--shard K/N and --durations FILE, checked before anything starts."""
+    from testbed import shard  # noqa: PLC0415
+
+    if args.durations is not None and not args.shard:
+        raise TestbedError("--durations only splits a run given --shard K/N")
+    durations = str(args.durations.resolve()) if args.durations is not None else ""
+    shard.check(args.shard, durations, config.directory)
+    return {"testbed_shard": args.shard, "testbed_durations": durations} if args.shard else {}
+
+
+def cmd_merge(args: argparse.Namespace, _project: Path) -> int:
+    from testbed import merge  # noqa: PLC0415
+
+    report = merge.merge(args.folders, args.out, args.service.resolve() if args.service else None)
+    merge.show(report)
+    return int(report["exit_code"])
+
+
+def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) -> int:
+    """--shards N|auto: every shard at once (here with auto ports, or on the hosts of --limit GROUP), merged."""
+    from testbed import fleet  # noqa: PLC0415
+
+    if args.shard or args.run_id:
+        raise TestbedError("--shards gives each shard its own --shard K/N and run id; leave --shard and --run-id out")
+    inventory = _inventory(args)
+    hosts = fleet.group_hosts(inventory, args.limit) if inventory else []
+    total = fleet.count(args.shards, hosts)
+    durations = _shard_vars(argparse.Namespace(**{**vars(args), "shard": f"1/{total}"}), config)["testbed_durations"]
+    shard_argv = [
+        *("--service", str(config.directory), "--backend", args.backend, "--secrets", args.secrets),
+        # Shards here run side by side: free ports (a runner host picks its own, runner_ports).
+        *("--ports", "auto" if inventory is None else args.ports),
+        *(f"--image={pair}" for pair in args.image),
+        *(["--pull"] if args.pull else []),
+        *("--readiness-timeout", str(args.readiness_timeout)),
+        *(["-" + "v" * args.verbose] if args.verbose else []),
+        *(["--durations", durations] if durations else []),
+        *(["--inventory", str(inventory)] if inventory else []),
+    ]
+    run_root = (args.run_folder or project / "runs").resolve()
+    shard_argv += ["--run-folder", str(run_root)]
+    pytest_args = [a for a in args.pytest_args if a != "--"]
+    return fleet.run(shard_argv, pytest_args, total, hosts, run_root, config.directory)
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
@@ -461,6 +534,7 @@ def cmd_collections(args: argparse.Namespace, _project: Path) -> int:
 
 COMMANDS: dict[str, Any] = {
     "run": cmd_run,
+    "merge": cmd_merge,
     "up": cmd_up,
     "test": cmd_test,
     "down": cmd_down,

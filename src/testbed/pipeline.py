@@ -514,7 +514,7 @@ def _coverage_percent(path: Path) -> float | None:
 def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
     """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
     from a command line or Ansible's environment."""
-    from testbed import junit  # noqa: PLC0415
+    from testbed import junit, shard  # noqa: PLC0415
 
     state = RunState.find(run_id)
     data = state.read()
@@ -545,6 +545,7 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
         "-p",
         "no:cacheprovider",
     ]
+    argv += shard.pytest_args(data, run_folder, config.directory)
     if config.tests.coverage:
         argv += [f"--cov={target}" for target in config.tests.coverage]
         argv += [
@@ -568,7 +569,9 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
             stderr=subprocess.STDOUT,
         )
     seconds = time.monotonic() - started
+    rc = shard.exit_code(data, rc, run_folder / "pytest.log")
     gone = {name: _gone(data)(name) for name in data["servers"]}
+    shard.keep_coverage_data(state.runtime_dir / "coverage.data", run_folder)
     (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
     # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
     # Coverage files hold source, not what ran: whole values suffice there, and are fast on a large tree.

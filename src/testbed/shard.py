@@ -1,0 +1,132 @@
+"""One shard of a suite: which of N groups a run tests (pytest-split, by recorded durations), and the
+durations it records for the next split.
+
+The prior durations come from `--durations FILE` (`testbed_durations`), default `<service>/.test_durations`
+(pytest-split's own default, so a team that already keeps one goes on using it). No file, or an empty one,
+means no durations are known: pytest-split then gives every test the same weight, an even split by count.
+The run folder keeps `durations-before.json` (what the split used) and `durations.json` (this shard's
+measured timings only); `testbed merge` joins them into the next split's file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from testbed.errors import ExitCode, TestbedError
+from testbed.state import RunState
+
+DEFAULT_DURATIONS = ".test_durations"
+BEFORE_FILE = "durations-before.json"
+MEASURED_FILE = "durations.json"
+_SHARD = re.compile(r"^(\d+)/(\d+)$")
+# pytest's own summary: "collected 9 items / 9 deselected": a shard whose group is empty.
+_ALL_DESELECTED = re.compile(r"collected (\d+) items? / (\d+) deselected")
+
+
+def parse(text: str) -> tuple[int, int]:
+    """`K/N` → (K, N), 1 <= K <= N; anything else is a one-line error."""
+    match = _SHARD.match(text.strip())
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise TestbedError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 2/3")
+    return int(match[1]), int(match[2])
+
+
+def read_durations(path: Path) -> dict[str, float]:
+    """A pytest-split durations file: test id → seconds. Missing or empty: none known."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise TestbedError(f"durations file {path}: cannot be read ({exc.strerror or exc})") from exc
+    if not text.strip():
+        return {}
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise TestbedError(f"durations file {path}: not JSON ({exc}); delete it to split evenly") from exc
+    if isinstance(data, list):  # pytest-split's older list-of-pairs format
+        data = dict(data)
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in data.items()
+    ):
+        raise TestbedError(f"durations file {path}: expected a JSON object of test id → seconds")
+    return {k: float(v) for k, v in data.items()}
+
+
+def durations_path(service_dir: Path, durations: str) -> Path:
+    """The prior durations a shard splits by: the given file (relative to the service), or the default."""
+    return service_dir / (durations or DEFAULT_DURATIONS)
+
+
+def check(shard: str, durations: str, service_dir: Path) -> None:
+    """Everything about sharding that can be checked before anything starts."""
+    if shard:
+        parse(shard)
+    if durations:
+        path = durations_path(service_dir, durations)
+        if not path.is_file():
+            raise TestbedError(f"--durations {durations}: no such file (leave it out to split evenly at first)")
+        read_durations(path)
+
+
+def record(run_id: str, shard: str, durations: str) -> None:
+    """Remember the run's shard in its state, where run_tests and `testbed merge` find it (a later unsharded
+    `playbooks/test.yml` against the same environment tests the whole suite again)."""
+    state = RunState.find(run_id)
+    if not shard:
+        if "shard" in state.read():
+            with state.update() as data:
+                data.pop("shard", None)
+        return
+    k, n = parse(shard)
+    with state.update() as data:
+        data["shard"] = {"index": k, "count": n, "durations": durations}
+
+
+def pytest_args(data: Mapping[str, Any], run_folder: Path, service_dir: Path) -> list[str]:
+    """pytest-split's arguments for the run's shard (none when the run is not a shard)."""
+    shard = data.get("shard")
+    if not shard:
+        return []
+    prior = read_durations(durations_path(service_dir, shard.get("durations", "")))
+    (run_folder / BEFORE_FILE).write_text(json.dumps(prior, indent=2, sort_keys=True), encoding="utf-8")
+    measured = run_folder / MEASURED_FILE
+    # pytest-split reads and writes one path: it splits by the prior timings written here, then
+    # (--clean-durations) replaces them with this shard's own measurements.
+    measured.write_text(json.dumps(prior), encoding="utf-8")
+    return [
+        f"--splits={shard['count']}",
+        f"--group={shard['index']}",
+        # Balanced groups (the longest test first into the lightest group), not pytest-split's default of
+        # contiguous chunks, which puts a slow test last in the file into an already full group.
+        "--splitting-algorithm=least_duration",
+        f"--durations-path={measured}",
+        "--store-durations",
+        "--clean-durations",
+    ]
+
+
+def keep_coverage_data(data_file: Path, run_folder: Path) -> None:
+    """A copy of the run's coverage data in its run folder, for `testbed merge` (named without a leading dot:
+    upload-artifact skips hidden files). It holds paths and line numbers, never values."""
+    if data_file.is_file():
+        shutil.copyfile(data_file, run_folder / "coverage.data")
+
+
+def exit_code(data: Mapping[str, Any], rc: int, log: Path) -> int:
+    """A shard whose group is empty (more shards than tests) passed: pytest says 'no tests' (5) only
+    because every collected test went to other groups."""
+    if not data.get("shard") or rc != ExitCode.NO_TESTS:
+        return rc
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return rc
+    match = _ALL_DESELECTED.search(text)
+    return 0 if match and int(match[1]) > 0 and match[1] == match[2] else rc
