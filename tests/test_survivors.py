@@ -365,3 +365,41 @@ def test_back_to_back_runs_on_fixed_ports_pass_docker(
         for port in ports:
             _time_wait(port)
     assert secret_hits(runs) == []
+
+
+def test_the_run_s_playbook_processes_are_found_by_the_wrapper_s_extravars_file(tmp_path: Path):
+    """After a cancel the wrapper stops the run's ansible-playbook controller and workers (they setsid()
+    away from the cancelled group); the wrapper passes its extravars as a file, and that is how they are found."""
+    from testbed import reaper  # noqa: PLC0415
+
+    run_id = _run_id("playbooks")
+    private = tmp_path / f"runner-{run_id}"
+    private.mkdir()
+    (private / "extravars.yml").write_text("testbed_seconds: 60\n", encoding="utf-8")
+    play = tmp_path / "wait.yml"
+    play.write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+        "    - ansible.builtin.command: sleep {{ testbed_seconds }}\n      changed_when: false\n",
+        encoding="utf-8",
+    )
+    controller = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ansible-playbook"), "-e", f"@{private / 'extravars.yml'}", str(play)],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        found: list[tuple[int, int]] = []
+        while time.monotonic() < deadline:  # the worker exists once the task starts
+            found = reaper.playbooks_of(run_id)
+            if len(found) >= 2:
+                break
+            time.sleep(0.1)
+        pids = {pid for pid, _ in found}
+        assert controller.pid in pids and len(pids) >= 2, found  # the controller and its worker
+        assert reaper.playbooks_of(_run_id("other")) == []  # another run's id finds nothing
+        assert reaper.kill(found, grace=5.0) == []
+        controller.wait(timeout=10)
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+            controller.wait()

@@ -10,7 +10,7 @@ import ctypes
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from testbed.state import proc_stat
@@ -33,36 +33,32 @@ def _pids() -> list[int]:
     return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
 
 
-def marked(run_id: str) -> list[int]:
-    """Processes carrying the run's marker in their environment (started by its tests or install)."""
-    wanted = f"{MARKER}={run_id}".encode()
+def _processes(field: str) -> Iterator[tuple[int, list[bytes]]]:
+    """Every process but this one and its ancestors, with its NUL-separated /proc/<pid>/<field>
+    (`environ` or `cmdline`); processes that vanish or hide it are passed over."""
     spared = _ancestors()
-    found = []
     for pid in _pids():
         if pid in spared:
             continue
         try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            parts = Path(f"/proc/{pid}/{field}").read_bytes().split(b"\0")
         except OSError:
             continue
-        if wanted in environ:
-            found.append(pid)
-    return found
+        yield pid, parts
+
+
+def marked(run_id: str) -> list[int]:
+    """Processes carrying the run's marker in their environment (started by its tests or install)."""
+    wanted = f"{MARKER}={run_id}".encode()
+    return [pid for pid, environ in _processes("environ") if wanted in environ]
 
 
 def servers_in(runtime_dir: Path) -> list[tuple[int, int]]:
     """Server processes whose command line names a folder inside the run's runtime folder, each with
     the signal that stops it cleanly (PostgreSQL: SIGINT, fast shutdown)."""
     inside = f"{runtime_dir}/".encode()
-    spared = _ancestors()
     found = []
-    for pid in _pids():
-        if pid in spared:
-            continue
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
+    for pid, argv in _processes("cmdline"):
         if any(part.startswith(inside) for part in argv):
             postgres = bool(argv) and argv[0].endswith(b"/postgres")
             found.append((pid, int(signal.SIGINT if postgres else signal.SIGTERM)))
@@ -71,21 +67,19 @@ def servers_in(runtime_dir: Path) -> list[tuple[int, int]]:
 
 def playbooks_of(run_id: str) -> list[tuple[int, int]]:
     """The run's ansible-playbook processes (controller and workers: they setsid(), so ansible-runner's
-    cancel, which kills the controller's group, misses them), by the run id in their extravars."""
-    wanted = (f'"testbed_run_id":"{run_id}"'.encode(), f'"testbed_run_id": "{run_id}"'.encode())
-    spared = _ancestors()
-    found = []
-    for pid in _pids():
-        if pid in spared:
-            continue
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        playbook = any(part.endswith(b"ansible-playbook") for part in argv[:2])
-        if playbook and any(marker in part for part in argv for marker in wanted):
-            found.append((pid, int(signal.SIGTERM)))
-    return found
+    cancel, which kills the controller's group, misses them), by the run id in their extravars: inline
+    (`-e '{"testbed_run_id": …}'`), or the wrapper's extravars file in the run's private data dir."""
+    wanted = (
+        f'"testbed_run_id":"{run_id}"'.encode(),
+        f'"testbed_run_id": "{run_id}"'.encode(),
+        f"/runner-{run_id}/extravars.yml".encode(),
+    )
+    return [
+        (pid, int(signal.SIGTERM))
+        for pid, argv in _processes("cmdline")
+        if any(part.endswith(b"ansible-playbook") for part in argv[:2])
+        and any(marker in part for part in argv for marker in wanted)
+    ]
 
 
 def _alive(pid: int) -> bool:
