@@ -347,7 +347,7 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
         from testbed import probes  # noqa: PLC0415
 
         data = existing.read()
-        results = probes.wait_ready(data.get("facts", {}), timeout=2.0)
+        results = probes.wait_ready(data.get("facts", {}), timeout=2.0, servers=data["servers"])
         if all(r.ready for r in results.values()):
             for name, server in data["servers"].items():
                 print(f"✅ {server['title']}: Running on port {data['facts'][name]['port']} (already up)")
@@ -457,7 +457,7 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
     now = time.time()
     for data in runs:
         facts = data.get("facts", {})
-        health = probes.wait_ready(facts, timeout=1.0) if facts else {}
+        health = probes.wait_ready(facts, timeout=1.0, servers=data["servers"]) if facts else {}
         kept = (
             "up (lease)" if (data.get("lease_until") or 0) > now else ("running" if owner_alive(data) else "orphaned")
         )
