@@ -210,6 +210,11 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     from testbed.preflight_checks import check_before_start  # noqa: PLC0415 - only commands that start servers
 
     check_before_start(config)  # templates, test paths, exec limits, migration files
+    from testbed.servers import unavailable_on  # noqa: PLC0415
+
+    unavailable = unavailable_on(config.servers, getattr(args, "backend", None) or "auto")
+    if unavailable:  # a declared server without a command (native) or an image (docker) for the backend asked for
+        raise TestbedError(unavailable, ExitCode.CONFIG)
     from testbed.runner import secrets_source  # noqa: PLC0415 - only commands that run playbooks need it
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)

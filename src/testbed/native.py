@@ -37,6 +37,10 @@ class Account:
         return self.uid == os.geteuid()
 
 
+def invoking_account() -> Account:
+    return Account(os.geteuid(), os.getegid(), pwd.getpwuid(os.geteuid()).pw_name)
+
+
 def server_account() -> Account:
     if os.geteuid() != 0:
         return Account(os.geteuid(), os.getegid(), pwd.getpwuid(os.geteuid()).pw_name)
@@ -103,6 +107,9 @@ class Launch:
     data_dir: Path
     stop_signal: int
     prepare: Callable[[], None] | None = None
+    # A declared server runs as whoever runs testbed: its command (often a console script in testbed's own
+    # environment) need not be reachable by the servers' account.
+    as_invoker: bool = False
 
 
 def _server_env() -> dict[str, str]:
@@ -163,13 +170,14 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
     lock = threading.Lock()
 
     def launch(item: Launch) -> None:
+        owner = invoking_account() if item.as_invoker else account
         try:
             state.record({"kind": "directory", "service": item.service, "path": str(item.data_dir)})
             if item.data_dir.exists():  # an earlier attempt that failed half-way: start clean
                 shutil.rmtree(item.data_dir)
                 shutil.rmtree(run_dir / "sockets", ignore_errors=True)
             item.data_dir.mkdir(mode=0o700)
-            os.chown(item.data_dir, account.uid, account.gid)
+            os.chown(item.data_dir, owner.uid, owner.gid)
             if item.prepare:
                 item.prepare()
             with (log_dir / f"{item.service}.log").open("ab") as log:
@@ -182,7 +190,7 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
                     start_new_session=True,
                     close_fds=True,
                     env=_server_env(),
-                    **_as_account(account),
+                    **_as_account(owner),
                 )
             identity = ProcessIdentity.of(process.pid)
             if identity is None:

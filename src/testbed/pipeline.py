@@ -24,7 +24,7 @@ from testbed.config import (
 from testbed.errors import ExitCode, TestbedError
 from testbed.junit import JUnitSummary
 from testbed.preflight_checks import check_before_start
-from testbed.servers import kind_of, migrations_server
+from testbed.servers import kind_of, migrations_server, unavailable_on
 from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
 
 BACKENDS = ("auto", "docker", "native")
@@ -231,9 +231,9 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
     else:
         images = {n: s["image"] for n, s in servers.items() if s["image"]}
         chosen, reason = choose_backend(backend, images, bool(params.get("pull")))
-    unavailable = [kind_of(n, s).unavailable(s, chosen) for n, s in servers.items()]
-    if any(unavailable):
-        raise TestbedError(next(u for u in unavailable if u), ExitCode.CONFIG)
+    unavailable = unavailable_on(servers, chosen)
+    if unavailable:
+        raise TestbedError(unavailable, ExitCode.CONFIG)
     notices: list[str] = []
     if chosen == "native":
         _, notices = native.binaries(servers)

@@ -12,7 +12,16 @@ from testbed.servers import dragonfly, nats, postgres
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 from testbed.servers.declared import DECLARED_KEY, Declared
 
-__all__ = ["REGISTRY", "Binary", "ContainerParts", "ServerKind", "kind_of", "migrations_server", "ordered"]
+__all__ = [
+    "REGISTRY",
+    "Binary",
+    "ContainerParts",
+    "ServerKind",
+    "kind_of",
+    "migrations_server",
+    "ordered",
+    "unavailable_on",
+]
 
 # The catalogue's kinds by name (the key in servers_catalogue and in testbed.yml's `servers`).
 REGISTRY: dict[str, ServerKind] = {kind.name: kind for kind in (postgres.KIND, dragonfly.KIND, nats.KIND)}
@@ -25,6 +34,14 @@ def kind_of(name: str, settings: Mapping[str, Any] | None = None) -> ServerKind:
     if name in REGISTRY:
         return REGISTRY[name]
     raise TestbedError(f"no server kind {name!r} (known: {', '.join(REGISTRY)}, or one declared in testbed.yml)")
+
+
+def unavailable_on(servers: Mapping[str, Mapping[str, Any]], backend: str) -> str | None:
+    """The first reason (naming the testbed.yml key) a server cannot run on `backend`, or None."""
+    if backend not in ("native", "docker"):
+        return None
+    reasons = (kind_of(name, settings).unavailable(settings, backend) for name, settings in servers.items())
+    return next((reason for reason in reasons if reason), None)
 
 
 def migrations_server(servers: Mapping[str, Mapping[str, Any]]) -> str | None:

@@ -131,7 +131,7 @@ class Declared(ServerKind):
         data = run_dir / self.name
         values = {"host": "127.0.0.1", "port": int(settings["port"]), "data_dir": str(data)}
         argv = [binary, *_render(settings["native_command"][1:], values, f"servers.{self.name}.native.command")]
-        return Launch(self.name, argv, data, signal.SIGTERM)
+        return Launch(self.name, argv, data, signal.SIGTERM, as_invoker=True)
 
     def container(self, settings: Mapping[str, Any]) -> ContainerParts:
         values = {"host": "0.0.0.0", "port": int(settings["container_port"])}  # noqa: S104 - inside its container
