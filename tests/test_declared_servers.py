@@ -13,6 +13,7 @@ import pytest
 from conftest import FIXTURES, cli, leftovers, run_folder_of
 from testbed.errors import ExitCode
 from testbed.pipeline import port_free
+from testbed.state import runtime_root
 
 pytestmark = pytest.mark.slow
 
@@ -73,6 +74,25 @@ def test_declared_servers_in_the_dev_loop_env_and_logs(declared: Path, runs: Pat
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers(run_id) == []
     assert all(port_free(p) for p in _ports(up.stdout).values())
+
+
+def test_teardown_finds_declared_servers_when_the_state_files_are_gone(declared: Path, runs: Path) -> None:
+    """moto's and memcached's command lines name no folder of the run: the marker in their environment
+    is how teardown finds them without the state file."""
+    from testbed.teardown import teardown_run_id  # noqa: PLC0415
+
+    up = cli("up", "--service", str(declared), "--backend", "native", "--ports", "auto",
+             "--run-folder", str(runs), timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = next(runs.iterdir()).name
+    ports = _ports(up.stdout)
+    for copy in (runtime_root() / run_id / "state.json", runs / run_id / "state.json"):
+        copy.unlink(missing_ok=True)
+    assert not any(port_free(port) for port in ports.values())
+    result = teardown_run_id(run_id, grace=5.0)
+    assert result.left == []
+    assert all(port_free(port) for port in ports.values()), ports
+    assert leftovers(run_id) == []
 
 
 S3 = "  - s3:\n      port: 15000\n      native: {command: [moto_server, -p, '{{ port }}']}\n"

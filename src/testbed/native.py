@@ -18,6 +18,7 @@ from typing import Any
 
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import ProcessIdentity, RunState, runtime_root
+from testbed.supervisor import MARKER
 
 SERVER_USER = "testbed"
 TEMPLATE_TTL = 7 * 24 * 3600  # gc removes a PostgreSQL template unused this long
@@ -189,7 +190,9 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
                     cwd=run_dir,
                     start_new_session=True,
                     close_fds=True,
-                    env=_server_env(),
+                    # A declared server's command line need not name the runtime folder, by which teardown
+                    # finds servers when the state file is gone: the marker lets it find this one.
+                    env={**_server_env(), MARKER: run_dir.name} if item.as_invoker else _server_env(),
                     **_as_account(owner),
                 )
             identity = ProcessIdentity.of(process.pid)
