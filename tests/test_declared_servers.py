@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, cli, leftovers, run_folder_of
+from testbed import reaper
 from testbed.errors import ExitCode
 from testbed.pipeline import port_free
 from testbed.state import runtime_root
@@ -93,6 +94,23 @@ def test_teardown_finds_declared_servers_when_the_state_files_are_gone(declared:
     assert result.left == []
     assert all(port_free(port) for port in ports.values()), ports
     assert leftovers(run_id) == []
+
+
+def test_a_declared_server_that_never_answers_fails_readiness_with_its_log(tmp_path: Path, runs: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "testbed.yml").write_text(
+        "name: stuck\nservers:\n  - stuck:\n      title: Stuck server\n      port: 15099\n"
+        "      native: {command: [sh, -c, 'echo never listening on {{ port }}; exec sleep 600']}\n"
+        "      ready: {http: /health}\ninstall: none\n"
+    )
+    result = cli("run", "--service", str(tmp_path), "--backend", "native", "--ports", "auto",
+                 "--run-folder", str(runs), "--readiness-timeout", "2")
+    assert result.returncode == ExitCode.PROVISIONING, result.stdout + result.stderr
+    failed = re.search(r"^❌ Readiness: Stuck server not ready on port (\d+) after .*$", result.stdout, re.M)
+    assert failed, result.stdout
+    assert f"never listening on {failed[1]}" in result.stdout  # the tail of its log, with the rendered port
+    run_id = run_folder_of(result.stdout).name
+    assert leftovers(run_id) == [] and reaper.marked(run_id) == []  # the marker finds the `sleep 600`
 
 
 S3 = "  - s3:\n      port: 15000\n      native: {command: [moto_server, -p, '{{ port }}']}\n"
