@@ -154,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
 
     logs = commands.add_parser("logs", help="a server's log")
     service_options(logs)
-    logs.add_argument("server", nargs="?", help="postgres, dragonfly or nats (default: all)")
+    logs.add_argument("server", nargs="?", help="a server's name in testbed.yml (default: all)")
 
     gc = commands.add_parser("gc", help="remove what runs whose owner is gone (or that expired) left")
     gc.add_argument("--run-id-prefix", default="", help="only runs whose id starts with this")
