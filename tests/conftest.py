@@ -37,10 +37,36 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def run(argv: list[str], *, cwd: Path = PROJECT, env: dict[str, str] | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """A command to its end, output captured; the test reads the return code."""
+    return subprocess.run(argv, cwd=cwd, env=env or clean_env(), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600,
         cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "testbed", *args], cwd=cwd, env=env or clean_env(),
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return run([sys.executable, "-m", "testbed", *args], cwd=cwd, env=env, timeout=timeout)
+
+
+def run_testbed_argv(service: Path, runs: Path, *extra: str, backend: str = "native", ports: str = "auto",
+                     run_id: str | None = None, images: dict[str, str] | None = None) -> list[str]:
+    """`testbed run` of a service into a runs folder, as a user types it (auto ports unless a test says)."""
+    return [sys.executable, "-m", "testbed", "run", "--service", str(service), "--backend", backend,
+            "--ports", ports, "--run-folder", str(runs), *(["--run-id", run_id] if run_id else []),
+            *image_args(images or {}), *extra]
+
+
+def image_args(images: dict[str, str]) -> list[str]:
+    """`--image SERVER=TAG` for each local image a Docker-backend test uses (no registry is reachable)."""
+    return [arg for server, tag in images.items() for arg in ("--image", f"{server}={tag}")]
+
+
+def run_testbed(service: Path, runs: Path, *extra: str, backend: str = "native", ports: str = "auto",
+                run_id: str | None = None, images: dict[str, str] | None = None, env: dict[str, str] | None = None,
+                timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    argv = run_testbed_argv(service, runs, *extra, backend=backend, ports=ports, run_id=run_id, images=images)
+    return run(argv, env=env, timeout=timeout)
 
 
 def playbook(name: str, extravars: dict[str, object], env: dict[str, str] | None = None,

@@ -14,15 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, FIXTURES, PROJECT, clean_env
+from conftest import BIN, FIXTURES, PROJECT, clean_env, run
 from testbed import collections_install, deps, secrets, tools
 from testbed.config import load_catalogue, load_service_config
 
 UV = str(BIN / "uv") if (BIN / "uv").is_file() else shutil.which("uv")
-
-
-def _run(argv: list[str], env: dict[str, str], cwd: Path = PROJECT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +31,7 @@ def bare(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [UV, "venv", "--quiet", "--seed", "--python", sys.executable, str(venv)],
         [UV, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "-e", str(PROJECT)],
     ):
-        result = _run(argv, env)
+        result = run(argv, env=env)
         assert result.returncode == 0, result.stderr
     return venv
 
@@ -71,7 +67,7 @@ def test_a_run_without_the_collections_it_needs_stops_with_one_line_naming_the_i
 ):
     shutil.rmtree(_site(bare) / "ansible_collections", ignore_errors=True)
     testbed = [str(bare / "bin" / "testbed"), "run", "--service", str(service), "--ports", "auto"]
-    result = _run([*testbed, *options], _env(bare, tmp_path))
+    result = run([*testbed, *options], env=_env(bare, tmp_path))
     assert result.returncode == 10, result.stdout + result.stderr
     assert result.stdout == ""  # nothing started: no phase line
     (line,) = result.stderr.splitlines()
@@ -87,12 +83,12 @@ def test_collections_install_is_idempotent_and_their_plugins_load(bare: Path, tm
 
     def documented(kind: str, name: str) -> bool:
         # ansible-doc exits 0 with a warning for a plugin it cannot find; its JSON tells.
-        result = _run([str(bare / "bin" / "ansible-doc"), "--json", "-t", kind, name], env, cwd=tmp_path)
+        result = run([str(bare / "bin" / "ansible-doc"), "--json", "-t", kind, name], env=env, cwd=tmp_path)
         return result.returncode == 0 and "doc" in json.loads(result.stdout or "{}").get(name, {})
 
     assert not documented("module", "community.docker.docker_container")  # ansible-core alone
 
-    first = _run([str(bare / "bin" / "testbed"), "collections", "install"], env)
+    first = run([str(bare / "bin" / "testbed"), "collections", "install"], env=env)
     assert first.returncode == 0, first.stderr
     assert [line.split(":")[0] for line in first.stdout.splitlines()] == [
         "community.docker 4.8.5",
@@ -102,7 +98,7 @@ def test_collections_install_is_idempotent_and_their_plugins_load(bare: Path, tm
     assert all(line.endswith(f"installed in {collections}") for line in first.stdout.splitlines())
     before = _tree(collections)
 
-    second = _run([str(bare / "bin" / "testbed"), "collections", "install"], env)
+    second = run([str(bare / "bin" / "testbed"), "collections", "install"], env=env)
     assert second.returncode == 0, second.stderr
     assert all("already installed" in line for line in second.stdout.splitlines()), second.stdout
     assert _tree(collections) == before  # not one file rewritten
@@ -112,16 +108,16 @@ def test_collections_install_is_idempotent_and_their_plugins_load(bare: Path, tm
     # The whole pipeline's playbook resolves every module it names (community.docker's among them).
     # testbed.pipeline itself comes from this checkout's .collections (an editable install carries no copy).
     in_checkout = env | {"ANSIBLE_COLLECTIONS_PATH": f"{env['ANSIBLE_COLLECTIONS_PATH']}:{PROJECT / '.collections'}"}
-    check = _run([str(bare / "bin" / "ansible-playbook"), "--syntax-check", "integration.yml"], in_checkout)
+    check = run([str(bare / "bin" / "ansible-playbook"), "--syntax-check", "integration.yml"], env=in_checkout)
     assert check.returncode == 0, check.stdout + check.stderr
 
 
 def test_ssm_secrets_without_boto3_stop_with_one_line_naming_the_extra(bare: Path, service: Path, tmp_path: Path):
     env = _env(bare, tmp_path)
-    assert _run([str(bare / "bin" / "testbed"), "collections", "install"], env).returncode == 0
-    assert _run([str(bare / "bin" / "python"), "-c", "import boto3"], env).returncode != 0  # no [aws] extra
+    assert run([str(bare / "bin" / "testbed"), "collections", "install"], env=env).returncode == 0
+    assert run([str(bare / "bin" / "python"), "-c", "import boto3"], env=env).returncode != 0  # no [aws] extra
     testbed = [str(bare / "bin" / "testbed"), "run", "--service", str(service), "--ports", "auto"]
-    result = _run([*testbed, "--backend", "native", "--secrets", "ssm"], env)
+    result = run([*testbed, "--backend", "native", "--secrets", "ssm"], env=env)
     assert result.returncode == 10, result.stdout + result.stderr
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()

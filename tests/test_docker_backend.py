@@ -11,7 +11,6 @@ import json
 import re
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,7 +20,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
+from conftest import (
+    PROJECT,
+    clean_env,
+    cli,
+    image_args,
+    leftovers,
+    playbook,
+    run_folder_of,
+    run_testbed,
+    run_testbed_argv,
+)
 from images.events import EngineEvents, existing_volumes
 from testbed import docker_api, pipeline
 from testbed.errors import ExitCode, TestbedError
@@ -36,16 +45,6 @@ RECAP = re.compile(r"^\S+\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+f
 
 def _run_id(what: str) -> str:
     return f"dk-{what}-{uuid.uuid4().hex[:6]}"
-
-
-def _image_args(images: dict[str, str]) -> list[str]:
-    return [arg for server, tag in images.items() for arg in ("--image", f"{server}={tag}")]
-
-
-def _run(service: Path, runs: Path, images: dict[str, str], run_id: str, *extra: str,
-         backend: str = "docker") -> subprocess.CompletedProcess[str]:
-    return cli("run", "--service", str(service), "--backend", backend, "--ports", "auto",
-               "--run-folder", str(runs), "--run-id", run_id, *_image_args(images), *extra, timeout=300)
 
 
 def _failures(out: str) -> list[str]:
@@ -131,7 +130,7 @@ def test_docker_run_passes_end_to_end_and_leaves_nothing(
     service: Path, runs: Path, local_images: dict[str, str], events: EngineEvents
 ) -> None:
     run_id = _run_id("e2e")
-    result = _run(service, runs, local_images, run_id)
+    result = run_testbed(service, runs, backend="docker", run_id=run_id, images=local_images, timeout=300)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert re.search(r"^✅ Backend: docker \(asked for \(engine [^)]+\)\)$", out, re.MULTILINE), out
@@ -176,7 +175,7 @@ def test_auto_picks_docker_and_a_failing_test_exits_1(
     tests = service / "tests" / "test_servers.py"
     tests.write_text(tests.read_text() + "\n\ndef test_fails():\n    assert 1 == 2\n")
     run_id = _run_id("fail")
-    result = _run(service, runs, local_images, run_id, backend="auto")
+    result = run_testbed(service, runs, backend="auto", run_id=run_id, images=local_images, timeout=300)
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
     assert re.search(r"^✅ Backend: docker \(engine .+ answers and every image is at hand\)$", out, re.MULTILINE), out
@@ -196,7 +195,7 @@ def test_broken_migration_exits_13_and_tears_down(
     broken = "-- a comment\n\nALTER TABLE items\n  ADD COLUMN x SELEC;\n"
     (service / "migrations" / "0003_broken.sql").write_text(broken)
     run_id = _run_id("migr")
-    result = _run(service, runs, local_images, run_id)
+    result = run_testbed(service, runs, backend="docker", run_id=run_id, images=local_images, timeout=300)
     out = result.stdout
     assert result.returncode == ExitCode.MIGRATIONS, out + result.stderr
     assert "0003_broken.sql line 4" in out
@@ -227,8 +226,8 @@ def test_container_that_never_becomes_ready_exits_12_naming_it(
 ) -> None:
     run_id = _run_id("ready")
     started = time.monotonic()
-    result = _run(service, runs, dict(local_images, postgres=never_ready_image), run_id,
-                  "--readiness-timeout", "3")
+    result = run_testbed(service, runs, "--readiness-timeout", "3", backend="docker", run_id=run_id,
+                         images=dict(local_images, postgres=never_ready_image), timeout=300)
     out = result.stdout
     assert result.returncode == ExitCode.PROVISIONING, out + result.stderr
     assert time.monotonic() - started < 90
@@ -254,7 +253,8 @@ def test_missing_image_fails_fast_in_one_line_creating_nothing(
     image = f"127.0.0.1:{port}/testbed-missing/postgres:nowhere-{uuid.uuid4().hex[:6]}"
     run_id = _run_id("miss")
     started = time.monotonic()
-    result = _run(service, runs, dict(local_images, postgres=image), run_id)
+    result = run_testbed(service, runs, backend="docker", run_id=run_id, images=dict(local_images, postgres=image),
+                         timeout=300)
     elapsed = time.monotonic() - started
     out = result.stdout
     assert result.returncode == ExitCode.PROVISIONING, out + result.stderr
@@ -464,8 +464,7 @@ def test_engine_that_stops_answering_mid_run_is_named_and_gc_cleans_up(
     sock = folder / "docker.sock"
     proxy = EngineProxy(sock, docker_api.socket_path())
     run_id = _run_id("gone")
-    argv = [sys.executable, "-m", "testbed", "run", "--service", str(service), "--backend", "docker",
-            "--ports", "auto", "--run-folder", str(runs), "--run-id", run_id, "-v", *_image_args(local_images)]
+    argv = run_testbed_argv(service, runs, "-v", backend="docker", run_id=run_id, images=local_images)
     lines: list[str] = []
     try:
         with subprocess.Popen(argv, cwd=PROJECT, env=clean_env(DOCKER_HOST=f"unix://{sock}"), text=True,
@@ -518,7 +517,8 @@ def test_two_concurrent_docker_runs_with_auto_ports_both_pass(
     ids = {name: _run_id(f"par-{name}") for name in ("a", "b")}
 
     def run(name: str) -> None:
-        results[name] = _run(service, tmp_path / name, local_images, ids[name])
+        results[name] = run_testbed(service, tmp_path / name, backend="docker", run_id=ids[name],
+                                    images=local_images, timeout=300)
 
     threads = [threading.Thread(target=run, args=(name,)) for name in ids]
     for thread in threads:
@@ -537,7 +537,7 @@ def test_two_concurrent_docker_runs_with_auto_ports_both_pass(
 def test_dev_loop_on_the_docker_backend(service: Path, runs: Path, local_images: dict[str, str],
                                         events: EngineEvents) -> None:
     up = cli("up", "--service", str(service), "--backend", "docker", "--ports", "auto", "--run-folder", str(runs),
-             *_image_args(local_images))
+             *image_args(local_images))
     assert up.returncode == 0, up.stdout + up.stderr
     run_id = next(runs.iterdir()).name
     try:

@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import clean_env, cli, leftovers, run_folder_of, secret_hits
+from conftest import clean_env, cli, leftovers, run_folder_of, run_testbed, secret_hits
 
 pytestmark = pytest.mark.slow
-
-
-def _run(service: Path, runs: Path, *extra: str, env: dict[str, str] | None = None):
-    return cli("run", "--service", str(service), "--backend", "native", "--ports", "auto",
-               "--run-folder", str(runs), *extra, env=env)
 
 
 def _one_failure_line(output: str) -> str:
@@ -24,7 +19,7 @@ def _one_failure_line(output: str) -> str:
 
 
 def test_missing_server_binary_fails_before_anything_starts(service: Path, runs: Path, tmp_path: Path) -> None:
-    result = _run(service, runs, env=clean_env(TESTBED_PG_BINDIR=str(tmp_path / "no-postgres-here")))
+    result = run_testbed(service, runs, env=clean_env(TESTBED_PG_BINDIR=str(tmp_path / "no-postgres-here")))
     assert result.returncode == 12, result.stdout
     line = _one_failure_line(result.stdout)
     assert "missing server binaries: PostgreSQL 15" in line and "setup-native" in line
@@ -36,7 +31,7 @@ def test_hanging_test_is_stopped_by_the_per_test_timeout(service: Path, runs: Pa
     config = service / "testbed.yml"
     config.write_text(config.read_text().replace("  coverage: [basic_app]", "  coverage: [basic_app]\n  timeout: 2"))
     (service / "tests" / "test_hangs.py").write_text("import time\n\ndef test_hangs():\n    time.sleep(60)\n")
-    result = _run(service, runs)
+    result = run_testbed(service, runs)
     assert result.returncode == 1, result.stdout
     assert "❌ Tests: 4 passed, 1 failed" in _one_failure_line(result.stdout)
     folder = run_folder_of(result.stdout)
@@ -66,7 +61,7 @@ def test_changed_migration_checksum_fails_naming_the_file(service: Path, runs: P
 
 
 def test_secret_reaches_the_tests_and_nothing_else(service: Path, runs: Path) -> None:
-    result = _run(service, runs)
+    result = run_testbed(service, runs)
     assert result.returncode == 0, result.stdout
     folder = run_folder_of(result.stdout)
     assert "✅ Secrets: 1 resolved" in result.stdout

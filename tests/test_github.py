@@ -403,7 +403,11 @@ def test_step_summary_stays_under_one_mib_for_a_huge_report():
 def test_step_summary_respects_a_small_budget():
     text = github.step_summary(REPORT, _failures(500), max_bytes=3000)
     assert len(text.encode()) <= 3000
-    assert "more failures not shown" in text or "### Failures" not in text
+    # The section fits its first rows and counts the rest: shown + not shown is every failure.
+    section = text.split("### Failures\n", 1)[1] if "### Failures\n" in text else ""
+    shown = [line for line in section.splitlines() if line.startswith("- `tests.test_x::test_")]
+    not_shown = re.search(r"(\d+) more failures not shown here", section)
+    assert shown and not_shown and len(shown) + int(not_shown[1]) == 500, text
     assert len(github.step_summary(REPORT, max_bytes=10).encode()) <= 10
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import BIN, FIXTURES, PROJECT, clean_env, cli, leftovers, run_folder_of
+from conftest import BIN, FIXTURES, PROJECT, clean_env, cli, leftovers, run, run_folder_of
 
 COLLECTION = "ansible_collections/testbed/pipeline"
 
@@ -35,10 +35,6 @@ def _foreign_service(tmp_path: Path) -> Path:
     service = tmp_path / "elsewhere" / "my-service"
     shutil.copytree(FIXTURES / "services" / "basic", service)
     return service
-
-
-def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=900, check=False)
 
 
 @pytest.fixture(scope="session")
@@ -106,11 +102,12 @@ def test_wheel_carries_the_collection(wheel: Path) -> None:
 def test_installed_wheel_runs_a_foreign_service_from_its_own_folder(installed: Path, tmp_path: Path) -> None:
     service = _foreign_service(tmp_path)
     env = _user_env(installed)
-    where = _run([str(installed / "python"), "-c", "from testbed.config import project_root; print(project_root())"],
-                 service, env)
+    where = run([str(installed / "python"), "-c", "from testbed.config import project_root; print(project_root())"],
+                cwd=service, env=env, timeout=900)
     assert where.stdout.strip().endswith(f"site-packages/{COLLECTION}"), where.stdout + where.stderr
 
-    result = _run([str(installed / "testbed"), "run", "--backend", "native", "--ports", "auto"], service, env)
+    result = run([str(installed / "testbed"), "run", "--backend", "native", "--ports", "auto"],
+                 cwd=service, env=env, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✅ Tests: 4 passed" in result.stdout
     folder = run_folder_of(result.stdout)
@@ -123,9 +120,9 @@ def test_installed_wheel_runs_a_foreign_service_from_its_own_folder(installed: P
 @pytest.mark.slow
 def test_installed_collection_playbook_runs_by_name(installed: Path, tmp_path: Path) -> None:
     service = _foreign_service(tmp_path)
-    result = _run([str(installed / "ansible-playbook"), "testbed.pipeline.integration", "-e",
-                   f"testbed_service={service}", "-e", "testbed_backend=native", "-e", "testbed_ports=auto"],
-                  service, _user_env(installed))
+    result = run([str(installed / "ansible-playbook"), "testbed.pipeline.integration", "-e",
+                  f"testbed_service={service}", "-e", "testbed_backend=native", "-e", "testbed_ports=auto"],
+                 cwd=service, env=_user_env(installed), timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     folder = run_folder_of(result.stdout)
     assert folder.parent == service / "runs"
@@ -136,14 +133,14 @@ def test_installed_collection_playbook_runs_by_name(installed: Path, tmp_path: P
 @pytest.mark.slow
 def test_galaxy_built_collection_installs_and_runs(tmp_path: Path) -> None:
     env = clean_env()
-    built = _run([str(BIN / "ansible-galaxy"), "collection", "build", str(PROJECT), "--output-path",
-                  str(tmp_path / "dist")], tmp_path, env)
+    built = run([str(BIN / "ansible-galaxy"), "collection", "build", str(PROJECT), "--output-path",
+                 str(tmp_path / "dist")], cwd=tmp_path, env=env, timeout=900)
     assert built.returncode == 0, built.stdout + built.stderr
     (tarball,) = (tmp_path / "dist").glob("testbed-pipeline-*.tar.gz")
     collections = tmp_path / "collections"
     # --no-deps: community.docker and amazon.aws come with ansible here; Galaxy is not reachable.
-    installed = _run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(collections),
-                      str(tarball)], tmp_path, env)
+    installed = run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(collections),
+                     str(tarball)], cwd=tmp_path, env=env, timeout=900)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     root = collections / COLLECTION
     assert (root / "playbooks" / "integration.yml").is_file()
@@ -151,10 +148,11 @@ def test_galaxy_built_collection_installs_and_runs(tmp_path: Path) -> None:
 
     service = _foreign_service(tmp_path)
     env = clean_env(ANSIBLE_COLLECTIONS_PATH=str(collections))
-    found = _run([str(BIN / "ansible-galaxy"), "collection", "list", "testbed.pipeline"], service, env)
+    found = run([str(BIN / "ansible-galaxy"), "collection", "list", "testbed.pipeline"],
+                cwd=service, env=env, timeout=900)
     assert str(collections) in found.stdout and str(PROJECT) not in found.stdout, found.stdout
-    result = _run([str(BIN / "ansible-playbook"), "testbed.pipeline.integration", "-e", f"testbed_service={service}",
-                   "-e", "testbed_backend=native", "-e", "testbed_ports=auto"], service, env)
+    result = run([str(BIN / "ansible-playbook"), "testbed.pipeline.integration", "-e", f"testbed_service={service}",
+                  "-e", "testbed_backend=native", "-e", "testbed_ports=auto"], cwd=service, env=env, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     folder = run_folder_of(result.stdout)
     assert folder.parent == service / "runs"

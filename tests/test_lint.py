@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import BIN, PROJECT
+from conftest import BIN, PROJECT, run
 from testbed.config import load_catalogue
 
 ROLES = sorted(p for p in (PROJECT / "roles").iterdir() if p.is_dir())
-
-
-def _run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=PROJECT, capture_output=True, text=True, check=False, timeout=600)
 
 
 @pytest.mark.parametrize("argv", [
@@ -27,7 +22,7 @@ def _run(*argv: str) -> subprocess.CompletedProcess[str]:
     (str(BIN / "ansible-lint"), "--offline", "--profile", "production"),
 ], ids=["ruff", "ruff-format", "mypy", "yamllint", "ansible-lint"])
 def test_linter_is_clean(argv: tuple[str, ...]) -> None:
-    result = _run(*argv)
+    result = run(list(argv))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
 
 

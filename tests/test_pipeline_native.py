@@ -11,24 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT, cli, leftovers, playbook, run_folder_of
+from conftest import PROJECT, cli, leftovers, playbook, run_folder_of, run_testbed
+from testbed import native
 
 pytestmark = pytest.mark.slow
 
 
-def _run(service: Path, runs: Path, *extra: str):
-    return cli("run", "--service", str(service), "--backend", "native", "--ports", "auto",
-                   "--run-folder", str(runs), *extra)
-
-
 def test_wrapper_runs_the_whole_pipeline_and_leaves_nothing(service: Path, runs: Path) -> None:
-    result = _run(service, runs)
+    result = run_testbed(service, runs)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     for line in ("✅ PostgreSQL: Running on port", "✅ Dragonfly: Running on port", "✅ NATS: Running on port",
                  "✅ Migrations: Applied successfully (2 new)", "✅ Tests: 4 passed", "✅ Coverage: 100%"):
         assert line in out
-    assert "redis-server (same protocol) stands in" in out or "dragonfly" in out.lower()
+    # The stand-in notice shows exactly when this machine has no dragonfly binary (native.binaries decides).
+    _, notices = native.binaries({"dragonfly": {}})
+    assert (native.DRAGONFLY_STAND_IN in out) == (native.DRAGONFLY_STAND_IN in notices), out
     folder = run_folder_of(out)
     assert folder.parent == runs
     for name in ("junit.xml", "coverage.xml", "htmlcov/index.html", "report.json", "state.json",
@@ -45,7 +43,7 @@ def test_playbook_and_wrapper_agree(service: Path, runs: Path) -> None:
                                                 "testbed_ports": "auto", "testbed_run_root": str(runs)})
     assert via_playbook.returncode == 0, via_playbook.stdout[-3000:]
     folder_a = run_folder_of(via_playbook.stdout)
-    via_wrapper = _run(service, runs)
+    via_wrapper = run_testbed(service, runs)
     assert via_wrapper.returncode == 0, via_wrapper.stdout
     folder_b = run_folder_of(via_wrapper.stdout)
     assert folder_a != folder_b
@@ -58,7 +56,7 @@ def test_playbook_and_wrapper_agree(service: Path, runs: Path) -> None:
 def test_failing_test_gives_pytest_exit_code_and_tears_down(service: Path, runs: Path) -> None:
     (service / "tests" / "test_servers.py").write_text(
         (service / "tests" / "test_servers.py").read_text() + "\n\ndef test_fails():\n    assert 1 == 2\n")
-    result = _run(service, runs)
+    result = run_testbed(service, runs)
     assert result.returncode == 1, result.stdout
     assert "❌ Tests: 4 passed, 1 failed" in result.stdout
     assert "✅ Teardown: nothing left behind" in result.stdout
@@ -66,7 +64,7 @@ def test_failing_test_gives_pytest_exit_code_and_tears_down(service: Path, runs:
 
 
 def test_no_tests_collected_is_a_failure(service: Path, runs: Path) -> None:
-    result = _run(service, runs, "--", "-k", "no_such_test_anywhere")
+    result = run_testbed(service, runs, "--", "-k", "no_such_test_anywhere")
     assert result.returncode == 5, result.stdout
     assert "no tests collected" in result.stdout
 
@@ -74,7 +72,7 @@ def test_no_tests_collected_is_a_failure(service: Path, runs: Path) -> None:
 def test_broken_migration_names_file_and_line(service: Path, runs: Path) -> None:
     (service / "migrations" / "0003_broken.sql").write_text(
         "-- a comment\n\nALTER TABLE items\n  ADD COLUMN x SELEC;\n")
-    result = _run(service, runs)
+    result = run_testbed(service, runs)
     assert result.returncode == 13, result.stdout
     assert "0003_broken.sql line 4" in result.stdout
     assert leftovers(run_folder_of(result.stdout).name) == []

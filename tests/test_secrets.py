@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
+from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of, run_testbed
 from testbed import secrets as tb_secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import runtime_root
@@ -198,11 +198,10 @@ class ProcessWatch:
         self._thread.join()
 
 
-def _run(service: Path, runs: Path, env: dict[str, str], run_id: str, *extra: str,
-         source: str = "ssm") -> tuple[subprocess.CompletedProcess[str], ProcessWatch]:
+def _watched_run(service: Path, runs: Path, env: dict[str, str], run_id: str, *extra: str,
+                 source: str = "ssm") -> tuple[subprocess.CompletedProcess[str], ProcessWatch]:
     with ProcessWatch(run_id) as watch:
-        result = cli("run", "--service", str(service), "--backend", "native", "--ports", "auto",
-                     "--run-folder", str(runs), "--run-id", run_id, "--secrets", source, *extra, env=env)
+        result = run_testbed(service, runs, "--secrets", source, *extra, run_id=run_id, env=env)
     return result, watch
 
 
@@ -246,7 +245,7 @@ def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: P
     try:
         # Under GitHub Actions, auto must pick SSM (nothing is in the environment to fall back on).
         source = "auto" if github else "ssm"
-        result, watch = _run(service, runs, env, run_id, "--keep-runner-dir", source=source)
+        result, watch = _watched_run(service, runs, env, run_id, "--keep-runner-dir", source=source)
         out = result.stdout
         assert result.returncode == 0, out + result.stderr
         assert "✅ Secrets: 1 resolved" in out
@@ -295,7 +294,7 @@ def test_env_value_is_moved_out_of_the_environment_before_ansible_runner(tmp_pat
     env = clean_env(**{VARIABLE: value})
     runner_dir = runtime_root() / f"runner-{run_id}"
     try:
-        result, _ = _run(service, runs, env, run_id, "--keep-runner-dir", source="env")
+        result, _ = _watched_run(service, runs, env, run_id, "--keep-runner-dir", source="env")
         assert result.returncode == 0, result.stdout + result.stderr
         assert "✅ Tests: 2 passed" in result.stdout
         folder = run_folder_of(result.stdout)
@@ -332,7 +331,7 @@ def test_ssm_failure_is_one_line_exit_11_and_starts_nothing(aws: FakeAWS, tmp_pa
     started = time.monotonic()
     with _closed_port() as closed:
         endpoint = f"http://127.0.0.1:{closed}" if case == "unreachable-endpoint" else None
-        result, watch = _run(service, runs, _aws_env(aws, creds, endpoint), run_id)
+        result, watch = _watched_run(service, runs, _aws_env(aws, creds, endpoint), run_id)
     out = result.stdout
     assert result.returncode == ExitCode.SECRETS, out + result.stderr
     failures = [line for line in out.splitlines() if line.startswith("❌")]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, secret_hits
+from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, run_testbed, run_testbed_argv, secret_hits
 from testbed import pipeline
 from testbed.state import RunState, runtime_root
 from testbed.teardown import teardown
@@ -38,15 +38,11 @@ def _run_id(what: str) -> str:
     return f"surv-{what}-{secrets.token_hex(3)}"
 
 
-def _run_args(service: Path, runs: Path, run_id: str, *extra: str, ports: str = "auto") -> list[str]:
-    return [sys.executable, "-m", "testbed", "run", "--service", str(service), "--backend", "native",
-            "--ports", ports, "--run-folder", str(runs), "--run-id", run_id, *extra]
-
-
-def _run(service: Path, runs: Path, run_id: str, *extra: str, ports: str = "auto") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_run_args(service, runs, run_id, *extra, ports=ports), cwd=PROJECT,
-                          env=clean_env(SURVIVORS_RUN_ROOT=str(runs)), capture_output=True, text=True,
-                          timeout=300, check=False)
+def _survivors_run(service: Path, runs: Path, run_id: str, *extra: str,
+                   ports: str = "auto") -> subprocess.CompletedProcess[str]:
+    """The survivors service finds its runs folder through the environment."""
+    return run_testbed(service, runs, *extra, ports=ports, run_id=run_id, env=clean_env(SURVIVORS_RUN_ROOT=str(runs)),
+                       timeout=300)
 
 
 def _noted_pids(service: Path) -> list[int]:
@@ -174,7 +170,7 @@ def test_the_supervisor_kills_everything_at_its_deadline() -> None:
 @pytest.mark.slow
 def test_what_the_tests_start_does_not_outlive_a_run(survivors: Path, runs: Path) -> None:
     run_id = _run_id("children")
-    result = _run(survivors, runs, run_id, "--", "-k", "leaves_children")
+    result = _survivors_run(survivors, runs, run_id, "--", "-k", "leaves_children")
     assert result.returncode == 0, result.stdout + result.stderr
     pids = _noted_pids(survivors)
     assert len(pids) == 3  # plain child, own session, nohup'd grandchild
@@ -188,7 +184,7 @@ def test_a_test_that_ignores_alarm_is_killed_at_the_deadline(survivors: Path, ru
     config.write_text(config.read_text().replace("  paths: [tests]\n", "  paths: [tests]\n  deadline: 5\n"
                                                                         "  timeout: 600\n"))
     run_id = _run_id("deadline")
-    result = _run(survivors, runs, run_id, "--", "-k", "ignores_alarm")
+    result = _survivors_run(survivors, runs, run_id, "--", "-k", "ignores_alarm")
     assert result.returncode == 15, result.stdout + result.stderr
     assert _failures(result.stdout) == [
         "❌ Tests: outlived tests.deadline (5 s): pytest and everything it started were killed; "
@@ -201,7 +197,7 @@ def test_a_test_that_ignores_alarm_is_killed_at_the_deadline(survivors: Path, ru
 def _interrupt(service: Path, runs: Path, run_id: str, started: Path, signum: int,
                *extra: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Start `testbed run`, wait until `started` exists (the tests or the install are running), signal it."""
-    wrapper = subprocess.Popen(_run_args(service, runs, run_id, *extra), cwd=PROJECT,
+    wrapper = subprocess.Popen(run_testbed_argv(service, runs, *extra, run_id=run_id), cwd=PROJECT,
                                env=clean_env(SURVIVORS_RUN_ROOT=str(runs), **env), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -263,7 +259,7 @@ def test_gc_after_a_sigkilled_wrapper_ends_the_tests_tree(survivors: Path, runs:
 @pytest.mark.slow
 def test_teardown_finds_the_servers_when_the_state_files_are_gone(survivors: Path, runs: Path) -> None:
     run_id = _run_id("stateless")
-    result = _run(survivors, runs, run_id, "--", "-k", "deletes_its_state")
+    result = _survivors_run(survivors, runs, run_id, "--", "-k", "deletes_its_state")
     deleted = (survivors / "out" / "deleted").read_text().split()
     assert len(deleted) == 2, deleted  # the runtime copy and the run folder's
     assert _processes_of(run_id) == [] and leftovers(run_id) == [], result.stdout + result.stderr
@@ -279,7 +275,7 @@ def _segments_created_by(pid: int) -> list[str]:
 @pytest.mark.slow
 def test_postgres_killed_during_the_tests_is_named_and_its_memory_removed(survivors: Path, runs: Path) -> None:
     run_id = _run_id("pg-killed")
-    result = _run(survivors, runs, run_id, "--", "-k", "kills_postgres")
+    result = _survivors_run(survivors, runs, run_id, "--", "-k", "kills_postgres")
     assert result.returncode == 1, result.stdout + result.stderr
     failures = _failures(result.stdout)
     assert len(failures) == 1 and "PostgreSQL exited" in failures[0], result.stdout
@@ -292,7 +288,7 @@ def test_postgres_killed_during_the_tests_is_named_and_its_memory_removed(surviv
 @pytest.mark.slow
 def test_nats_killed_during_passing_tests_exits_12_naming_it(survivors: Path, runs: Path) -> None:
     run_id = _run_id("nats-killed")
-    result = _run(survivors, runs, run_id, "--", "-k", "kills_nats")
+    result = _survivors_run(survivors, runs, run_id, "--", "-k", "kills_nats")
     assert result.returncode == 12, result.stdout + result.stderr
     failures = _failures(result.stdout)
     assert len(failures) == 1 and failures[0].startswith("❌ Tests: 1 passed in "), result.stdout
@@ -345,7 +341,7 @@ def test_back_to_back_runs_on_fixed_ports_pass_native(survivors: Path, runs: Pat
     ports = _fixed_ports(survivors)
     for attempt in range(2):
         run_id = _run_id(f"fixed{attempt}")
-        result = _run(survivors, runs, run_id, "--", "-k", "passes", ports="fixed")
+        result = _survivors_run(survivors, runs, run_id, "--", "-k", "passes", ports="fixed")
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"✅ PostgreSQL: Running on port {ports[0]}" in result.stdout
         for port in ports:

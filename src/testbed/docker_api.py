@@ -1,33 +1,35 @@
-"""A few Docker Engine API calls over its unix socket, for what no community.docker module does
-(container logs) and for teardown outside Ansible (signals, gc), so both share one implementation."""
+"""The Docker Engine calls no community.docker module makes for testbed (container logs, port read-back,
+readiness) and teardown outside Ansible (signals, gc), so both share one implementation.
+
+They go through the Docker SDK for Python, imported on first use: its import (requests, urllib3) costs
+about 0.09 s, nothing next to a Docker-backend run, but most of a native `testbed down` (0.15 s), which
+never calls it. ``engine_answers`` alone stays a hand-written GET over the socket: it is the "is there an
+engine at all?" probe on paths that otherwise never touch Docker (the auto backend choice ending on
+native, gc, teardown of a native run that lost its state file). docs/DESIGN.md "Libraries" has the figures.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import socket
-import struct
-import urllib.parse
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from testbed.errors import ExitCode, TestbedError
+
+if TYPE_CHECKING:
+    import docker
 
 LABEL_RUN = "testbed.run"
 LABEL_SERVICE = "testbed.service"
 # Which runtime root (uid, TESTBED_RUNTIME_DIR) owns a container: gc sweeps only its own orphans.
 LABEL_ROOT = "testbed.root"
 
-
-class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._path = path
-
-    def connect(self) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self._path)
+# The API version each engine socket negotiated: asked once per process, not before every call.
+_api_versions: dict[str, str] = {}
 
 
 def socket_path() -> str:
@@ -43,82 +45,148 @@ class EngineUnreachable(OSError):
 
 
 def _why(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g}s"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    """The reason at the bottom of an exception chain (the SDK wraps the socket's error three times)."""
+    import requests  # noqa: PLC0415
+
+    seen: list[BaseException] = []
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if current in seen:
+            continue
+        seen.append(current)
+        if isinstance(current, TimeoutError | requests.Timeout | socket.timeout):
+            return f"no answer within {timeout:g}s"
+        if isinstance(current, OSError) and current.strerror:
+            return current.strerror
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        pending += [e for e in linked if isinstance(e, BaseException)]
     return str(exc) or type(exc).__name__
 
 
-def request(method: str, path: str, timeout: float = 10.0, query: dict[str, Any] | None = None) -> tuple[int, bytes]:
-    """One API call; an engine that does not answer raises EngineUnreachable (an OSError)."""
-    url = path + ("?" + urllib.parse.urlencode(query) if query else "")
+@contextlib.contextmanager
+def _client(timeout: float) -> Iterator[docker.APIClient]:
+    """An SDK client of the local engine; an engine that does not answer raises EngineUnreachable."""
+    import docker  # noqa: PLC0415  (see the module's docstring)
+    import requests  # noqa: PLC0415
+
     sock = socket_path()
-    conn = _UnixConnection(sock, timeout)
     try:
-        conn.request(method, url)
-        response = conn.getresponse()
-        return response.status, response.read()
-    except (OSError, http.client.HTTPException) as exc:
+        version = _api_versions.get(sock, "auto")
+        with docker.APIClient(base_url=f"unix://{sock}", version=version, timeout=timeout) as api:
+            _api_versions[sock] = api.api_version
+            yield api
+    except docker.errors.APIError:
+        raise  # the engine answered: the caller reads the status
+    except (OSError, requests.RequestException, docker.errors.DockerException) as exc:
         raise EngineUnreachable(f"no Docker engine answers on {sock} ({_why(exc, timeout)})") from exc
+
+
+def request(method: str, path: str, timeout: float = 10.0, query: dict[str, Any] | None = None) -> tuple[int, bytes]:
+    """One API call (`path` without the version prefix); an engine that does not answer raises
+    EngineUnreachable (an OSError)."""
+    with _client(timeout) as api:
+        url = f"{api.base_url}/v{api.api_version}{path}"
+        response = api.request(method, url, params=query, timeout=timeout)
+        return int(response.status_code), bytes(response.content)
+
+
+class _Unix(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+def engine_answers(timeout: float = 3.0) -> str | None:
+    """The engine's version when it answers within `timeout`, else None (no SDK import: see above)."""
+    try:
+        conn = _Unix(socket_path(), timeout)
+    except TestbedError:
+        return None
+    try:
+        conn.request("GET", "/version")
+        response = conn.getresponse()
+        body = response.read()
+        return str(json.loads(body).get("Version", "?")) if response.status == 200 else None
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
     finally:
         conn.close()
 
 
-def engine_answers(timeout: float = 3.0) -> str | None:
-    """The engine's version when it answers within `timeout`, else None."""
-    try:
-        status, body = request("GET", "/version", timeout=timeout)
-        return str(json.loads(body).get("Version", "?")) if status == 200 else None
-    except (OSError, ValueError, TestbedError):
-        return None
-
-
 def image_present(image: str) -> bool:
+    import docker  # noqa: PLC0415
+
     try:
-        status, _ = request("GET", f"/images/{urllib.parse.quote(image, safe='')}/json", timeout=5)
-    except OSError:
+        with _client(5) as api:
+            api.inspect_image(image)
+    except (OSError, docker.errors.APIError):
         return False
-    return status == 200
+    return True
 
 
 def logs(container: str, tail: int | None = None) -> str:
-    """stdout and stderr of a container, demultiplexed (the engine frames them unless it has a TTY)."""
-    query: dict[str, Any] = {"stdout": 1, "stderr": 1, "timestamps": 0}
-    if tail:
-        query["tail"] = tail
-    status, body = request("GET", f"/containers/{container}/logs", timeout=15, query=query)
-    if status != 200:
-        return ""
-    out = bytearray()
-    view = memoryview(body)
-    while len(view) >= 8 and view[0] in (0, 1, 2) and view[1:4].tobytes() == b"\0\0\0":
-        size = struct.unpack(">I", view[4:8])[0]
-        out += view[8 : 8 + size]
-        view = view[8 + size :]
-    out += view  # a TTY container's log is not framed
-    return out.decode("utf-8", "replace")
+    """stdout and stderr of a container, in order (the SDK takes the engine's framing apart)."""
+    import docker  # noqa: PLC0415
+
+    with _client(15) as api:
+        try:
+            data = api.logs(container, stdout=True, stderr=True, timestamps=False, tail=tail or "all")
+        except docker.errors.APIError:
+            return ""
+    return bytes(data).decode("utf-8", "replace")
 
 
 def remove_container(container: str) -> bool:
     """Force-remove a container and its anonymous volumes; True when it is gone."""
-    status, _ = request("DELETE", f"/containers/{container}", timeout=30, query={"force": 1, "v": 1})
-    return status in (204, 404)
+    import docker  # noqa: PLC0415
+
+    with _client(30) as api:
+        try:
+            api.remove_container(container, v=True, force=True)
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError:
+            return False
+    return True
 
 
 def remove_network(network: str) -> bool:
-    status, _ = request("DELETE", f"/networks/{network}", timeout=15)
-    return status in (204, 404)
+    import docker  # noqa: PLC0415
+
+    with _client(15) as api:
+        try:
+            api.remove_network(network)
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError:
+            return False
+    return True
 
 
 def containers_of(run_id: str | None = None) -> list[dict[str, Any]]:
     """Containers carrying testbed's run label (of one run, or of all)."""
+    import docker  # noqa: PLC0415
+
     label = f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN
-    status, body = request("GET", "/containers/json", query={"all": 1, "filters": json.dumps({"label": [label]})})
-    return list(json.loads(body)) if status == 200 else []
+    with _client(10) as api:
+        try:
+            return list(api.containers(all=True, filters={"label": [label]}))
+        except docker.errors.APIError:
+            return []
 
 
 def networks_of(run_id: str | None = None) -> list[dict[str, Any]]:
+    import docker  # noqa: PLC0415
+
     label = f"{LABEL_RUN}={run_id}" if run_id else LABEL_RUN
-    status, body = request("GET", "/networks", query={"filters": json.dumps({"label": [label]})})
-    return list(json.loads(body)) if status == 200 else []
+    with _client(10) as api:
+        try:
+            return list(api.networks(filters={"label": [label]}))
+        except docker.errors.APIError:
+            return []

@@ -1,8 +1,8 @@
 """Read the JUnit XML file that a service's pytest run writes into the run folder.
 
-Only our own pytest run produces the file (``--junitxml=<run_folder>/junit.xml``), so the stdlib
-parser is used on it. Counts are taken per ``<testcase>`` element, the way pytest's terminal
-summary counts them (a test that fails and then errors in teardown counts once in each).
+junitparser reads the file (merge.py writes merged ones with it too); this module only adds what pytest's
+files need on top: counts per ``<testcase>`` the way pytest's terminal summary counts them (a test that
+fails and then errors in teardown counts once in each), and where each failure happened.
 
 pytest writes ``file``/``line`` attributes only with ``junit_family=xunit1``; with the default
 family the file is derived from the dotted ``classname`` and the line from the traceback text
@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, cast
+
+import junitparser
 
 __all__ = ["Failure", "JUnitSummary", "parse"]
 
@@ -79,59 +82,72 @@ def parse(path: str | PurePath, *, root: str | PurePath | None = None) -> JUnitS
     if not data.strip():
         return JUnitSummary(problem=f"{file_path} is empty")
     try:
-        # Safe here: the file comes from our own pytest run, never from a third party.
-        tree_root = ET.fromstring(data)  # noqa: S314
-    except ET.ParseError as exc:
+        xml = _Report.fromstring(data)
+    except (ET.ParseError, junitparser.JUnitXmlError) as exc:
         return JUnitSummary(problem=f"{file_path} is not valid JUnit XML: {exc}")
-    return _summarise(tree_root, Path(root) if root is not None else None)
+    return _summarise(xml, Path(root) if root is not None else None)
 
 
-def _summarise(tree_root: ET.Element, root: Path | None) -> JUnitSummary:
+class _Case(junitparser.TestCase):
+    """pytest's xunit1 family adds where the test is defined."""
+
+    file = junitparser.Attr("file")
+    line = junitparser.Attr("line")
+
+
+class _Suite(junitparser.TestSuite):
+    testcase = _Case
+
+
+class _Report(junitparser.JUnitXml):
+    testsuite = _Suite
+
+
+def _summarise(xml: junitparser.JUnitXml, root: Path | None) -> JUnitSummary:
     passed = failed = errors = skipped = 0
-    case_time = 0.0
     failures: list[Failure] = []
-    for case in tree_root.iter("testcase"):
-        case_time += _float(case.get("time"))
-        failure = case.find("failure")
-        error = case.find("error")
-        if failure is not None:
-            failed += 1
-            failures.append(_failure(case, failure, "failure", root))
-        elif error is not None:
-            errors += 1
-            failures.append(_failure(case, error, "error", root))
-        elif case.find("skipped") is not None:
-            skipped += 1
-        else:
-            passed += 1
-    suites = [tree_root] if tree_root.tag == "testsuite" else list(tree_root.iter("testsuite"))
-    suite_times = [_float(s.get("time")) for s in suites if s.get("time") is not None]
-    duration = sum(suite_times) if suite_times else case_time
+    suites = list(xml)
+    for suite in suites:
+        for case in cast("Iterable[_Case]", suite):  # _Suite.testcase makes them _Case
+            results = case.result
+            failure = next((r for r in results if isinstance(r, junitparser.Failure)), None)
+            error = next((r for r in results if isinstance(r, junitparser.Error)), None)
+            if failure is not None:
+                failed += 1
+                failures.append(_failure(case, failure, "failure", root))
+            elif error is not None:
+                errors += 1
+                failures.append(_failure(case, error, "error", root))
+            elif results:
+                skipped += 1
+            else:
+                passed += 1
     return JUnitSummary(
         passed=passed,
         failed=failed,
         errors=errors,
         skipped=skipped,
-        duration=duration,
+        duration=sum(_seconds(suite) for suite in suites),
         failures=tuple(failures),
     )
 
 
-def _float(value: str | None) -> float:
+def _seconds(suite: junitparser.TestSuite) -> float:
+    """The suite's time (junitparser sums its cases' when the attribute is missing)."""
     try:
-        return float(value) if value else 0.0
+        return float(suite.time or 0.0)
     except ValueError:
         return 0.0
 
 
-def _failure(case: ET.Element, element: ET.Element, kind: str, root: Path | None) -> Failure:
-    classname = case.get("classname") or ""
-    name = case.get("name") or "?"
-    text = element.text or ""
-    file, line = _location(classname, case.get("file"), case.get("line"), text, root)
+def _failure(case: _Case, result: junitparser.Failure | junitparser.Error, kind: str, root: Path | None) -> Failure:
+    classname = case.classname or ""
+    name = case.name or "?"
+    text = result.text or ""
+    file, line = _location(classname, case.file, case.line, text, root)
     return Failure(
         test=f"{classname}::{name}" if classname else name,
-        message=_first_line(element.get("message") or "") or _first_line(text) or kind,
+        message=_first_line(result.message or "") or _first_line(text) or kind,
         file=file,
         line=line,
         kind=kind,

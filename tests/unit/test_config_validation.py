@@ -1,0 +1,108 @@
+"""testbed.yml validation without a process: each problem named in one line (exit 10), all of them at once."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from testbed import config
+from testbed.errors import ExitCode, TestbedError
+
+CATALOGUE = config.load_catalogue()
+
+
+def _load(tmp_path: Path, text: str) -> config.ServiceConfig:
+    (tmp_path / "testbed.yml").write_text(textwrap.dedent(text), encoding="utf-8")
+    return config.load_service_config(tmp_path, CATALOGUE)
+
+
+def _problem(tmp_path: Path, text: str) -> str:
+    with pytest.raises(TestbedError) as caught:
+        _load(tmp_path, text)
+    assert caught.value.exit_code == ExitCode.CONFIG
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_a_minimal_file_gets_every_catalogue_server_with_its_defaults(tmp_path: Path) -> None:
+    loaded = _load(tmp_path, "name: minimal\n")
+    assert list(loaded.servers) == list(CATALOGUE)
+    assert loaded.servers["postgres"]["port"] == CATALOGUE["postgres"]["port"]
+    assert (loaded.tests.paths, loaded.tests.timeout, loaded.install) == (["tests"], 300, "auto")
+    assert loaded.migrations is None
+
+
+def test_settings_override_one_key_and_keep_the_rest_of_a_nested_default(tmp_path: Path) -> None:
+    loaded = _load(tmp_path, """\
+        servers: [postgres]
+        settings:
+          postgres:
+            port: 25433
+            server_settings: {work_mem: 8MB}
+        """)
+    assert list(loaded.servers) == ["postgres"]
+    postgres = loaded.servers["postgres"]
+    assert postgres["port"] == 25433 and postgres["user"] == CATALOGUE["postgres"]["user"]
+    assert postgres["server_settings"] == {**CATALOGUE["postgres"]["server_settings"], "work_mem": "8MB"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("colour: blue\n", "unknown key 'colour' (allowed: name, servers, settings, migrations, tests, install, "
+                       "secrets, env)"),
+    ("tests: {timeout: '30'}\n", "'tests.timeout' must be an integer, got str"),
+    ("tests: {timeout: true}\n", "'tests.timeout' must be an integer, got bool"),
+    ("tests: {paths: [1, 2]}\n", "'tests.paths' must be a list of strings"),
+    ("tests: {deadline: 0}\n", "'tests.deadline' must be at least 1 second, got 0"),
+    ("servers: postgres\n", "'servers' must be a list, got str"),
+    ("servers: [mysql]\n", "unknown server 'mysql' in 'servers' (known: postgres, dragonfly, nats)"),
+    ("servers: [postgres]\nsettings: {nats: {port: 1}}\n", "'settings.nats' is set but 'nats' is not in 'servers'"),
+    ("settings: {redis: {}}\n", "unknown server 'settings.redis' (known: postgres, dragonfly, nats)"),
+    ("settings: {postgres: 5432}\n", "'settings.postgres' must be a mapping, got int"),
+    ("settings: {postgres: {port: '5432'}}\n", "'settings.postgres.port' must be an integer, got str"),
+    ("settings: {postgres: {title: Pg}}\n", "unknown key 'settings.postgres.title' (allowed: port, user,"),
+    ("name: 'my service'\n", "'name' must be letters, digits, '.', '_' or '-', got 'my service'"),
+    ("install: '  '\n", "'install' must be one of auto, poetry, pip, none or a command"),
+    ("env: {1ST: x}\n", "'env.1ST' is not a valid environment variable name"),
+    ("env: {DEBUG: true}\n", "'env.DEBUG' must be a string, got bool"),
+    ("secrets: {TOKEN: {optional: true}}\n", "'secrets.TOKEN.parameter' is required (the SSM parameter name)"),
+    ("secrets: {TOKEN: 5}\n", "'secrets.TOKEN' must be an SSM parameter name or a mapping with 'parameter'"),
+    ("env: {TOKEN: x}\nsecrets: {TOKEN: /a/b}\n", "'TOKEN' is both in 'env' and in 'secrets'; keep it in one"),
+    ("migrations: nowhere\n", "'migrations' folder"),
+    ("migrations: {schema: public}\n", "'migrations.schema' 'public' is on the service's search_path"),
+    ("migrations: {schema: pg_mine}\n", "'migrations.schema' must be lowercase letters, digits and '_'"),
+    ("migrations: {folder: m, colour: x}\n", "unknown key 'migrations.colour' (allowed: folder, schema)"),
+], ids=lambda value: value.split(":")[0] if value.endswith("\n") else None)
+def test_each_problem_is_named_with_its_key(tmp_path: Path, text: str, expected: str) -> None:
+    assert expected in _problem(tmp_path, text)
+
+
+def test_migrations_need_postgres(tmp_path: Path) -> None:
+    (tmp_path / "migrations").mkdir()
+    assert "'migrations' needs 'postgres' in 'servers'" in _problem(tmp_path, "servers: [nats]\n")
+
+
+def test_every_problem_is_named_in_the_one_line(tmp_path: Path) -> None:
+    message = _problem(tmp_path, "colour: blue\nservers: [mysql]\ntests: {timeout: x}\nenv: {1ST: x}\n")
+    assert message.startswith(f"{tmp_path / 'testbed.yml'}: ")
+    for part in ("unknown key 'colour'", "unknown server 'mysql'", "'tests.timeout' must be an integer",
+                 "'env.1ST' is not a valid"):
+        assert part in message, message
+    assert message.count("; ") == 3, message
+
+
+def test_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
+    message = _problem(tmp_path, "name: ok\nservers: [postgres\n")
+    assert message.startswith(f"{tmp_path / 'testbed.yml'} line ") and "not valid YAML" in message, message
+
+
+def test_a_file_that_is_not_a_mapping_says_what_it_must_be(tmp_path: Path) -> None:
+    assert "must be a mapping of keys (name, servers, settings, ...)" in _problem(tmp_path, "- postgres\n")
+
+
+def test_a_missing_file_says_how_to_create_it(tmp_path: Path) -> None:
+    with pytest.raises(TestbedError) as caught:
+        config.load_service_config(tmp_path, CATALOGUE)
+    assert str(caught.value).startswith(f"no testbed.yml in {tmp_path}: create one")

@@ -1,0 +1,69 @@
+"""What testbed says when no Docker engine answers on the socket (a socket in this process stands for the
+engine: missing, refusing, or never answering). A real engine's answers are tested in test_docker_backend."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from testbed import docker_api
+from testbed.errors import ExitCode, TestbedError
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A unix socket path must stay under ~107 bytes: pytest's tmp_path can be longer."""
+    with tempfile.TemporaryDirectory(prefix="tb-sock-") as folder:
+        yield Path(folder)
+
+
+def _engine_at(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+
+
+def test_missing_socket(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
+    _engine_at(monkeypatch, short_dir / "docker.sock")
+    assert docker_api.engine_answers() is None
+    assert docker_api.image_present("postgres:15") is False
+    with pytest.raises(docker_api.EngineUnreachable) as caught:
+        docker_api.containers_of("r1")
+    assert str(caught.value) == f"no Docker engine answers on {short_dir / 'docker.sock'} (No such file or directory)"
+
+
+def test_socket_that_refuses(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
+    path = short_dir / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as closed:
+        closed.bind(str(path))  # bound, never listening: connect() is refused
+    _engine_at(monkeypatch, path)
+    assert docker_api.engine_answers() is None
+    for call in (lambda: docker_api.request("GET", "/containers/x/json"), lambda: docker_api.logs("x"),
+                 lambda: docker_api.remove_container("x")):
+        with pytest.raises(docker_api.EngineUnreachable) as caught:
+            call()
+        assert str(caught.value) == f"no Docker engine answers on {path} (Connection refused)"
+
+
+def test_engine_that_never_answers(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
+    path = short_dir / "docker.sock"
+    with socket.socket(socket.AF_UNIX) as silent:
+        silent.bind(str(path))
+        silent.listen(8)  # accepts connections (the kernel's backlog) and never answers
+        _engine_at(monkeypatch, path)
+        assert docker_api.engine_answers(timeout=0.2) is None
+        with pytest.raises(docker_api.EngineUnreachable) as caught:
+            docker_api.request("GET", "/version", timeout=0.2)
+    assert str(caught.value) == f"no Docker engine answers on {path} (no answer within 0.2s)"
+    assert isinstance(caught.value, OSError)  # callers that catch OSError print it as is
+
+
+def test_an_engine_not_on_a_unix_socket_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.1:2375")
+    assert docker_api.engine_answers() is None
+    with pytest.raises(TestbedError) as caught:
+        docker_api.networks_of()
+    assert caught.value.exit_code == ExitCode.CONFIG
+    assert str(caught.value) == "DOCKER_HOST=tcp://10.0.0.1:2375: testbed talks to a local engine over its unix socket"
