@@ -201,8 +201,8 @@ def _servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], error
             errors.append("'servers' must list catalogue names or `name: {declaration}` mappings")
         elif entry not in catalogue:
             errors.append(
-                f"unknown server '{entry}' in 'servers' (known: {', '.join(catalogue)}; "
-                "declare your own as `- {entry}: {{port: ..., native: {{command: [...]}}}}`)"
+                f"unknown server '{entry}' in 'servers' (known: {', '.join(catalogue)}), or declare it: "
+                f"`- {entry}: {{port: ..., native: {{command: [...]}}}}`"
             )
         else:
             servers[entry] = copy.deepcopy(catalogue[entry])
@@ -413,9 +413,8 @@ def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict
     server's own `env`, then the config's `env`."""
     # Only testbed's own variables: a service's conventions (e.g. TESTING) belong in its testbed.yml `env`.
     env: dict[str, str] = {}
-    for name, settings in config.servers.items():
-        if name not in facts:
-            continue
+    for name in facts:
+        settings = config.servers.get(name, {})
         kind = registry.kind_of(name, settings)
         env |= kind.environment(facts[name])
         templates = kind.env_templates(settings)
