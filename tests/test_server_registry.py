@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from conftest import PROJECT
 from testbed import servers
-from testbed.config import connection_facts, load_catalogue
+from testbed.config import connection_facts, load_catalogue, load_service_config, service_environment
+from testbed.native import Account, Launch
 from testbed.pipeline import containers
 
 SRC = PROJECT / "src" / "testbed"
@@ -42,3 +48,43 @@ def test_a_declared_server_gets_facts_and_a_container_like_the_catalogues() -> N
     assert servers.unavailable_on(settings, "docker") is None
     assert "'servers.s3.native.command'" in (servers.unavailable_on({**settings, "s3": {
         **settings["s3"], "native_command": []}}, "native") or "")  # fmt: skip
+
+
+class _Echo(servers.ServerKind):
+    """A made-up kind: what a new module under src/testbed/servers/ would hold."""
+
+    name = "echo"
+    order = 5
+
+    def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
+        return {"port": 7}
+
+    def locate(self, settings: Mapping[str, Any]) -> servers.Binary | str:
+        return servers.Binary("/bin/echo-server")
+
+    def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
+        return Launch(self.name, [binary, str(settings["port"])], run_dir / self.name, 15)
+
+    def container(self, settings: Mapping[str, Any]) -> servers.ContainerParts:
+        return servers.ContainerParts(command=["--echo"])
+
+    def environment(self, fact: Mapping[str, Any]) -> dict[str, str]:
+        return {"ECHO_ADDRESS": f"{fact['host']}:{fact['port']}"}
+
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+        return "echo 1"
+
+
+def test_a_new_kind_is_one_registration_away(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registered, a kind is validated, listed, templated, containerised and exported like the built-ins."""
+    monkeypatch.setitem(servers.REGISTRY, "echo", _Echo())
+    catalogue = {**load_catalogue(PROJECT), "echo": {"title": "Echo", "port": 17007, "image": "echo:1"}}
+    (tmp_path / "testbed.yml").write_text("servers: [echo, nats]\nenv: {ECHO_URL: '{{ echo.url }}'}\n")
+    config = load_service_config(tmp_path, catalogue)
+    facts = connection_facts(config.servers)
+    assert facts["echo"] == {"host": "127.0.0.1", "port": 17007, "url": "tcp://127.0.0.1:17007"}
+    assert service_environment(config, facts)["ECHO_ADDRESS"] == "127.0.0.1:17007"
+    assert service_environment(config, facts)["ECHO_URL"] == "tcp://127.0.0.1:17007"
+    spec = next(s for s in containers("r1", config.servers) if s["service"] == "echo")
+    assert spec["ports"] == ["127.0.0.1:17007:7"] and spec["command"] == ["--echo"]
+    assert servers.ordered(["nats", "echo"]) == ["nats", "echo"]  # nats is 2, echo 5
