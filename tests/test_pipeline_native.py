@@ -13,6 +13,7 @@ import pytest
 
 from conftest import PROJECT, cli, leftovers, playbook, run_folder_of, run_testbed
 from testbed import native
+from testbed.servers import dragonfly
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +27,7 @@ def test_wrapper_runs_the_whole_pipeline_and_leaves_nothing(service: Path, runs:
         assert line in out
     # The stand-in notice shows exactly when this machine has no dragonfly binary (native.binaries decides).
     _, notices = native.binaries({"dragonfly": {}})
-    assert (native.DRAGONFLY_STAND_IN in out) == (native.DRAGONFLY_STAND_IN in notices), out
+    assert (dragonfly.STAND_IN in out) == (dragonfly.STAND_IN in notices), out
     folder = run_folder_of(out)
     assert folder.parent == runs
     for name in ("junit.xml", "coverage.xml", "htmlcov/index.html", "report.json", "state.json",

@@ -154,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
 
     logs = commands.add_parser("logs", help="a server's log")
     service_options(logs)
-    logs.add_argument("server", nargs="?", help="postgres, dragonfly or nats (default: all)")
+    logs.add_argument("server", nargs="?", help="a server's name in testbed.yml (default: all)")
 
     gc = commands.add_parser("gc", help="remove what runs whose owner is gone (or that expired) left")
     gc.add_argument("--run-id-prefix", default="", help="only runs whose id starts with this")
@@ -210,6 +210,11 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     from testbed.preflight_checks import check_before_start  # noqa: PLC0415 - only commands that start servers
 
     check_before_start(config)  # templates, test paths, exec limits, migration files
+    from testbed.servers import unavailable_on  # noqa: PLC0415
+
+    unavailable = unavailable_on(config.servers, getattr(args, "backend", None) or "auto")
+    if unavailable:  # a declared server without a command (native) or an image (docker) for the backend asked for
+        raise TestbedError(unavailable, ExitCode.CONFIG)
     from testbed.runner import secrets_source  # noqa: PLC0415 - only commands that run playbooks need it
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
@@ -347,7 +352,7 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
         from testbed import probes  # noqa: PLC0415
 
         data = existing.read()
-        results = probes.wait_ready(data.get("facts", {}), timeout=2.0)
+        results = probes.wait_ready(data.get("facts", {}), timeout=2.0, servers=data["servers"])
         if all(r.ready for r in results.values()):
             for name, server in data["servers"].items():
                 print(f"✅ {server['title']}: Running on port {data['facts'][name]['port']} (already up)")
@@ -457,7 +462,7 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
     now = time.time()
     for data in runs:
         facts = data.get("facts", {})
-        health = probes.wait_ready(facts, timeout=1.0) if facts else {}
+        health = probes.wait_ready(facts, timeout=1.0, servers=data["servers"]) if facts else {}
         kept = (
             "up (lease)" if (data.get("lease_until") or 0) > now else ("running" if owner_alive(data) else "orphaned")
         )

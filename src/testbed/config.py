@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed import servers as registry
 from testbed.errors import ExitCode, TestbedError
 from testbed.migration_files import DEFAULT_SCHEMA as DEFAULT_MIGRATIONS_SCHEMA
+from testbed.servers import declared
 
 CONFIG_NAME = "testbed.yml"
 CATALOGUE_FILE = Path("roles/servers/defaults/main.yml")
@@ -188,14 +190,22 @@ def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], errors: list[str]) -> dict[str, Any]:
-    names = _string_list(raw.get("servers", list(catalogue)), "servers", errors)
+    """The catalogue's servers by name, and the service's own as `{name: declaration}` (servers/declared.py)."""
+    entries = raw.get("servers", list(catalogue))
     settings = raw.get("settings", {}) if isinstance(raw.get("settings", {}), dict) else {}
     servers: dict[str, Any] = {}
-    for name in names:
-        if name not in catalogue:
-            errors.append(f"unknown server '{name}' in 'servers' (known: {', '.join(catalogue)})")
-            continue
-        servers[name] = copy.deepcopy(catalogue[name])
+    for entry in entries:
+        if isinstance(entry, dict) and len(entry) == 1:
+            _declared_entry(entry, catalogue, servers, errors)
+        elif not isinstance(entry, str):
+            errors.append("'servers' must list catalogue names or `name: {declaration}` mappings")
+        elif entry not in catalogue:
+            errors.append(
+                f"unknown server '{entry}' in 'servers' (known: {', '.join(catalogue)}), or declare it: "
+                f"`- {entry}: {{port: ..., native: {{command: [...]}}}}`"
+            )
+        else:
+            servers[entry] = copy.deepcopy(catalogue[entry])
     for name, override in settings.items():
         if name not in catalogue:
             errors.append(f"unknown server 'settings.{name}' (known: {', '.join(catalogue)})")
@@ -214,7 +224,39 @@ def _servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], error
                         f"'settings.{name}.{key}' must be {_type_name(type(allowed[key]))}, got {type(value).__name__}"
                     )
             servers[name] = _merge(servers[name], override)
+    _port_clashes(servers, errors)
     return servers
+
+
+def _declared_entry(
+    entry: Mapping[Any, Any], catalogue: Mapping[str, Any], servers: dict[str, Any], errors: list[str]
+) -> None:
+    name, spec = next(iter(entry.items()))
+    if not isinstance(name, str) or not _SERVICE_NAME.match(name):
+        errors.append(f"'servers' entry {name!r} must be a name of letters, digits, '.', '_' or '-'")
+    elif name in catalogue:
+        errors.append(f"'servers.{name}' is a catalogue server: list it by name and set 'settings.{name}'")
+    elif name in servers:
+        errors.append(f"'servers.{name}' is declared twice")
+    else:
+        parsed = declared.parse(name, spec, errors)
+        if parsed is not None:
+            servers[name] = parsed
+
+
+def _port_clashes(servers: Mapping[str, Mapping[str, Any]], errors: list[str]) -> None:
+    """Two servers on one fixed port can never both start: say so before anything does."""
+    owners: dict[int, str] = {}
+    for name, settings in servers.items():
+        for key in registry.kind_of(name, settings).ports(settings):
+            port = settings.get(key)
+            if not isinstance(port, int) or not port:
+                continue
+            where = f"servers.{name}.{key}" if settings.get(declared.DECLARED_KEY) else f"settings.{name}.{key}"
+            if port in owners:
+                errors.append(f"'{where}' {port} is also '{owners[port]}': give each server its own port")
+            else:
+                owners[port] = where
 
 
 def _secrets(raw: object, errors: list[str]) -> list[SecretSpec]:
@@ -342,7 +384,7 @@ def _migrations(
         value = value.get("folder", default_folder)
         if not isinstance(value, str | None):
             value = None
-        user = servers.get("postgres", {}).get("user")
+        user = servers.get(registry.migrations_server(servers) or "", {}).get("user")
         if not _SCHEMA_NAME.match(schema) or schema.startswith("pg_"):
             errors.append(
                 f"'migrations.schema' must be lowercase letters, digits and '_' (at most 63, not starting with"
@@ -356,46 +398,31 @@ def _migrations(
     folder = (directory / value) if isinstance(value, str) else None
     if folder is not None and not folder.is_dir():
         errors.append(f"'migrations' folder {folder} does not exist")
-    if folder is not None and "postgres" not in servers:
-        errors.append("'migrations' needs 'postgres' in 'servers'")
+    if folder is not None and registry.migrations_server(servers) is None:
+        errors.append(f"'migrations' needs {' or '.join(repr(k) for k in registry.migrations_kinds())} in 'servers'")
     return folder, schema
 
 
 def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.0.0.1") -> dict[str, Any]:
-    """What tests and templates see of each server: host, port, credentials and a URL."""
-    facts: dict[str, Any] = {}
-    for name, settings in servers.items():
-        port = int(settings["port"])
-        fact: dict[str, Any] = {"host": host, "port": port}
-        if name == "postgres":
-            fact |= {"user": settings["user"], "password": settings["password"], "database": settings["database"]}
-            fact["url"] = f"postgresql://{settings['user']}:{settings['password']}@{host}:{port}/{settings['database']}"
-        elif name == "dragonfly":
-            fact["url"] = f"redis://{host}:{port}/0"
-        elif name == "nats":
-            fact["url"] = f"nats://{host}:{port}"
-            fact["monitor_port"] = int(settings["monitor_port"])
-        facts[name] = fact
-    return facts
+    """What tests and templates see of each server: host, port, url, and what its kind adds."""
+    return {name: registry.kind_of(name, settings).facts(settings, host) for name, settings in servers.items()}
 
 
 def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict[str, str]:
-    """The non-secret environment of the service's tests: the standard variables, then the config's own."""
+    """The non-secret environment of the service's tests: each server's standard variables, a declared
+    server's own `env`, then the config's `env`."""
     # Only testbed's own variables: a service's conventions (e.g. TESTING) belong in its testbed.yml `env`.
     env: dict[str, str] = {}
-    if "postgres" in facts:
-        pg = facts["postgres"]
-        env |= {
-            "POSTGRES_HOST": pg["host"],
-            "POSTGRES_PORT": str(pg["port"]),
-            "POSTGRES_USER": pg["user"],
-            "POSTGRES_PASSWORD": pg["password"],
-            "POSTGRES_DB": pg["database"],
-        }
-    if "dragonfly" in facts:
-        env |= {"DRAGONFLY_HOST": facts["dragonfly"]["host"], "DRAGONFLY_PORT": str(facts["dragonfly"]["port"])}
-    if "nats" in facts:
-        env["NATS_URL"] = facts["nats"]["url"]
+    for name in facts:
+        settings = config.servers.get(name, {})
+        kind = registry.kind_of(name, settings)
+        env |= kind.environment(facts[name])
+        templates = kind.env_templates(settings)
+        if templates:
+            # A declared server's env sees every fact, and its own host, port and url at the top level.
+            own = {**facts, **facts[name]}
+            rendered = render_all({f"servers.{name}.env.{key}": value for key, value in templates.items()}, own)
+            env |= {key: rendered[f"servers.{name}.env.{key}"] for key in templates}
     rendered = render_all({f"env.{key}": value for key, value in config.env.items()}, facts)
     env |= {key: rendered[f"env.{key}"] for key in config.env}
     return env

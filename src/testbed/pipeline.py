@@ -24,6 +24,7 @@ from testbed.config import (
 from testbed.errors import ExitCode, TestbedError
 from testbed.junit import JUnitSummary
 from testbed.preflight_checks import check_before_start
+from testbed.servers import kind_of, migrations_server, unavailable_on
 from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
 
 BACKENDS = ("auto", "docker", "native")
@@ -224,15 +225,22 @@ def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
                 f"image override for {name!r}, which the service does not use (it uses {', '.join(servers)})"
             )
         servers[name]["image"] = image
-    chosen, reason = choose_backend(backend, {n: s["image"] for n, s in servers.items()}, bool(params.get("pull")))
+    imageless = [name for name, settings in servers.items() if not settings["image"]]
+    if backend == "auto" and imageless:
+        chosen, reason = "native", f"{imageless[0]} has no image"
+    else:
+        images = {n: s["image"] for n, s in servers.items() if s["image"]}
+        chosen, reason = choose_backend(backend, images, bool(params.get("pull")))
+    unavailable = unavailable_on(servers, chosen)
+    if unavailable:
+        raise TestbedError(unavailable, ExitCode.CONFIG)
     notices: list[str] = []
     if chosen == "native":
         _, notices = native.binaries(servers)
 
     busy = []
     for name, settings in servers.items():
-        port_keys = ["port", "monitor_port"] if name == "nats" else ["port"]
-        for key in port_keys:
+        for key in kind_of(name, settings).ports(settings):
             if ports == "auto":
                 # Docker publishes an ephemeral port and testbed reads it back; native picks one now.
                 settings[key] = 0 if chosen == "docker" else free_port()
@@ -289,32 +297,10 @@ def containers(run_id: str, servers: Mapping[str, Mapping[str, Any]]) -> list[di
             "command": [],
             "present": docker_api.image_present(settings["image"]),
         }
-        if name == "postgres":
-            spec["env"] = {
-                "POSTGRES_USER": settings["user"],
-                "POSTGRES_PASSWORD": settings["password"],
-                "POSTGRES_DB": settings["database"],
-            }
-            spec["command"] = ["postgres"] + [
-                arg for key, value in settings["server_settings"].items() for arg in ("-c", f"{key}={value}")
-            ]
-            spec["tmpfs"] = ["/var/lib/postgresql/data"]
-            spec["ports"] = [f"127.0.0.1:{settings['port'] or ''}:5432"]
-        elif name == "dragonfly":
-            spec["command"] = [
-                "--port=6379",
-                f"--proactor_threads={settings['proactor_threads']}",
-                f"--maxmemory={settings['maxmemory']}",
-            ]
-            spec["tmpfs"] = ["/data"]
-            spec["ports"] = [f"127.0.0.1:{settings['port'] or ''}:6379"]
-        elif name == "nats":
-            spec["command"] = ["-js", "-sd", "/data/jetstream", "-p", "4222", "-m", "8222"]
-            spec["tmpfs"] = ["/data"]
-            spec["ports"] = [
-                f"127.0.0.1:{settings['port'] or ''}:4222",
-                f"127.0.0.1:{settings['monitor_port'] or ''}:8222",
-            ]
+        kind = kind_of(name, settings)
+        parts = kind.container(settings)
+        spec |= {"command": parts.command, "env": parts.env, "tmpfs": parts.tmpfs}
+        spec["ports"] = [f"127.0.0.1:{settings[key] or ''}:{inner}" for key, inner in kind.ports(settings).items()]
         specs.append(spec)
     return specs
 
@@ -349,14 +335,9 @@ def _published_ports(data: Mapping[str, Any]) -> dict[str, Any]:
                 f"{servers[item['service']]['title']}: container {item['name']} is missing", ExitCode.PROVISIONING
             )
         published[item["service"]] = json.loads(body)["NetworkSettings"]["Ports"] or {}
-    inner = {
-        "postgres": {"port": "5432/tcp"},
-        "dragonfly": {"port": "6379/tcp"},
-        "nats": {"port": "4222/tcp", "monitor_port": "8222/tcp"},
-    }
     for name, ports in published.items():
-        for key, container_port in inner[name].items():
-            bindings = ports.get(container_port) or []
+        for key, container_port in kind_of(name, servers[name]).ports(servers[name]).items():
+            bindings = ports.get(f"{container_port}/tcp") or []
             if bindings:
                 servers[name][key] = int(bindings[0]["HostPort"])
     return servers
@@ -407,7 +388,7 @@ def ready(run_id: str, timeout: float) -> dict[str, Any]:
         run_folder = Path(data["run_folder"])
         servers = _published_ports(data)
         facts = connection_facts(servers)
-        results = probes.wait_ready(facts, max(deadline - time.monotonic(), 1.0), _gone(data))
+        results = probes.wait_ready(facts, max(deadline - time.monotonic(), 1.0), _gone(data), servers=servers)
         # With auto ports a native server can lose the race for its port to another process: retry it on
         # a fresh one (Docker publishes ephemeral ports itself and never races).
         lost = [name for name, r in results.items() if not r.ready and _lost_port_race(data, run_folder, name)]
@@ -458,7 +439,7 @@ def _lost_port_race(data: Mapping[str, Any], run_folder: Path, service: str) -> 
 def _restart_on_new_ports(state: RunState, services: list[str]) -> None:
     with state.update() as data:
         for name in services:
-            for key in ("port", "monitor_port") if name == "nats" else ("port",):
+            for key in kind_of(name, data["servers"][name]).ports(data["servers"][name]):
                 data["servers"][name][key] = free_port()
         servers = {name: data["servers"][name] for name in services}
         log_dir = Path(data["run_folder"]) / "logs"
@@ -472,10 +453,10 @@ def migrate(run_id: str) -> dict[str, Any]:
     folder = data["config"]["migrations"]
     if not folder:
         return {"applied": [], "skipped": [], "changed": False}
-    pg = data["facts"]["postgres"]
-    conninfo = (
-        f"host={pg['host']} port={pg['port']} user={pg['user']} password={pg['password']} dbname={pg['database']}"
-    )
+    target = migrations_server(data["servers"])
+    if target is None:  # config validation requires one; a state file edited by hand may not have it
+        raise TestbedError("migrations: the run has no server that runs them", ExitCode.MIGRATIONS)
+    conninfo = kind_of(target, data["servers"][target]).conninfo(data["facts"][target])
     try:
         schema = data["config"].get("migrations_schema") or migrations.DEFAULT_SCHEMA
         result = migrations.apply(conninfo, Path(folder), schema=schema)

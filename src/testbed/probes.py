@@ -1,71 +1,14 @@
-"""Readiness: one probe per service over its real protocol, from the host, shared by both backends."""
+"""Readiness: each server's kind probes it over its real protocol, from the host, on both backends."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-import redis
-
-Probe = Callable[[Mapping[str, Any]], str]
-PROBE_TIMEOUT = 5.0  # one attempt of one probe, whatever the protocol client does
-
-
-def probe_postgres(fact: Mapping[str, Any]) -> str:
-    """`SELECT 1` as the configured user on the configured database; returns the server version."""
-    with psycopg.connect(
-        host=fact["host"],
-        port=fact["port"],
-        user=fact["user"],
-        password=fact["password"],
-        dbname=fact["database"],
-        connect_timeout=2,
-    ) as conn:
-        conn.execute("SELECT 1")
-        return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
-
-
-def probe_redis(fact: Mapping[str, Any]) -> str:
-    """Redis `PING`; returns the server's name and version (Dragonfly reports itself in INFO)."""
-    client = redis.Redis(host=fact["host"], port=fact["port"], socket_timeout=2, socket_connect_timeout=2)
-    try:
-        if not client.ping():
-            raise ConnectionError("PING did not answer PONG")
-        info: dict[str, Any] = client.info("server")  # type: ignore[assignment]  # sync client: a dict
-        if "dragonfly_version" in info:
-            return f"dragonfly {info['dragonfly_version']}"
-        return f"redis {info.get('redis_version', '?')}"
-    finally:
-        client.close()
-
-
-def probe_nats(fact: Mapping[str, Any]) -> str:
-    """Connect and ask JetStream for the account info (healthz does not prove JetStream on NATS 2.9)."""
-    import nats  # noqa: PLC0415 - nats-py is slow to import; only NATS users pay for it
-
-    async def check() -> str:
-        async def quiet(_: Exception) -> None:
-            return None
-
-        nc = await nats.connect(
-            fact["url"], connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet
-        )
-        try:
-            await nc.jetstream().account_info()
-            return f"nats-server {nc.connected_server_version}"
-        finally:
-            await nc.close()
-
-    # nats-py can wait forever on a server that accepted the connection but never answers: bound it.
-    return asyncio.run(asyncio.wait_for(check(), timeout=PROBE_TIMEOUT))
-
-
-PROBES: dict[str, Probe] = {"postgres": probe_postgres, "dragonfly": probe_redis, "nats": probe_nats}
+from testbed.servers import kind_of
 
 
 @dataclass
@@ -97,10 +40,14 @@ def wait_ready(
     timeout: float,
     gone: Callable[[str], str | None] | None = None,
     interval: float = 0.05,
+    servers: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Readiness]:
     """Poll every service concurrently until it answers or the deadline passes. `gone(service)` tells
-    when a server has exited, so a crashed one fails at once instead of at the deadline."""
+    when a server has exited, so a crashed one fails at once instead of at the deadline. `servers` holds
+    the settings (a declared server's readiness is in them)."""
     results = {service: Readiness(service) for service in facts}
+    settings = {service: (servers or {}).get(service, {}) for service in facts}
+    kinds = {service: kind_of(service, settings[service]) for service in facts}
     start = time.monotonic()
     deadline = start + timeout
 
@@ -109,7 +56,7 @@ def wait_ready(
         while True:
             result.attempts += 1
             try:
-                result.version = PROBES[service](facts[service])
+                result.version = kinds[service].probe(settings[service], facts[service])
             except Exception as exc:
                 message = " ".join(str(exc).split()) or type(exc).__name__
                 result.last_error = message

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from testbed import __version__, extravars_file, github, junit, pipeline, reaper, redact, secrets
 from testbed.errors import ExitCode, TestbedError
+from testbed.servers import ordered
 from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root, trusted_runtime_root
 
 PHASES: dict[str, str] = {
@@ -40,7 +41,6 @@ PHASE_EXIT: dict[str, ExitCode] = {
     "tests": ExitCode.TESTS_FAILED,
     "teardown": ExitCode.TEARDOWN,
 }
-SERVER_ORDER = {"PostgreSQL": 0, "Dragonfly": 1, "NATS": 2}  # the seed's order; JSON results come sorted
 MAX_VERBOSITY = 2  # -vvv and above print decrypted lookup values
 
 
@@ -181,8 +181,8 @@ class Renderer:
             self._line(phase, f"✅ Secrets: {text}")
         elif module == "testbed_ready":
             servers = res.get("servers") or {}
-            for server in sorted(servers.values(), key=lambda s: SERVER_ORDER.get(s["title"], 99)):
-                self._line(phase, f"✅ {server['title']}: Running on port {server['port']}")
+            for name in ordered(list(servers)):  # the kinds' display order; JSON results come sorted
+                self._line(phase, f"✅ {servers[name]['title']}: Running on port {servers[name]['port']}")
         elif module == "testbed_migrate":
             applied = len(res.get("applied") or [])
             text = f"Applied successfully ({applied} new)" if applied else "Up to date (0 new)"

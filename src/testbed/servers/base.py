@@ -1,0 +1,91 @@
+"""The contract every server kind implements. Each kind lives in its own module; the rest of testbed
+asks the registry (testbed.servers) and never names a kind."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from testbed.native import Account, Launch
+
+
+@dataclass(frozen=True)
+class Binary:
+    """What serves a kind natively: a path (a binary, or a folder of them) and a notice to show."""
+
+    path: str
+    notice: str = ""
+
+
+@dataclass
+class ContainerParts:
+    """What a kind adds to its container: the rest (name, labels, ports, network) is common."""
+
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    tmpfs: list[str] = field(default_factory=list)
+
+
+class ServerKind(ABC):
+    """One kind of server: everything testbed knows about it. `settings` is the catalogue entry merged
+    with the service's overrides (or a declared server's own keys); `fact` is what connection_facts
+    made of it once the ports are known."""
+
+    name: str
+    order: int = 99  # where it is listed in the run's output
+
+    def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
+        """Each port setting the server publishes -> the port it listens on inside its container."""
+        return {"port": int(settings["container_port"])}
+
+    @abstractmethod
+    def locate(self, settings: Mapping[str, Any]) -> Binary | str:
+        """The native binary, or a line saying how to install it when it is missing."""
+
+    @abstractmethod
+    def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
+        """The native process: argv, data folder (run_dir/<name>, created empty by the caller) and stop signal."""
+
+    @abstractmethod
+    def container(self, settings: Mapping[str, Any]) -> ContainerParts:
+        """The command, environment and tmpfs mounts of its container."""
+
+    def facts(self, settings: Mapping[str, Any], host: str) -> dict[str, Any]:
+        """What templates (`{{ name.url }}`) and tests see: at least host, port and url."""
+        port = int(settings["port"])
+        return {"host": host, "port": port, "url": f"tcp://{host}:{port}"}
+
+    def environment(self, fact: Mapping[str, Any]) -> dict[str, str]:
+        """The standard variables the service's tests get for this server."""
+        return {}
+
+    def env_templates(self, settings: Mapping[str, Any]) -> dict[str, str]:
+        """Variables templated from every fact (and this server's host, port and url at the top level)."""
+        return {}
+
+    def unavailable(self, settings: Mapping[str, Any], backend: str) -> str | None:
+        """Why this server cannot run on `backend` (naming the testbed.yml key to set), or None."""
+        return None
+
+    @abstractmethod
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+        """One readiness attempt over the real protocol; returns the server's version, raises if not ready."""
+
+    def conninfo(self, fact: Mapping[str, Any]) -> str:
+        """The migrations engine's connection string; only a kind with `runs_migrations` has one."""
+        raise NotImplementedError(f"{self.name} does not run migrations")
+
+    runs_migrations = False
+
+    def reset(self, fact: Mapping[str, Any]) -> None:
+        """Bring the running server back to its freshly migrated state, in place, without a restart (the
+        dev loop between runs). Idempotent; raises TestbedError when it cannot. Not built yet for any kind."""
+        raise NotImplementedError(f"{self.name}: reset between runs is not supported yet")
+
+    def isolate(self, fact: Mapping[str, Any], worker: str) -> dict[str, Any] | None:
+        """The fact one pytest worker (`gw0`, ...) should use so workers never share data (a database per
+        worker, a key prefix), creating what it needs; None when the kind offers no isolation (yet)."""
+        return None

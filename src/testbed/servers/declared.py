@@ -1,0 +1,165 @@
+"""Servers a service declares itself in testbed.yml, beside the catalogue's:
+
+    servers:
+      - postgres
+      - s3:
+          port: 15000
+          native: {command: [moto_server, -H, "{{ host }}", -p, "{{ port }}"]}
+          image: motoserver/moto:5.1.4
+          container_port: 5000
+          ready: {http: /moto-api/}
+          env: {AWS_ENDPOINT_URL: "http://{{ host }}:{{ port }}"}
+
+A declaration is validated here (parse) and served by one Declared kind per name."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from testbed.native import Account, Launch, which
+from testbed.servers.base import Binary, ContainerParts, ServerKind
+
+DECLARED_KEY = "declared"  # marks a server's settings as the service's own declaration
+READY_KINDS = ("http", "tcp", "command")
+PROBE_TIMEOUT = 5.0
+_KEYS = ("title", "port", "native", "image", "container_port", "command", "ready", "env")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(item, str) for item in value)
+
+
+def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
+    """The settings of one declared server, or None after naming each problem in `errors`."""
+    where = f"servers.{name}"
+    if not isinstance(spec, dict):
+        errors.append(f"'{where}' must be a mapping (port, native, image, ready, env), got {type(spec).__name__}")
+        return None
+    before = len(errors)
+    errors.extend(f"unknown key '{where}.{key}' (allowed: {', '.join(_KEYS)})" for key in spec if key not in _KEYS)
+    port = spec.get("port")
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        errors.append(f"'{where}.port' is required: a TCP port (1-65535) the server listens on, got {port!r}")
+    native = spec.get("native", {})
+    if not isinstance(native, dict) or set(native) - {"command"}:
+        errors.append(f"'{where}.native' must be a mapping with 'command' (a list of strings)")
+    elif "command" in native and not _strings(native["command"]):
+        errors.append(f"'{where}.native.command' must be a non-empty list of strings")
+    if "image" in spec and not isinstance(spec["image"], str):
+        errors.append(f"'{where}.image' must be a string")
+    if "container_port" in spec and not (_is_int(spec["container_port"]) and 0 < spec["container_port"] < 65536):
+        errors.append(f"'{where}.container_port' must be a TCP port (1-65535)")
+    if "command" in spec and not _strings(spec["command"]):
+        errors.append(f"'{where}.command' (the container's command) must be a non-empty list of strings")
+    if "title" in spec and not isinstance(spec["title"], str):
+        errors.append(f"'{where}.title' must be a string")
+    ready = spec.get("ready", {"tcp": True})
+    if not isinstance(ready, dict) or len(ready) != 1 or next(iter(ready)) not in READY_KINDS:
+        errors.append(
+            f"'{where}.ready' must be one of {{http: /path}}, {{tcp: true}} or {{command: [...]}}, got {ready!r}"
+        )
+    elif "http" in ready and not (isinstance(ready["http"], str) and ready["http"].startswith("/")):
+        errors.append(f"'{where}.ready.http' must be a path starting with '/', got {ready['http']!r}")
+    elif "tcp" in ready and ready["tcp"] is not True:
+        errors.append(f"'{where}.ready.tcp' must be true")
+    elif "command" in ready and not _strings(ready["command"]):
+        errors.append(f"'{where}.ready.command' must be a non-empty list of strings")
+    env = spec.get("env", {})
+    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+        errors.append(f"'{where}.env' must map variable names to strings")
+    if len(errors) > before:
+        return None
+    return {
+        DECLARED_KEY: True,
+        "title": spec.get("title", name),
+        "port": port,
+        "container_port": spec.get("container_port", port),
+        "native_command": list(native.get("command", [])),
+        "image": spec.get("image", ""),
+        "container_command": list(spec.get("command", [])),
+        "ready": dict(ready),
+        "env": dict(env),
+    }
+
+
+def _render(argv: list[str], values: Mapping[str, Any], where: str) -> list[str]:
+    from testbed.config import render_all  # noqa: PLC0415 - config imports the registry
+
+    rendered = render_all({f"{where}[{i}]": arg for i, arg in enumerate(argv)}, values)
+    return list(rendered.values())
+
+
+class Declared(ServerKind):
+    """One server a service declared; its settings say everything (see parse)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
+        return {"port": int(settings["container_port"])}
+
+    def unavailable(self, settings: Mapping[str, Any], backend: str) -> str | None:
+        if backend == "native" and not settings["native_command"]:
+            return f"'servers.{self.name}.native.command' is missing: the native backend runs it (or --backend docker)"
+        if backend == "docker" and not settings["image"]:
+            return f"'servers.{self.name}.image' is missing: the Docker backend runs it (or use --backend native)"
+        return None
+
+    def locate(self, settings: Mapping[str, Any]) -> Binary | str:
+        program = settings["native_command"][0] if settings["native_command"] else ""
+        # Console scripts installed beside testbed (pip install moto[server]) count as installed.
+        beside = Path(sys.executable).parent / program
+        found = which(program) or (str(beside) if program and shutil.which(str(beside)) else None)
+        if found:
+            return Binary(found)
+        return f"{program or 'a command'} (server {self.name}: install it or fix 'servers.{self.name}.native.command')"
+
+    def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
+        data = run_dir / self.name
+        values = {"host": "127.0.0.1", "port": int(settings["port"]), "data_dir": str(data)}
+        argv = [binary, *_render(settings["native_command"][1:], values, f"servers.{self.name}.native.command")]
+        return Launch(self.name, argv, data, signal.SIGTERM, as_invoker=True)
+
+    def container(self, settings: Mapping[str, Any]) -> ContainerParts:
+        values = {"host": "0.0.0.0", "port": int(settings["container_port"])}  # noqa: S104 - inside its container
+        command = settings["container_command"]
+        return ContainerParts(command=_render(command, values, f"servers.{self.name}.command") if command else [])
+
+    def facts(self, settings: Mapping[str, Any], host: str) -> dict[str, Any]:
+        port = int(settings["port"])
+        scheme = "http" if "http" in settings["ready"] else "tcp"
+        return {"host": host, "port": port, "url": f"{scheme}://{host}:{port}"}
+
+    def env_templates(self, settings: Mapping[str, Any]) -> dict[str, str]:
+        return dict(settings["env"])
+
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+        ready = settings["ready"]
+        host, port = fact["host"], int(fact["port"])
+        if "http" in ready:
+            url = f"http://{host}:{port}{ready['http']}"
+            with urllib.request.urlopen(url, timeout=2) as response:
+                server = response.headers["Server"]
+                return f"HTTP {response.status}" + (f" ({server})" if server else "")
+        if "command" in ready:
+            argv = _render(ready["command"], dict(fact), f"servers.{self.name}.ready.command")
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False)
+            if result.returncode != 0:
+                last = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+                raise ConnectionError(f"ready command exited {result.returncode}: {last[0]}")
+            return (result.stdout.strip().splitlines() or ["ready"])[0][:80]
+        with socket.create_connection((host, port), timeout=2):
+            return "accepts TCP connections"

@@ -1,0 +1,82 @@
+"""Dragonfly, or redis-server standing in for it (same protocol) where no dragonfly binary is installed."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from testbed.native import Account, Launch, which
+from testbed.servers.base import Binary, ContainerParts, ServerKind
+
+NAME = "dragonfly"
+STAND_IN = "Dragonfly: no dragonfly binary here, redis-server (same protocol) stands in"
+
+
+class Dragonfly(ServerKind):
+    name = NAME
+    order = 1
+
+    def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
+        return {"port": 6379}
+
+    def locate(self, settings: Mapping[str, Any]) -> Binary | str:
+        dragonfly = which("dragonfly")
+        if dragonfly:
+            return Binary(dragonfly)
+        redis = which("redis-server")
+        if redis:
+            return Binary(redis, STAND_IN)
+        return "dragonfly or redis-server (apt-get install redis-server)"
+
+    def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
+        data = run_dir / NAME
+        port = str(settings["port"])
+        # Both speak the same flags for where to listen and keep data; only persistence and sizing differ.
+        argv = [binary, "--port", port, "--bind", "127.0.0.1", "--dir", str(data)]
+        if Path(binary).name == "dragonfly":
+            argv += [
+                "--dbfilename",
+                "",
+                f"--proactor_threads={settings['proactor_threads']}",
+                f"--maxmemory={settings['maxmemory']}",
+            ]
+        else:
+            argv += ["--save", "", "--appendonly", "no", "--maxmemory", str(settings["maxmemory"])]
+        return Launch(NAME, argv, data, signal.SIGTERM)
+
+    def container(self, settings: Mapping[str, Any]) -> ContainerParts:
+        return ContainerParts(
+            command=[
+                "--port=6379",
+                f"--proactor_threads={settings['proactor_threads']}",
+                f"--maxmemory={settings['maxmemory']}",
+            ],
+            tmpfs=["/data"],
+        )
+
+    def facts(self, settings: Mapping[str, Any], host: str) -> dict[str, Any]:
+        port = int(settings["port"])
+        return {"host": host, "port": port, "url": f"redis://{host}:{port}/0"}
+
+    def environment(self, fact: Mapping[str, Any]) -> dict[str, str]:
+        return {"DRAGONFLY_HOST": fact["host"], "DRAGONFLY_PORT": str(fact["port"])}
+
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+        """Redis `PING`; returns the server's name and version (Dragonfly reports itself in INFO)."""
+        import redis  # noqa: PLC0415 - loaded only where a probe runs
+
+        client = redis.Redis(host=fact["host"], port=fact["port"], socket_timeout=2, socket_connect_timeout=2)
+        try:
+            if not client.ping():
+                raise ConnectionError("PING did not answer PONG")
+            info: dict[str, Any] = client.info("server")  # type: ignore[assignment]  # sync client: a dict
+            if "dragonfly_version" in info:
+                return f"dragonfly {info['dragonfly_version']}"
+            return f"redis {info.get('redis_version', '?')}"
+        finally:
+            client.close()
+
+
+KIND = Dragonfly()

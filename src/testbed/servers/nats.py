@@ -1,0 +1,80 @@
+"""NATS with JetStream, and its monitoring port."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from testbed.native import Account, Launch, which
+from testbed.servers.base import Binary, ContainerParts, ServerKind
+
+NAME = "nats"
+PROBE_TIMEOUT = 5.0  # nats-py can wait forever on a server that accepted the connection but never answers
+
+
+class Nats(ServerKind):
+    name = NAME
+    order = 2
+
+    def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
+        return {"port": 4222, "monitor_port": 8222}
+
+    def locate(self, settings: Mapping[str, Any]) -> Binary | str:
+        binary = which("nats-server")
+        return Binary(binary) if binary else "nats-server (apt-get install nats-server)"
+
+    def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
+        data = run_dir / NAME
+        argv = [
+            binary,
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(settings["port"]),
+            "-m",
+            str(settings["monitor_port"]),
+            "-js",
+            "-sd",
+            str(data),
+        ]
+        return Launch(NAME, argv, data, signal.SIGTERM)
+
+    def container(self, settings: Mapping[str, Any]) -> ContainerParts:
+        return ContainerParts(command=["-js", "-sd", "/data/jetstream", "-p", "4222", "-m", "8222"], tmpfs=["/data"])
+
+    def facts(self, settings: Mapping[str, Any], host: str) -> dict[str, Any]:
+        port = int(settings["port"])
+        return {
+            "host": host,
+            "port": port,
+            "url": f"nats://{host}:{port}",
+            "monitor_port": int(settings["monitor_port"]),
+        }
+
+    def environment(self, fact: Mapping[str, Any]) -> dict[str, str]:
+        return {"NATS_URL": fact["url"]}
+
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+        """Connect and ask JetStream for the account info (healthz does not prove JetStream on NATS 2.9)."""
+        import nats  # noqa: PLC0415 - nats-py is slow to import; only NATS users pay for it
+
+        async def check() -> str:
+            async def quiet(_: Exception) -> None:
+                return None
+
+            nc = await nats.connect(
+                fact["url"], connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet
+            )
+            try:
+                await nc.jetstream().account_info()
+                return f"nats-server {nc.connected_server_version}"
+            finally:
+                await nc.close()
+
+        return asyncio.run(asyncio.wait_for(check(), timeout=PROBE_TIMEOUT))
+
+
+KIND = Nats()

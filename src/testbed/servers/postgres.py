@@ -1,0 +1,201 @@
+"""PostgreSQL 15: initdb'd clusters kept as templates natively, the official image's contract on Docker."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from testbed.native import Account, Launch, run_as, template_root, which
+from testbed.servers.base import Binary, ContainerParts, ServerKind
+
+NAME = "postgres"
+
+
+def postgres_bindir() -> Path | None:
+    explicit = os.environ.get("TESTBED_PG_BINDIR")
+    if explicit:  # an explicit choice is the only candidate: a wrong one must not fall back silently
+        path = Path(explicit)
+        return path if (path / "postgres").is_file() and (path / "initdb").is_file() else None
+    candidates = [Path("/usr/lib/postgresql/15/bin")]
+    pg_config = which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
+        if out.returncode == 0:
+            candidates.append(Path(out.stdout.strip()))
+    return next((c for c in candidates if (c / "postgres").is_file() and (c / "initdb").is_file()), None)
+
+
+def postgres_template(bindir: Path, initdb_args: list[str], settings: Mapping[str, Any]) -> Path:
+    """Where a cluster initialised exactly so (binary, arguments, user, password, database) is kept. The key
+    holds a digest of the password, never the password; the cluster itself holds only its SCRAM hash."""
+    binary = (bindir / "postgres").stat()
+    key = json.dumps(
+        [
+            str(bindir.resolve()),
+            binary.st_size,
+            binary.st_mtime_ns,
+            initdb_args,
+            hashlib.sha256(str(settings["password"]).encode()).hexdigest(),
+            str(settings["database"]),
+        ]
+    )
+    return template_root() / f"postgres-{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+
+
+def _copy_template(template: Path, data: Path) -> bool:
+    """Fill the (empty, owned) data folder from the template; False when there is none yet."""
+    if not template.is_dir():
+        return False
+    # cp -a keeps owner and modes (the server's account, 0700); a copy, so runs never share files.
+    result = subprocess.run(["cp", "-a", f"{template}/.", str(data)], capture_output=True, check=False)
+    if result.returncode != 0:
+        return False
+    with contextlib.suppress(OSError):
+        os.utime(template)  # in use: gc keeps templates used within TEMPLATE_TTL
+    return True
+
+
+def _save_template(data: Path, template: Path) -> None:
+    """Keep the freshly initialised, shut-down cluster for later runs. Best effort: a run never fails
+    because its template could not be kept; concurrent runs race to one atomic rename."""
+    partial = template.with_name(f".{template.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        template.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if template.exists():
+            return
+        subprocess.run(["cp", "-a", str(data), str(partial)], capture_output=True, check=True)
+        partial.rename(template)
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+class Postgres(ServerKind):
+    name = NAME
+    order = 0
+    runs_migrations = True
+
+    def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
+        return {"port": 5432}
+
+    def locate(self, settings: Mapping[str, Any]) -> Binary | str:
+        bindir = postgres_bindir()
+        if bindir:
+            return Binary(str(bindir))
+        return "PostgreSQL 15 (apt-get install postgresql-15, or set TESTBED_PG_BINDIR)"
+
+    def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
+        bindir = Path(binary)
+        data = run_dir / NAME
+        sockets = run_dir / "sockets"
+        options = [f"-c{k}={v}" for k, v in settings.get("server_settings", {}).items()]
+        argv = [
+            str(bindir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(settings["port"]),
+            "-k",
+            str(sockets),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            *options,
+        ]
+
+        initdb_options = ["-U", str(settings["user"]), "--auth-local=trust", "--auth-host=scram-sha-256"]
+        initdb_options += ["--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions"]
+        template = postgres_template(bindir, initdb_options, settings)
+
+        def prepare() -> None:
+            sockets.mkdir(mode=0o700)
+            os.chown(sockets, account.uid, account.gid)
+            if _copy_template(template, data):
+                return
+            pwfile = run_dir / "postgres.pw"
+            pwfile.write_text(str(settings["password"]) + "\n", encoding="utf-8")
+            os.chown(pwfile, account.uid, account.gid)
+            pwfile.chmod(0o600)
+            try:
+                initdb = [str(bindir / "initdb"), "-D", str(data), *initdb_options, f"--pwfile={pwfile}"]
+                run_as(account, initdb, "PostgreSQL initdb")
+            finally:
+                pwfile.unlink(missing_ok=True)
+            if settings["database"] != "postgres":
+                # Single-user mode creates the database before the server listens, so readiness means usable.
+                name = str(settings["database"]).replace('"', '""')
+                run_as(
+                    account,
+                    [str(bindir / "postgres"), "--single", "-D", str(data), "-F", "-c", "fsync=off", "postgres"],
+                    "PostgreSQL create database",
+                    stdin=f'CREATE DATABASE "{name}";\n',
+                )
+            _save_template(data, template)
+
+        return Launch(NAME, argv, data, signal.SIGINT, prepare)  # SIGINT: fast shutdown
+
+    def container(self, settings: Mapping[str, Any]) -> ContainerParts:
+        return ContainerParts(
+            command=["postgres"]
+            + [arg for key, value in settings["server_settings"].items() for arg in ("-c", f"{key}={value}")],
+            env={
+                "POSTGRES_USER": settings["user"],
+                "POSTGRES_PASSWORD": settings["password"],
+                "POSTGRES_DB": settings["database"],
+            },
+            tmpfs=["/var/lib/postgresql/data"],
+        )
+
+    def facts(self, settings: Mapping[str, Any], host: str) -> dict[str, Any]:
+        port = int(settings["port"])
+        user, password, database = settings["user"], settings["password"], settings["database"]
+        return {
+            "host": host,
+            "port": port,
+            "user": user,
+            "password": password,
+            "database": database,
+            "url": f"postgresql://{user}:{password}@{host}:{port}/{database}",
+        }
+
+    def environment(self, fact: Mapping[str, Any]) -> dict[str, str]:
+        return {
+            "POSTGRES_HOST": fact["host"],
+            "POSTGRES_PORT": str(fact["port"]),
+            "POSTGRES_USER": fact["user"],
+            "POSTGRES_PASSWORD": fact["password"],
+            "POSTGRES_DB": fact["database"],
+        }
+
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+        """`SELECT 1` as the configured user on the configured database; returns the server version."""
+        import psycopg  # noqa: PLC0415 - loaded only where a probe runs
+
+        with psycopg.connect(
+            host=fact["host"],
+            port=fact["port"],
+            user=fact["user"],
+            password=fact["password"],
+            dbname=fact["database"],
+            connect_timeout=2,
+        ) as conn:
+            conn.execute("SELECT 1")
+            return str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+
+    def conninfo(self, fact: Mapping[str, Any]) -> str:
+        return (
+            f"host={fact['host']} port={fact['port']} user={fact['user']} "
+            f"password={fact['password']} dbname={fact['database']}"
+        )
+
+
+KIND = Postgres()

@@ -1,0 +1,175 @@
+"""Servers a service declares itself in testbed.yml (servers/declared.py): moto's S3 server (from the
+package index, HTTP readiness) and memcached (Debian's package, TCP readiness) beside the catalogue's
+postgres, end to end through `testbed run` and the dev loop, and bad declarations refused in preflight."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, cli, leftovers, run_folder_of
+from testbed import reaper
+from testbed.errors import ExitCode
+from testbed.pipeline import port_free
+from testbed.state import runtime_root
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def declared(tmp_path: Path) -> Path:
+    """A private copy of the fixture service that declares s3 (moto) and cache (memcached)."""
+    target = tmp_path / "declared"
+    shutil.copytree(FIXTURES / "services" / "declared", target)
+    return target
+
+
+def _ports(out: str) -> dict[str, int]:
+    return {title: int(port) for title, port in re.findall(r"^✅ (.+): Running on port (\d+)$", out, re.M)}
+
+
+def test_declared_s3_and_memcached_serve_the_tests_natively(declared: Path, runs: Path) -> None:
+    result = cli("run", "--service", str(declared), "--backend", "native", "--ports", "auto",
+                 "--run-folder", str(runs), timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    ports = _ports(result.stdout)
+    assert set(ports) == {"PostgreSQL", "S3 (moto)", "memcached"}, out
+    # Auto ports: neither declared server is on the port its declaration names.
+    assert ports["S3 (moto)"] != 15000 and ports["memcached"] != 15011
+    assert "✅ Tests: 3 passed" in result.stdout, out
+    run_folder = run_folder_of(result.stdout)
+    logs = run_folder / "logs"
+    assert (logs / "s3.log").is_file() and (logs / "cache.log").is_file()
+    assert leftovers(run_folder.name) == []
+    # Their command lines do not name the run: the ports tell that the processes are gone.
+    assert all(port_free(port) for port in ports.values()), ports
+
+
+def test_declared_servers_in_the_dev_loop_env_and_logs(declared: Path, runs: Path) -> None:
+    up = cli("up", "--service", str(declared), "--backend", "native", "--ports", "auto",
+             "--run-folder", str(runs), timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = next(runs.iterdir()).name
+    try:
+        env = cli("env", "--service", str(declared))
+        assert env.returncode == 0, env.stderr
+        exports = dict(re.findall(r"^export (\w+)=(\S+)$", env.stdout, re.M))
+        port = _ports(up.stdout)["S3 (moto)"]
+        assert exports["AWS_ENDPOINT_URL"] == f"http://127.0.0.1:{port}"
+        assert exports["S3_URL"] == f"http://127.0.0.1:{port}"  # `{{ s3.url }}` in the service's own env
+        assert exports["MEMCACHED_ADDRESS"] == f"127.0.0.1:{_ports(up.stdout)['memcached']}"
+
+        status = cli("status", "--service", str(declared))
+        assert status.returncode == 0
+        assert "✅ S3 (moto): port" in status.stdout and "✅ memcached: port" in status.stdout, status.stdout
+
+        logs = cli("logs", "--service", str(declared), "s3")
+        assert logs.returncode == 0 and "==> S3 (moto) <==" in logs.stdout
+        assert "/moto-api/" in logs.stdout  # moto's request log: the readiness probe's GET
+    finally:
+        down = cli("down", "--service", str(declared))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_id) == []
+    assert all(port_free(p) for p in _ports(up.stdout).values())
+
+
+def test_teardown_finds_declared_servers_when_the_state_files_are_gone(declared: Path, runs: Path) -> None:
+    """moto's and memcached's command lines name no folder of the run: the marker in their environment
+    is how teardown finds them without the state file."""
+    from testbed.teardown import teardown_run_id  # noqa: PLC0415
+
+    up = cli("up", "--service", str(declared), "--backend", "native", "--ports", "auto",
+             "--run-folder", str(runs), timeout=300)
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = next(runs.iterdir()).name
+    ports = _ports(up.stdout)
+    for copy in (runtime_root() / run_id / "state.json", runs / run_id / "state.json"):
+        copy.unlink(missing_ok=True)
+    assert not any(port_free(port) for port in ports.values())
+    result = teardown_run_id(run_id, grace=5.0)
+    assert result.left == []
+    assert all(port_free(port) for port in ports.values()), ports
+    assert leftovers(run_id) == []
+
+
+def test_a_declared_server_that_never_answers_fails_readiness_with_its_log(tmp_path: Path, runs: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "testbed.yml").write_text(
+        "name: stuck\nservers:\n  - stuck:\n      title: Stuck server\n      port: 15099\n"
+        "      native: {command: [sh, -c, 'echo never listening on {{ port }}; exec sleep 600']}\n"
+        "      ready: {http: /health}\ninstall: none\n"
+    )
+    result = cli("run", "--service", str(tmp_path), "--backend", "native", "--ports", "auto",
+                 "--run-folder", str(runs), "--readiness-timeout", "2")
+    assert result.returncode == ExitCode.PROVISIONING, result.stdout + result.stderr
+    failed = re.search(r"^❌ Readiness: Stuck server not ready on port (\d+) after .*$", result.stdout, re.M)
+    assert failed, result.stdout
+    assert f"never listening on {failed[1]}" in result.stdout  # the tail of its log, with the rendered port
+    run_id = run_folder_of(result.stdout).name
+    assert leftovers(run_id) == [] and reaper.marked(run_id) == []  # the marker finds the `sleep 600`
+
+
+S3 = "  - s3:\n      port: 15000\n      native: {command: [moto_server, -p, '{{ port }}']}\n"
+
+
+@pytest.mark.parametrize(
+    ("declaration", "backend", "expected"),
+    [
+        (S3 + "      ready: {grpc: true}\n", "native", "'servers.s3.ready' must be one of {http: /path}"),
+        (S3 + "      ready: {http: moto-api}\n", "native", "'servers.s3.ready.http' must be a path"),
+        ("  - s3:\n      port: 15000\n      image: x:1\n", "native", "'servers.s3.native.command' is missing"),
+        (S3, "docker", "'servers.s3.image' is missing"),
+        ("  - s3:\n      port: 15433\n      native: {command: [x]}\n", "native",
+         "'servers.s3.port' 15433 is also 'settings.postgres.port'"),
+        ("  - s3:\n      native: {command: [x]}\n", "native", "'servers.s3.port' is required"),
+        ("  - s3:\n      port: 15000\n      native: {command: [x]}\n      volume: /x\n", "native",
+         "unknown key 'servers.s3.volume'"),
+        ("  - postgres:\n      port: 15000\n", "native", "'servers.postgres' is a catalogue server"),
+    ],
+)
+def test_a_bad_declaration_is_exit_10_in_one_line_before_anything_starts(
+    tmp_path: Path, runs: Path, declaration: str, backend: str, expected: str
+) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "testbed.yml").write_text(f"name: bad\nservers:\n  - postgres\n{declaration}install: none\n")
+    result = cli("run", "--service", str(tmp_path), "--backend", backend, "--run-folder", str(runs))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == ExitCode.CONFIG, result.stdout + result.stderr
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.fixture(scope="session")
+def declared_images() -> dict[str, str]:
+    """Local images of moto's server and memcached (tests/images/declared.py): no registry is needed."""
+    from images.build import ImageBuildError  # noqa: PLC0415
+    from images.declared import ensure_declared_images  # noqa: PLC0415
+
+    try:
+        return ensure_declared_images()
+    except ImageBuildError as exc:
+        pytest.fail(f"cannot build the declared-server images: {exc}", pytrace=False)
+
+
+@pytest.mark.docker
+def test_declared_s3_and_memcached_serve_the_tests_on_docker(
+    declared: Path, runs: Path, local_images: dict[str, str], declared_images: dict[str, str]
+) -> None:
+    images = {"postgres": local_images["postgres"], "s3": declared_images["moto"],
+              "cache": declared_images["memcached"]}
+    result = cli("run", "--service", str(declared), "--backend", "docker", "--ports", "auto",
+                 "--run-folder", str(runs), *(a for k, v in images.items() for a in ("--image", f"{k}={v}")),
+                 timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "✅ Backend: docker" in result.stdout
+    ports = _ports(result.stdout)
+    assert set(ports) == {"PostgreSQL", "S3 (moto)", "memcached"}, out
+    assert "✅ Tests: 3 passed" in result.stdout, out
+    run_folder = run_folder_of(result.stdout)
+    assert leftovers(run_folder.name) == []  # containers and the run's network included
+    assert all(port_free(port) for port in ports.values()), ports
