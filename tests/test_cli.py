@@ -11,11 +11,17 @@ import pytest
 from conftest import clean_env, cli, leftovers, run_folder_of, secret_hits
 from testbed.errors import ExitCode
 from testbed.runner import Renderer
-from testbed.state import all_runs
 
 
-def _runs_now() -> set[str]:
-    return {state.runtime_dir.name for state in all_runs()}
+def _private_runtime(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose runtime root is this test's own: other runs on the host (a CI job's, a
+    colleague's) come and go in the shared one, so "nothing started" is checked where only this test looks."""
+    root = tmp_path / "runtime"
+    return clean_env(TESTBED_RUNTIME_DIR=str(root)), root
+
+
+def _runs_in(root: Path) -> set[str]:
+    return {path.parent.name for path in root.glob("*/state.json")}
 
 
 @pytest.mark.parametrize(
@@ -41,14 +47,14 @@ def test_bad_config_is_exit_10_before_anything_starts(tmp_path: Path, config: st
     (service / "migrations").mkdir()
     if config is not None:
         (service / "testbed.yml").write_text(config)
-    before = _runs_now()
-    result = cli("run", "--service", str(service), "--run-folder", str(tmp_path / "runs"))
+    env, root = _private_runtime(tmp_path)
+    result = cli("run", "--service", str(service), "--run-folder", str(tmp_path / "runs"), env=env)
     assert result.returncode == ExitCode.CONFIG, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("testbed: error: ")
     assert expected in lines[0]
     assert result.stdout == ""
-    assert _runs_now() == before
+    assert _runs_in(root) == set()
     assert not (tmp_path / "runs").exists()
 
 
@@ -65,11 +71,11 @@ def test_missing_required_secret_in_env_mode_is_exit_11_listing_all(tmp_path: Pa
     (tmp_path / "testbed.yml").write_text(
         "servers: [postgres]\nsecrets:\n  API_KEY: /a/b\n  OTHER_KEY: {parameter: /a/c}\n"
         "  OPTIONAL_KEY: {parameter: /a/d, optional: true}\n")
-    before = _runs_now()
-    result = cli("run", "--service", str(tmp_path), "--secrets", "env")
+    env, root = _private_runtime(tmp_path)
+    result = cli("run", "--service", str(tmp_path), "--secrets", "env", env=env)
     assert result.returncode == ExitCode.SECRETS
     assert "API_KEY, OTHER_KEY not set" in result.stderr and "OPTIONAL_KEY" not in result.stderr
-    assert _runs_now() == before
+    assert _runs_in(root) == set()
 
 
 def test_ci_true_alone_is_not_github_actions(tmp_path: Path) -> None:
