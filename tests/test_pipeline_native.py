@@ -151,7 +151,7 @@ def _native_up(service: Path, runs: Path) -> tuple[str, int]:
     PostgreSQL's system identifier, which initdb makes unique and a copy keeps."""
     import psycopg  # noqa: PLC0415
 
-    from testbed import pipeline  # noqa: PLC0415
+    from testbed import pipeline, readiness  # noqa: PLC0415
     from testbed.config import load_catalogue  # noqa: PLC0415
 
     run = pipeline.preflight({"service_dir": str(service), "catalogue": load_catalogue(PROJECT), "backend": "native",
@@ -159,7 +159,7 @@ def _native_up(service: Path, runs: Path) -> tuple[str, int]:
                               "lease_seconds": 0, "images": {}, "pull": False})
     try:
         pipeline.start_native(run["run_id"])
-        pipeline.ready(run["run_id"], 60)  # as the configured user, password and database
+        readiness.ready(run["run_id"], 60)  # as the configured user, password and database
         fact = json.loads((Path(run["runtime_dir"]) / "state.json").read_text())["facts"]["postgres"]
         with psycopg.connect(fact["url"]) as conn:
             row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()

@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 from conftest import PROJECT, leftovers
-from testbed import pipeline
+from testbed import pipeline, readiness
 from testbed.config import load_catalogue
 from testbed.state import RunState
 from testbed.teardown import teardown
@@ -25,7 +25,7 @@ def test_native_server_that_loses_its_port_is_retried_on_another(service: Path, 
             data["servers"]["postgres"]["port"] = stolen
         try:
             pipeline.start_native(context["run_id"])
-            result = pipeline.ready(context["run_id"], timeout=30)
+            result = readiness.ready(context["run_id"], timeout=30)
             port = result["servers"]["postgres"]["port"]
             assert port != stolen
             assert state.read()["facts"]["postgres"]["port"] == port

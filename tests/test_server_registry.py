@@ -12,8 +12,8 @@ import pytest
 from conftest import PROJECT
 from testbed import servers
 from testbed.config import connection_facts, load_catalogue, load_service_config, service_environment
+from testbed.docker_backend import containers
 from testbed.native import Account, Launch
-from testbed.pipeline import containers
 
 SRC = PROJECT / "src" / "testbed"
 

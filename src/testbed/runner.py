@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from testbed import __version__, extravars_file, github, junit, pipeline, reaper, redact, secrets
+from testbed import __version__, extravars_file, github, junit, pipeline, pytest_run, reaper, redact, secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.servers import ordered
 from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root, trusted_runtime_root
@@ -199,7 +199,7 @@ class Renderer:
             self.tests = dict(res["tests"])
             self.coverage = res.get("coverage")
         if ok:
-            self._line(phase, f"✅ Tests: {pipeline.tests_line(res['tests'])}")
+            self._line(phase, f"✅ Tests: {pytest_run.tests_line(res['tests'])}")
         if self.coverage is not None:
             self._line(phase, f"✅ Coverage: {self.coverage:g}%")
 
