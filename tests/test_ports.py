@@ -13,7 +13,7 @@ from testbed.teardown import teardown
 
 
 def test_native_server_that_loses_its_port_is_retried_on_another(service: Path, runs: Path) -> None:
-    context = pipeline.preflight({"service_dir": str(service), "catalogue": load_catalogue(PROJECT),
+    context = pipeline.open_run({"service_dir": str(service), "catalogue": load_catalogue(PROJECT),
                                   "backend": "native", "ports": "auto", "run_id": "", "run_root": str(runs)})
     state = RunState.find(context["run_id"])
     with socket.socket() as thief:

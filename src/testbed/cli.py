@@ -346,6 +346,8 @@ def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) 
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
+    from testbed.render import server_line  # noqa: PLC0415
+
     config = _config(args.service, project)
     existing = _leased_run(config.directory) if args.inventory is None else None  # a remote run is not here
     if existing is not None:
@@ -355,7 +357,7 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
         results = probes.wait_ready(data.get("facts", {}), timeout=2.0, servers=data["servers"])
         if all(r.ready for r in results.values()):
             for name, server in data["servers"].items():
-                print(f"✅ {server['title']}: Running on port {data['facts'][name]['port']} (already up)")
+                print(server_line(server["title"], data["facts"][name]["port"], already_up=True))
             with existing.update() as current:
                 current["lease_until"] = time.time() + args.lease
             return _migrate_existing(data["run_id"])
@@ -384,13 +386,14 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
 def _migrate_existing(run_id: str) -> int:
     """A second `up` applies migrations added since the first (the dev loop), and nothing else."""
     from testbed.pipeline import migrate  # noqa: PLC0415
+    from testbed.render import failure_line, migrations_line  # noqa: PLC0415
 
     try:
         applied = migrate(run_id)["applied"]
     except TestbedError as exc:
-        print(f"❌ Migrations: {str(exc).removeprefix('migrations: ')}")
+        print(failure_line("migrations", str(exc)))
         return int(exc.exit_code)
-    print(f"✅ Migrations: Applied successfully ({len(applied)} new)" if applied else "✅ Migrations: Up to date")
+    print(migrations_line(len(applied)))
     return 0
 
 
@@ -414,6 +417,7 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
 
 
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
+    from testbed.render import teardown_line  # noqa: PLC0415
     from testbed.teardown import teardown  # noqa: PLC0415
 
     if args.inventory is not None:  # on the remote host, through playbooks/down.yml
@@ -430,11 +434,8 @@ def cmd_down(args: argparse.Namespace, project: Path) -> int:
 
     with tearing_down(state):
         result = teardown(state)
-    if result.ok:
-        print(f"✅ Teardown: {state.runtime_dir.name} removed ({len(result.removed)} resources)")
-        return 0
-    print(f"❌ Teardown: left {', '.join(result.left)}")
-    return int(ExitCode.TEARDOWN)
+    print(teardown_line(result.left))
+    return 0 if result.ok else int(ExitCode.TEARDOWN)
 
 
 def _age(seconds: float) -> str:
@@ -559,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TestbedError as exc:
         print(f"testbed: error: {exc}", file=sys.stderr)
         if args.command in ("run", "up", "test"):
-            from testbed.runner import publish_failure  # noqa: PLC0415
+            from testbed.report import publish_failure  # noqa: PLC0415
 
             # Under GitHub Actions a run that fails before its playbook still leaves a step summary.
             publish_failure(args.command, getattr(args.service, "name", "") or "service", exc)

@@ -17,16 +17,17 @@ from testbed.docker_backend import containers
 from testbed.errors import ExitCode, TestbedError
 from testbed.ports import free_port, port_free, port_holder
 from testbed.preflight_checks import check_before_start
-from testbed.pytest_run import run_tests, tests_line
+from testbed.pytest_run import run_tests
+from testbed.render import tests_line
 from testbed.servers import kind_of, migrations_server, unavailable_on
 from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
 
 __all__ = [
     "BACKENDS",
     "PORT_MODES",
+    "install_dependencies",
     "migrate",
-    "preflight",
-    "prepare_tests",
+    "open_run",
     "pytest_phase",
     "record",
     "start_native",
@@ -106,8 +107,9 @@ def _record_controller(state: RunState) -> None:
             data["resources"].append({"kind": "controller", **controller.as_dict(), "stop_signal": 15})
 
 
-def preflight(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate everything, pick the backend and ports, create the run's state; start nothing."""
+def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The preflight phase's work: validate everything (the checks), pick the backend and ports, and create the
+    run's state, or reuse the run if it exists; start nothing."""
     backend = params.get("backend") or "auto"
     ports = params.get("ports") or "fixed"
     if backend not in BACKENDS:
@@ -210,14 +212,14 @@ def migrate(run_id: str) -> dict[str, Any]:
     return {"applied": list(result.applied), "skipped": list(result.skipped), "changed": bool(result.applied)}
 
 
-def prepare_tests(run_id: str) -> dict[str, Any]:
+def install_dependencies(run_id: str) -> dict[str, Any]:
     """Install the service's dependencies (cached) and record the interpreter to test with."""
     state = RunState.find(run_id)
     data = state.read()
     config = ServiceConfig.from_dict(data["config"])
-    from testbed import deps  # noqa: PLC0415
+    from testbed import dependencies  # noqa: PLC0415
 
-    python, cached = deps.ensure(config, state)
+    python, cached = dependencies.ensure(config, state)
     with state.update() as current:
         current["python"] = str(python)
     return {"python": str(python), "cached": cached, "changed": not cached}

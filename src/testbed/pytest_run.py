@@ -7,7 +7,6 @@ import os
 import subprocess
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,10 @@ from testbed.readiness import gone_check
 from testbed.state import RunState
 
 
-def _deps_python(config: ServiceConfig) -> str:
-    from testbed import deps  # noqa: PLC0415
+def _dependencies_python(config: ServiceConfig) -> str:
+    from testbed import dependencies  # noqa: PLC0415
 
-    return str(deps.ensure(config)[0])
+    return str(dependencies.ensure(config)[0])
 
 
 def _coverage_percent(path: Path) -> float | None:
@@ -41,7 +40,7 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     state = RunState.find(run_id)
     data = state.read()
     config = ServiceConfig.from_dict(data["config"])
-    python = data.get("python") or _deps_python(config)
+    python = data.get("python") or _dependencies_python(config)
     run_folder = Path(data["run_folder"])
     facts = data["facts"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}
@@ -118,16 +117,6 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
             if why
         ],
     }
-
-
-def tests_line(tests: Mapping[str, Any]) -> str:
-    """`5 passed in 4.2s`, `1 passed, 1 failed in 3.2s`: pytest's own wording."""
-    parts = [
-        f"{tests[key]} {word}"
-        for key, word in (("passed", "passed"), ("failed", "failed"), ("errors", "errors"), ("skipped", "skipped"))
-        if tests.get(key)
-    ]
-    return f"{', '.join(parts) or 'no tests ran'} in {tests.get('duration', 0):.1f}s"
 
 
 def untrusted_result(rc: int, summary: JUnitSummary | None) -> str | None:
