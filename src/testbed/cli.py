@@ -18,10 +18,10 @@ from testbed.config import (
     load_service_config,
     nearest_service_dir,
     project_root,
-    service_environment,
 )
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import RunState, all_runs, check_run_id, new_run_id
+from testbed.templating import service_environment
 
 if TYPE_CHECKING:
     from testbed.runner import Options

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from testbed import redact, secrets, supervisor
-from testbed.config import ServiceConfig, pytest_arguments, service_environment
+from testbed.config import ServiceConfig
 from testbed.errors import ExitCode
 from testbed.junit import JUnitSummary
 from testbed.readiness import gone_check
 from testbed.state import RunState
+from testbed.templating import pytest_arguments, service_environment
 
 
 def _dependencies_python(config: ServiceConfig) -> str:

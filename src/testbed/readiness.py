@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from testbed import docker_api, native
-from testbed.config import connection_facts
 from testbed.docker_backend import published_ports
 from testbed.errors import ExitCode, TestbedError
 from testbed.ports import free_port
 from testbed.servers import kind_of
 from testbed.state import ProcessIdentity, RunState
+from testbed.templating import connection_facts
 
 PORT_RETRIES = 3
 _IN_USE = ("address already in use", "address in use")
