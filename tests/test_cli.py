@@ -10,7 +10,7 @@ import pytest
 
 from conftest import clean_env, cli, leftovers, run_folder_of, secret_hits
 from testbed.errors import ExitCode
-from testbed.runner import Renderer
+from testbed.render import Renderer
 
 
 def _private_runtime(tmp_path: Path) -> tuple[dict[str, str], Path]:

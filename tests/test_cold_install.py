@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import BIN, FIXTURES, PROJECT, clean_env, run
-from testbed import collections_install, deps, secrets, tools
+from testbed import collections_install, dependencies, secrets, tools
 from testbed.config import load_catalogue, load_service_config
 
 UV = str(BIN / "uv") if (BIN / "uv").is_file() else shutil.which("uv")
@@ -168,9 +168,9 @@ def test_poetry_is_installed_on_demand_once_into_the_cache(tmp_path: Path, monke
     monkeypatch.setenv("TESTBED_CACHE_DIR", str(tmp_path / "cache"))
     pyproject = '[tool.poetry]\npackage-mode = false\n\n[tool.poetry.dependencies]\npython = ">=3.11"\n'
     config = load_service_config(_service(tmp_path, "auto", {"pyproject.toml": pyproject}), load_catalogue(PROJECT))
-    assert deps.install_mode(config) == "poetry"
+    assert dependencies.install_mode(config) == "poetry"
 
-    python, reused = deps.ensure(config)
+    python, reused = dependencies.ensure(config)
     assert not reused
     (ready,) = (tmp_path / "cache" / "tools").glob("poetry-*/.testbed-ready")
     assert (ready.parent / "bin" / "poetry").is_file()
@@ -179,7 +179,7 @@ def test_poetry_is_installed_on_demand_once_into_the_cache(tmp_path: Path, monke
 
     # Another service (or the same one changed) reuses that Poetry: no second install.
     (config.directory / "requirements-dev.txt").write_text("# changed\n", encoding="utf-8")
-    _, reused = deps.ensure(config)
+    _, reused = dependencies.ensure(config)
     assert not reused
     assert tools.poetry() == str(ready.parent / "bin" / "poetry")
     assert ready.stat().st_mtime_ns == stamp
@@ -194,8 +194,8 @@ def test_a_pip_style_service_gets_its_virtualenv_from_uv_or_from_pip_when_told(
     config = load_service_config(
         _service(tmp_path, "auto", {"requirements.txt": "iniconfig\n"}), load_catalogue(PROJECT)
     )
-    assert deps.install_mode(config) == "pip"
-    python, reused = deps.ensure(config)
+    assert dependencies.install_mode(config) == "pip"
+    python, reused = dependencies.ensure(config)
     assert not reused
     made_by_uv = "uv =" in (python.parent.parent / "pyvenv.cfg").read_text(encoding="utf-8")
     assert made_by_uv == (installer == "uv")

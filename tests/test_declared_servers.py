@@ -13,7 +13,7 @@ import pytest
 from conftest import FIXTURES, cli, leftovers, run_folder_of
 from testbed import reaper
 from testbed.errors import ExitCode
-from testbed.pipeline import port_free
+from testbed.ports import port_free
 from testbed.state import runtime_root
 
 pytestmark = pytest.mark.slow

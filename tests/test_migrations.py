@@ -23,7 +23,7 @@ import pytest
 
 from testbed import migrations
 from testbed.migrations import ADVISORY_LOCK_KEY, MigrationError, apply, discover
-from testbed.pipeline import free_port
+from testbed.ports import free_port
 
 TRACKED = f"{migrations.DEFAULT_SCHEMA}.{migrations.TRACKING_TABLE}"
 PG_USER = "testbed"  # the unprivileged system user that owns the cluster when the tests run as root

@@ -129,7 +129,7 @@ def test_project_ansible_cfg_is_used_by_the_wrapper() -> None:
     # The wrapper must point ansible-runner at the collection's ansible.cfg (it ignores it otherwise), whose
     # collections_path resolves testbed.pipeline in a checkout (a symlink kept in git).
     from testbed.config import project_root  # noqa: PLC0415
-    from testbed.runner import runner_envvars  # noqa: PLC0415
+    from testbed.runner_settings import runner_envvars  # noqa: PLC0415
 
     assert runner_envvars(project_root())["ANSIBLE_CONFIG"] == str(PROJECT / "ansible.cfg")
     assert "collections_path = .collections:" in (PROJECT / "ansible.cfg").read_text()
@@ -151,15 +151,15 @@ def _native_up(service: Path, runs: Path) -> tuple[str, int]:
     PostgreSQL's system identifier, which initdb makes unique and a copy keeps."""
     import psycopg  # noqa: PLC0415
 
-    from testbed import pipeline  # noqa: PLC0415
+    from testbed import pipeline, readiness  # noqa: PLC0415
     from testbed.config import load_catalogue  # noqa: PLC0415
 
-    run = pipeline.preflight({"service_dir": str(service), "catalogue": load_catalogue(PROJECT), "backend": "native",
+    run = pipeline.open_run({"service_dir": str(service), "catalogue": load_catalogue(PROJECT), "backend": "native",
                               "ports": "auto", "run_id": "", "run_root": str(runs), "owner_pid": os.getpid(),
                               "lease_seconds": 0, "images": {}, "pull": False})
     try:
         pipeline.start_native(run["run_id"])
-        pipeline.ready(run["run_id"], 60)  # as the configured user, password and database
+        readiness.ready(run["run_id"], 60)  # as the configured user, password and database
         fact = json.loads((Path(run["runtime_dir"]) / "state.json").read_text())["facts"]["postgres"]
         with psycopg.connect(fact["url"]) as conn:
             row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()

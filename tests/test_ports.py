@@ -6,14 +6,14 @@ import socket
 from pathlib import Path
 
 from conftest import PROJECT, leftovers
-from testbed import pipeline
+from testbed import pipeline, readiness
 from testbed.config import load_catalogue
 from testbed.state import RunState
 from testbed.teardown import teardown
 
 
 def test_native_server_that_loses_its_port_is_retried_on_another(service: Path, runs: Path) -> None:
-    context = pipeline.preflight({"service_dir": str(service), "catalogue": load_catalogue(PROJECT),
+    context = pipeline.open_run({"service_dir": str(service), "catalogue": load_catalogue(PROJECT),
                                   "backend": "native", "ports": "auto", "run_id": "", "run_root": str(runs)})
     state = RunState.find(context["run_id"])
     with socket.socket() as thief:
@@ -25,7 +25,7 @@ def test_native_server_that_loses_its_port_is_retried_on_another(service: Path, 
             data["servers"]["postgres"]["port"] = stolen
         try:
             pipeline.start_native(context["run_id"])
-            result = pipeline.ready(context["run_id"], timeout=30)
+            result = readiness.ready(context["run_id"], timeout=30)
             port = result["servers"]["postgres"]["port"]
             assert port != stolen
             assert state.read()["facts"]["postgres"]["port"] == port

@@ -51,7 +51,7 @@ def _preflight(service: Path, tmp_path: Path) -> TestbedError:
     """The playbooks' preflight (ansible-playbook integration.yml without the wrapper) refuses the same."""
     before = _runs_now()
     with pytest.raises(TestbedError) as info:
-        pipeline.preflight(
+        pipeline.open_run(
             {
                 "service_dir": str(service),
                 "catalogue": load_catalogue(),

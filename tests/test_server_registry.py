@@ -11,9 +11,10 @@ import pytest
 
 from conftest import PROJECT
 from testbed import servers
-from testbed.config import connection_facts, load_catalogue, load_service_config, service_environment
+from testbed.config import load_catalogue, load_service_config
+from testbed.docker_backend import containers
 from testbed.native import Account, Launch
-from testbed.pipeline import containers
+from testbed.templating import connection_facts, service_environment
 
 SRC = PROJECT / "src" / "testbed"
 

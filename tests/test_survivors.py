@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, run_testbed, run_testbed_argv, secret_hits
-from testbed import pipeline
+from testbed.ports import free_port, port_free, port_holder
 from testbed.state import RunState, runtime_root
 from testbed.teardown import teardown
 
@@ -316,20 +316,20 @@ def _time_wait(port: int) -> None:
 
 
 def test_a_port_held_only_by_time_wait_is_free_and_a_listener_is_named() -> None:
-    port = pipeline.free_port()
+    port = free_port()
     _time_wait(port)
-    assert pipeline.port_free(port)
+    assert port_free(port)
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         holder.bind(("127.0.0.1", port))
         holder.listen()
-        assert not pipeline.port_free(port)
-        assert f"(pid {os.getpid()})" in pipeline._port_holder(port)
+        assert not port_free(port)
+        assert f"(pid {os.getpid()})" in port_holder(port)
 
 
 def _fixed_ports(service: Path) -> list[int]:
     """Random high ports nobody else's tests use, set as the service's fixed ports."""
-    ports = [pipeline.free_port() for _ in range(3)]
+    ports = [free_port() for _ in range(3)]
     config = service / "testbed.yml"
     config.write_text(config.read_text() + (
         f"settings:\n  postgres:\n    port: {ports[0]}\n  nats:\n    port: {ports[1]}\n    monitor_port: {ports[2]}\n"))

@@ -22,7 +22,7 @@ CHANGED = True
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    return pipeline.prepare_tests(params["run_id"])
+    return pipeline.install_dependencies(params["run_id"])
 
 
 def main() -> None:

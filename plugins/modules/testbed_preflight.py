@@ -33,7 +33,7 @@ CHANGED = True
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    return pipeline.preflight(params)
+    return pipeline.open_run(params)
 
 
 def main() -> None:

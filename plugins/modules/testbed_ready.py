@@ -15,7 +15,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, pipeline
+from testbed import ansible_module, readiness
 
 SPEC = {
     "run_id": {"type": "str", "required": True},
@@ -25,7 +25,7 @@ CHANGED = False
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    return pipeline.ready(params["run_id"], params["timeout"])
+    return readiness.ready(params["run_id"], params["timeout"])
 
 
 def main() -> None:

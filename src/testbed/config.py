@@ -1,4 +1,4 @@
-"""A service's testbed.yml: loading, validation against the catalogue, and the facts templated from it."""
+"""A service's testbed.yml: loading and validation against the catalogue (templating.py renders from it)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,12 @@ from typing import Any
 from testbed import servers as registry
 from testbed.errors import ExitCode, TestbedError
 from testbed.migration_files import DEFAULT_SCHEMA as DEFAULT_MIGRATIONS_SCHEMA
-from testbed.servers import declared
+from testbed.server_settings import SERVICE_NAME, parse_servers, type_name
 
 CONFIG_NAME = "testbed.yml"
 CATALOGUE_FILE = Path("roles/servers/defaults/main.yml")
 INSTALL_MODES = ("auto", "poetry", "pip", "none")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # key -> (type, description) for the top level; nested maps are checked below.
@@ -146,19 +145,6 @@ def load_catalogue_file(path: Path) -> dict[str, dict[str, Any]]:
     return catalogue
 
 
-def _type_name(expected: type | tuple[type, ...]) -> str:
-    types = expected if isinstance(expected, tuple) else (expected,)
-    names = {
-        "str": "a string",
-        "list": "a list",
-        "dict": "a mapping",
-        "int": "an integer",
-        "bool": "true or false",
-        "NoneType": "null",
-    }
-    return " or ".join(names.get(t.__name__, t.__name__) for t in types)
-
-
 def _check_keys(
     data: Mapping[str, Any], schema: Mapping[str, type | tuple[type, ...]], where: str, errors: list[str]
 ) -> None:
@@ -169,7 +155,7 @@ def _check_keys(
         expected = schema[key]
         # bool is an int subclass: a `timeout: true` is still wrong.
         if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
-            errors.append(f"'{where}{key}' must be {_type_name(expected)}, got {type(value).__name__}")
+            errors.append(f"'{where}{key}' must be {type_name(expected)}, got {type(value).__name__}")
 
 
 def _string_list(value: list[Any], where: str, errors: list[str]) -> list[str]:
@@ -177,86 +163,6 @@ def _string_list(value: list[Any], where: str, errors: list[str]) -> list[str]:
         errors.append(f"'{where}' must be a list of strings")
         return []
     return list(value)
-
-
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def _servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], errors: list[str]) -> dict[str, Any]:
-    """The catalogue's servers by name, and the service's own as `{name: declaration}` (servers/declared.py)."""
-    entries = raw.get("servers", list(catalogue))
-    settings = raw.get("settings", {}) if isinstance(raw.get("settings", {}), dict) else {}
-    servers: dict[str, Any] = {}
-    for entry in entries:
-        if isinstance(entry, dict) and len(entry) == 1:
-            _declared_entry(entry, catalogue, servers, errors)
-        elif not isinstance(entry, str):
-            errors.append("'servers' must list catalogue names or `name: {declaration}` mappings")
-        elif entry not in catalogue:
-            errors.append(
-                f"unknown server '{entry}' in 'servers' (known: {', '.join(catalogue)}), or declare it: "
-                f"`- {entry}: {{port: ..., native: {{command: [...]}}}}`"
-            )
-        else:
-            servers[entry] = copy.deepcopy(catalogue[entry])
-    for name, override in settings.items():
-        if name not in catalogue:
-            errors.append(f"unknown server 'settings.{name}' (known: {', '.join(catalogue)})")
-        elif name not in servers:
-            errors.append(f"'settings.{name}' is set but '{name}' is not in 'servers'")
-        elif not isinstance(override, dict):
-            errors.append(f"'settings.{name}' must be a mapping, got {type(override).__name__}")
-        else:
-            allowed = catalogue[name]
-            for key, value in override.items():
-                if key not in allowed or key == "title":
-                    settable = ", ".join(k for k in allowed if k != "title")
-                    errors.append(f"unknown key 'settings.{name}.{key}' (allowed: {settable})")
-                elif not isinstance(value, type(allowed[key])) and allowed[key] is not None:
-                    errors.append(
-                        f"'settings.{name}.{key}' must be {_type_name(type(allowed[key]))}, got {type(value).__name__}"
-                    )
-            servers[name] = _merge(servers[name], override)
-    _port_clashes(servers, errors)
-    return servers
-
-
-def _declared_entry(
-    entry: Mapping[Any, Any], catalogue: Mapping[str, Any], servers: dict[str, Any], errors: list[str]
-) -> None:
-    name, spec = next(iter(entry.items()))
-    if not isinstance(name, str) or not _SERVICE_NAME.match(name):
-        errors.append(f"'servers' entry {name!r} must be a name of letters, digits, '.', '_' or '-'")
-    elif name in catalogue:
-        errors.append(f"'servers.{name}' is a catalogue server: list it by name and set 'settings.{name}'")
-    elif name in servers:
-        errors.append(f"'servers.{name}' is declared twice")
-    else:
-        parsed = declared.parse(name, spec, errors)
-        if parsed is not None:
-            servers[name] = parsed
-
-
-def _port_clashes(servers: Mapping[str, Mapping[str, Any]], errors: list[str]) -> None:
-    """Two servers on one fixed port can never both start: say so before anything does."""
-    owners: dict[int, str] = {}
-    for name, settings in servers.items():
-        for key in registry.kind_of(name, settings).ports(settings):
-            port = settings.get(key)
-            if not isinstance(port, int) or not port:
-                continue
-            where = f"servers.{name}.{key}" if settings.get(declared.DECLARED_KEY) else f"settings.{name}.{key}"
-            if port in owners:
-                errors.append(f"'{where}' {port} is also '{owners[port]}': give each server its own port")
-            else:
-                owners[port] = where
 
 
 def _secrets(raw: object, errors: list[str]) -> list[SecretSpec]:
@@ -315,9 +221,9 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
     errors: list[str] = []
     _check_keys(raw, _TOP_LEVEL, "", errors)
     name = raw.get("name", directory.name)
-    if isinstance(name, str) and not _SERVICE_NAME.match(name):
+    if isinstance(name, str) and not SERVICE_NAME.match(name):
         errors.append(f"'name' must be letters, digits, '.', '_' or '-', got {name!r}")
-    servers = _servers(raw, catalogue, errors) if isinstance(raw.get("servers", []), list) else {}
+    servers = parse_servers(raw, catalogue, errors) if isinstance(raw.get("servers", []), list) else {}
 
     tests_raw = raw.get("tests", {})
     tests = TestsSpec()
@@ -401,90 +307,3 @@ def _migrations(
     if folder is not None and registry.migrations_server(servers) is None:
         errors.append(f"'migrations' needs {' or '.join(repr(k) for k in registry.migrations_kinds())} in 'servers'")
     return folder, schema
-
-
-def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.0.0.1") -> dict[str, Any]:
-    """What tests and templates see of each server: host, port, url, and what its kind adds."""
-    return {name: registry.kind_of(name, settings).facts(settings, host) for name, settings in servers.items()}
-
-
-def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict[str, str]:
-    """The non-secret environment of the service's tests: each server's standard variables, a declared
-    server's own `env`, then the config's `env`."""
-    # Only testbed's own variables: a service's conventions (e.g. TESTING) belong in its testbed.yml `env`.
-    env: dict[str, str] = {}
-    for name in facts:
-        settings = config.servers.get(name, {})
-        kind = registry.kind_of(name, settings)
-        env |= kind.environment(facts[name])
-        templates = kind.env_templates(settings)
-        if templates:
-            # A declared server's env sees every fact, and its own host, port and url at the top level.
-            own = {**facts, **facts[name]}
-            rendered = render_all({f"servers.{name}.env.{key}": value for key, value in templates.items()}, own)
-            env |= {key: rendered[f"servers.{name}.env.{key}"] for key in templates}
-    rendered = render_all({f"env.{key}": value for key, value in config.env.items()}, facts)
-    env |= {key: rendered[f"env.{key}"] for key in config.env}
-    return env
-
-
-def render(template: str, facts: Mapping[str, Any], where: str) -> str:
-    """Render one `{{ postgres.url }}`-style value from the provisioned facts."""
-    return render_all({where: template}, facts)[where]
-
-
-def render_all(templates: Mapping[str, str], facts: Mapping[str, Any]) -> dict[str, str]:
-    """Render each `where -> template`; every problem of every template is named in one TestbedError."""
-    if not any("{" in template for template in templates.values()):
-        return dict(templates)
-    # Imported here: most values are plain, and start-up time is what `testbed up` is measured on.
-    from jinja2 import ChainableUndefined, StrictUndefined  # noqa: PLC0415
-    from jinja2.exceptions import TemplateError, TemplateSyntaxError  # noqa: PLC0415
-    from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
-
-    missing: list[str] = []
-
-    class Recording(ChainableUndefined):
-        """Notes each undefined name or attribute as it is printed, so one pass finds them all."""
-
-        def __str__(self) -> str:
-            missing.append(self._undefined_message)
-            return ""
-
-    jinja = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
-    survey = SandboxedEnvironment(autoescape=False, undefined=Recording)
-    rendered: dict[str, str] = {}
-    problems: list[str] = []
-    for where, template in templates.items():
-        if "{" not in template:
-            rendered[where] = template
-            continue
-        try:
-            # StrictUndefined stops at the first unknown name: a recording pass names them all first.
-            missing.clear()
-            survey.from_string(template).render(**facts)
-            if missing:
-                problems.append(f"'{where}': cannot render {template!r}: {', '.join(dict.fromkeys(missing))}")
-                continue
-            rendered[where] = jinja.from_string(template).render(**facts)
-        except TemplateSyntaxError as exc:
-            problems.append(f"'{where}': cannot render {template!r}: {exc.message} (template line {exc.lineno})")
-        except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:  # `{{ port + "a" }}`
-            problems.append(f"'{where}': cannot render {template!r}: {exc}")
-    if problems:
-        known = ", ".join(sorted(facts)) or "none"
-        raise TestbedError(f"testbed.yml {'; '.join(problems)} (facts: {known})")
-    return rendered
-
-
-def pytest_arguments(config: ServiceConfig, facts: Mapping[str, Any]) -> list[str]:
-    """The config's pytest arguments with provisioned facts filled in."""
-    templates = {f"tests.pytest_args[{i}]": arg for i, arg in enumerate(config.tests.pytest_args)}
-    return list(render_all(templates, facts).values())
-
-
-def check_templates(config: ServiceConfig, facts: Mapping[str, Any]) -> None:
-    """Render every templated key (env, tests.pytest_args) once, naming all their problems in one line."""
-    templates = {f"env.{key}": value for key, value in config.env.items()}
-    templates |= {f"tests.pytest_args[{i}]": arg for i, arg in enumerate(config.tests.pytest_args)}
-    render_all(templates, facts)

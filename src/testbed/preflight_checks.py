@@ -8,9 +8,9 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from testbed.config import check_templates, connection_facts, pytest_arguments, service_environment
 from testbed.errors import ExitCode, TestbedError
 from testbed.migration_files import MigrationError, discover
+from testbed.templating import check_templates, connection_facts, pytest_arguments, service_environment
 
 if TYPE_CHECKING:
     from testbed.config import ServiceConfig

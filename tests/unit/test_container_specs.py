@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from testbed import config, docker_api, pipeline
+from testbed import config, docker_api, docker_backend
 from testbed.state import runtime_root
 
 CATALOGUE = config.load_catalogue()
@@ -23,7 +23,7 @@ def _specs(ports: str) -> dict[str, dict]:
             for key in ("port", "monitor_port"):
                 if key in settings:
                     settings[key] = 0
-    return {spec["service"]: spec for spec in pipeline.containers("r1", servers)}
+    return {spec["service"]: spec for spec in docker_backend.containers("r1", servers)}
 
 
 def test_every_container_is_named_and_labelled_for_its_run() -> None:

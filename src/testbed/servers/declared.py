@@ -96,7 +96,7 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
 
 
 def _render(argv: list[str], values: Mapping[str, Any], where: str) -> list[str]:
-    from testbed.config import render_all  # noqa: PLC0415 - config imports the registry
+    from testbed.templating import render_all  # noqa: PLC0415 - templating imports the registry
 
     rendered = render_all({f"{where}[{i}]": arg for i, arg in enumerate(argv)}, values)
     return list(rendered.values())

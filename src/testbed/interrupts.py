@@ -1,0 +1,40 @@
+"""SIGINT and SIGTERM during a wrapper run: noted, never fatal, so the teardown always runs."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+from typing import Any
+
+from testbed.errors import ExitCode
+
+
+class Interrupted:
+    """SIGINT / SIGTERM: cancel the playbook, then tear down from the state file. A second signal makes
+    the teardown quicker, never skipped."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.count = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupted:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        if self.signum is None:
+            self.signum = signum
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.SIGINT if self.signum == signal.SIGINT else ExitCode.SIGTERM

@@ -1,0 +1,136 @@
+"""The service's pytest run: its argv and environment, running it under the supervisor, and judging its
+result (counts from the JUnit report, coverage, whether an exit 0 can be believed)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from testbed import redact, secrets, supervisor
+from testbed.config import ServiceConfig
+from testbed.errors import ExitCode
+from testbed.junit import JUnitSummary
+from testbed.readiness import gone_check
+from testbed.state import RunState
+from testbed.templating import pytest_arguments, service_environment
+
+
+def _dependencies_python(config: ServiceConfig) -> str:
+    from testbed import dependencies  # noqa: PLC0415
+
+    return str(dependencies.ensure(config)[0])
+
+
+def _coverage_percent(path: Path) -> float | None:
+    try:
+        root = ET.parse(path).getroot()  # noqa: S314 - written by this run's own coverage.py
+    except (OSError, ET.ParseError):
+        return None
+    return round(float(root.get("line-rate", "0")) * 100, 1)
+
+
+def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
+    """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
+    from a command line or Ansible's environment."""
+    from testbed import junit, shard  # noqa: PLC0415
+
+    state = RunState.find(run_id)
+    data = state.read()
+    config = ServiceConfig.from_dict(data["config"])
+    python = data.get("python") or _dependencies_python(config)
+    run_folder = Path(data["run_folder"])
+    facts = data["facts"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}
+    env |= service_environment(config, facts)
+    values = secrets.read_secrets(run_id)
+    env |= values
+    redactor = redact.Redactor(values.values())
+    env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
+    junit_path = run_folder / "junit.xml"
+    junit_path.unlink(missing_ok=True)  # a report from an earlier `testbed test` must not stand for this one
+    argv = [
+        str(python),
+        "-m",
+        "pytest",
+        *config.tests.paths,
+        *pytest_arguments(config, facts),
+        *(extra_args or []),
+        f"--junitxml={junit_path}",
+        "-o",
+        "junit_family=xunit1",
+        "--tb=short",
+        f"--timeout={config.tests.timeout}",
+        "-p",
+        "no:cacheprovider",
+    ]
+    argv += shard.pytest_args(data, run_folder, config.directory)
+    if config.tests.coverage:
+        argv += [f"--cov={target}" for target in config.tests.coverage]
+        argv += [
+            f"--cov-report=xml:{run_folder / 'coverage.xml'}",
+            f"--cov-report=html:{run_folder / 'htmlcov'}",
+            "--cov-report=term",
+        ]
+    started = time.monotonic()
+    # pytest's output reaches pytest.log only through the redactor: no secret value is ever on disk.
+    with redact.redacting_log(run_folder / "pytest.log", redactor) as log:
+        # Under a supervisor: whatever the tests start (setsid, nohup, double fork) ends with them.
+        rc, _, _ = supervisor.run(
+            argv,
+            state=state,
+            run_id=run_id,
+            what="tests",
+            deadline=config.tests.deadline,
+            env=env,
+            cwd=config.directory,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    seconds = time.monotonic() - started
+    rc = shard.exit_code(data, rc, run_folder / "pytest.log")
+    gone = {name: gone_check(data)(name) for name in data["servers"]}
+    shard.keep_coverage_data(state.runtime_dir / "coverage.data", run_folder)
+    (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
+    # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
+    # Coverage files hold source, not what ran: whole values suffice there, and are fast on a large tree.
+    redactor.file(junit_path)
+    redactor.file(run_folder / "coverage.xml", fragments=False)
+    redactor.tree(run_folder / "htmlcov", fragments=False)
+    summary = junit.parse(junit_path)  # None when pytest stopped before writing it (usage errors)
+    counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0} | (summary.counts() if summary else {})
+    counts["duration"] = round((summary.duration if summary else 0) or seconds, 2)
+    coverage = _coverage_percent(run_folder / "coverage.xml") if config.tests.coverage else None
+    return {
+        "rc": rc,
+        "untrusted": untrusted_result(rc, summary),
+        "tests": counts,
+        "coverage": coverage,
+        "seconds": round(seconds, 2),
+        "log": str(run_folder / "pytest.log"),
+        "deadline": config.tests.deadline if rc == ExitCode.DEADLINE else None,
+        "servers_gone": [
+            f"{data['servers'][name]['title']} exited" + ("" if why == "the server exited" else f" ({why})")
+            for name, why in gone.items()
+            if why
+        ],
+    }
+
+
+def untrusted_result(rc: int, summary: JUnitSummary | None) -> str | None:
+    """Why pytest's exit 0 cannot be believed, or None. A pass needs its JUnit report, with tests that ran
+    and counts that agree with the exit code: a test or conftest calling os._exit(0) writes none."""
+    if rc != 0:
+        return None
+    if summary is None:
+        return "pytest exited 0 but wrote no JUnit report (a test or conftest called os._exit?)"
+    if summary.problem:
+        return f"pytest exited 0 but its JUnit report is unreadable ({summary.problem})"
+    if summary.total == 0:
+        return "pytest exited 0 but its JUnit report lists no tests"
+    if summary.failed or summary.errors:
+        return f"pytest exited 0 but its JUnit report lists {summary.failed} failed and {summary.errors} errors"
+    return None

@@ -1,0 +1,121 @@
+"""Readiness: wait until every server answers its protocol, retry a native server that lost the race for
+its auto port, and say why one is not ready (gone, its log's tail)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from testbed import docker_api, native
+from testbed.docker_backend import published_ports
+from testbed.errors import ExitCode, TestbedError
+from testbed.ports import free_port
+from testbed.servers import kind_of
+from testbed.state import ProcessIdentity, RunState
+from testbed.templating import connection_facts
+
+PORT_RETRIES = 3
+_IN_USE = ("address already in use", "address in use")
+
+
+def gone_check(data: Mapping[str, Any]) -> Callable[[str], str | None]:
+    """A check of one server by name: why it is gone (exited, container removed), or None while it runs."""
+    processes = {r["service"]: ProcessIdentity.from_dict(r) for r in data["resources"] if r["kind"] == "process"}
+    names = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
+
+    def gone(service: str) -> str | None:
+        if service in processes and not processes[service].alive():
+            return "the server exited"
+        if service in names:
+            try:
+                status, body = docker_api.request("GET", f"/containers/{names[service]}/json", timeout=3)
+            except OSError as exc:
+                return f"the Docker engine stopped answering ({exc})"
+            if status == 404:
+                return "the container is gone"
+            state = json.loads(body).get("State", {})
+            if not state.get("Running"):
+                return f"the container exited with code {state.get('ExitCode')}"
+        return None
+
+    return gone
+
+
+def log_tail(run_folder: Path, data: Mapping[str, Any], service: str, lines: int = 15) -> list[str]:
+    names = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
+    try:
+        if service in names:
+            text = docker_api.logs(names[service], tail=lines)
+        else:
+            text = (run_folder / "logs" / f"{service}.log").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+def ready(run_id: str, timeout: float) -> dict[str, Any]:
+    """Wait until every server answers its protocol; record the facts tests will see."""
+    from testbed import probes  # noqa: PLC0415 - psycopg, redis and nats-py load only where they probe
+
+    state = RunState.find(run_id)
+    deadline = time.monotonic() + timeout
+    for _attempt in range(PORT_RETRIES + 1):
+        data = state.read()
+        run_folder = Path(data["run_folder"])
+        servers = published_ports(data)
+        facts = connection_facts(servers)
+        results = probes.wait_ready(facts, max(deadline - time.monotonic(), 1.0), gone_check(data), servers=servers)
+        # With auto ports a native server can lose the race for its port to another process: retry it on
+        # a fresh one (Docker publishes ephemeral ports itself and never races).
+        lost = [name for name, r in results.items() if not r.ready and _lost_port_race(data, run_folder, name)]
+        if not lost:
+            break
+        _restart_on_new_ports(state, lost)
+    diagnostics = run_folder / "diagnostics"
+    diagnostics.mkdir(exist_ok=True)
+    (diagnostics / "readiness.json").write_text(
+        json.dumps({k: v.as_dict() for k, v in results.items()}, indent=2), encoding="utf-8"
+    )
+    with state.update() as current:
+        # "servers" keeps what was asked for (ports 0 under Docker's auto ports); facts hold what is.
+        current["facts"] = facts
+        current["versions"] = {k: v.version for k, v in results.items()}
+    failed = [r for r in results.values() if not r.ready]
+    if failed:
+        first = failed[0]
+        title = servers[first.service]["title"]
+        port = servers[first.service]["port"]
+        why = first.last_error or "no answer"
+        raise TestbedError(
+            f"{title} not ready on port {port} after {first.seconds:.1f}s: {why}", ExitCode.PROVISIONING
+        ).with_log(log_tail(run_folder, data, first.service))
+    return {
+        "servers": {
+            name: {
+                "title": servers[name]["title"],
+                "port": servers[name]["port"],
+                "seconds": round(r.seconds, 3),
+                "version": r.version,
+            }
+            for name, r in results.items()
+        }
+    }
+
+
+def _lost_port_race(data: Mapping[str, Any], run_folder: Path, service: str) -> bool:
+    if data.get("ports") != "auto" or data.get("backend") != "native":
+        return False
+    return any(marker in line.lower() for line in log_tail(run_folder, data, service, 30) for marker in _IN_USE)
+
+
+def _restart_on_new_ports(state: RunState, services: list[str]) -> None:
+    with state.update() as data:
+        for name in services:
+            for key in kind_of(name, data["servers"][name]).ports(data["servers"][name]):
+                data["servers"][name][key] = free_port()
+        servers = {name: data["servers"][name] for name in services}
+        log_dir = Path(data["run_folder"]) / "logs"
+    native.start(state, servers, log_dir)

@@ -1,0 +1,257 @@
+"""What a run prints: ansible-runner's job events turned into phase lines (one per outcome, the same words
+the CLI's direct paths use), the live line on a terminal, and GitHub Actions' collapsible groups."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from testbed import github
+from testbed.errors import ExitCode
+from testbed.servers import ordered
+
+PHASES: dict[str, str] = {
+    "preflight": "Preflight",
+    "secrets": "Secrets",
+    "servers": "Servers",
+    "readiness": "Readiness",
+    "migrations": "Migrations",
+    "tests": "Tests",
+    "teardown": "Teardown",
+}
+# The exit code of a failed phase, unless the failure names its own (pytest's codes do).
+PHASE_EXIT: dict[str, ExitCode] = {
+    "preflight": ExitCode.CONFIG,
+    "secrets": ExitCode.SECRETS,
+    "servers": ExitCode.PROVISIONING,
+    "readiness": ExitCode.PROVISIONING,
+    "migrations": ExitCode.MIGRATIONS,
+    "tests": ExitCode.TESTS_FAILED,
+    "teardown": ExitCode.TEARDOWN,
+}
+
+
+# One function per phase outcome: the Renderer (ansible-runner's events) and the CLI's direct paths print
+# the same words for the same outcome.
+
+
+def server_line(title: str, port: object, already_up: bool = False) -> str:
+    return f"✅ {title}: Running on port {port}" + (" (already up)" if already_up else "")
+
+
+def migrations_line(applied: int) -> str:
+    return f"✅ Migrations: {f'Applied successfully ({applied} new)' if applied else 'Up to date (0 new)'}"
+
+
+def dependencies_line(cached: bool) -> str:
+    return f"✅ Dependencies: {'reused' if cached else 'installed'}"
+
+
+def teardown_line(left: Sequence[str]) -> str:
+    return f"❌ Teardown: left {', '.join(left)}" if left else "✅ Teardown: nothing left behind"
+
+
+def tests_line(tests: Mapping[str, Any]) -> str:
+    """`5 passed in 4.2s`, `1 passed, 1 failed in 3.2s`: pytest's own wording."""
+    parts = [
+        f"{tests[key]} {word}"
+        for key, word in (("passed", "passed"), ("failed", "failed"), ("errors", "errors"), ("skipped", "skipped"))
+        if tests.get(key)
+    ]
+    return f"{', '.join(parts) or 'no tests ran'} in {tests.get('duration', 0):.1f}s"
+
+
+def without_phase(phase: str, message: str) -> str:
+    """A message that already names its phase ("migrations: …") says it once, in the line's title."""
+    return message[len(phase) + 1 :].strip() if message.lower().startswith(f"{phase}:") else message
+
+
+def failure_line(phase: str, message: str) -> str:
+    return f"❌ {PHASES.get(phase, phase)}: {without_phase(phase, message)}"
+
+
+@dataclass
+class Phase:
+    name: str
+    started: float
+    duration: float = 0.0
+    status: str = "ok"
+    lines: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": PHASES.get(self.name, self.name),
+            "status": self.status,
+            "started": self.started,
+            "duration": round(self.duration, 3),
+            "line": " / ".join(self.lines),
+        }
+
+
+class Renderer:
+    """Turns ansible-runner job events into the seed's phase lines; remembers what the report needs."""
+
+    def __init__(self, out: IO[str], verbose: int = 0, environ: Mapping[str, str] | None = None) -> None:
+        self.out = out
+        self.verbose = verbose
+        self.environ = os.environ if environ is None else environ
+        self.phases: dict[str, Phase] = {}
+        self.failure: tuple[str, ExitCode, str] | None = None
+        self.teardown_failed = False
+        self.run: dict[str, Any] = {}
+        self.tests: dict[str, Any] | None = None
+        self.coverage: float | None = None
+        self.on_secrets: Callable[[], None] | None = None
+        self.groups = github.is_github_actions(self.environ)
+        self._lock = threading.Lock()
+        # On a terminal, a live line shows the step under way once it takes more than a second.
+        self.live = self.out.isatty() and not self.groups
+        self._status = ""
+        self._since = 0.0
+        self._stop = threading.Event()
+        if self.live:
+            threading.Thread(target=self._spin, daemon=True).start()
+
+    def say(self, line: str) -> None:
+        if self.live:
+            self.out.write("\r\x1b[K")  # the live line gives way to a phase line
+        self.out.write(line + "\n")
+        self.out.flush()
+
+    def _spin(self) -> None:
+        frames = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+        tick = 0
+        while not self._stop.wait(0.1):
+            with self._lock:
+                elapsed = time.monotonic() - self._since
+                if self._status and elapsed >= 1.0:
+                    self.out.write(f"\r\x1b[K{frames[tick % len(frames)]} {self._status} {elapsed:.0f}s")
+                    self.out.flush()
+            tick += 1
+
+    def _phase(self, role: str) -> Phase:
+        if role not in self.phases:
+            # Under GitHub Actions each phase is a collapsible group in the job's log.
+            if self.groups and self.phases:
+                github.end_group(self.out)
+            if self.groups:
+                github.begin_group(PHASES[role], self.out)
+            self.phases[role] = Phase(role, time.time())
+        return self.phases[role]
+
+    def close(self) -> None:
+        """End the live line, and the last phase's group, so what follows (the run folder, annotations) shows."""
+        self._stop.set()
+        if self.live:
+            with self._lock:
+                self._status = ""
+                self.out.write("\r\x1b[K")
+                self.out.flush()
+        if self.groups and self.phases:
+            github.end_group(self.out)
+            self.groups = False
+
+    def _line(self, phase: Phase, line: str) -> None:
+        phase.lines.append(line)
+        self.say(line)
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        with self._lock:
+            self._handle(event)
+        return True  # ansible-runner writes the job event only when the handler returns True
+
+    def _handle(self, event: Mapping[str, Any]) -> None:
+        data = event.get("event_data") or {}
+        role = data.get("role") or ""
+        kind = event.get("event", "")
+        if role == "workspace":  # a remote host's copy of the service belongs to preflight, its return to teardown
+            role = "teardown" if "teardown" in self.phases else "preflight"
+        if role not in PHASES:
+            return
+        phase = self._phase(role)
+        if kind == "playbook_on_task_start":
+            self._status = f"{PHASES[role]}: {data.get('task', '')}"
+            self._since = time.monotonic()
+        if kind in ("runner_on_ok", "runner_on_failed", "runner_on_skipped"):
+            phase.duration = time.time() - phase.started
+        if kind == "runner_on_ok" and self.verbose:
+            self.say(f"   · {data.get('task', '')}: {'changed' if data.get('res', {}).get('changed') else 'ok'}")
+        if kind == "runner_on_ok":
+            self._ok(phase, data.get("task_action", ""), data.get("res") or {})
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self._failed(phase, data.get("res") or {})
+        elif kind == "runner_on_unreachable":
+            self._failed(
+                phase,
+                {
+                    "msg": f"host {data.get('host')} unreachable: {data.get('res', {}).get('msg', '')}",
+                    "exit_code": int(ExitCode.PROVISIONING),
+                },
+            )
+
+    def _ok(self, phase: Phase, action: str, res: Mapping[str, Any]) -> None:
+        module = action.rsplit(".", 1)[-1]
+        if module == "testbed_preflight":
+            self.run = dict(res)
+            self._line(phase, f"✅ Backend: {res['backend']} ({res['backend_reason']})")
+            for notice in res.get("notices", []):
+                self._line(phase, f"ℹ️  {notice}")
+        elif module == "testbed_secrets_check":
+            if self.on_secrets:
+                self.on_secrets()
+            skipped = res.get("skipped_optional") or []
+            text = f"{len(res.get('resolved', []))} resolved"
+            if skipped:
+                text += f"; {', '.join(skipped)} not set (optional)"
+            self._line(phase, f"✅ Secrets: {text}")
+        elif module == "testbed_ready":
+            servers = res.get("servers") or {}
+            for name in ordered(list(servers)):  # the kinds' display order; JSON results come sorted
+                self._line(phase, server_line(servers[name]["title"], servers[name]["port"]))
+        elif module == "testbed_migrate":
+            self._line(phase, migrations_line(len(res.get("applied") or [])))
+        elif module == "testbed_deps":
+            self._line(phase, dependencies_line(bool(res.get("cached"))))
+        elif module == "testbed_pytest":
+            self._tests(phase, res, ok=True)
+        elif module == "testbed_teardown":
+            self._line(phase, teardown_line([]))
+
+    def _tests(self, phase: Phase, res: Mapping[str, Any], ok: bool) -> None:
+        if res.get("tests"):
+            self.tests = dict(res["tests"])
+            self.coverage = res.get("coverage")
+        if ok:
+            self._line(phase, f"✅ Tests: {tests_line(res['tests'])}")
+        if self.coverage is not None:
+            self._line(phase, f"✅ Coverage: {self.coverage:g}%")
+
+    def _failed(self, phase: Phase, res: Mapping[str, Any]) -> None:
+        phase.status = "failed"
+        message = " ".join(str(res.get("msg", "failed")).split())
+        code = ExitCode(res["exit_code"]) if res.get("exit_code") in set(ExitCode) else PHASE_EXIT[phase.name]
+        if phase.name == "teardown":
+            self.teardown_failed = True
+        if phase.name == "tests" and "tests" in res:
+            self._line(phase, f"❌ {message}")
+            self._tests(phase, res, ok=False)
+        else:
+            message = without_phase(phase.name, message)
+            self._line(phase, failure_line(phase.name, message))
+        for line in res.get("log_tail") or []:
+            self.say(f"   │ {line}")
+        if self.failure is None or self.failure[0] == "teardown":
+            self.failure = (phase.name, code, message)
+
+    def exit_code(self, status: str, rc: int) -> ExitCode:
+        """The first failure's code; a failed teardown only when nothing failed before it."""
+        if self.failure:
+            return self.failure[1]
+        if status == "successful" and rc == 0:
+            return ExitCode.PASSED
+        return ExitCode.INTERNAL_ERROR

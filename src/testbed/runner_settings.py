@@ -1,0 +1,68 @@
+"""What every ansible-runner call of testbed's passes: the environment, the arguments, its private data dir."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root
+
+MAX_VERBOSITY = 2  # -vvv and above print decrypted lookup values
+
+
+def runner_envvars(project: Path, verbose: int = 0, remote: bool = False) -> dict[str, str]:
+    """The environment every playbook testbed drives gets: this project's ansible.cfg, this Python's
+    ansible-playbook, verbosity capped, nothing that would print or keep decrypted values."""
+    return {
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        "ANSIBLE_NOCOLOR": "1",
+        # A user's shell cannot raise verbosity past -vv (which prints lookup values).
+        "ANSIBLE_VERBOSITY": str(min(verbose, MAX_VERBOSITY)),
+        "ANSIBLE_DEBUG": "0",
+        "ANSIBLE_KEEP_REMOTE_FILES": "0",
+        # ansible-runner finds ansible-playbook on PATH: use the one beside this Python.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        # ansible-runner turns host key checking off unless told: SSH hosts must be in known_hosts.
+        **({"ANSIBLE_HOST_KEY_CHECKING": "True"} if remote else {}),
+    }
+
+
+def runner_arguments(
+    private_dir: Path, project: Path, playbook: str, inventory: Path, envvars: dict[str, str]
+) -> dict[str, Any]:
+    """What every ansible-runner call of testbed's passes (benchmarks/runner_floor.py measures it bare)."""
+    return {
+        "private_data_dir": str(private_dir),
+        "project_dir": str(project),
+        "playbook": playbook,
+        "inventory": str(inventory),
+        "envvars": envvars,
+        "quiet": True,
+        "suppress_env_files": True,
+        "settings": {"pexpect_timeout": 0.1},
+    }
+
+
+def runner_private_dir(run_id: str, keep: bool) -> Path:
+    """ansible-runner's private data dir, owned by this process: gc removes it once its owner is gone (a
+    SIGKILL leaves it behind), unless it was kept on purpose."""
+    private_dir = runtime_root() / f"runner-{run_id}"
+    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if keep:
+        (private_dir / KEPT_FILE).touch()
+    (private_dir / OWNER_FILE).write_text(
+        json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
+        encoding="utf-8",
+    )
+    return private_dir
+
+
+def scrub_artifacts(private_dir: Path) -> None:
+    """ansible-runner records the whole process environment in artifacts/<id>/command."""
+    for command in private_dir.glob("artifacts/*/command"):
+        command.unlink(missing_ok=True)
+    shutil.rmtree(private_dir / "env", ignore_errors=True)

@@ -1,0 +1,107 @@
+"""The `servers` and `settings` sections of testbed.yml: the catalogue's servers with the service's overrides,
+the servers a service declares itself, and two servers on one fixed port, each problem named."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from testbed import servers as registry
+from testbed.servers import declared
+
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def type_name(expected: type | tuple[type, ...]) -> str:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    names = {
+        "str": "a string",
+        "list": "a list",
+        "dict": "a mapping",
+        "int": "an integer",
+        "bool": "true or false",
+        "NoneType": "null",
+    }
+    return " or ".join(names.get(t.__name__, t.__name__) for t in types)
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], errors: list[str]) -> dict[str, Any]:
+    """The catalogue's servers by name, and the service's own as `{name: declaration}` (servers/declared.py)."""
+    entries = raw.get("servers", list(catalogue))
+    settings = raw.get("settings", {}) if isinstance(raw.get("settings", {}), dict) else {}
+    servers: dict[str, Any] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and len(entry) == 1:
+            _declared_entry(entry, catalogue, servers, errors)
+        elif not isinstance(entry, str):
+            errors.append("'servers' must list catalogue names or `name: {declaration}` mappings")
+        elif entry not in catalogue:
+            errors.append(
+                f"unknown server '{entry}' in 'servers' (known: {', '.join(catalogue)}), or declare it: "
+                f"`- {entry}: {{port: ..., native: {{command: [...]}}}}`"
+            )
+        else:
+            servers[entry] = copy.deepcopy(catalogue[entry])
+    for name, override in settings.items():
+        if name not in catalogue:
+            errors.append(f"unknown server 'settings.{name}' (known: {', '.join(catalogue)})")
+        elif name not in servers:
+            errors.append(f"'settings.{name}' is set but '{name}' is not in 'servers'")
+        elif not isinstance(override, dict):
+            errors.append(f"'settings.{name}' must be a mapping, got {type(override).__name__}")
+        else:
+            allowed = catalogue[name]
+            for key, value in override.items():
+                if key not in allowed or key == "title":
+                    settable = ", ".join(k for k in allowed if k != "title")
+                    errors.append(f"unknown key 'settings.{name}.{key}' (allowed: {settable})")
+                elif not isinstance(value, type(allowed[key])) and allowed[key] is not None:
+                    errors.append(
+                        f"'settings.{name}.{key}' must be {type_name(type(allowed[key]))}, got {type(value).__name__}"
+                    )
+            servers[name] = _merge(servers[name], override)
+    _port_clashes(servers, errors)
+    return servers
+
+
+def _declared_entry(
+    entry: Mapping[Any, Any], catalogue: Mapping[str, Any], servers: dict[str, Any], errors: list[str]
+) -> None:
+    name, spec = next(iter(entry.items()))
+    if not isinstance(name, str) or not SERVICE_NAME.match(name):
+        errors.append(f"'servers' entry {name!r} must be a name of letters, digits, '.', '_' or '-'")
+    elif name in catalogue:
+        errors.append(f"'servers.{name}' is a catalogue server: list it by name and set 'settings.{name}'")
+    elif name in servers:
+        errors.append(f"'servers.{name}' is declared twice")
+    else:
+        parsed = declared.parse(name, spec, errors)
+        if parsed is not None:
+            servers[name] = parsed
+
+
+def _port_clashes(servers: Mapping[str, Mapping[str, Any]], errors: list[str]) -> None:
+    """Two servers on one fixed port can never both start: say so before anything does."""
+    owners: dict[int, str] = {}
+    for name, settings in servers.items():
+        for key in registry.kind_of(name, settings).ports(settings):
+            port = settings.get(key)
+            if not isinstance(port, int) or not port:
+                continue
+            where = f"servers.{name}.{key}" if settings.get(declared.DECLARED_KEY) else f"settings.{name}.{key}"
+            if port in owners:
+                errors.append(f"'{where}' {port} is also '{owners[port]}': give each server its own port")
+            else:
+                owners[port] = where

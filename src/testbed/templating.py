@@ -1,0 +1,100 @@
+"""Templating from a run's facts: the facts each server exposes (`{{ postgres.url }}`), the tests'
+environment and pytest arguments rendered from them, and one error naming every template's problem."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from testbed import servers as registry
+from testbed.errors import TestbedError
+
+if TYPE_CHECKING:
+    from testbed.config import ServiceConfig
+
+
+def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.0.0.1") -> dict[str, Any]:
+    """What tests and templates see of each server: host, port, url, and what its kind adds."""
+    return {name: registry.kind_of(name, settings).facts(settings, host) for name, settings in servers.items()}
+
+
+def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict[str, str]:
+    """The non-secret environment of the service's tests: each server's standard variables, a declared
+    server's own `env`, then the config's `env`."""
+    # Only testbed's own variables: a service's conventions (e.g. TESTING) belong in its testbed.yml `env`.
+    env: dict[str, str] = {}
+    for name in facts:
+        settings = config.servers.get(name, {})
+        kind = registry.kind_of(name, settings)
+        env |= kind.environment(facts[name])
+        templates = kind.env_templates(settings)
+        if templates:
+            # A declared server's env sees every fact, and its own host, port and url at the top level.
+            own = {**facts, **facts[name]}
+            rendered = render_all({f"servers.{name}.env.{key}": value for key, value in templates.items()}, own)
+            env |= {key: rendered[f"servers.{name}.env.{key}"] for key in templates}
+    rendered = render_all({f"env.{key}": value for key, value in config.env.items()}, facts)
+    env |= {key: rendered[f"env.{key}"] for key in config.env}
+    return env
+
+
+def render(template: str, facts: Mapping[str, Any], where: str) -> str:
+    """Render one `{{ postgres.url }}`-style value from the provisioned facts."""
+    return render_all({where: template}, facts)[where]
+
+
+def render_all(templates: Mapping[str, str], facts: Mapping[str, Any]) -> dict[str, str]:
+    """Render each `where -> template`; every problem of every template is named in one TestbedError."""
+    if not any("{" in template for template in templates.values()):
+        return dict(templates)
+    # Imported here: most values are plain, and start-up time is what `testbed up` is measured on.
+    from jinja2 import ChainableUndefined, StrictUndefined  # noqa: PLC0415
+    from jinja2.exceptions import TemplateError, TemplateSyntaxError  # noqa: PLC0415
+    from jinja2.sandbox import SandboxedEnvironment  # noqa: PLC0415
+
+    missing: list[str] = []
+
+    class Recording(ChainableUndefined):
+        """Notes each undefined name or attribute as it is printed, so one pass finds them all."""
+
+        def __str__(self) -> str:
+            missing.append(self._undefined_message)
+            return ""
+
+    jinja = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+    survey = SandboxedEnvironment(autoescape=False, undefined=Recording)
+    rendered: dict[str, str] = {}
+    problems: list[str] = []
+    for where, template in templates.items():
+        if "{" not in template:
+            rendered[where] = template
+            continue
+        try:
+            # StrictUndefined stops at the first unknown name: a recording pass names them all first.
+            missing.clear()
+            survey.from_string(template).render(**facts)
+            if missing:
+                problems.append(f"'{where}': cannot render {template!r}: {', '.join(dict.fromkeys(missing))}")
+                continue
+            rendered[where] = jinja.from_string(template).render(**facts)
+        except TemplateSyntaxError as exc:
+            problems.append(f"'{where}': cannot render {template!r}: {exc.message} (template line {exc.lineno})")
+        except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError) as exc:  # `{{ port + "a" }}`
+            problems.append(f"'{where}': cannot render {template!r}: {exc}")
+    if problems:
+        known = ", ".join(sorted(facts)) or "none"
+        raise TestbedError(f"testbed.yml {'; '.join(problems)} (facts: {known})")
+    return rendered
+
+
+def pytest_arguments(config: ServiceConfig, facts: Mapping[str, Any]) -> list[str]:
+    """The config's pytest arguments with provisioned facts filled in."""
+    templates = {f"tests.pytest_args[{i}]": arg for i, arg in enumerate(config.tests.pytest_args)}
+    return list(render_all(templates, facts).values())
+
+
+def check_templates(config: ServiceConfig, facts: Mapping[str, Any]) -> None:
+    """Render every templated key (env, tests.pytest_args) once, naming all their problems in one line."""
+    templates = {f"env.{key}": value for key, value in config.env.items()}
+    templates |= {f"tests.pytest_args[{i}]": arg for i, arg in enumerate(config.tests.pytest_args)}
+    render_all(templates, facts)

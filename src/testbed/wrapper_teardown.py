@@ -1,0 +1,78 @@
+"""The wrapper's teardowns: orphans of earlier runs swept before a run, this run's leftovers swept from its
+state file after the playbook, and a remote host's run torn down through playbooks/down.yml after a cancel."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from testbed import extravars_file
+from testbed.runner_settings import runner_arguments
+from testbed.state import OWNER_FILE, ProcessIdentity, runtime_root
+
+if TYPE_CHECKING:
+    from testbed.runner import Options
+
+
+def sweep_orphans(out: IO[str]) -> None:
+    """Every run starts by removing what runs whose owner is gone (or that expired) left behind."""
+    from testbed.teardown import gc  # noqa: PLC0415
+
+    try:
+        collected = [r for r in gc() if r.removed or r.left]
+    except OSError:
+        return
+    if collected:
+        removed = sum(len(r.removed) for r in collected)
+        out.write(f"ℹ️  gc: removed {removed} leftover(s) of {len(collected)} earlier run(s) whose owner is gone\n")
+
+
+def remote_teardown(
+    options: Options, project: Path, run_id: str, run_root: Path, inventory: Path, envvars: dict[str, str]
+) -> list[str]:
+    """After a cancel, a remote host's `always` never ran: tear down there with playbooks/down.yml, which also
+    brings the run folder back and removes the host's workspace."""
+    import ansible_runner  # noqa: PLC0415
+
+    private_dir = runtime_root() / f"runner-{run_id}-down"
+    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (private_dir / OWNER_FILE).write_text(
+        json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
+        encoding="utf-8",
+    )
+    try:
+        result = ansible_runner.run(
+            **runner_arguments(private_dir, project, "playbooks/down.yml", inventory, envvars),
+            limit=options.limit or None,
+            cmdline=extravars_file.cmdline(
+                extravars_file.write(
+                    private_dir / "extravars.yml",
+                    {
+                        "testbed_run_id": run_id,
+                        "testbed_run_root": str(run_root),
+                        **({"testbed_hosts": options.limit} if options.limit else {}),
+                    },
+                )
+            ),
+            ident="down",
+        )
+    finally:
+        shutil.rmtree(private_dir, ignore_errors=True)
+    if result.rc == 0:
+        return []
+    return [
+        f"the run on {options.limit or 'the inventory'} (`testbed down --inventory {options.inventory} "
+        f"--limit {options.limit} --run-id {run_id}` retries)"
+    ]
+
+
+def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = None) -> list[str]:
+    """Tear down whatever the state file still records, the playbook's controller included (it was
+    cancelled, or has ended)."""
+    from testbed.teardown import teardown_run_id  # noqa: PLC0415
+
+    return teardown_run_id(run_id, grace=grace, include_controller=True, hurry=hurry).left
