@@ -403,3 +403,39 @@ def test_the_run_s_playbook_processes_are_found_by_the_wrapper_s_extravars_file(
         if controller.poll() is None:
             controller.kill()
             controller.wait()
+
+
+@pytest.mark.slow
+def test_an_interrupt_of_testbed_test_stops_the_tests_and_keeps_the_environment(survivors: Path, runs: Path) -> None:
+    """`testbed test` interrupted: pytest, what the tests started and the playbook stop; the servers stay up
+    for the next `testbed test`, and `testbed down` is not refused by a test run that is gone."""
+    from testbed import reaper  # noqa: PLC0415
+
+    run_id = _run_id("int-test")
+    env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
+    common = ["--service", str(survivors)]
+    up = cli("up", *common, "--backend", "native", "--ports", "auto", "--run-folder", str(runs), "--run-id", run_id,
+             env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        started = survivors / "out" / "pids"
+        tests = subprocess.Popen([sys.executable, "-m", "testbed", "test", *common, "--", "-k", "waits_for_a_signal"],
+                                 cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            while not started.exists() and tests.poll() is None:
+                time.sleep(0.05)
+            assert tests.poll() is None, tests.communicate()
+            tests.send_signal(signal.SIGINT)
+            out, err = tests.communicate(timeout=120)
+        finally:
+            if tests.poll() is None:
+                tests.kill()
+        assert tests.returncode == 130, out + err
+        assert "❌ Interrupted by SIGINT: stopping the tests" in out
+        assert [pid for pid in _noted_pids(survivors) if _alive(pid)] == []  # pytest and its own-session child
+        assert reaper.marked(run_id) == [] and reaper.playbooks_of(run_id) == []
+        assert cli("status", env=env).returncode == 0
+    finally:
+        down = cli("down", *common, "--run-id", run_id, env=env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_id) == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import sys
 import threading
 import time
@@ -15,14 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from testbed import extravars_file, github, pipeline, reaper, redact, secrets
+from testbed import extravars_file, github, pipeline, redact, secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.interrupts import Interrupted
 from testbed.render import Renderer, teardown_line
 from testbed.report import build_report, write_report
 from testbed.runner_settings import MAX_VERBOSITY, runner_arguments, runner_envvars, runner_private_dir, scrub_artifacts
 from testbed.state import trusted_runtime_root
-from testbed.wrapper_teardown import remote_teardown, sweep_orphans, teardown_run
+from testbed.wrapper_teardown import after_interrupt, sweep_orphans, teardown_run
 
 
 @dataclass
@@ -156,20 +155,17 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
                 shutil.rmtree(private_dir, ignore_errors=True)
 
         renderer.close()
-        if interrupted.signum is not None and options.teardown == "never":
-            code = interrupted.exit_code
-        elif interrupted.signum is not None:
-            code = interrupted.exit_code
-            out.write(f"❌ Interrupted by {signal.Signals(interrupted.signum).name}: tearing down\n")
-            out.flush()
-            if not remote:  # the cancel killed the controller's group; its workers setsid() away from it
-                reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
-            left = (
-                remote_teardown(options, project, run_id, run_root, inventory, envvars)
-                if remote
-                else teardown_run(run_id, 3.0, hurry=lambda: interrupted.count > 1)
+        if interrupted.signum is not None:
+            code = after_interrupt(
+                options,
+                project=project,
+                run_id=run_id,
+                run_root=run_root,
+                inventory=inventory,
+                envvars=envvars,
+                interrupted=interrupted,
+                out=out,
             )
-            out.write(teardown_line(left) + "\n")
         else:
             code = renderer.exit_code(status, rc)
             if status != "successful" and renderer.failure is None:

@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from testbed import extravars_file
+from testbed.errors import ExitCode, TestbedError
 from testbed.runner_settings import runner_arguments
 from testbed.state import OWNER_FILE, ProcessIdentity, runtime_root
 
 if TYPE_CHECKING:
+    from testbed.interrupts import Interrupted
     from testbed.runner import Options
 
 
@@ -76,3 +79,55 @@ def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = N
     from testbed.teardown import teardown_run_id  # noqa: PLC0415
 
     return teardown_run_id(run_id, grace=grace, include_controller=True, hurry=hurry).left
+
+
+def after_interrupt(
+    options: Options,
+    *,
+    project: Path,
+    run_id: str,
+    run_root: Path,
+    inventory: Path,
+    envvars: dict[str, str],
+    interrupted: Interrupted,
+    out: IO[str],
+) -> ExitCode:
+    """The playbook was cancelled, so its `always` did not run: stop what it left running, and tear down
+    unless the environment is meant to stay up (`testbed test`)."""
+    from testbed import reaper  # noqa: PLC0415
+    from testbed.render import teardown_line  # noqa: PLC0415
+
+    remote = options.inventory is not None
+    name = signal.Signals(interrupted.signum or signal.SIGINT).name
+    if options.teardown == "never":
+        # `testbed test`: the environment stays up, but nothing of this test run may go on without it.
+        out.write(f"❌ Interrupted by {name}: stopping the tests\n")
+        if not remote:
+            stop_tests(run_id)
+        return interrupted.exit_code
+    out.write(f"❌ Interrupted by {name}: tearing down\n")
+    out.flush()
+    if not remote:  # the cancel killed the controller's group; its workers setsid() away from it
+        reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
+    left = (
+        remote_teardown(options, project, run_id, run_root, inventory, envvars)
+        if remote
+        else teardown_run(run_id, 3.0, hurry=lambda: interrupted.count > 1)
+    )
+    out.write(teardown_line(left) + "\n")
+    return interrupted.exit_code
+
+
+def stop_tests(run_id: str, grace: float = 5.0) -> None:
+    """Stop a run's playbook processes (its workers setsid() away from the cancelled controller) and the
+    tests' supervisor, which ends whatever the tests started; the servers stay up."""
+    from testbed import reaper  # noqa: PLC0415
+    from testbed.state import RunState, stop_processes  # noqa: PLC0415
+
+    reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
+    try:
+        resources = RunState.find(run_id).read()["resources"]
+    except (TestbedError, OSError, ValueError):
+        return
+    supervisors = [ProcessIdentity.from_dict(r) for r in resources if r["kind"] == "supervisor"]
+    stop_processes([(identity, int(signal.SIGTERM)) for identity in supervisors], grace)
