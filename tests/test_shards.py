@@ -257,3 +257,24 @@ def test_bad_shards_are_one_line_errors(tmp_path: Path, args: list[str], message
     assert result.returncode == ExitCode.CONFIG
     assert result.stderr.count("\n") == 1 and message in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_shard_whose_group_is_empty_passes(suite: Path, tmp_path: Path) -> None:
+    """More shards than tests: the 11th of 11 gets no test (pytest-split hands out 10), and that is a pass."""
+    result = cli("run", "--service", str(suite), "--backend", "native", "--ports", "auto",
+                 "--run-folder", str(tmp_path / "runs"), "--shard", "11/11")
+    assert result.returncode == 0, result.stdout + result.stderr
+    folder = run_folder_of(result.stdout)
+    assert _cases(folder / "junit.xml") == []
+    assert leftovers(folder.name) == []
+
+
+@pytest.mark.slow
+def test_shards_run_at_once_land_beside_the_service(suite: Path) -> None:
+    """With no --run-folder, the shards' and the merged folder go under <service>/runs, as one run's does."""
+    result = cli("run", "--service", str(suite), "--backend", "native", "--shards", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    merged = Path(re.findall(r"Merged folder: (\S+)", result.stdout)[-1])
+    assert merged.parent == suite / "runs"
+    assert len([f for f in (suite / "runs").iterdir() if not f.name.startswith("merged-")]) == 2

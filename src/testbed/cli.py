@@ -187,7 +187,7 @@ def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) 
         *(["--durations", durations] if durations else []),
         *(["--inventory", str(inventory)] if inventory else []),
     ]
-    run_root = (args.run_folder or project / "runs").resolve()
+    run_root = (args.run_folder or config.directory / "runs").resolve()  # beside the service, as for one run
     shard_argv += ["--run-folder", str(run_root)]
     pytest_args = [a for a in args.pytest_args if a != "--"]
     return fleet.run(shard_argv, pytest_args, total, hosts, run_root, config.directory)
