@@ -120,14 +120,17 @@ def test_the_reference_service_in_three_shards_equals_one_run(tmp_path: Path) ->
     assert [s["shard"] for s in report["shards"]] == ["shard 1/3", "shard 2/3", "shard 3/3"]
 
 
-def _fake_shard(folder: Path, cases: list[str], code: int = 0, durations: dict[str, float] | None = None) -> Path:
+def _fake_shard(folder: Path, cases: list[str], code: int = 0, durations: dict[str, float] | None = None,
+                split: tuple[int, int] | None = None, service: str = "shards") -> Path:
     """A run folder as `testbed run --shard` leaves it, without running anything."""
     folder.mkdir(parents=True)
+    if split:
+        (folder / "state.json").write_text(json.dumps({"shard": {"index": split[0], "count": split[1]}}))
     body = "".join(f'<testcase classname="{c.split("::")[0]}" name="{c.split("::")[1]}" time="0.1"/>' for c in cases)
     (folder / "junit.xml").write_text(f'<testsuites><testsuite name="pytest" tests="{len(cases)}">{body}'
                                       "</testsuite></testsuites>")
     (folder / "report.json").write_text(json.dumps({
-        "run_id": folder.name, "service": "shards", "backend": "native", "exit_code": code,
+        "run_id": folder.name, "service": service, "backend": "native", "exit_code": code,
         "tests": {"passed": len(cases), "duration": 0.1 * len(cases)}, "duration": 1.0, "phases": []}))
     if durations is not None:
         (folder / shard.BEFORE_FILE).write_text(json.dumps({"tests/test_gone.py::test_old": 9.0, "t::a": 5.0}))
@@ -278,3 +281,21 @@ def test_shards_run_at_once_land_beside_the_service(suite: Path) -> None:
     merged = Path(re.findall(r"Merged folder: (\S+)", result.stdout)[-1])
     assert merged.parent == suite / "runs"
     assert len([f for f in (suite / "runs").iterdir() if not f.name.startswith("merged-")]) == 2
+
+
+@pytest.mark.parametrize(("folders", "message"), [
+    ([("one", (1, 3), "shards"), ("three", (3, 3), "shards")], "shard 2/3 missing"),
+    ([("one", (1, 2), "shards"), ("other", (2, 2), "basic")], "runs of different services (basic, shards)"),
+    ([("one", (1, 2), "shards"), ("plain", None, "shards")], "is not a shard (no --shard K/N)"),
+    ([("one", (1, 2), "shards"), ("again", (1, 2), "shards")], "a shard given twice"),
+    ([("half", (1, 2), "shards"), ("third", (3, 3), "shards")], "splits into 2 and 3 shards"),
+])
+def test_merge_takes_every_shard_of_one_split_only(tmp_path: Path, folders: list, message: str) -> None:
+    """A missing shard would merge into a green report of part of the suite; another service's run into a
+    report of neither."""
+    made = [_fake_shard(tmp_path / name, [f"t::{name}"], split=split, service=service)
+            for name, split, service in folders]
+    result = cli("merge", *map(str, made), "--out", str(tmp_path / "out"))
+    assert result.returncode == ExitCode.CONFIG, result.stdout + result.stderr
+    assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+    assert not (tmp_path / "out").exists()

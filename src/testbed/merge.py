@@ -80,6 +80,38 @@ def load(folder: Path) -> Shard:
     return Shard(folder, report, state)
 
 
+def one_split(shards: Sequence[Shard]) -> None:
+    """The folders are every shard of one split of one service: a missing shard would merge into a green
+    report of part of the suite, another service's run into a report of neither."""
+    services = sorted({str(s.report.get("service", "")) for s in shards})
+    if len(services) > 1:
+        raise TestbedError(
+            f"merge: the folders are runs of different services ({', '.join(services)}); "
+            "merge the shards of one split only"
+        )
+    splits = [s.state.get("shard") or {} for s in shards]
+    if not any(splits):
+        return  # plain runs of one service: nothing says how the suite was split
+    if not all(splits):
+        plain = next(s.folder for s, info in zip(shards, splits, strict=True) if not info)
+        raise TestbedError(f"merge: {plain} is not a shard (no --shard K/N); merge the shards of one split only")
+    counts = sorted({int(info["count"]) for info in splits})
+    if len(counts) > 1:
+        raise TestbedError(
+            f"merge: the folders come from splits into {' and '.join(map(str, counts))} shards; "
+            "merge the shards of one split only"
+        )
+    indices = sorted(int(info["index"]) for info in splits)
+    if len(indices) != len(set(indices)):
+        raise TestbedError("merge: a shard given twice (two runs of the same group); pass each shard's folder once")
+    missing = sorted(set(range(1, counts[0] + 1)) - set(indices))
+    if missing:
+        raise TestbedError(
+            f"merge: shard {', '.join(f'{k}/{counts[0]}' for k in missing)} missing; "
+            "pass the run folder of every shard of the split"
+        )
+
+
 def _order(item: Shard) -> tuple[int, int, str]:
     info = item.state.get("shard") or {}
     return (int(info.get("count", 0)), int(info.get("index", 0)), str(item.folder))
@@ -190,6 +222,7 @@ def merge(folders: Sequence[Path], out: Path, service_dir: Path | None = None) -
     if len(set(resolved)) != len(resolved):
         raise TestbedError("merge: a run folder is given twice; each shard's folder once")
     shards = sorted((load(f) for f in resolved), key=_order)
+    one_split(shards)
     out = out.resolve()
     if out in resolved:
         raise TestbedError(f"merge: --out {out} is one of the shard folders; merge into a folder of its own")
