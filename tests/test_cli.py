@@ -217,3 +217,43 @@ def test_github_actions_groups_annotations_summary_and_outputs(service: Path, ru
     assert "result=failed" in outputs.read_text() and "failed=1" in outputs.read_text()
     assert secret_hits(summary, outputs) == []
     assert leftovers(run_id) == []
+
+
+@pytest.mark.parametrize("argv", [["run", "--backend", "bogus"], ["merge", "x"], ["bogus"], ["run", "-q"]])
+def test_bad_arguments_are_one_line_and_exit_10(argv: list[str]) -> None:
+    """argparse's own exit 2 is pytest's "interrupted" in the table: bad arguments are bad input (10)."""
+    result = cli(*argv)
+    assert result.returncode == ExitCode.CONFIG, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "error:" in result.stderr and "--help" in result.stderr
+
+
+def test_a_run_folder_that_cannot_be_made_is_exit_10_before_anything_starts(service: Path, tmp_path: Path) -> None:
+    env, root = _private_runtime(tmp_path)
+    result = cli("run", "--service", str(service), "--backend", "native", "--run-folder", "/proc/nope", env=env)
+    assert result.returncode == ExitCode.CONFIG, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "testbed: error: --run-folder /proc/nope: cannot create or write it (No such file or directory); "
+        "point --run-folder at a folder you can write"]
+    assert result.stdout == "" and _runs_in(root) == set()
+
+
+@pytest.mark.parametrize("delay", [0.2, 1.0, 2.5])
+def test_an_early_ctrl_c_is_one_line_and_leaves_nothing(service: Path, runs: Path, delay: float) -> None:
+    """Wherever the signal lands (imports, validation, the set-up before the playbook, its start), the run
+    ends with 130, no traceback, and nothing of it left."""
+    import secrets  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    from conftest import PROJECT, run_testbed_argv  # noqa: PLC0415
+
+    run_id = f"early-int-{int(delay * 10)}-{secrets.token_hex(3)}"
+    wrapper = subprocess.Popen(run_testbed_argv(service, runs, run_id=run_id), cwd=PROJECT, env=clean_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)  # not a wait for readiness: the point is to land at different moments
+    wrapper.send_signal(signal.SIGINT)
+    out, err = wrapper.communicate(timeout=120)
+    assert wrapper.returncode == ExitCode.SIGINT, out + err
+    assert "Traceback" not in out + err
+    assert "Interrupted by SIGINT" in out + err
+    assert leftovers(run_id) == []

@@ -78,6 +78,22 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
         from testbed.secrets import require_env  # noqa: PLC0415
 
         require_env(config.as_dict()["secrets"], os.environ)
+    if getattr(args, "inventory", None) is None:
+        _usable_run_root(getattr(args, "run_folder", None) or config.directory / "runs")
+
+
+def _usable_run_root(run_root: Path) -> None:
+    """The folder the run folder goes in can be made and written (the last check: it creates the folder)."""
+    try:
+        run_root.mkdir(parents=True, exist_ok=True)
+        if not os.access(run_root, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as exc:
+        raise TestbedError(
+            f"--run-folder {run_root}: cannot create or write it ({exc.strerror or exc}); point --run-folder "
+            "at a folder you can write",
+            ExitCode.CONFIG,
+        ) from exc
 
 
 def _options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> Options:
@@ -413,5 +429,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Under GitHub Actions a run that fails before its playbook still leaves a step summary.
             publish_failure(args.command, getattr(args.service, "name", "") or "service", exc)
         return int(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # before a run exists (a run notes its signals instead, and tears down)
+        print("❌ Interrupted by SIGINT before anything started", file=sys.stderr)
         return int(ExitCode.SIGINT)

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NoReturn
 
 from testbed import __version__
+from testbed.errors import ExitCode
 
 DEFAULT_LEASE = 8 * 3600
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are bad input like any other: one line and exit 10 (argparse's own 2 is pytest's
+    "interrupted" in testbed's exit-code table)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(int(ExitCode.CONFIG), f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="testbed",
         description=(
             "Real integration-test infrastructure: PostgreSQL, Dragonfly and NATS JetStream for a service's "

@@ -17,15 +17,20 @@ class Interrupted:
         self.signum: int | None = None
         self.count = 0
         self._previous: dict[int, Any] = {}
+        self._depth = 0  # re-entrant: the wrapper holds it from its first line and again around the playbook
 
     def __enter__(self) -> Interrupted:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous[signum] = signal.signal(signum, self._handle)
+        if self._depth == 0:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        self._depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+        self._depth -= 1
+        if self._depth == 0:
+            for signum, handler in self._previous.items():
+                signal.signal(signum, handler)
 
     def _handle(self, signum: int, _frame: FrameType | None) -> None:
         self.count += 1

@@ -18,6 +18,8 @@ from testbed.readiness import gone_check
 from testbed.state import RunState
 from testbed.templating import pytest_arguments, service_environment
 
+TESTBED_ONLY = ("ANSIBLE_", "AWS_", "TESTBED_", "AWX_", "RUNNER_")  # never passed on to the tests
+
 
 def _dependencies_python(config: ServiceConfig) -> str:
     from testbed import dependencies  # noqa: PLC0415
@@ -44,7 +46,8 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
     python = data.get("python") or _dependencies_python(config)
     run_folder = Path(data["run_folder"])
     facts = data["facts"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "TESTBED_"))}
+    # The user's environment, less Ansible's, ansible-runner's (AWX_*, RUNNER_*) and testbed's own settings.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(TESTBED_ONLY)}
     env |= service_environment(config, facts)
     values = secrets.read_secrets(run_id)
     env |= values

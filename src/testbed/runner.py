@@ -86,6 +86,13 @@ def _extravars(options: Options, run_id: str, run_root: Path, source: str, remot
 
 def run_playbook(options: Options, project: Path, config: dict[str, Any], out: IO[str] = sys.stdout) -> int:
     """Drive one playbook through ansible-runner and return the exit code from the table."""
+    # From the first line: a Ctrl-C while the run is set up (the sweep, the secrets, the head start) is noted
+    # like one during the playbook, which then starts cancelled and the run is torn down.
+    with Interrupted() as interrupted:
+        return _drive(options, project, config, out, interrupted)
+
+
+def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str], interrupted: Interrupted) -> int:
     import ansible_runner  # noqa: PLC0415 - slow import, only for commands that run playbooks
 
     from testbed.state import new_run_id  # noqa: PLC0415
@@ -129,7 +136,6 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
     extravars = _extravars(options, run_id, run_root, source, remote)
     inventory = options.inventory.resolve() if options.inventory else project / "inventory" / "hosts.yml"
     envvars = runner_envvars(project, options.verbose, remote)
-    interrupted = Interrupted()
     started = time.time()
     # The handlers stay in place through the teardown: a second signal hurries it, never skips it.
     with interrupted:
