@@ -33,6 +33,7 @@ def test_up_test_status_env_logs_down(service: Path, runs: Path) -> None:
         exports = dict(re.findall(r"^export (\w+)=(\S+)$", env.stdout, re.M))
         assert {"POSTGRES_PORT", "DRAGONFLY_PORT", "NATS_URL"} <= set(exports)
         assert "TESTING" not in exports  # service-neutral: only testbed's own variables
+        assert "# secrets (BASIC_TOKEN) are not printed: they are in " in env.stdout  # named, never printed
         # pytest by hand, as from an IDE, with just those exports.
         script = f"{env.stdout}\ncd {service} && python -m pytest -q -p no:cacheprovider tests"
         by_hand = subprocess.run(["bash", "-c", script], cwd=PROJECT, env=clean_env(), capture_output=True,

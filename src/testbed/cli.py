@@ -353,7 +353,8 @@ def cmd_env(args: argparse.Namespace, project: Path) -> int:
         print(f"export {key}={shlex.quote(value)}")
     path = secrets_path(data["run_id"])
     if path.is_file():
-        print(f"# secrets are not printed: they are in {path} (0600, JSON)")
+        names = ", ".join(spec.variable for spec in config.secrets) or "none configured"
+        print(f"# secrets ({names}) are not printed: they are in {path} (0600, JSON)")
     return 0
 
 
