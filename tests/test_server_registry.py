@@ -89,3 +89,17 @@ def test_a_new_kind_is_one_registration_away(tmp_path: Path, monkeypatch: pytest
     spec = next(s for s in containers("r1", config.servers) if s["service"] == "echo")
     assert spec["ports"] == ["127.0.0.1:17007:7"] and spec["command"] == ["--echo"]
     assert servers.ordered(["nats", "echo"]) == ["nats", "echo"]  # nats is 2, echo 5
+
+
+def test_a_declared_command_s_template_problems_are_named_by_their_place_in_the_declaration(tmp_path: Path) -> None:
+    """`native: {command: [memcached, -p, "{{ nope }}", "{{ port }}", "{{ x.y }}"]}`: positions 2 and 4."""
+    from testbed.errors import TestbedError  # noqa: PLC0415
+
+    settings = {"declared": True, "title": "Cache", "port": 11211,
+                "native_command": ["memcached", "-p", "{{ nope }}", "{{ port }}", "{{ x.y }}"]}  # fmt: skip
+    kind = servers.kind_of("cache", settings)
+    with pytest.raises(TestbedError) as raised:
+        kind.launch(settings, "/usr/bin/memcached", tmp_path, Account(0, 0, "root"))
+    message = str(raised.value)
+    assert "native.command[2]" in message and "native.command[4]" in message
+    assert "native.command[1]" not in message and "native.command[3]" not in message

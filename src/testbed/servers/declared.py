@@ -95,10 +95,11 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
     }
 
 
-def _render(argv: list[str], values: Mapping[str, Any], where: str) -> list[str]:
+def _render(argv: list[str], values: Mapping[str, Any], where: str, first: int = 0) -> list[str]:
     from testbed.templating import render_all  # noqa: PLC0415 - templating imports the registry
 
-    rendered = render_all({f"{where}[{i}]": arg for i, arg in enumerate(argv)}, values)
+    # Named by their index in the declaration (`first`: argv may start after the command itself).
+    rendered = render_all({f"{where}[{i}]": arg for i, arg in enumerate(argv, start=first)}, values)
     return list(rendered.values())
 
 
@@ -130,7 +131,10 @@ class Declared(ServerKind):
     def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
         data = run_dir / self.name
         values = {"host": "127.0.0.1", "port": int(settings["port"]), "data_dir": str(data)}
-        argv = [binary, *_render(settings["native_command"][1:], values, f"servers.{self.name}.native.command")]
+        argv = [
+            binary,
+            *_render(settings["native_command"][1:], values, f"servers.{self.name}.native.command", first=1),
+        ]
         return Launch(self.name, argv, data, signal.SIGTERM, as_invoker=True)
 
     def container(self, settings: Mapping[str, Any]) -> ContainerParts:
