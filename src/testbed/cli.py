@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shlex
 import sys
@@ -83,7 +84,10 @@ def _validate(args: argparse.Namespace, config: ServiceConfig) -> None:
 
 
 def _usable_run_root(run_root: Path) -> None:
-    """The folder the run folder goes in can be made and written (the last check: it creates the folder)."""
+    """The folder the run folder goes in can be made and written. Tried for real (root passes every access()
+    check, and /proc refuses a mkdir that access() allows), then what the try made is removed: a run that
+    fails a later check leaves nothing."""
+    missing = [folder for folder in (run_root, *run_root.parents) if not folder.exists()]
     try:
         run_root.mkdir(parents=True, exist_ok=True)
         if not os.access(run_root, os.W_OK | os.X_OK):
@@ -94,6 +98,10 @@ def _usable_run_root(run_root: Path) -> None:
             "at a folder you can write",
             ExitCode.CONFIG,
         ) from exc
+    finally:
+        for folder in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def _options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> Options:
