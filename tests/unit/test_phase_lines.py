@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from testbed import cli, pipeline
+from testbed import cli_devloop, pipeline
 from testbed.errors import ExitCode, TestbedError
 from testbed.render import Renderer
 
@@ -27,7 +27,7 @@ def _rendered(task_action: str, res: dict[str, Any], failed: bool = False, role:
 
 def _direct(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], migrate: Any) -> list[str]:
     monkeypatch.setattr(pipeline, "migrate", migrate)
-    cli._migrate_existing("r1")
+    cli_devloop._migrate_existing("r1")
     return capsys.readouterr().out.splitlines()
 
 

@@ -1,0 +1,186 @@
+"""The dev-loop commands: up, test, down, status, env, logs (an environment kept up between test runs)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from testbed.cli_shared import leased_run, require_up, run_options, service_config, service_dir, validate
+from testbed.errors import ExitCode, TestbedError
+from testbed.state import RunState, all_runs, new_run_id
+from testbed.templating import service_environment
+
+
+def cmd_up(args: argparse.Namespace, project: Path) -> int:
+    from testbed.render import server_line  # noqa: PLC0415
+
+    config = service_config(args.service, project)
+    existing = leased_run(config.directory) if args.inventory is None else None  # a remote run is not here
+    if existing is not None:
+        from testbed import probes  # noqa: PLC0415
+
+        data = existing.read()
+        results = probes.wait_ready(data.get("facts", {}), timeout=2.0, servers=data["servers"])
+        if all(r.ready for r in results.values()):
+            for name, server in data["servers"].items():
+                print(server_line(server["title"], data["facts"][name]["port"], already_up=True))
+            with existing.update() as current:
+                current["lease_until"] = time.time() + args.lease
+            return _migrate_existing(data["run_id"])
+        print(f"ℹ️  environment {data['run_id']} is unhealthy; replacing it")
+        from testbed.teardown import teardown  # noqa: PLC0415
+
+        teardown(existing, grace=2.0)
+    validate(args, config)
+    options = run_options(args, config, "playbooks/up.yml")
+    options.lease_seconds = args.lease
+    options.teardown = "on_failure"
+    from testbed.runner import run_playbook  # noqa: PLC0415
+
+    if args.inventory is None:
+        return run_playbook(options, project, config.as_dict())
+    options.run_id = options.run_id or new_run_id()  # the remote environment is named by it, for `down`
+    code = run_playbook(options, project, config.as_dict())
+    if code == 0:
+        print(
+            f"ℹ️  Up on {args.limit}: `testbed down --inventory {args.inventory} --limit {args.limit} "
+            f"--run-id {options.run_id}` tears it down"
+        )
+    return code
+
+
+def _migrate_existing(run_id: str) -> int:
+    """A second `up` applies migrations added since the first (the dev loop), and nothing else."""
+    from testbed.pipeline import migrate  # noqa: PLC0415
+    from testbed.render import failure_line, migrations_line  # noqa: PLC0415
+
+    try:
+        applied = migrate(run_id)["applied"]
+    except TestbedError as exc:
+        print(failure_line("migrations", str(exc)))
+        return int(exc.exit_code)
+    print(migrations_line(len(applied)))
+    return 0
+
+
+def cmd_test(args: argparse.Namespace, project: Path) -> int:
+    config = service_config(args.service, project)
+    state = require_up(config.directory)
+    from testbed.preflight_checks import check_before_start  # noqa: PLC0415
+
+    check_before_start(config)  # a test path removed or an env value grown since `up`
+    data = state.read()
+    options = run_options(args, config, "playbooks/test.yml")
+    options.run_id = data["run_id"]
+    options.run_root = Path(data["run_folder"]).parent
+    options.secrets = "file"
+    options.teardown = "never"
+    from testbed.run_guard import testing  # noqa: PLC0415
+    from testbed.runner import run_playbook  # noqa: PLC0415
+
+    with testing(state):  # `testbed down` refuses meanwhile
+        return run_playbook(options, project, config.as_dict())
+
+
+def cmd_down(args: argparse.Namespace, project: Path) -> int:
+    from testbed.render import teardown_line  # noqa: PLC0415
+    from testbed.teardown import teardown  # noqa: PLC0415
+
+    if args.inventory is not None:  # on the remote host, through playbooks/down.yml
+        if not args.run_id:
+            raise TestbedError("down --inventory needs --run-id: the run is on the remote host")
+        config = service_config(args.service, project)
+        options = run_options(args, config, "playbooks/down.yml")
+        options.teardown = "never"
+        from testbed.runner import run_playbook  # noqa: PLC0415
+
+        return run_playbook(options, project, config.as_dict())
+    state = RunState.find(args.run_id) if args.run_id else require_up(service_dir(args.service, project))
+    from testbed.run_guard import tearing_down  # noqa: PLC0415
+
+    with tearing_down(state):
+        result = teardown(state)
+    print(teardown_line(result.left))
+    return 0 if result.ok else int(ExitCode.TEARDOWN)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{int(seconds)}s"
+    if seconds < 7200:
+        return f"{int(seconds // 60)}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def cmd_status(args: argparse.Namespace, project: Path) -> int:
+    from testbed import probes  # noqa: PLC0415
+    from testbed.state import owner_alive  # noqa: PLC0415
+
+    wanted = service_config(args.service, project).name if args.service else None
+    runs = []
+    for state in all_runs(warn=lambda warning: print(f"⚠️  {warning}", file=sys.stderr)):
+        data = state.read()
+        if wanted and data.get("service") != wanted:
+            continue
+        runs.append(data)
+    if not runs:
+        print("no testbed environments on this host" + (f" for {wanted}" if wanted else ""))
+        return 0
+    now = time.time()
+    for data in runs:
+        facts = data.get("facts", {})
+        health = probes.wait_ready(facts, timeout=1.0, servers=data["servers"]) if facts else {}
+        kept = (
+            "up (lease)" if (data.get("lease_until") or 0) > now else ("running" if owner_alive(data) else "orphaned")
+        )
+        print(
+            f"{data['run_id']}  {data.get('service')}  {data.get('backend')}  {kept}  age {_age(now - data['created'])}"
+        )
+        for name, fact in facts.items():
+            ok = health.get(name)
+            mark = "✅" if ok and ok.ready else "❌"
+            print(
+                f"   {mark} {data['servers'][name]['title']}: port {fact['port']}"
+                + (f" ({ok.version})" if ok and ok.ready else f" ({ok.last_error if ok else 'unknown'})")
+            )
+    return 0
+
+
+def cmd_env(args: argparse.Namespace, project: Path) -> int:
+    from testbed.secrets import secrets_path  # noqa: PLC0415
+
+    config = service_config(args.service, project)
+    data = require_up(config.directory).read()
+    for key, value in service_environment(config, data["facts"]).items():
+        print(f"export {key}={shlex.quote(value)}")
+    path = secrets_path(data["run_id"])
+    if path.is_file():
+        names = ", ".join(spec.variable for spec in config.secrets) or "none configured"
+        print(f"# secrets ({names}) are not printed: they are in {path} (0600, JSON)")
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace, project: Path) -> int:
+    from testbed import docker_api  # noqa: PLC0415
+
+    config = service_config(args.service, project)
+    data = require_up(config.directory).read()
+    names = [args.server] if args.server else list(data["servers"])
+    from testbed.secrets import redactor  # noqa: PLC0415
+
+    redact = redactor(data["run_id"]).text  # a server may log what a test sent it
+    containers = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
+    for name in names:
+        if name not in data["servers"]:
+            raise TestbedError(f"no server {name!r} in this environment (it has {', '.join(data['servers'])})")
+        print(f"==> {data['servers'][name]['title']} <==")
+        if name in containers:
+            print(redact(docker_api.logs(containers[name])), end="")
+        else:
+            path = Path(data["run_folder"]) / "logs" / f"{name}.log"
+            text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "(no log yet)"
+            print(redact(text), end="")
+    return 0

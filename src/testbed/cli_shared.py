@@ -1,0 +1,150 @@
+"""What the commands share: the service's config, the checks made before anything starts, a run's options, and
+the environment `testbed up` left for a service."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from testbed.config import ServiceConfig, load_catalogue, load_service_config, nearest_service_dir
+from testbed.errors import ExitCode, TestbedError
+from testbed.state import RunState, all_runs, check_run_id
+
+if TYPE_CHECKING:
+    from testbed.runner import Options
+
+
+def service_dir(arg: Path | None, _project: Path) -> Path:
+    return arg.resolve() if arg is not None else nearest_service_dir(Path.cwd())
+
+
+def service_config(arg: Path | None, project: Path) -> ServiceConfig:
+    return load_service_config(service_dir(arg, project), load_catalogue(project))
+
+
+def _images(pairs: Sequence[str], config: ServiceConfig) -> dict[str, str]:
+    images: dict[str, str] = {}
+    for pair in pairs:
+        server, _, image = pair.partition("=")
+        if not image or server not in config.servers:
+            raise TestbedError(
+                f"--image {pair!r}: expected SERVER=IMAGE with SERVER one of {', '.join(config.servers)}"
+            )
+        images[server] = image
+    return images
+
+
+def validate(args: argparse.Namespace, config: ServiceConfig) -> None:
+    """Everything that can be checked before anything starts, reported at once."""
+    if getattr(args, "run_id", ""):
+        check_run_id(args.run_id)
+        if getattr(args, "inventory", None) is None:  # a remote run's id names an environment over there
+            from testbed.run_guard import refuse_run_id_in_use  # noqa: PLC0415
+
+            refuse_run_id_in_use(args.run_id)
+    from testbed.preflight_checks import check_before_start  # noqa: PLC0415 - only commands that start servers
+
+    check_before_start(config)  # templates, test paths, exec limits, migration files
+    from testbed.servers import unavailable_on  # noqa: PLC0415
+
+    unavailable = unavailable_on(config.servers, getattr(args, "backend", None) or "auto")
+    if unavailable:  # a declared server without a command (native) or an image (docker) for the backend asked for
+        raise TestbedError(unavailable, ExitCode.CONFIG)
+    from testbed.runner import secrets_source  # noqa: PLC0415 - only commands that run playbooks need it
+
+    source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
+    from testbed import collections_install, docker_api  # noqa: PLC0415
+
+    backend = getattr(args, "backend", "auto")
+    # auto picks Docker where its engine answers (a remote host's engine cannot be asked from here).
+    docker = backend == "docker" or (
+        backend == "auto" and (getattr(args, "inventory", None) is not None or docker_api.engine_answers() is not None)
+    )
+    collections_install.require(docker=docker, ssm=source == "ssm")
+    if source == "env":
+        from testbed.secrets import require_env  # noqa: PLC0415
+
+        require_env(config.as_dict()["secrets"], os.environ)
+    if getattr(args, "inventory", None) is None:
+        _usable_run_root(getattr(args, "run_folder", None) or config.directory / "runs")
+
+
+def _usable_run_root(run_root: Path) -> None:
+    """The folder the run folder goes in can be made and written. Tried for real (root passes every access()
+    check, and /proc refuses a mkdir that access() allows), then what the try made is removed: a run that
+    fails a later check leaves nothing."""
+    missing = [folder for folder in (run_root, *run_root.parents) if not folder.exists()]
+    try:
+        run_root.mkdir(parents=True, exist_ok=True)
+        if not os.access(run_root, os.W_OK | os.X_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as exc:
+        raise TestbedError(
+            f"--run-folder {run_root}: cannot create or write it ({exc.strerror or exc}); point --run-folder "
+            "at a folder you can write",
+            ExitCode.CONFIG,
+        ) from exc
+    finally:
+        for folder in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+def run_options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> Options:
+    pytest_args = [a for a in getattr(args, "pytest_args", []) if a != "--"]
+    from testbed.runner import Options  # noqa: PLC0415
+
+    return Options(
+        service=config.directory,
+        playbook=playbook,
+        backend=getattr(args, "backend", "auto"),
+        ports=getattr(args, "ports", "fixed"),
+        secrets=getattr(args, "secrets", "auto"),
+        run_id=getattr(args, "run_id", ""),
+        run_root=getattr(args, "run_folder", None),
+        images=_images(getattr(args, "image", []), config),
+        pull=getattr(args, "pull", False),
+        verbose=args.verbose,
+        pytest_args=pytest_args,
+        readiness_timeout=getattr(args, "readiness_timeout", 60),
+        keep_runner_dir=getattr(args, "keep_runner_dir", False),
+        inventory=remote_inventory(args),
+        limit=getattr(args, "limit", ""),
+    )
+
+
+def remote_inventory(args: argparse.Namespace) -> Path | None:
+    inventory: Path | None = getattr(args, "inventory", None)
+    if inventory is not None and not getattr(args, "limit", ""):
+        raise TestbedError("--inventory needs --limit HOST: a run happens on one host")
+    if inventory is not None and not inventory.is_file():
+        raise TestbedError(f"--inventory {inventory}: no such file")
+    return inventory
+
+
+def leased_run(directory: Path) -> RunState | None:
+    """The environment `testbed up` left for this service (this very folder), if any."""
+    now = time.time()
+    for state in all_runs():
+        try:
+            data = state.read()
+        except (OSError, ValueError):
+            continue
+        same_service = data.get("config", {}).get("directory") == str(directory)
+        if same_service and (data.get("lease_until") or 0) > now and not data.get("torn_down"):
+            return state
+    return None
+
+
+def require_up(directory: Path) -> RunState:
+    state = leased_run(directory)
+    if state is None:
+        raise TestbedError(
+            f"no environment is up for {directory.name}; start one with `testbed up`", ExitCode.PROVISIONING
+        )
+    return state
