@@ -36,7 +36,8 @@ APT_PACKAGES = ("postgresql-15", "redis-server", "nats-server", "python3", "pyth
 # Of testbed's dependencies, what a host needs to run the modules and an `install: none` service's tests (a real
 # runner installs testbed with all of them, the default); their specifiers come from pyproject.toml.
 HOST_DEPENDENCIES = (
-    "psycopg", "redis", "nats-py", "pytest", "pytest-cov", "pytest-timeout", "pytest-split", "junitparser",
+    "psycopg", "redis", "nats-py", "pytest", "pytest-cov", "pytest-timeout", "pytest-split", "pytest-xdist",
+    "junitparser",
 )
 HOSTS = ("host1", "host2")
 SERVER_NAMES = ("postgres", "redis-server", "nats-server")

@@ -28,6 +28,7 @@ SPEC = {
     "lease_seconds": {"type": "int"},
     "images": {"type": "dict", "default": {}},
     "pull": {"type": "bool", "default": False},
+    "workers": {"type": "str", "default": "0"},
 }
 CHANGED = True
 

@@ -22,13 +22,15 @@ SPEC = {
     "extra_args": {"type": "list", "elements": "str", "default": []},
     "shard": {"type": "str", "default": ""},
     "durations": {"type": "str", "default": ""},
+    "workers": {"type": "str", "default": "0"},
+    "reset": {"type": "bool", "default": True},
 }
 CHANGED = False
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
     shard.record(params["run_id"], params["shard"], params["durations"])
-    return pipeline.pytest_phase(params["run_id"], params["extra_args"])
+    return pipeline.pytest_phase(params["run_id"], params["extra_args"], params["workers"], params["reset"])
 
 
 def main() -> None:

@@ -74,6 +74,14 @@ def parser() -> argparse.ArgumentParser:
         )
         sub.add_argument("--readiness-timeout", type=int, default=60, metavar="SECONDS")
 
+    def workers_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--workers",
+            default="",
+            metavar="N|auto",
+            help="pytest-xdist workers, each with its own share of every server (auto: the cores)",
+        )
+
     def remote_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--inventory",
@@ -107,6 +115,7 @@ def parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the durations a shard splits by (default: the service's .test_durations; none: an even split)",
     )
+    workers_option(run)
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
 
     merge = commands.add_parser("merge", help="join shards' run folders into one report, coverage and durations")
@@ -120,6 +129,7 @@ def parser() -> argparse.ArgumentParser:
     service_options(up)
     provisioning_options(up)
     remote_options(up)
+    workers_option(up)
     up.add_argument(
         "--lease",
         type=int,
@@ -130,6 +140,12 @@ def parser() -> argparse.ArgumentParser:
 
     test = commands.add_parser("test", help="run the tests against the environment `testbed up` left")
     service_options(test)
+    workers_option(test)
+    test.add_argument(
+        "--no-reset",
+        action="store_true",
+        help="keep what earlier runs left in the servers (default: start from the freshly migrated state)",
+    )
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
 
     down = commands.add_parser("down", help="tear the environment down")

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from testbed import workers
 from testbed.cli_shared import leased_run, require_up, run_options, service_config, service_dir, validate
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import RunState, all_runs, new_run_id
@@ -19,6 +20,17 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
 
     config = service_config(args.service, project)
     existing = leased_run(config.directory) if args.inventory is None else None  # a remote run is not here
+    asked = workers.count(args.workers, "--workers") if args.workers else 0
+    if existing is not None and workers.missing_instances(existing.read()["servers"], asked):
+        # More workers than the environment has servers for: the up playbook adds (only) their instances.
+        with existing.update() as current:
+            current["lease_until"] = time.time() + args.lease
+        options = run_options(args, config, "playbooks/up.yml")
+        options.run_id = existing.read()["run_id"]
+        options.teardown = "never"  # what is up stays up if adding fails
+        from testbed.runner import run_playbook  # noqa: PLC0415
+
+        return run_playbook(options, project, config.as_dict())
     if existing is not None:
         from testbed import probes  # noqa: PLC0415
 
@@ -74,6 +86,13 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
     check_before_start(config)  # a test path removed or an env value grown since `up`
     data = state.read()
     options = run_options(args, config, "playbooks/test.yml")
+    asked = int(options.extravars.get("testbed_workers", 0))
+    if workers.missing_instances(data["servers"], asked):
+        raise TestbedError(
+            f"--workers {asked}: the environment is up for {data.get('workers', 1)}; "
+            f"`testbed up --workers {asked}` starts the servers {asked} workers need",
+            ExitCode.CONFIG,
+        )
     options.run_id = data["run_id"]
     options.run_root = Path(data["run_folder"]).parent
     options.secrets = "file"

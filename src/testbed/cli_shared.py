@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from testbed import workers
 from testbed.config import ServiceConfig, load_catalogue, load_service_config, nearest_service_dir
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import RunState, all_runs, check_run_id
@@ -99,7 +100,7 @@ def run_options(args: argparse.Namespace, config: ServiceConfig, playbook: str) 
     pytest_args = [a for a in getattr(args, "pytest_args", []) if a != "--"]
     from testbed.runner import Options  # noqa: PLC0415
 
-    return Options(
+    options = Options(
         service=config.directory,
         playbook=playbook,
         backend=getattr(args, "backend", "auto"),
@@ -116,6 +117,11 @@ def run_options(args: argparse.Namespace, config: ServiceConfig, playbook: str) 
         inventory=remote_inventory(args),
         limit=getattr(args, "limit", ""),
     )
+    if getattr(args, "workers", ""):
+        options.extravars["testbed_workers"] = str(workers.count(args.workers, "--workers"))
+    if getattr(args, "no_reset", False):
+        options.extravars["testbed_reset"] = False
+    return options
 
 
 def remote_inventory(args: argparse.Namespace) -> Path | None:

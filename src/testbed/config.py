@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed import servers as registry
+from testbed import workers
 from testbed.errors import ExitCode, TestbedError
 from testbed.migration_files import DEFAULT_SCHEMA as DEFAULT_MIGRATIONS_SCHEMA
 from testbed.server_settings import SERVICE_NAME, parse_servers, type_name
@@ -37,6 +38,7 @@ _TESTS: dict[str, type | tuple[type, ...]] = {
     "coverage": list,
     "timeout": int,
     "deadline": int,
+    "workers": (int, str),
 }
 _SECRET: dict[str, type | tuple[type, ...]] = {"parameter": str, "optional": bool}
 _MIGRATIONS: dict[str, type | tuple[type, ...]] = {"folder": str, "schema": str}
@@ -62,6 +64,7 @@ class TestsSpec:
     coverage: list[str] = field(default_factory=list)
     timeout: int = 300
     deadline: int = 3600  # seconds for the whole tests phase; then pytest and all it started are killed
+    workers: int | str = 1  # pytest-xdist workers, each with its own share of every server; "auto": the cores
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class ServiceConfig:
                 "coverage": list(self.tests.coverage),
                 "timeout": self.tests.timeout,
                 "deadline": self.tests.deadline,
+                "workers": self.tests.workers,
             },
             "install": self.install,
             "secrets": [
@@ -241,7 +245,12 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
             else [],
             timeout=tests_raw["timeout"] if isinstance(tests_raw.get("timeout"), int) else 300,
             deadline=tests_raw["deadline"] if isinstance(tests_raw.get("deadline"), int) else 3600,
+            workers=tests_raw.get("workers", 1) if isinstance(tests_raw.get("workers", 1), int | str) else 1,
         )
+        try:
+            workers.count(tests.workers, "'tests.workers'")
+        except TestbedError as exc:
+            errors.append(str(exc))
         if tests.deadline < 1:
             errors.append(f"'tests.deadline' must be at least 1 second, got {tests.deadline}")
     install = raw.get("install", "auto")

@@ -17,7 +17,13 @@ from testbed.errors import ExitCode, TestbedError
 from testbed.state import RunState
 
 # What a testbed run needs inside the service's environment, whatever the service pins.
-RUNNER_PACKAGES = ("pytest>=8,<9", "pytest-cov>=5,<8", "pytest-timeout>=2.3,<3", "pytest-split>=0.10,<1")
+RUNNER_PACKAGES = (
+    "pytest>=8,<9",
+    "pytest-cov>=5,<8",
+    "pytest-timeout>=2.3,<3",
+    "pytest-split>=0.10,<1",
+    "pytest-xdist>=3.5,<4",
+)
 _INPUTS = ("pyproject.toml", "poetry.lock", "requirements.txt", "requirements-dev.txt", "setup.py", "setup.cfg")
 
 
@@ -108,7 +114,7 @@ def ensure(config: ServiceConfig, state: RunState | None = None) -> tuple[Path, 
                 tools.pip_install_argv(python, *RUNNER_PACKAGES),
                 config.directory,
                 env,
-                "pip install of pytest, pytest-cov, pytest-timeout, pytest-split",
+                "pip install of pytest, pytest-cov, pytest-timeout, pytest-split, pytest-xdist",
                 state,
             )
         except BaseException:

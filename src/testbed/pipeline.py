@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from testbed import docker_api, native
+from testbed import docker_api, native, workers
 from testbed.backend_choice import BACKENDS, choose_backend
 from testbed.config import ServiceConfig, load_service_config
 from testbed.docker_backend import containers
@@ -19,7 +19,7 @@ from testbed.ports import free_port, port_free, port_holder
 from testbed.preflight_checks import check_before_start
 from testbed.pytest_run import run_tests
 from testbed.render import tests_line
-from testbed.servers import kind_of, migrations_server, unavailable_on
+from testbed.servers import WORKER_OF, kind_of, migrations_server, unavailable_on
 from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
 
 __all__ = [
@@ -78,8 +78,10 @@ def _context(data: Mapping[str, Any], notices: list[str]) -> dict[str, Any]:
     }
 
 
-def _existing_run(run_id: str) -> dict[str, Any] | None:
-    """Bringing up a run that exists (and is not torn down) reuses it: a second `up` changes nothing."""
+def _existing_run(run_id: str, count: int) -> dict[str, Any] | None:
+    """Bringing up a run that exists (and is not torn down) reuses it: a second `up` changes nothing, unless
+    it asks for more pytest workers than the run has servers for: their instances are added (and started by
+    the servers phase, which starts only what is missing)."""
     if not run_id:
         return None
     try:
@@ -90,9 +92,33 @@ def _existing_run(run_id: str) -> dict[str, Any] | None:
     data = state.read()
     if data.get("torn_down"):
         return None
+    grown = count > data.get("workers", 1)
+    if grown:
+        with state.update() as current:
+            added = workers.missing_instances(current["servers"], count)
+            current["servers"] = workers.with_instances(current["servers"], count)
+            _pick_ports({name: current["servers"][name] for name in added}, "auto", current["backend"])
+            current["workers"] = count
+        data = state.read()
     context = _context(data, data.get("notices", []))
-    context["changed"] = False
+    context["changed"] = grown
     return context
+
+
+def _pick_ports(servers: Mapping[str, dict[str, Any]], ports: str, backend: str) -> None:
+    """Each server's ports: checked free (fixed), or picked now (auto; Docker publishes ephemeral ones, read
+    back later). A worker's instance always gets an auto port: nobody connects to it by a known number."""
+    busy = []
+    for name, settings in servers.items():
+        for key in kind_of(name, settings).ports(settings):
+            if ports == "auto" or settings.get(WORKER_OF):
+                settings[key] = 0 if backend == "docker" else free_port()
+            elif not port_free(int(settings[key])):
+                holder = port_holder(int(settings[key]))
+                who = f" by {holder}" if holder else " (bound by a socket that does not listen)"
+                busy.append(f"{settings['title']} port {settings[key]} is taken{who}")
+    if busy:
+        raise TestbedError("; ".join(busy) + " — stop it, or use --ports auto", ExitCode.PROVISIONING)
 
 
 def _record_controller(state: RunState) -> None:
@@ -118,7 +144,9 @@ def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
         raise TestbedError(f"ports {ports!r} is not one of {', '.join(PORT_MODES)}")
     config = load_service_config(params["service_dir"], params["catalogue"])
     check_before_start(config)
-    existing = _existing_run(params.get("run_id") or "")
+    asked = str(params.get("workers") or "0")
+    count = workers.count(config.tests.workers if asked == "0" else asked, "workers")
+    existing = _existing_run(params.get("run_id") or "", count)
     if existing is not None:
         return existing
     servers = {name: dict(settings) for name, settings in config.servers.items()}
@@ -140,19 +168,8 @@ def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
     notices: list[str] = []
     if chosen == "native":
         _, notices = native.binaries(servers)
-
-    busy = []
-    for name, settings in servers.items():
-        for key in kind_of(name, settings).ports(settings):
-            if ports == "auto":
-                # Docker publishes an ephemeral port and testbed reads it back; native picks one now.
-                settings[key] = 0 if chosen == "docker" else free_port()
-            elif not port_free(int(settings[key])):
-                holder = port_holder(int(settings[key]))
-                who = f" by {holder}" if holder else " (bound by a socket that does not listen)"
-                busy.append(f"{settings['title']} port {settings[key]} is taken{who}")
-    if busy:
-        raise TestbedError("; ".join(busy) + " — stop it, or use --ports auto", ExitCode.PROVISIONING)
+    servers = workers.with_instances(servers, count)
+    _pick_ports(servers, ports, chosen)
 
     run_id = check_run_id(params.get("run_id") or new_run_id())
     run_folder = Path(params["run_root"]).resolve() / run_id
@@ -170,6 +187,7 @@ def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
             "config": config.as_dict(),
             "servers": servers,
             "notices": notices,
+            "workers": count,
         },
     )
     if params.get("lease_seconds"):
@@ -194,22 +212,32 @@ def start_native(run_id: str) -> dict[str, Any]:
 
 
 def migrate(run_id: str) -> dict[str, Any]:
+    """Apply the service's migrations. A dev-loop run (`testbed up`) first goes back to the migrated state
+    it kept, so a migration added since lands on fresh data, and keeps the result for `testbed test`'s reset."""
     from testbed import migrations  # noqa: PLC0415 - psycopg is only needed once servers are up
 
     data = RunState.find(run_id).read()
+    servers, facts = data["servers"], data["facts"]
     folder = data["config"]["migrations"]
-    if not folder:
-        return {"applied": [], "skipped": [], "changed": False}
-    target = migrations_server(data["servers"])
-    if target is None:  # config validation requires one; a state file edited by hand may not have it
+    dev_loop = bool(data.get("lease_until"))
+    target = migrations_server(servers)
+    if folder and target is None:  # config validation requires one; a state file edited by hand may not
         raise TestbedError("migrations: the run has no server that runs them", ExitCode.MIGRATIONS)
-    conninfo = kind_of(target, data["servers"][target]).conninfo(data["facts"][target])
-    try:
-        schema = data["config"].get("migrations_schema") or migrations.DEFAULT_SCHEMA
-        result = migrations.apply(conninfo, Path(folder), schema=schema)
-    except migrations.MigrationError as exc:
-        raise TestbedError(f"migrations: {exc}", ExitCode.MIGRATIONS) from exc
-    return {"applied": list(result.applied), "skipped": list(result.skipped), "changed": bool(result.applied)}
+    applied: list[str] = []
+    skipped: list[str] = []
+    if folder and target is not None:
+        kind = kind_of(target, servers[target])
+        if dev_loop:
+            kind.reset(servers[target], facts[target])
+        try:
+            schema = data["config"].get("migrations_schema") or migrations.DEFAULT_SCHEMA
+            result = migrations.apply(kind.conninfo(facts[target]), Path(folder), schema=schema)
+        except migrations.MigrationError as exc:
+            raise TestbedError(f"migrations: {exc}", ExitCode.MIGRATIONS) from exc
+        applied, skipped = list(result.applied), list(result.skipped)
+    if dev_loop:
+        workers.snapshot(servers, facts)
+    return {"applied": applied, "skipped": skipped, "changed": bool(applied)}
 
 
 def install_dependencies(run_id: str) -> dict[str, Any]:
@@ -225,9 +253,12 @@ def install_dependencies(run_id: str) -> dict[str, Any]:
     return {"python": str(python), "cached": cached, "changed": not cached}
 
 
-def pytest_phase(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
+def pytest_phase(
+    run_id: str, extra_args: list[str] | None = None, asked_workers: str = "0", reset: bool = True
+) -> dict[str, Any]:
     """run_tests, failing the phase with pytest's own exit code when the tests did not pass."""
-    result = run_tests(run_id, extra_args)
+    count = 0 if asked_workers in ("", "0") else workers.count(asked_workers, "workers")
+    result = run_tests(run_id, extra_args, count, reset)
     rc = result["rc"]
     gone = "; ".join(result["servers_gone"])
     if result.get("untrusted"):

@@ -10,11 +10,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from testbed import redact, secrets, supervisor
+from testbed import redact, secrets, supervisor, workers
 from testbed.config import ServiceConfig
-from testbed.errors import ExitCode
+from testbed.errors import ExitCode, TestbedError
 from testbed.junit import JUnitSummary
 from testbed.readiness import gone_check
+from testbed.reset_gate import GATE_VARIABLE, ResetGate
 from testbed.state import RunState
 from testbed.templating import pytest_arguments, service_environment
 
@@ -35,17 +36,70 @@ def _coverage_percent(path: Path) -> float | None:
     return round(float(root.get("line-rate", "0")) * 100, 1)
 
 
-def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any]:
+def _workers_to_use(data: dict[str, Any], asked: int) -> int:
+    """The workers this run of the tests uses (`asked`, or the run's own count when 0), if its servers allow."""
+    count = asked or int(data.get("workers", 1))
+    missing = workers.missing_instances(data["servers"], count)
+    if missing:
+        raise TestbedError(
+            f"--workers {count}: the environment is up for {data.get('workers', 1)} (no {missing[0]}); "
+            f"`testbed up --workers {count}` starts the servers {count} workers need",
+            ExitCode.CONFIG,
+        )
+    return count
+
+
+def _worker_shares(config: ServiceConfig, data: dict[str, Any], count: int) -> dict[str, dict[str, str]]:
+    """Each worker after the first: the variables that differ from the run's own (creating its database)."""
+    own = service_environment(config, data["facts"])
+    shares = {}
+    for index in range(1, count):
+        theirs = service_environment(config, workers.worker_facts(data["servers"], data["facts"], index))
+        shares[workers.worker_name(index)] = {key: value for key, value in theirs.items() if own.get(key) != value}
+    return shares
+
+
+def _open_gate(
+    config: ServiceConfig, data: dict[str, Any], runtime_dir: Path, count: int, reset: bool, env: dict[str, str]
+) -> tuple[ResetGate | None, list[str]]:
+    """Start what must be ready before the first test (the dev loop's reset, the workers' shares) while pytest
+    starts; its plugin waits at the gate. Returns the gate and pytest's arguments (none when nothing waits)."""
+    if not reset and count == 1:
+        return None, []
+    shares_path = runtime_dir / workers.SHARES_FILE
+
+    def prepare() -> None:
+        if reset:
+            workers.reset(data["servers"], data["facts"])
+        if count > 1:  # after the reset: both clone from the same template, which allows one at a time
+            workers.write_shares(shares_path, _worker_shares(config, data, count))
+
+    gate = ResetGate(runtime_dir, prepare)
+    env[GATE_VARIABLE] = str(gate.path)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workers.PLUGIN_DIR), env.get("PYTHONPATH")]))
+    argv = ["-p", workers.PLUGIN]
+    if count > 1:
+        env[workers.SHARES_VARIABLE] = str(shares_path)
+        argv += ["-n", str(count)]
+    return gate, argv
+
+
+def run_tests(
+    run_id: str, extra_args: list[str] | None = None, asked_workers: int = 0, reset: bool = True
+) -> dict[str, Any]:
     """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
-    from a command line or Ansible's environment."""
+    from a command line or Ansible's environment. A dev-loop run first goes back to its migrated state
+    (unless `reset` is off); with workers, each gets its own share of every server."""
     from testbed import junit, shard  # noqa: PLC0415
 
     state = RunState.find(run_id)
     data = state.read()
     config = ServiceConfig.from_dict(data["config"])
+    count = _workers_to_use(data, asked_workers)
     python = data.get("python") or _dependencies_python(config)
     run_folder = Path(data["run_folder"])
-    facts = data["facts"]
+    facts = {name: fact for name, fact in data["facts"].items() if name in config.servers}
+    reset = reset and bool(data.get("lease_until"))  # only an environment `testbed up` left is ever reset
     # The user's environment, less Ansible's, ansible-runner's (AWX_*, RUNNER_*) and testbed's own settings.
     env = {k: v for k, v in os.environ.items() if not k.startswith(TESTBED_ONLY)}
     env |= service_environment(config, facts)
@@ -71,6 +125,8 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
         "no:cacheprovider",
     ]
     argv += shard.pytest_args(data, run_folder, config.directory)
+    gate, gate_args = _open_gate(config, data, state.runtime_dir, count, reset, env)
+    argv += gate_args
     if config.tests.coverage:
         argv += [f"--cov={target}" for target in config.tests.coverage]
         argv += [
@@ -79,20 +135,24 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
             "--cov-report=term",
         ]
     started = time.monotonic()
-    # pytest's output reaches pytest.log only through the redactor: no secret value is ever on disk.
-    with redact.redacting_log(run_folder / "pytest.log", redactor) as log:
-        # Under a supervisor: whatever the tests start (setsid, nohup, double fork) ends with them.
-        rc, _, _ = supervisor.run(
-            argv,
-            state=state,
-            run_id=run_id,
-            what="tests",
-            deadline=config.tests.deadline,
-            env=env,
-            cwd=config.directory,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    try:
+        # pytest's output reaches pytest.log only through the redactor: no secret value is ever on disk.
+        with redact.redacting_log(run_folder / "pytest.log", redactor) as log:
+            # Under a supervisor: whatever the tests start (setsid, nohup, double fork) ends with them.
+            rc, _, _ = supervisor.run(
+                argv,
+                state=state,
+                run_id=run_id,
+                what="tests",
+                deadline=config.tests.deadline,
+                env=env,
+                cwd=config.directory,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+    finally:
+        if gate is not None:
+            gate.close()  # raises the reset's error, which stopped pytest at the gate
     seconds = time.monotonic() - started
     reported = rc
     rc = shard.exit_code(data, rc, run_folder / "pytest.log")
@@ -115,6 +175,10 @@ def run_tests(run_id: str, extra_args: list[str] | None = None) -> dict[str, Any
         "tests": counts,
         "coverage": coverage,
         "seconds": round(seconds, 2),
+        "workers": count,
+        # The reset's own time, and what it added to the tests phase (pytest starts meanwhile).
+        "reset_seconds": round(gate.seconds, 3) if gate is not None and reset else None,
+        "reset_waited": round(gate.waited, 3) if gate is not None and reset else None,
         "log": str(run_folder / "pytest.log"),
         "deadline": config.tests.deadline if rc == ExitCode.DEADLINE else None,
         "servers_gone": [

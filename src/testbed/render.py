@@ -65,6 +65,11 @@ def tests_line(tests: Mapping[str, Any]) -> str:
     return f"{', '.join(parts) or 'no tests ran'} in {tests.get('duration', 0):.1f}s"
 
 
+def reset_line(seconds: float, waited: float) -> str:
+    """The reset runs while pytest starts: `waited` is what it added to the tests phase."""
+    return f"✅ Reset: back to the freshly migrated state in {seconds:.2f}s (the tests waited {waited:.2f}s)"
+
+
 def without_phase(phase: str, message: str) -> str:
     """A message that already names its phase ("migrations: …") says it once, in the line's title."""
     return message[len(phase) + 1 :].strip() if message.lower().startswith(f"{phase}:") else message
@@ -226,8 +231,11 @@ class Renderer:
         if res.get("tests"):
             self.tests = dict(res["tests"])
             self.coverage = res.get("coverage")
+        if res.get("reset_seconds") is not None:
+            self._line(phase, reset_line(float(res["reset_seconds"]), float(res.get("reset_waited") or 0)))
         if ok:
-            self._line(phase, f"✅ Tests: {tests_line(res['tests'])}")
+            count = int(res.get("workers") or 1)
+            self._line(phase, f"✅ Tests: {tests_line(res['tests'])}" + (f" on {count} workers" if count > 1 else ""))
         if self.coverage is not None:
             self._line(phase, f"✅ Coverage: {self.coverage:g}%")
 

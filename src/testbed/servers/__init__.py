@@ -4,6 +4,7 @@ never names a kind: adding one is a module with a ServerKind, its catalogue entr
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from testbed.servers.declared import DECLARED_KEY, Declared
 
 __all__ = [
     "REGISTRY",
+    "WORKER_OF",
     "Binary",
     "ContainerParts",
     "ServerKind",
@@ -23,6 +25,8 @@ __all__ = [
     "unavailable_on",
 ]
 
+WORKER_OF = "worker_of"  # in an instance's settings: the server it stands in for, for one pytest worker
+
 # The catalogue's kinds by name (the key in servers_catalogue and in testbed.yml's `servers`).
 REGISTRY: dict[str, ServerKind] = {kind.name: kind for kind in (postgres.KIND, dragonfly.KIND, nats.KIND)}
 
@@ -31,6 +35,10 @@ def kind_of(name: str, settings: Mapping[str, Any] | None = None) -> ServerKind:
     """The kind serving `name`: its declaration when the service declared it, else the catalogue's."""
     if settings is not None and settings.get(DECLARED_KEY):
         return Declared(name)
+    if settings is not None and settings.get(WORKER_OF) in REGISTRY:
+        instance = copy.copy(REGISTRY[settings[WORKER_OF]])  # a pytest worker's own server of that kind
+        instance.name = name
+        return instance
     if name in REGISTRY:
         return REGISTRY[name]
     raise TestbedError(f"no server kind {name!r} (known: {', '.join(REGISTRY)}, or one declared in testbed.yml)")

@@ -80,12 +80,21 @@ class ServerKind(ABC):
 
     runs_migrations = False
 
-    def reset(self, fact: Mapping[str, Any]) -> None:
-        """Bring the running server back to its freshly migrated state, in place, without a restart (the
-        dev loop between runs). Idempotent; raises TestbedError when it cannot. Not built yet for any kind."""
-        raise NotImplementedError(f"{self.name}: reset between runs is not supported yet")
+    def worker_share(self, settings: Mapping[str, Any]) -> str:
+        """How pytest-xdist workers share this server (testbed.workers): "instance" gives each worker after the
+        first a server of its own (its own port, so it isolates a service that reads only host and port);
+        "logical" means `isolate` carves a share out of the one server (a database per worker); "shared"
+        leaves one server to all workers."""
+        return "instance"
 
-    def isolate(self, fact: Mapping[str, Any], worker: str) -> dict[str, Any] | None:
-        """The fact one pytest worker (`gw0`, ...) should use so workers never share data (a database per
-        worker, a key prefix), creating what it needs; None when the kind offers no isolation (yet)."""
-        return None
+    def snapshot(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:  # noqa: B027 - optional
+        """Keep the freshly migrated state for `reset` (the dev loop). Nothing to keep for a server whose
+        fresh state is empty."""
+
+    def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:  # noqa: B027 - optional
+        """Bring the running server back to its freshly migrated state, in place, without a restart (between
+        dev-loop runs). Idempotent; raises TestbedError naming the server when it cannot."""
+
+    def isolate(self, settings: Mapping[str, Any], fact: Mapping[str, Any], worker: str) -> dict[str, Any]:
+        """For a "logical" kind: create worker `gwN`'s fresh share and return the fact it connects with."""
+        raise NotImplementedError(f"{self.name} shares workers by {self.worker_share}, not logically")

@@ -31,7 +31,8 @@ from testbed.servers.base import Binary, ContainerParts, ServerKind
 DECLARED_KEY = "declared"  # marks a server's settings as the service's own declaration
 READY_KINDS = ("http", "tcp", "command")
 PROBE_TIMEOUT = 5.0
-_KEYS = ("title", "port", "native", "image", "container_port", "command", "ready", "env")
+_KEYS = ("title", "port", "native", "image", "container_port", "command", "ready", "env", "workers")
+WORKER_SHARES = ("instance", "shared")  # a declared server cannot be shared logically: testbed cannot know how
 
 
 def _is_int(value: object) -> bool:
@@ -77,6 +78,8 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
         errors.append(f"'{where}.ready.tcp' must be true")
     elif "command" in ready and not _strings(ready["command"]):
         errors.append(f"'{where}.ready.command' must be a non-empty list of strings")
+    if spec.get("workers", "instance") not in WORKER_SHARES:
+        errors.append(f"'{where}.workers' must be one of {', '.join(WORKER_SHARES)}, got {spec['workers']!r}")
     env = spec.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         errors.append(f"'{where}.env' must map variable names to strings")
@@ -92,6 +95,7 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
         "container_command": list(spec.get("command", [])),
         "ready": dict(ready),
         "env": dict(env),
+        "workers": spec.get("workers", "instance"),
     }
 
 
@@ -111,6 +115,9 @@ class Declared(ServerKind):
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         return {"port": int(settings["container_port"])}
+
+    def worker_share(self, settings: Mapping[str, Any]) -> str:
+        return str(settings.get("workers", "instance"))
 
     def unavailable(self, settings: Mapping[str, Any], backend: str) -> str | None:
         if backend == "native" and not settings["native_command"]:

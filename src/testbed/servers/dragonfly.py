@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from testbed.errors import ExitCode, TestbedError
 from testbed.native import Account, Launch, which
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 
@@ -31,7 +32,7 @@ class Dragonfly(ServerKind):
         return "dragonfly or redis-server (apt-get install redis-server)"
 
     def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
-        data = run_dir / NAME
+        data = run_dir / self.name
         port = str(settings["port"])
         # Both speak the same flags for where to listen and keep data; only persistence and sizing differ.
         argv = [binary, "--port", port, "--bind", "127.0.0.1", "--dir", str(data)]
@@ -44,7 +45,7 @@ class Dragonfly(ServerKind):
             ]
         else:
             argv += ["--save", "", "--appendonly", "no", "--maxmemory", str(settings["maxmemory"])]
-        return Launch(NAME, argv, data, signal.SIGTERM)
+        return Launch(self.name, argv, data, signal.SIGTERM)
 
     def container(self, settings: Mapping[str, Any]) -> ContainerParts:
         return ContainerParts(
@@ -62,6 +63,18 @@ class Dragonfly(ServerKind):
 
     def environment(self, fact: Mapping[str, Any]) -> dict[str, str]:
         return {"DRAGONFLY_HOST": fact["host"], "DRAGONFLY_PORT": str(fact["port"])}
+
+    def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
+        """FLUSHALL: every key of every database index, as the server started."""
+        import redis  # noqa: PLC0415
+
+        client = redis.Redis(host=fact["host"], port=fact["port"], socket_timeout=5, socket_connect_timeout=2)
+        try:
+            client.flushall()
+        except redis.RedisError as exc:
+            raise TestbedError(f"{settings['title']}: cannot reset (FLUSHALL): {exc}", ExitCode.PROVISIONING) from exc
+        finally:
+            client.close()
 
     def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
         """Redis `PING`; returns the server's name and version (Dragonfly reports itself in INFO)."""

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from testbed.errors import ExitCode, TestbedError
 from testbed.native import Account, Launch, which
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 
@@ -27,7 +28,7 @@ class Nats(ServerKind):
         return Binary(binary) if binary else "nats-server (apt-get install nats-server)"
 
     def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
-        data = run_dir / NAME
+        data = run_dir / self.name
         argv = [
             binary,
             "-a",
@@ -40,7 +41,7 @@ class Nats(ServerKind):
             "-sd",
             str(data),
         ]
-        return Launch(NAME, argv, data, signal.SIGTERM)
+        return Launch(self.name, argv, data, signal.SIGTERM)
 
     def container(self, settings: Mapping[str, Any]) -> ContainerParts:
         return ContainerParts(command=["-js", "-sd", "/data/jetstream", "-p", "4222", "-m", "8222"], tmpfs=["/data"])
@@ -56,6 +57,32 @@ class Nats(ServerKind):
 
     def environment(self, fact: Mapping[str, Any]) -> dict[str, str]:
         return {"NATS_URL": fact["url"]}
+
+    def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
+        """Delete every JetStream stream (their consumers, and key-value and object stores, go with them)."""
+        import nats  # noqa: PLC0415
+        from nats.errors import Error as NatsError  # noqa: PLC0415
+
+        async def delete_streams() -> None:
+            async def quiet(_: Exception) -> None:
+                return None
+
+            nc = await nats.connect(
+                fact["url"], connect_timeout=2, allow_reconnect=False, max_reconnect_attempts=0, error_cb=quiet
+            )
+            try:
+                js = nc.jetstream()
+                while names := [info.config.name for info in await js.streams_info() if info.config.name]:
+                    for name in names:  # a page at a time: the API lists at most 256 per request
+                        await js.delete_stream(name)
+            finally:
+                await nc.close()
+
+        try:
+            asyncio.run(asyncio.wait_for(delete_streams(), timeout=PROBE_TIMEOUT))
+        except (NatsError, OSError, TimeoutError) as exc:
+            why = str(exc) or type(exc).__name__
+            raise TestbedError(f"{settings['title']}: cannot reset JetStream: {why}", ExitCode.PROVISIONING) from exc
 
     def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
         """Connect and ask JetStream for the account info (healthz does not prove JetStream on NATS 2.9)."""

@@ -1,0 +1,129 @@
+"""Parallel tests on one machine: pytest-xdist workers, each with its own share of every server, and the
+dev loop's reset to the freshly migrated state.
+
+Each server kind says how workers share it (ServerKind.worker_share): PostgreSQL logically (a database per
+worker, cloned from the migrated one), the Redis slot and NATS by an instance per worker (a service that
+reads only DRAGONFLY_HOST/PORT or NATS_URL cannot be pointed at a database index or an account otherwise),
+a declared server by instance unless its declaration says `workers: shared`. Instances are ordinary servers
+of the run (`<name>-gw1`, ...), brought up, probed, logged and torn down with the others; worker gw0 uses
+the run's own servers. The service sees its share through the variables it reads anyway: the plugin in
+testbed/xdist sets them in each worker before its conftest is imported."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from testbed.errors import ExitCode, TestbedError
+from testbed.servers import WORKER_OF, kind_of
+
+PLUGIN = "testbed_workers"  # the module in PLUGIN_DIR that pytest loads with -p
+PLUGIN_DIR = Path(__file__).parent / "xdist"
+SHARES_VARIABLE = "TESTBED_WORKER_SHARES"  # the plugin reads the shares file named here
+SHARES_FILE = "worker-shares.json"
+MAX_WORKERS = 64
+
+
+def count(value: object, where: str) -> int:
+    """A worker count from `N` or `auto` (this machine's cores); a bad one names `where` (exit 10)."""
+    if value == "auto":
+        return max(1, os.cpu_count() or 1)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_WORKERS:
+        return value
+    raise TestbedError(f"{where} must be a number from 1 to {MAX_WORKERS}, or auto; got {value!r}", ExitCode.CONFIG)
+
+
+def worker_name(index: int) -> str:
+    return f"gw{index}"  # pytest-xdist's own names
+
+
+def instance_name(server: str, index: int) -> str:
+    return f"{server}-{worker_name(index)}"
+
+
+def primaries(servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """The service's own servers, without the instances workers use."""
+    return {name: settings for name, settings in servers.items() if not settings.get(WORKER_OF)}
+
+
+def with_instances(servers: Mapping[str, Mapping[str, Any]], workers: int) -> dict[str, dict[str, Any]]:
+    """`servers` plus, for each that workers share by instance, a server for each worker after the first.
+    Existing entries are kept as they are (a run grown from 2 to 3 workers keeps its gw1)."""
+    expanded = {name: dict(settings) for name, settings in servers.items()}
+    for name, settings in primaries(servers).items():
+        if kind_of(name, settings).worker_share(settings) != "instance":
+            continue
+        for index in range(1, workers):
+            instance = instance_name(name, index)
+            if instance in expanded:
+                continue
+            expanded[instance] = copy.deepcopy(dict(settings)) | {
+                WORKER_OF: name,
+                "title": f"{settings['title']} ({worker_name(index)})",
+            }
+    return expanded
+
+
+def missing_instances(servers: Mapping[str, Mapping[str, Any]], workers: int) -> list[str]:
+    """The instances `workers` workers need that the run does not have."""
+    return [name for name in with_instances(servers, workers) if name not in servers]
+
+
+def worker_facts(servers: Mapping[str, Mapping[str, Any]], facts: Mapping[str, Any], index: int) -> dict[str, Any]:
+    """The facts worker gw<index> connects with, under the run's own names (`postgres`, `nats`, ...),
+    creating its logical shares (a cloned database) as it goes."""
+    shares: dict[str, Any] = {}
+    for name, settings in primaries(servers).items():
+        kind = kind_of(name, settings)
+        share = kind.worker_share(settings)
+        if share == "instance":
+            shares[name] = facts[instance_name(name, index)]
+        elif share == "logical":
+            shares[name] = kind.isolate(settings, facts[name], worker_name(index))
+        else:
+            shares[name] = facts[name]
+    return shares
+
+
+def write_shares(path: Path, shares: Mapping[str, Mapping[str, str]]) -> Path:
+    """Each worker's variables that differ from the run's, in a 0600 file (a URL may hold a password)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        json.dump(shares, file)
+    return path
+
+
+def reset(servers: Mapping[str, Mapping[str, Any]], facts: Mapping[str, Any]) -> float:
+    """Every server of the run back to its freshly migrated state, all at once; returns the seconds taken."""
+    started = time.monotonic()
+    errors: list[TestbedError] = []
+
+    def one(name: str) -> None:
+        try:
+            kind_of(name, servers[name]).reset(servers[name], facts[name])
+        except TestbedError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(name,)) for name in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return time.monotonic() - started
+
+
+def snapshot(servers: Mapping[str, Mapping[str, Any]], facts: Mapping[str, Any]) -> None:
+    """Keep each server's freshly migrated state for `reset` (the dev loop, after migrations)."""
+    for name, settings in primaries(servers).items():
+        kind_of(name, settings).snapshot(settings, facts[name])

@@ -1,0 +1,174 @@
+"""pytest-xdist workers, each with its own share of every server (a database cloned per worker, a Redis and a
+NATS instance per worker), and the dev loop's reset to the freshly migrated state, end to end with real servers.
+
+The fixture service's test_alone.py holds a row, a Redis key and a JetStream stream for a moment in each test and
+expects to be alone: it fails when workers share the servers (shown first), and passes with 2 and 3 workers on
+both backends. test_fresh.py asserts it starts with no row, no key and no stream, and leaves one of each."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, cli, leftovers, playbook, run_folder_of, run_testbed
+from testbed import junit
+from testbed.errors import ExitCode
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    target = tmp_path / "workers"
+    shutil.copytree(FIXTURES / "services" / "workers", target)
+    return target
+
+
+def _run_id(output: str) -> str:
+    return run_folder_of(output).name
+
+
+def test_the_colliding_suite_fails_when_workers_share_the_servers(suite: Path, tmp_path: Path) -> None:
+    # xdist asked for directly: two workers, one set of servers. This is what --workers prevents.
+    result = run_testbed(suite, tmp_path / "runs", "--", "-n", "2", "-k", "alone")
+    assert result.returncode == ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    junit = (run_folder_of(result.stdout) / "junit.xml").read_text()
+    assert "another test holds" in junit or "assert" in junit
+    assert leftovers(_run_id(result.stdout)) == []
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_each_worker_gets_its_own_servers_natively(suite: Path, tmp_path: Path, count: int) -> None:
+    result = run_testbed(suite, tmp_path / "runs", "--workers", str(count), "--", "-k", "alone")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "✅ Tests: 7 passed in" in out and f"on {count} workers" in out
+    # An instance of the Redis slot and of NATS for each worker after the first; PostgreSQL clones a database.
+    for index in range(1, count):
+        assert f"✅ Dragonfly (gw{index}): Running on port" in out and f"✅ NATS (gw{index}): Running on port" in out
+    assert "PostgreSQL (gw" not in out
+    assert leftovers(_run_id(result.stdout)) == []
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("count", [2, 3])
+def test_each_worker_gets_its_own_servers_on_docker(
+    suite: Path, tmp_path: Path, count: int, local_images: dict[str, str]
+) -> None:
+    result = run_testbed(
+        suite, tmp_path / "runs", "--workers", str(count), "--", "-k", "alone", backend="docker", images=local_images
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert f"on {count} workers" in out and f"✅ NATS (gw{count - 1}): Running on port" in out
+    assert leftovers(_run_id(result.stdout)) == []
+
+
+def test_plain_ansible_playbook_takes_testbed_workers(suite: Path, tmp_path: Path) -> None:
+    extravars = {
+        "testbed_service": str(suite),
+        "testbed_backend": "native",
+        "testbed_ports": "auto",
+        "testbed_run_root": str(tmp_path / "runs"),
+        "testbed_workers": 2,
+        "testbed_pytest_args": ["-k", "alone"],
+    }
+    result = playbook("integration.yml", extravars)
+    assert result.returncode == 0, result.stdout[-3000:]
+    summary = junit.parse(run_folder_of(result.stdout) / "junit.xml")
+    assert summary is not None and summary.counts()["passed"] == 7 and summary.total == 7
+    assert leftovers(_run_id(result.stdout)) == []
+
+
+def test_three_tests_in_a_row_each_start_fresh_and_no_reset_keeps_the_data(suite: Path) -> None:
+    up = cli("up", "--service", str(suite), "--backend", "native", "--ports", "auto")
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = _run_id(up.stdout)
+    try:
+        for _ in range(3):
+            test = cli("test", "--service", str(suite), "--", "-k", "fresh")
+            assert test.returncode == 0, test.stdout + test.stderr
+            assert "✅ Reset: back to the freshly migrated state in" in test.stdout
+        kept = cli("test", "--service", str(suite), "--no-reset", "--", "-k", "fresh")
+        assert kept.returncode == ExitCode.TESTS_FAILED, kept.stdout + kept.stderr
+        assert "Reset:" not in kept.stdout
+        assert "a row from an earlier run" in (run_folder_of(kept.stdout) / "pytest.log").read_text()
+    finally:
+        down = cli("down", "--service", str(suite))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_id) == []
+
+
+def test_workers_in_the_dev_loop_grow_the_environment_on_up(suite: Path) -> None:
+    up = cli("up", "--service", str(suite), "--backend", "native", "--ports", "auto")
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = _run_id(up.stdout)
+    try:
+        # More workers than the environment has servers for: one line naming the fix, nothing run.
+        refused = cli("test", "--service", str(suite), "--workers", "2")
+        assert refused.returncode == ExitCode.CONFIG
+        assert refused.stderr.strip().splitlines() == [
+            "testbed: error: --workers 2: the environment is up for 1; "
+            "`testbed up --workers 2` starts the servers 2 workers need"
+        ]
+        grown = cli("up", "--service", str(suite), "--workers", "2")
+        assert grown.returncode == 0, grown.stdout + grown.stderr
+        assert "✅ NATS (gw1): Running on port" in grown.stdout and _run_id(grown.stdout) == run_id
+        for _ in range(2):  # the second starts from the state the first left, reset
+            test = cli("test", "--service", str(suite), "--workers", "2", "--", "-k", "alone or fresh")
+            assert test.returncode == 0, test.stdout + test.stderr
+            assert "8 passed" in test.stdout and "on 2 workers" in test.stdout
+    finally:
+        down = cli("down", "--service", str(suite))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_id) == []
+
+
+def test_a_reset_that_fails_stops_the_tests_at_the_gate_with_one_line(suite: Path) -> None:
+    up = cli("up", "--service", str(suite), "--backend", "native", "--ports", "auto")
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = _run_id(up.stdout)
+    try:
+        state = json.loads((run_folder_of(up.stdout) / "state.json").read_text())
+        postgres = next(r for r in state["resources"] if r["kind"] == "process" and r["service"] == "postgres")
+        os.kill(postgres["pid"], signal.SIGKILL)  # the database dies between two dev-loop runs
+        test = cli("test", "--service", str(suite), "--", "-k", "fresh")
+        assert test.returncode == ExitCode.PROVISIONING, test.stdout + test.stderr
+        failure = [line for line in test.stdout.splitlines() if line.startswith("❌")]
+        assert len(failure) == 1 and "PostgreSQL: cannot clone database 'workers'" in failure[0], test.stdout
+        # pytest stopped at the gate: no test ran against the half-reset servers.
+        log = (run_folder_of(test.stdout) / "pytest.log").read_text()
+        assert log.startswith("testbed: the servers are not ready for the tests: PostgreSQL: cannot clone")
+        assert "collected" not in log and "test session starts" not in log
+    finally:
+        down = cli("down", "--service", str(suite))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_id) == []
+
+
+def test_bad_worker_counts_are_refused_before_anything_starts(suite: Path, tmp_path: Path) -> None:
+    result = run_testbed(suite, tmp_path / "runs", "--workers", "0")
+    assert result.returncode == ExitCode.CONFIG
+    assert result.stderr.strip() == "testbed: error: --workers must be a number from 1 to 64, or auto; got '0'"
+    assert not (tmp_path / "runs").exists()
+    config = (suite / "testbed.yml").read_text()
+    (suite / "testbed.yml").write_text(config.replace("  paths: [tests]\n", "  paths: [tests]\n  workers: many\n"))
+    result = run_testbed(suite, tmp_path / "runs")
+    assert result.returncode == ExitCode.CONFIG
+    assert "'tests.workers' must be a number from 1 to 64, or auto; got 'many'" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_reference_service_passes_with_two_workers(tmp_path: Path) -> None:
+    reference = FIXTURES.parent.parent / "services" / "agent_executor"
+    result = run_testbed(reference, tmp_path / "runs", "--workers", "2", timeout=900)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    report = json.loads((run_folder_of(result.stdout) / "report.json").read_text())
+    assert report["tests"]["failed"] == 0 and report["tests"]["passed"] >= 40 and "on 2 workers" in out
+    assert leftovers(_run_id(result.stdout)) == []
