@@ -173,7 +173,7 @@ def cmd_env(args: argparse.Namespace, project: Path) -> int:
 
     config = service_config(args.service, project)
     data = require_up(config.directory).read()
-    for key, value in service_environment(config, data["facts"]).items():
+    for key, value in service_environment(config, workers.own_facts(data)).items():
         print(f"export {key}={shlex.quote(value)}")
     path = secrets_path(data["run_id"])
     if path.is_file():

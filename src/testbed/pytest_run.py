@@ -51,7 +51,7 @@ def _workers_to_use(data: dict[str, Any], asked: int) -> int:
 
 def _worker_shares(config: ServiceConfig, data: dict[str, Any], count: int) -> dict[str, dict[str, str]]:
     """Each worker after the first: the variables that differ from the run's own (creating its database)."""
-    own = service_environment(config, data["facts"])
+    own = service_environment(config, workers.own_facts(data))
     shares = {}
     for index in range(1, count):
         theirs = service_environment(config, workers.worker_facts(data["servers"], data["facts"], index))
@@ -98,7 +98,7 @@ def run_tests(
     count = _workers_to_use(data, asked_workers)
     python = data.get("python") or _dependencies_python(config)
     run_folder = Path(data["run_folder"])
-    facts = {name: fact for name, fact in data["facts"].items() if name in config.servers}
+    facts = workers.own_facts(data)
     reset = reset and bool(data.get("lease_until"))  # only an environment `testbed up` left is ever reset
     # The user's environment, less Ansible's, ansible-runner's (AWX_*, RUNNER_*) and testbed's own settings.
     env = {k: v for k, v in os.environ.items() if not k.startswith(TESTBED_ONLY)}

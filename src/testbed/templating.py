@@ -22,8 +22,6 @@ def service_environment(config: ServiceConfig, facts: Mapping[str, Any]) -> dict
     """The non-secret environment of the service's tests: each server's standard variables, a declared
     server's own `env`, then the config's `env`."""
     # Only testbed's own variables: a service's conventions (e.g. TESTING) belong in its testbed.yml `env`.
-    # Only the service's own servers: a pytest worker's instances (`redis-gw1`) reach it through worker_facts.
-    facts = {name: fact for name, fact in facts.items() if name in config.servers}
     env: dict[str, str] = {}
     for name in facts:
         settings = config.servers.get(name, {})

@@ -34,10 +34,9 @@ def count(value: object, where: str) -> int:
     """A worker count from `N` or `auto` (this machine's cores); a bad one names `where` (exit 10)."""
     if value == "auto":
         return max(1, os.cpu_count() or 1)
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_WORKERS:
-        return value
+    number = int(value) if isinstance(value, str) and value.isdigit() else value
+    if isinstance(number, int) and not isinstance(number, bool) and 1 <= number <= MAX_WORKERS:
+        return number
     raise TestbedError(f"{where} must be a number from 1 to {MAX_WORKERS}, or auto; got {value!r}", ExitCode.CONFIG)
 
 
@@ -52,6 +51,11 @@ def instance_name(server: str, index: int) -> str:
 def primaries(servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
     """The service's own servers, without the instances workers use."""
     return {name: settings for name, settings in servers.items() if not settings.get(WORKER_OF)}
+
+
+def own_facts(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's facts of its own servers: what the service and its templates see (gw0's share)."""
+    return {name: data["facts"][name] for name in primaries(data["servers"]) if name in data.get("facts", {})}
 
 
 def with_instances(servers: Mapping[str, Mapping[str, Any]], workers: int) -> dict[str, dict[str, Any]]:
