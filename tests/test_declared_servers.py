@@ -123,6 +123,8 @@ S3 = "  - s3:\n      port: 15000\n      native: {command: [moto_server, -p, '{{ 
         (S3 + "      ready: {http: moto-api}\n", "native", "'servers.s3.ready.http' must be a path"),
         ("  - s3:\n      port: 15000\n      image: x:1\n", "native", "'servers.s3.native.command' is missing"),
         (S3, "docker", "'servers.s3.image' is missing"),
+        (S3 + "      image: x:1\n      command: [-p, '{{ prot }}']\n", "docker",
+         "'servers.s3.command[1]': cannot render '{{ prot }}': 'prot' is undefined"),
         ("  - s3:\n      port: 15433\n      native: {command: [x]}\n", "native",
          "'servers.s3.port' 15433 is also 'settings.postgres.port'"),
         ("  - s3:\n      native: {command: [x]}\n", "native", "'servers.s3.port' is required"),

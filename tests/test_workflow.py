@@ -143,13 +143,38 @@ def test_python_and_install_steps(job):
     assert uv["with"]["enable-cache"] is True  # uv's cache is kept between runs
     install = _step(job, runs="uv pip install")
     assert '".[aws]"' in install["run"]  # boto3 for SSM, which the workflow's runs use
-    assert '/testbed" collections install' in install["run"]
     assert '>> "$GITHUB_PATH"' in install["run"]  # the run and gc steps find testbed
     names = [s.get("uses", "").split("@")[0] for s in job["steps"]]
     assert names.index("actions/setup-python") < names.index("astral-sh/setup-uv") < job["steps"].index(install)
     docker = _step(job, runs="docker version")
     assert "::notice" in docker["run"]
     assert "continue-on-error" not in docker  # the script itself never fails
+
+
+def test_the_ansible_wheel_is_cached_by_release_before_the_collections_are_installed(job, tmp_path, monkeypatch):
+    install = _step(job, runs="uv pip install")
+    cache = _step(job, uses="actions/cache")
+    collections = _step(job, runs="testbed collections install")
+    steps = job["steps"]
+    assert steps.index(install) < steps.index(cache) < steps.index(collections)
+    assert cache["with"] == {
+        "path": f"${{{{ steps.{install['id']}.outputs.ansible-wheel }}}}",
+        "key": f"testbed-ansible-wheel-${{{{ steps.{install['id']}.outputs.ansible-release }}}}",
+    }
+    assert cache["if"] == "${{ !contains(inputs.runner_labels || '', 'self-hosted') }}"  # hosted runners only
+    # The outputs come from the Python the install step runs: here against this checkout's testbed.
+    script = install["run"].split("<<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
+    monkeypatch.setenv("TESTBED_CACHE_DIR", str(tmp_path))
+    done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, check=False)
+    from testbed import collections_install  # noqa: PLC0415
+
+    wheel = tmp_path / "wheels" / f"ansible-{collections_install.ANSIBLE_RELEASE}-py3-none-any.whl"
+    assert done.stdout.splitlines() == [
+        f"ansible-release={collections_install.ANSIBLE_RELEASE}", f"ansible-wheel={wheel}"], done.stderr
+    # ... and the file cached there is the one `testbed collections install` reads instead of downloading.
+    wheel.parent.mkdir()
+    wheel.touch()
+    assert collections_install._wheel() == wheel
 
 
 def test_run_step_execs_testbed(job):

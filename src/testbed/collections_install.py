@@ -143,10 +143,15 @@ def install(root: Path | None = None) -> list[str]:
     return lines
 
 
+def wheel_path() -> Path:
+    """Where the `ansible` release's wheel is kept in testbed's cache (the workflow caches this file)."""
+    return tools.cache_home() / "wheels" / f"ansible-{ANSIBLE_RELEASE}-py3-none-any.whl"
+
+
 def _wheel() -> Path:
     """The `ansible` release's wheel, downloaded once into testbed's cache."""
-    cache = tools.cache_home() / "wheels"
-    wheel = cache / f"ansible-{ANSIBLE_RELEASE}-py3-none-any.whl"
+    wheel = wheel_path()
+    cache = wheel.parent
     if wheel.is_file():
         return wheel
     cache.mkdir(parents=True, exist_ok=True)

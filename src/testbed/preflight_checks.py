@@ -1,6 +1,7 @@
-"""What preflight can know about a service's tests before any server starts: the templated keys render,
-every `tests.paths` entry exists, the tests' environment fits the kernel's exec limits, and the migration
-files are well formed. Each of these used to surface only after the servers were up (exits 3, 4, 13)."""
+"""What preflight can know about a service's tests before any server starts: the templated keys render (a
+declared server's commands too), every `tests.paths` entry exists, the tests' environment fits the kernel's
+exec limits, and the migration files are well formed. Each of these used to surface only after the servers
+were up (exits 3, 4, 13)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from testbed import servers as registry
 from testbed.errors import ExitCode, TestbedError
 from testbed.migration_files import MigrationError, discover
+from testbed.servers.declared import Declared
 from testbed.templating import check_templates, connection_facts, pytest_arguments, service_environment
 
 if TYPE_CHECKING:
@@ -37,10 +40,22 @@ def check_before_start(config: ServiceConfig, environ: Mapping[str, str] | None 
         problems += exec_limit_problems(
             service_environment(config, facts), config.env, pytest_arguments(config, facts), environ
         )
+    problems += declared_template_problems(config)
     problems += missing_test_paths(config)
     problems += migration_problems(config)
     if problems:
         raise TestbedError("; ".join(problems), ExitCode.CONFIG)
+
+
+def declared_template_problems(config: ServiceConfig) -> list[str]:
+    """The command templates of the servers a service declares (native, container, ready), each rendered with
+    the names it gets when it runs: an unknown one used to surface only at launch."""
+    problems = []
+    for name, settings in config.servers.items():
+        kind = registry.kind_of(name, settings)
+        if isinstance(kind, Declared):
+            problems += kind.template_problems(settings)
+    return problems
 
 
 def missing_test_paths(config: ServiceConfig) -> list[str]:

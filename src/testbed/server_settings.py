@@ -52,6 +52,9 @@ def parse_servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], 
                 f"unknown server '{entry}' in 'servers' (known: {', '.join(catalogue)}), or declare it: "
                 f"`- {entry}: {{port: ..., native: {{command: [...]}}}}`"
             )
+        elif entry in servers:
+            twice = f"'servers' lists '{entry}' twice: list each server once"
+            errors.extend([] if twice in errors else [twice])  # three times is still one problem
         else:
             servers[entry] = copy.deepcopy(catalogue[entry])
     for name, override in settings.items():

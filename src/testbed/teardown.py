@@ -246,10 +246,12 @@ def gc(
     ttl: float = 6 * 3600, run_id_prefix: str = "", grace: float = 5.0, warn: Callable[[str], None] | None = None
 ) -> list[TeardownResult]:
     """Tear down every run of this host whose owner is gone, whose lease expired, or that outlived `ttl`;
+    prune PostgreSQL templates and service virtualenvs unused for a week (never one a run that is up uses);
     then remove containers and networks labelled by testbed whose run no longer has a state file."""
     now = time.time()
     results = []
     known: set[str] = set()
+    pythons: list[Path] = []  # of the runs that stay up: their virtualenvs are in use
     for state in all_runs(warn or (lambda warning: print(f"⚠️  {warning}", file=sys.stderr))):
         try:
             data = state.read()
@@ -258,6 +260,8 @@ def gc(
         known.add(data["run_id"])
         if data["run_id"].startswith(run_id_prefix) and collectable(data, ttl, now):
             results.append(teardown(state, grace=grace, include_controller=True))
+        elif data.get("python") and not data.get("torn_down"):
+            pythons.append(Path(data["python"]))
     stale_after = 600  # a run folder without state, untouched this long, belongs to no run in progress
     for folder in runtime_root().iterdir() if runtime_root().is_dir() else ():
         if (
@@ -274,6 +278,9 @@ def gc(
         age = now - template.stat().st_mtime
         if age > (stale_after if template.name.startswith(".") else native.TEMPLATE_TTL):
             shutil.rmtree(template, ignore_errors=True)
+    from testbed import dependencies  # noqa: PLC0415 - the install's module, needed here only
+
+    dependencies.prune(in_use=[python.parent.parent for python in pythons], now=now)  # <venv>/bin/python
     for private in runtime_root().glob("runner-*") if runtime_root().is_dir() else ():
         try:
             alive = ProcessIdentity.from_dict(json.loads((private / OWNER_FILE).read_text(encoding="utf-8"))).alive()

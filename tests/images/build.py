@@ -284,27 +284,53 @@ def _rootfs_tarball(cache_root: Path, digest: str, *, log: bool) -> Path:
         started = time.monotonic()
         _build_rootfs(rootfs, log=log)
         _say(log, f"rootfs built in {time.monotonic() - started:.1f}s")
-        tar_tmp = work / "rootfs.tar"
-        _priv(
-            [
-                "tar",
-                "--numeric-owner",
-                "--exclude=./dev/*",
-                "--exclude=./proc/*",
-                "--exclude=./sys/*",
-                "-C",
-                str(rootfs),
-                "-cf",
-                str(tar_tmp),
-                ".",
-            ]
-        )
-        final.parent.mkdir(parents=True, exist_ok=True)
-        _priv(["chmod", "0644", str(tar_tmp)])
-        tar_tmp.replace(final)
+        _pack_rootfs(rootfs, final)
     finally:
         _remove_tree(work)
     return final
+
+
+def _pack_rootfs(rootfs: Path, final: Path) -> None:
+    """Strip what an image does not need (STRIP_GLOBS, the build host's resolv.conf) from ``rootfs``, tar it
+    beside it and move the tarball to ``final``; every image's rootfs ends here."""
+    # Unquoted $g: the shell expands each glob inside the rootfs.
+    strip = 'cd "$1" && shift && for g; do rm -rf -- $g; done'
+    _priv(["sh", "-c", strip, "strip", str(rootfs), *STRIP_GLOBS])
+    _priv(["sh", "-c", ': > "$1"', "truncate", str(rootfs / "etc/resolv.conf")])
+    tar_tmp = rootfs.parent / "rootfs.tar"
+    _priv(
+        [
+            "tar",
+            "--numeric-owner",
+            "--exclude=./dev/*",
+            "--exclude=./proc/*",
+            "--exclude=./sys/*",
+            "-C",
+            str(rootfs),
+            "-cf",
+            str(tar_tmp),
+            ".",
+        ]
+    )
+    final.parent.mkdir(parents=True, exist_ok=True)
+    _priv(["chmod", "0644", str(tar_tmp)])
+    tar_tmp.replace(final)
+
+
+@contextlib.contextmanager
+def _unpacked_base(base_tarball: Path, rootfs: Path) -> Iterator[None]:
+    """``rootfs`` made from the base image's tarball, ready for apt in a chroot: this host's resolv.conf, and
+    the host's /dev and /proc lent for the block (the tarball has neither)."""
+    _priv(["mkdir", "-p", str(rootfs)])
+    _priv(["tar", "--numeric-owner", "-xpf", str(base_tarball), "-C", str(rootfs)])
+    _write(rootfs, "etc/resolv.conf", Path("/etc/resolv.conf").read_text())
+    _priv(["mount", "--bind", "/dev", str(rootfs / "dev")])
+    _priv(["mount", "-t", "proc", "proc", str(rootfs / "proc")])
+    try:
+        yield
+    finally:
+        _priv(["umount", str(rootfs / "proc")])
+        _priv(["umount", str(rootfs / "dev")])
 
 
 def _remove_tree(path: Path) -> None:
@@ -354,10 +380,6 @@ def _build_rootfs(rootfs: Path, *, log: bool) -> None:
             "install -d -o postgres -g postgres -m 0700 /var/lib/postgresql/data\n",
         ],
     )
-    # Unquoted $g: the shell expands each glob inside the rootfs.
-    strip = 'cd "$1" && shift && for g; do rm -rf -- $g; done'
-    _priv(["sh", "-c", strip, "strip", str(rootfs), *STRIP_GLOBS])
-    _priv(["sh", "-c", ': > "$1"', "truncate", str(rootfs / "etc/resolv.conf")])
 
 
 def _debian_mirrors() -> tuple[str, str | None]:

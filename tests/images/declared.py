@@ -93,13 +93,9 @@ def _tarball(cache_root: Path, digest: str, wheels: Path, *, log: bool) -> Path:
     work = cache_root / f"declared-{digest[:16]}.work-{os.getpid()}"
     rootfs = work / "rootfs"
     try:
-        build._priv(["mkdir", "-p", str(rootfs / "tmp" / "wheels")])
-        build._priv(["tar", "--numeric-owner", "-xpf", str(base), "-C", str(rootfs)])
-        build._write(rootfs, "etc/resolv.conf", Path("/etc/resolv.conf").read_text())
-        build._priv(["sh", "-c", 'cp "$1"/*.whl "$2"/', "copy", str(wheels), str(rootfs / "tmp" / "wheels")])
-        build._priv(["mount", "--bind", "/dev", str(rootfs / "dev")])
-        build._priv(["mount", "-t", "proc", "proc", str(rootfs / "proc")])
-        try:
+        with build._unpacked_base(base, rootfs):
+            build._priv(["mkdir", "-p", str(rootfs / "tmp" / "wheels")])
+            build._priv(["sh", "-c", 'cp "$1"/*.whl "$2"/', "copy", str(wheels), str(rootfs / "tmp" / "wheels")])
             build._say(log, f"declared-server images: install {' '.join(PACKAGES)} and {MOTO}")
             build._chroot(rootfs, ["apt-get", "update", "-qq"])
             build._chroot(rootfs, ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES])
@@ -107,17 +103,7 @@ def _tarball(cache_root: Path, digest: str, wheels: Path, *, log: bool) -> Path:
             build._chroot(rootfs, ["python3", "-m", "venv", "/opt/moto"])
             build._chroot(rootfs, ["/opt/moto/bin/pip", "install", "-q", "--no-index", "--find-links", "/tmp/wheels",
                                    "--disable-pip-version-check", MOTO])  # fmt: skip
-        finally:
-            build._priv(["umount", str(rootfs / "proc")])
-            build._priv(["umount", str(rootfs / "dev")])
-        strip = 'cd "$1" && shift && for g; do rm -rf -- $g; done'
-        build._priv(["sh", "-c", strip, "strip", str(rootfs), *build.STRIP_GLOBS])
-        build._priv(["sh", "-c", ': > "$1"', "truncate", str(rootfs / "etc/resolv.conf")])
-        tar_tmp = work / "rootfs.tar"
-        build._priv(["tar", "--numeric-owner", "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
-                     "-C", str(rootfs), "-cf", str(tar_tmp), "."])  # fmt: skip
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tar_tmp.replace(final)
+        build._pack_rootfs(rootfs, final)
     finally:
         build._remove_tree(work)
     return final

@@ -101,37 +101,23 @@ def _sshd_tarball(cache_root: Path, digest: str, *, log: bool) -> Path:
     work = cache_root / f"sshd-{digest[:16]}.work-{os.getpid()}"
     rootfs = work / "rootfs"
     try:
-        build._priv(["mkdir", "-p", str(rootfs)])
-        build._priv(["tar", "--numeric-owner", "-xpf", str(base), "-C", str(rootfs)])
-        build._write(rootfs, "etc/resolv.conf", Path("/etc/resolv.conf").read_text())
-        # The tarball has no /dev entries (and no /proc): lend the host's for apt and the maintainer scripts.
-        build._priv(["mount", "--bind", "/dev", str(rootfs / "dev")])
-        build._priv(["mount", "-t", "proc", "proc", str(rootfs / "proc")])
-        build._say(log, f"SSH host: purge {' '.join(SSHD_PURGE)}; install {' '.join(SSHD_PACKAGES)}")
-        build._chroot(rootfs, ["apt-get", "update", "-qq"])
-        build._chroot(rootfs, ["apt-get", "purge", "-y", "-qq", "--autoremove", *SSHD_PURGE])
-        build._chroot(rootfs, ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *SSHD_PACKAGES])
-        build._chroot(rootfs, ["apt-get", "clean"])
-        build._chroot(rootfs, ["sh", "-euc", (
-            f"useradd --create-home --shell /bin/bash --uid 1000 {SSHD_USER}\n"
-            "for u in postgres redis nats; do if id \"$u\" >/dev/null 2>&1; then userdel \"$u\"; fi; done\n"
-            "rm -f /etc/ssh/ssh_host_* /usr/sbin/policy-rc.d\n"
-            "rm -rf /etc/postgresql /etc/postgresql-common /var/lib/postgresql /etc/redis /var/lib/redis "
-            "/var/log/postgresql /var/log/redis /etc/nats /data /docker-entrypoint-initdb.d /nats-server.conf\n"
-        )])  # fmt: skip
-        build._write(rootfs, f"etc/sudoers.d/{SSHD_USER}", SSHD_SUDOERS, 0o440)
-        build._write(rootfs, "etc/ssh/sshd_config.d/testbed.conf", SSHD_CONFIG)
-        build._write(rootfs, f"usr/local/bin/{ENTRYPOINT}", (build.FILES_DIR / ENTRYPOINT).read_text(), 0o755)
-        build._priv(["umount", str(rootfs / "proc")])
-        build._priv(["umount", str(rootfs / "dev")])
-        strip = 'cd "$1" && shift && for g; do rm -rf -- $g; done'
-        build._priv(["sh", "-c", strip, "strip", str(rootfs), *build.STRIP_GLOBS])
-        build._priv(["sh", "-c", ': > "$1"', "truncate", str(rootfs / "etc/resolv.conf")])
-        tar_tmp = work / "rootfs.tar"
-        build._priv(["tar", "--numeric-owner", "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
-                     "-C", str(rootfs), "-cf", str(tar_tmp), "."])
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tar_tmp.replace(final)
+        with build._unpacked_base(base, rootfs):
+            build._say(log, f"SSH host: purge {' '.join(SSHD_PURGE)}; install {' '.join(SSHD_PACKAGES)}")
+            build._chroot(rootfs, ["apt-get", "update", "-qq"])
+            build._chroot(rootfs, ["apt-get", "purge", "-y", "-qq", "--autoremove", *SSHD_PURGE])
+            build._chroot(rootfs, ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *SSHD_PACKAGES])
+            build._chroot(rootfs, ["apt-get", "clean"])
+            build._chroot(rootfs, ["sh", "-euc", (
+                f"useradd --create-home --shell /bin/bash --uid 1000 {SSHD_USER}\n"
+                "for u in postgres redis nats; do if id \"$u\" >/dev/null 2>&1; then userdel \"$u\"; fi; done\n"
+                "rm -f /etc/ssh/ssh_host_* /usr/sbin/policy-rc.d\n"
+                "rm -rf /etc/postgresql /etc/postgresql-common /var/lib/postgresql /etc/redis /var/lib/redis "
+                "/var/log/postgresql /var/log/redis /etc/nats /data /docker-entrypoint-initdb.d /nats-server.conf\n"
+            )])  # fmt: skip
+            build._write(rootfs, f"etc/sudoers.d/{SSHD_USER}", SSHD_SUDOERS, 0o440)
+            build._write(rootfs, "etc/ssh/sshd_config.d/testbed.conf", SSHD_CONFIG)
+            build._write(rootfs, f"usr/local/bin/{ENTRYPOINT}", (build.FILES_DIR / ENTRYPOINT).read_text(), 0o755)
+        build._pack_rootfs(rootfs, final)
     finally:
         build._remove_tree(work)
     return final

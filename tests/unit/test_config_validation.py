@@ -93,6 +93,12 @@ def test_every_problem_is_named_in_the_one_line(tmp_path: Path) -> None:
     assert message.count("; ") == 3, message
 
 
+def test_a_server_listed_twice_is_named(tmp_path: Path) -> None:
+    """`servers: [postgres, postgres]` used to load as one postgres: a slip that hid what was meant."""
+    message = _problem(tmp_path, "servers: [postgres, nats, postgres]\n")
+    assert message == f"{tmp_path / 'testbed.yml'}: 'servers' lists 'postgres' twice: list each server once"
+
+
 def test_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
     message = _problem(tmp_path, "name: ok\nservers: [postgres\n")
     assert message.startswith(f"{tmp_path / 'testbed.yml'} line ") and "not valid YAML" in message, message

@@ -21,10 +21,11 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from testbed.errors import TestbedError
 from testbed.native import Account, Launch, which
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 
@@ -137,17 +138,37 @@ class Declared(ServerKind):
 
     def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
         data = run_dir / self.name
-        values = {"host": "127.0.0.1", "port": int(settings["port"]), "data_dir": str(data)}
-        argv = [
-            binary,
-            *_render(settings["native_command"][1:], values, f"servers.{self.name}.native.command", first=1),
-        ]
+        argv = [binary, *self._native_arguments(settings, data)]
         return Launch(self.name, argv, data, signal.SIGTERM, as_invoker=True)
+
+    def _native_arguments(self, settings: Mapping[str, Any], data: Path) -> list[str]:
+        values = {"host": "127.0.0.1", "port": int(settings["port"]), "data_dir": str(data)}
+        return _render(settings["native_command"][1:], values, f"servers.{self.name}.native.command", first=1)
 
     def container(self, settings: Mapping[str, Any]) -> ContainerParts:
         values = {"host": "0.0.0.0", "port": int(settings["container_port"])}  # noqa: S104 - inside its container
         command = settings["container_command"]
         return ContainerParts(command=_render(command, values, f"servers.{self.name}.command") if command else [])
+
+    def _ready_command(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> list[str]:
+        return _render(settings["ready"]["command"], dict(fact), f"servers.{self.name}.ready.command")
+
+    def template_problems(self, settings: Mapping[str, Any]) -> list[str]:
+        """Each command's templates rendered with the names it gets when it runs (on either backend), so that
+        preflight names an unknown one, or a syntax error, by its place in the declaration."""
+        checks: list[Callable[[], object]] = [
+            lambda: self._native_arguments(settings, Path("/data")),  # the values do not matter, the names do
+            lambda: self.container(settings),
+        ]
+        if "command" in settings["ready"]:
+            checks.append(lambda: self._ready_command(settings, self.facts(settings, "127.0.0.1")))
+        problems = []
+        for check in checks:
+            try:
+                check()
+            except TestbedError as exc:
+                problems.append(str(exc))
+        return problems
 
     def facts(self, settings: Mapping[str, Any], host: str) -> dict[str, Any]:
         port = int(settings["port"])
@@ -166,7 +187,7 @@ class Declared(ServerKind):
                 server = response.headers["Server"]
                 return f"HTTP {response.status}" + (f" ({server})" if server else "")
         if "command" in ready:
-            argv = _render(ready["command"], dict(fact), f"servers.{self.name}.ready.command")
+            argv = self._ready_command(settings, fact)
             result = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False)
             if result.returncode != 0:
                 last = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
