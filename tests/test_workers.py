@@ -172,3 +172,33 @@ def test_the_reference_service_passes_with_two_workers(tmp_path: Path) -> None:
     report = json.loads((run_folder_of(result.stdout) / "report.json").read_text())
     assert report["tests"]["failed"] == 0 and report["tests"]["passed"] >= 40 and "on 2 workers" in out
     assert leftovers(_run_id(result.stdout)) == []
+
+
+def test_a_declared_server_gets_an_instance_per_worker_unless_shared(tmp_path: Path) -> None:
+    service = tmp_path / "declared"
+    shutil.copytree(FIXTURES / "services" / "declared", service)
+    config = (service / "testbed.yml").read_text()
+    config = config.replace("      title: S3 (moto)\n", "      title: S3 (moto)\n      workers: shared\n")
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    (service / "testbed.yml").write_text(config.replace("env:\n  S3_URL", f"env:\n  SEEN: {seen}\n  S3_URL"))
+    (service / "tests" / "test_seen.py").write_text(
+        "import json, os, pytest\n\n"
+        "@pytest.mark.parametrize('n', range(4))\n"
+        "def test_records_what_it_sees(n):\n"
+        "    worker = os.environ['PYTEST_XDIST_WORKER']\n"
+        "    keys = ('MEMCACHED_ADDRESS', 'CACHE_PORT', 'AWS_ENDPOINT_URL', 'S3_URL')\n"
+        "    seen = {key: os.environ[key] for key in keys}\n"
+        "    (__import__('pathlib').Path(os.environ['SEEN']) / f'{worker}-{n}.json').write_text(json.dumps(seen))\n"
+    )
+    result = run_testbed(service, tmp_path / "runs", "--workers", "2", "--", "-k", "seen", "--dist", "each")
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert "✅ memcached (gw1): Running on port" in out and "S3 (moto) (gw1)" not in out
+    seen_by = {path.stem.split("-")[0]: json.loads(path.read_text()) for path in seen.iterdir()}
+    assert seen_by.keys() == {"gw0", "gw1"}
+    gw0, gw1 = seen_by["gw0"], seen_by["gw1"]
+    assert gw0["MEMCACHED_ADDRESS"] != gw1["MEMCACHED_ADDRESS"]  # its own memcached
+    assert gw1["MEMCACHED_ADDRESS"].endswith(":" + gw1["CACHE_PORT"])  # templates see the worker's instance
+    assert gw0["AWS_ENDPOINT_URL"] == gw1["AWS_ENDPOINT_URL"] and gw0["S3_URL"] == gw1["S3_URL"]  # shared
+    assert leftovers(_run_id(result.stdout)) == []
