@@ -63,6 +63,7 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 KEYS = 1000
 STREAMS = 5
+DIRTY_ROWS = 10_000  # what a test run might have written into each worker's database
 CLONE = "bench_clone"
 LABEL = "testbed.bench=isolation"
 
@@ -87,13 +88,14 @@ class Table:
         self.rows.append(Row(section, label, [], note))
 
     def print(self) -> None:
-        print(f"{'':9}{'measurement':62}{'median':>9}{'min':>9}{'max':>9}  note")
+        width = max(len(row.label) for row in self.rows) + 1
+        print(f"{'':9}{'measurement':{width}}{'median':>9}{'min':>9}{'max':>9}  note")
         for row in self.rows:
             if row.samples:
                 values = "".join(f"{ms(v):>9}" for v in (statistics.median(row.samples), *_span(row.samples)))
             else:
                 values = f"{'':27}"
-            print(f"{row.section:9}{row.label:62}{values}  {row.note}".rstrip())
+            print(f"{row.section:9}{row.label:{width}}{values}  {row.note}".rstrip())
 
 
 def _span(samples: list[float]) -> tuple[float, float]:
@@ -119,6 +121,13 @@ def sh(*argv: str, env: Mapping[str, str] | None = None) -> str:
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     return result.stdout
+
+
+def load() -> str:
+    """The 1-minute load average and the share of time some task waited for a CPU (the machine is shared)."""
+    pressure = Path("/proc/pressure/cpu")
+    waiting = pressure.read_text(encoding="utf-8").split()[1].split("=")[1] if pressure.exists() else "?"
+    return f"{os.getloadavg()[0]:.2f} (CPU pressure {waiting}%)"
 
 
 def rss_mib(pid: int) -> float:
@@ -233,17 +242,27 @@ def fill_template(conn: psycopg.Connection[Any], facts: Mapping[str, str], rows:
     name = f"bench_tpl_{rows}"
     conn.execute(f"DROP DATABASE IF EXISTS {name}")
     conn.execute(f"CREATE DATABASE {name} TEMPLATE {facts['POSTGRES_DB']}")
+    write_rows(facts, name, rows)
     with admin(facts, name) as filled:
-        filled.execute(
+        filled.execute("VACUUM ANALYZE executions")
+    conn.execute("CHECKPOINT")
+    return name
+
+
+def write_rows(facts: Mapping[str, str], database: str, rows: int) -> None:
+    with admin(facts, database) as conn:
+        conn.execute(
             "INSERT INTO executions (event_id, event_source, event_type, model, input, output) "
             "SELECT 'event-' || g, 'bench', 'execute', 'gpt-4o-mini', "
             "jsonb_build_object('prompt', repeat('p', 200), 'n', g), repeat('o', 200) "
             "FROM generate_series(1, %s) AS g",
             (rows,),
         )
-        filled.execute("VACUUM ANALYZE executions")
-    conn.execute("CHECKPOINT")
-    return name
+
+
+def alternate(i: int) -> tuple[str, ...]:
+    """The strategies, in turns: neither always runs first, after the other's drop."""
+    return STRATEGIES if i % 2 == 0 else STRATEGIES[::-1]
 
 
 def size_mib(conn: psycopg.Connection[Any], database: str) -> float:
@@ -262,8 +281,7 @@ def clones(table: Table, facts: Mapping[str, str], repeat: int, row_counts: list
                 samples: dict[str, list[float]] = {strategy: [] for strategy in STRATEGIES}
                 drops: list[float] = []
                 for i in range(repeat):
-                    # Alternate which strategy goes first, so neither always follows the other's drop.
-                    for strategy in STRATEGIES if i % 2 == 0 else STRATEGIES[::-1]:
+                    for strategy in alternate(i):
                         create = f"CREATE DATABASE {CLONE} TEMPLATE {template} STRATEGY {strategy}"
                         samples[strategy].append(timed(partial(conn.execute, create)))
                         drops.append(timed(lambda: conn.execute(f"DROP DATABASE {CLONE} WITH (FORCE)")))
@@ -341,16 +359,19 @@ def start_instance(place: Workspace, name: str) -> Instance:
     return Instance(kind, settings, kind.facts(settings, "127.0.0.1"), place.spawn(launch.argv, log), log)
 
 
-def until_ready(instance: Instance, *, tcp_first: bool = True) -> None:
+def until_ready(instance: Instance, *, tcp_first: bool = True) -> float | None:
     """Poll the kind's own readiness probe until it answers; with `tcp_first`, only once its port accepts a
     connection. testbed's NATS probe sent to a port nobody listens on yet does not fail: nats-py waits its
     reconnect_time_wait (2 s) and tries again (max_reconnect_attempts=0 bounds nothing in its first
-    connect), which would hide the server's own start time behind nats-py's back-off."""
+    connect), which would hide the server's own start time behind nats-py's back-off. Returns when the port
+    first accepted (perf_counter) with `tcp_first`, else None."""
     deadline = time.monotonic() + READY_TIMEOUT
+    accepted = None
     while True:
         try:
-            if tcp_first:
+            if tcp_first and accepted is None:
                 socket.create_connection((instance.fact["host"], instance.fact["port"]), timeout=1).close()
+                accepted = time.perf_counter()
             instance.kind.probe(instance.settings, instance.fact)
         except Exception as exc:
             if instance.exited() or time.monotonic() > deadline:
@@ -358,7 +379,7 @@ def until_ready(instance: Instance, *, tcp_first: bool = True) -> None:
                 raise SystemExit(f"{instance.kind.name} never answered: {exc}\n{tail}") from exc
             time.sleep(POLL)
         else:
-            return
+            return accepted
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -367,16 +388,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def start_to_ready(place: Workspace, name: str, repeat: int, *, tcp_first: bool) -> tuple[list[float], ...]:
-    """Spawn until ready, RSS then (MiB), SIGTERM until exited: `repeat` times each."""
-    starts, rss, stops = [], [], []
+    """Spawn until its port accepts, spawn until ready, RSS then (MiB), SIGTERM until exited: `repeat` times."""
+    listening, starts, rss, stops = [], [], [], []
     for _ in range(repeat):
         began = time.perf_counter()
         instance = start_instance(place, name)
-        until_ready(instance, tcp_first=tcp_first)
+        accepted = until_ready(instance, tcp_first=tcp_first)
         starts.append(time.perf_counter() - began)
+        listening.append((accepted or began) - began)
         rss.append(rss_mib(instance.spawned.pid))
         stops.append(timed(partial(stop, instance.spawned)))
-    return starts, rss, stops
+    return listening, starts, rss, stops
 
 
 def instances(table: Table, place: Workspace, repeat: int) -> None:
@@ -387,7 +409,8 @@ def instances(table: Table, place: Workspace, repeat: int) -> None:
         until_ready(warm)
         probes = [timed(partial(warm.kind.probe, warm.settings, warm.fact)) for _ in range(repeat)]
         stop(warm.spawned)
-        starts, rss, stops = start_to_ready(place, name, repeat, tcp_first=True)
+        listening, starts, rss, stops = start_to_ready(place, name, repeat, tcp_first=True)
+        table.add("instance", f"{what}: spawn until its port accepts", listening)
         table.add(
             "instance",
             f"{what}: spawn until TCP, then its probe, answer",
@@ -396,7 +419,7 @@ def instances(table: Table, place: Workspace, repeat: int) -> None:
         )
         table.add("instance", f"{what}: testbed's probe alone, server running", probes)
         table.add("instance", f"{what}: SIGTERM until exited", stops)
-    as_is = start_to_ready(place, "nats", repeat, tcp_first=False)[0]
+    as_is = start_to_ready(place, "nats", repeat, tcp_first=False)[1]
     table.add(
         "instance",
         "nats-server -js: spawn until testbed's probe as is answers",
@@ -568,9 +591,9 @@ def import_time(module: str) -> float:
     return float(sh(sys.executable, "-c", code))
 
 
-def drop_and_clone(conn: psycopg.Connection[Any], drop: str, create: str) -> None:
-    conn.execute(drop)
-    conn.execute(create)
+def drop_and_clone(conn: psycopg.Connection[Any], database: str, template: str, strategy: str) -> None:
+    conn.execute(f"DROP DATABASE {database} WITH (FORCE)")
+    conn.execute(f"CREATE DATABASE {database} TEMPLATE {template} STRATEGY {strategy}")
 
 
 def resets(table: Table, facts: Mapping[str, str], repeat: int) -> None:
@@ -602,21 +625,44 @@ def resets(table: Table, facts: Mapping[str, str], repeat: int) -> None:
     for module in ("nats", "redis", "psycopg"):
         table.add("reset", f"import {module} in a fresh interpreter", [import_time(module) for _ in range(repeat)])
 
-    pg_reset: dict[str, list[float]] = {}
-    with admin(facts) as conn:
-        conn.execute(f"CREATE DATABASE {CLONE} TEMPLATE {facts['POSTGRES_DB']}")
-        for strategy in STRATEGIES:
-            drop = f"DROP DATABASE {CLONE} WITH (FORCE)"
-            create = f"CREATE DATABASE {CLONE} TEMPLATE {facts['POSTGRES_DB']} STRATEGY {strategy}"
-            pg_reset[strategy] = table.add(
-                "reset",
-                f"PostgreSQL: DROP WITH (FORCE) + clone of migrated, {strategy}",
-                [timed(partial(drop_and_clone, conn, drop, create)) for _ in range(repeat)],
-            )
-        conn.execute(f"DROP DATABASE {CLONE} WITH (FORCE)")
-    best = min(median(samples) for samples in pg_reset.values())
-    total = best + median(redis_reset) + median(nats_reset)
+    pg_reset = pg_resets(table, facts, repeat)
+    total = median(pg_reset) + median(redis_reset) + median(nats_reset)
     table.note("reset", "one worker's reset: sum of the medians (faster PostgreSQL strategy)", f"{ms(total)}")
+
+
+def pg_resets(table: Table, facts: Mapping[str, str], repeat: int) -> list[float]:
+    """Drop + clone of one worker's database; then of two workers' databases after each wrote DIRTY_ROWS
+    (what a reset after a run finds: FILE_COPY's checkpoints write the other databases' dirty pages).
+    Strategies alternate within each repetition. Returns the faster strategy's single-worker samples."""
+    template = facts["POSTGRES_DB"]
+    workers = [f"{CLONE}_gw{i}" for i in range(2)]
+    single: dict[str, list[float]] = {strategy: [] for strategy in STRATEGIES}
+    dirty: dict[str, list[float]] = {strategy: [] for strategy in STRATEGIES}
+    with admin(facts) as conn:
+        for worker in workers:
+            conn.execute(f"CREATE DATABASE {worker} TEMPLATE {template}")
+        try:
+            for i in range(repeat):
+                for strategy in alternate(i):
+                    single[strategy].append(timed(partial(drop_and_clone, conn, workers[0], template, strategy)))
+            for i in range(repeat):
+                for strategy in alternate(i):
+                    for worker in workers:
+                        write_rows(facts, worker, DIRTY_ROWS)
+                    began = time.perf_counter()
+                    for worker in workers:
+                        drop_and_clone(conn, worker, template, strategy)
+                    dirty[strategy].append(time.perf_counter() - began)
+        finally:
+            for worker in workers:
+                conn.execute(f"DROP DATABASE IF EXISTS {worker} WITH (FORCE)")
+    for strategy in STRATEGIES:
+        table.add("reset", f"PostgreSQL: DROP WITH (FORCE) + clone of migrated, {strategy}", single[strategy])
+    for strategy in STRATEGIES:
+        table.add(
+            "reset", f"PostgreSQL: 2 workers' drop + clone after {DIRTY_ROWS} rows each, {strategy}", dirty[strategy]
+        )
+    return min(single.values(), key=median)
 
 
 # ---------------------------------------------------------------------------------------------------- 5. docker
@@ -634,32 +680,33 @@ def dockers(table: Table, place: Workspace, repeat: int) -> None:
     images = ensure_images()
     place.containers = True
     for name in ("dragonfly", "nats"):
-        settings = dict(load_catalogue()[name])
-        kind = kind_of(name, settings)
-        parts = kind.container(settings)
-        starts, stops = [], []
-        for i in range(repeat + 1):
-            published = {key: free_port() for key in kind.ports(settings)}
-            settings |= published
-            argv = ["docker", "run", "-d", "--rm", "--label", LABEL, "--name", f"bench-isolation-{name}-{i}"]
-            argv += [
-                arg
-                for key, inside in kind.ports(settings).items()
-                for arg in ("-p", f"127.0.0.1:{published[key]}:{inside}")
-            ]
-            argv += [arg for path in parts.tmpfs for arg in ("--tmpfs", path)]
-            argv += [images[name], *parts.command]
-            began = time.perf_counter()
-            container = sh(*argv).strip()
-            instance = Instance(kind, settings, kind.facts(settings, "127.0.0.1"), None)
-            until_ready(instance)
-            if i:  # the first is a warm-up
-                starts.append(time.perf_counter() - began)
-            stopped = timed(partial(sh, "docker", "rm", "-f", container))
-            if i:
-                stops.append(stopped)
-        table.add("docker", f"{name} image ({images[name]}): docker run until ready", starts)
-        table.add("docker", f"{name} container: docker rm -f", stops)
+        # The first container is a warm-up (the image's layers in the page cache).
+        runs = [run_container(name, images[name], f"bench-isolation-{name}-{i}") for i in range(repeat + 1)][1:]
+        returned, ready, removed = (list(samples) for samples in zip(*runs, strict=True))
+        table.add("docker", f"{name} ({images[name]}): docker run -d returns", returned)
+        table.add("docker", f"{name} ({images[name]}): docker run -d until ready", ready, "the same probe")
+        table.add("docker", f"{name}: docker rm -f", removed)
+
+
+def run_container(name: str, image: str, container: str) -> tuple[float, float, float]:
+    """The kind's container as testbed's Docker backend makes it (command, tmpfs, ports on 127.0.0.1):
+    until `docker run -d` returns, until the probe answers, and `docker rm -f`."""
+    settings = dict(load_catalogue()[name])
+    kind = kind_of(name, settings)
+    parts = kind.container(settings)
+    inside = kind.ports(settings)
+    published = {key: free_port() for key in inside}
+    settings |= published
+    argv = ["docker", "run", "-d", "--rm", "--label", LABEL, "--name", container]
+    argv += [arg for key, port in inside.items() for arg in ("-p", f"127.0.0.1:{published[key]}:{port}")]
+    argv += [arg for path in parts.tmpfs for arg in ("--tmpfs", path)]
+    argv += [image, *parts.command]
+    began = time.perf_counter()
+    sh(*argv)
+    returned = time.perf_counter() - began
+    until_ready(Instance(kind, settings, kind.facts(settings, "127.0.0.1"), None))
+    ready = time.perf_counter() - began
+    return returned, ready, timed(partial(sh, "docker", "rm", "-f", container))
 
 
 # ------------------------------------------------------------------------------------------------------ main
@@ -676,6 +723,7 @@ def main() -> int:
         parser.error(f"--only: unknown {sorted(wanted - set(SECTIONS))}; choose from {','.join(SECTIONS)}")
     row_counts = [int(n) for n in args.rows.split(",") if n]
     table = Table()
+    before = load()
     place = Workspace()
     try:
         if wanted & {"clone", "reset"}:
@@ -692,7 +740,7 @@ def main() -> int:
             dockers(table, place, args.repeat)
     finally:
         place.close()
-    print(f"{os.cpu_count()} cores, --repeat {args.repeat}, times are medians of the repetitions")
+    print(f"{os.cpu_count()} cores; --repeat {args.repeat}; load average {before} before, {load()} after")
     table.print()
     return 0
 
