@@ -20,7 +20,8 @@ docker    (when an engine answers) `docker run` of the local test images (tests/
 PostgreSQL, and the Redis and NATS that `reset` empties, come from `testbed up --backend native --ports
 auto` on a private copy of services/agent_executor (its migrations applied), with a private runtime folder;
 the instances of `instance` and `account` are started here with the argv testbed's own server kinds build,
-as the account testbed runs servers as, and polled with testbed's own readiness probes.
+as the account testbed runs servers as, and polled every 2 ms with testbed's own readiness probes once their
+port accepts a connection (see until_ready: why not before).
 """
 
 from __future__ import annotations
@@ -92,14 +93,10 @@ class Table:
         print(f"{'':9}{'measurement':{width}}{'median':>9}{'min':>9}{'max':>9}  note")
         for row in self.rows:
             if row.samples:
-                values = "".join(f"{ms(v):>9}" for v in (statistics.median(row.samples), *_span(row.samples)))
+                values = "".join(f"{ms(v):>9}" for v in (median(row.samples), min(row.samples), max(row.samples)))
             else:
                 values = f"{'':27}"
             print(f"{row.section:9}{row.label:{width}}{values}  {row.note}".rstrip())
-
-
-def _span(samples: list[float]) -> tuple[float, float]:
-    return min(samples), max(samples)
 
 
 def ms(seconds: float) -> str:
