@@ -257,6 +257,13 @@ def write_rows(facts: Mapping[str, str], database: str, rows: int) -> None:
         )
 
 
+def paired(samples: Mapping[str, list[float]]) -> str:
+    """WAL_LOG's time over FILE_COPY's, repetition by repetition (each pair ran back to back, so a busy
+    moment of the shared machine slows both), and the median of those ratios."""
+    ratios = [wal / copy for wal, copy in zip(samples["WAL_LOG"], samples["FILE_COPY"], strict=True)]
+    return f"WAL_LOG/FILE_COPY {median(ratios):.2f}x (median of paired ratios)"
+
+
 def alternate(i: int) -> tuple[str, ...]:
     """The strategies, in turns: neither always runs first, after the other's drop."""
     return STRATEGIES if i % 2 == 0 else STRATEGIES[::-1]
@@ -283,14 +290,8 @@ def clones(table: Table, facts: Mapping[str, str], repeat: int, row_counts: list
                         samples[strategy].append(timed(partial(conn.execute, create)))
                         drops.append(timed(lambda: conn.execute(f"DROP DATABASE {CLONE} WITH (FORCE)")))
                 size = f"{what} template, {size_mib(conn, template):.1f} MiB"
-                wal, copy = median(samples["WAL_LOG"]), median(samples["FILE_COPY"])
                 table.add("clone", f"CREATE DATABASE, {size}, WAL_LOG", samples["WAL_LOG"])
-                table.add(
-                    "clone",
-                    f"CREATE DATABASE, {size}, FILE_COPY",
-                    samples["FILE_COPY"],
-                    f"WAL_LOG/FILE_COPY {wal / copy:.2f}x",
-                )
+                table.add("clone", f"CREATE DATABASE, {size}, FILE_COPY", samples["FILE_COPY"], paired(samples))
                 table.add("clone", "DROP DATABASE WITH (FORCE) of that clone, no session", drops)
             table.add(
                 "clone",
@@ -654,10 +655,18 @@ def pg_resets(table: Table, facts: Mapping[str, str], repeat: int) -> list[float
             for worker in workers:
                 conn.execute(f"DROP DATABASE IF EXISTS {worker} WITH (FORCE)")
     for strategy in STRATEGIES:
-        table.add("reset", f"PostgreSQL: DROP WITH (FORCE) + clone of migrated, {strategy}", single[strategy])
+        table.add(
+            "reset",
+            f"PostgreSQL: DROP WITH (FORCE) + clone of migrated, {strategy}",
+            single[strategy],
+            paired(single) if strategy == STRATEGIES[-1] else "",
+        )
     for strategy in STRATEGIES:
         table.add(
-            "reset", f"PostgreSQL: 2 workers' drop + clone after {DIRTY_ROWS} rows each, {strategy}", dirty[strategy]
+            "reset",
+            f"PostgreSQL: 2 workers' drop + clone after {DIRTY_ROWS} rows each, {strategy}",
+            dirty[strategy],
+            paired(dirty) if strategy == STRATEGIES[-1] else "",
         )
     return min(single.values(), key=median)
 
