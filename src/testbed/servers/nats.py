@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,10 @@ class Nats(ServerKind):
     def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
         """Connect and ask JetStream for the account info (healthz does not prove JetStream on NATS 2.9)."""
         import nats  # noqa: PLC0415 - nats-py is slow to import; only NATS users pay for it
+
+        # nats-py does not fail a first connection to a port nobody listens on yet: it retries after its 2 s
+        # back-off, whatever max_reconnect_attempts says. A refused TCP connection fails this attempt at once.
+        socket.create_connection((fact["host"], int(fact["port"])), timeout=2).close()
 
         async def check() -> str:
             async def quiet(_: Exception) -> None:
