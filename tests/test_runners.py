@@ -38,6 +38,10 @@ APT_PACKAGES = ("postgresql-15", "redis-server", "nats-server", "python3", "pyth
 HOST_DEPENDENCIES = (
     "psycopg", "redis", "nats-py", "pytest", "pytest-cov", "pytest-timeout", "pytest-split", "junitparser",
 )
+# The reference service runs on the hosts too (3 shards across both): they have no package index, so its own
+# dependencies come in the wheelhouse, and a copy of it installs nothing (`install: none`).
+REFERENCE = PROJECT / "services" / "agent_executor"
+REFERENCE_DEPENDENCIES = ("pytest-asyncio",)  # of its dev group; pytest, pytest-cov, pytest-timeout are testbed's
 HOSTS = ("host1", "host2")
 SERVER_NAMES = ("postgres", "redis-server", "nats-server")
 VENV = "/opt/testbed/venv"
@@ -55,6 +59,9 @@ def _host_requirements() -> list[str]:
     dependencies = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["dependencies"]
     wanted = [d for d in dependencies if re.split(r"[\[<>=!~ ]", d, maxsplit=1)[0] in HOST_DEPENDENCIES]
     assert len(wanted) == len(HOST_DEPENDENCIES), wanted
+    reference = tomllib.loads((REFERENCE / "pyproject.toml").read_text())
+    dev = reference["tool"]["poetry"]["group"]["dev"]["dependencies"]
+    wanted += [*reference["project"]["dependencies"], *(f"{name}{dev[name]}" for name in REFERENCE_DEPENDENCIES)]
     # config.py reads YAML (ansible-core brings PyYAML on a full install); the hosts run Debian's Python 3.11.2,
     # where redis needs async-timeout (marker python_full_version < 3.11.3), which this newer Python skips.
     return [*wanted, "pyyaml", "async-timeout>=4.0.3"]
@@ -396,7 +403,21 @@ def test_host_key_checking_is_on(prepared: Hosts, service: Path, runs: Path) -> 
     assert "unreachable" in result.stdout and "Host key verification failed" in result.stdout, result.stdout
 
 
-def test_shards_run_on_both_hosts_at_once_and_merge(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+def _shards(hosts: Hosts, suite: Path, runs: Path, *extra: str, inventory: Path | None = None,
+            limit: str = "runners") -> subprocess.CompletedProcess[str]:
+    return cli("run", "--inventory", str(inventory or hosts.inventory), "--limit", limit, "--shards", "auto",
+               "--service", str(suite), "--run-folder", str(runs), *extra, env=hosts.env)
+
+
+def _merged(out: str) -> dict[str, object]:
+    return json.loads((Path(re.findall(r"Merged folder: (\S+)", out)[-1]) / "report.json").read_text())
+
+
+def _shard_hosts(report: dict[str, object]) -> list[str]:
+    return [json.loads((Path(s["run_folder"]) / "state.json").read_text())["host"] for s in report["shards"]]
+
+
+def test_shards_run_on_both_hosts_at_once_in_one_play_and_merge(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
     suite = tmp_path / "shards"
     shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
     started = time.monotonic()
@@ -404,18 +425,118 @@ def test_shards_run_on_both_hosts_at_once_and_merge(prepared: Hosts, runs: Path,
     TIMINGS["shards suite, 1 run on host1"] = time.monotonic() - started
     assert one.returncode == 0, one.stdout + one.stderr
     started = time.monotonic()
-    result = cli("run", "--inventory", str(prepared.inventory), "--limit", "runners", "--shards", "auto",
-                 "--service", str(suite), "--run-folder", str(runs / "shards"), env=prepared.env)
+    result = _shards(prepared, suite, runs / "shards")
     TIMINGS["shards suite, 2 shards on host1 + host2"] = time.monotonic() - started
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "ℹ️  Shards: 2 running at once on host1, host2" in result.stdout
-    merged = Path(re.findall(r"Merged folder: (\S+)", result.stdout)[-1])
-    report = json.loads((merged / "report.json").read_text())
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "ℹ️  Shards: 2 running at once on host1, host2, in one play" in out
+    # One ansible-playbook for both hosts; each host's lines carry its name.
+    assert len(re.findall(r"^\[host1\] +✅ Tests: \d+ passed", out, re.MULTILINE)) == 1, out
+    assert len(re.findall(r"^\[host2\] +✅ Tests: \d+ passed", out, re.MULTILINE)) == 1, out
+    assert len(re.findall(r"^\[host\d\] +✅ Teardown: nothing left behind", out, re.MULTILINE)) == 2, out
+    report = _merged(out)
     assert report["tests"]["passed"] == 10 and len(report["shards"]) == 2
-    hosts = {json.loads((Path(s["run_folder"]) / "state.json").read_text())["host"] for s in report["shards"]}
-    assert hosts == set(HOSTS)
+    assert [s["shard"] for s in report["shards"]] == ["shard 1/2", "shard 2/2"]
+    assert sorted(_shard_hosts(report)) == sorted(HOSTS)
+    run_ids = [s["run_id"] for s in report["shards"]]
+    assert run_ids[0][:-2] == run_ids[1][:-2] and [r[-2:] for r in run_ids] == ["-1", "-2"], run_ids
     assert report["coverage"] == json.loads((run_folder_of(one.stdout) / "report.json").read_text())["coverage"]
     assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def test_one_failing_shard_hides_nothing_of_the_others(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "shards"
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
+    (suite / "tests" / "test_fails.py").write_text("def test_fails_on_one_host():\n    assert 1 == 2\n")
+    result = _shards(prepared, suite, runs)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr  # the merge's: the worst shard's
+    assert len(re.findall(r"^\[host\d\] +❌ Tests: \d+ passed, 1 failed", out, re.MULTILINE)) == 1, out
+    assert len(re.findall(r"^\[host\d\] +✅ Tests: \d+ passed in", out, re.MULTILINE)) == 1, out
+    assert len(re.findall(r"^\[host\d\] +✅ Teardown: nothing left behind", out, re.MULTILINE)) == 2, out
+    report = _merged(out)
+    assert report["tests"]["passed"] == 10 and report["tests"]["failed"] == 1
+    assert sorted(s["exit_code"] for s in report["shards"]) == [0, 1]
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def test_more_shards_than_hosts_is_a_one_line_error(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    result = cli("run", "--inventory", str(prepared.inventory), "--limit", "runners", "--shards", "3",
+                 "--service", str(PROJECT / "tests" / "fixtures" / "services" / "shards"), "--run-folder", str(runs),
+                 env=prepared.env)
+    assert result.returncode == 10, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "testbed: error: --shards 3: the group has 2 host(s) (host1, host2) and its play runs one shard per host; "
+        "use --shards 2 or auto, or list a machine twice in the inventory under two names with the same ansible_host"
+    ]
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_interrupted_shards_tear_down_on_every_host(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "shards"
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "testbed", "run", "--inventory", str(prepared.inventory), "--limit", "runners",
+         "--shards", "auto", "--service", str(suite), "--run-folder", str(runs)],
+        cwd=PROJECT, env=prepared.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    running: set[str] = set()
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if "✅ Dragonfly: Running" in line:
+            running.add(line.split("]")[0].strip("["))
+            if running == set(HOSTS):
+                assert all(prepared.leftovers(host) for host in HOSTS)  # servers and workspaces on both
+                process.send_signal(signal.SIGINT)
+    code = process.wait(timeout=300)
+    out = "".join(lines)
+    assert code == 130, out
+    assert "❌ Interrupted by SIGINT: tearing down" in out and "✅ Teardown: nothing left behind" in out, out
+    report = _merged(out)  # both run folders came back, through playbooks/down.yml on each host
+    assert report["exit_code"] == 130 and sorted(_shard_hosts(report)) == sorted(HOSTS)
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def test_the_reference_service_in_three_shards_across_both_hosts_equals_one_run(
+    prepared: Hosts, runs: Path, tmp_path: Path
+) -> None:
+    """3 shards on 2 machines in one play: the inventory names host1 twice (host1 and host1-b, one ansible_host),
+    so the play has 3 hosts and each runs one shard at once."""
+    reference = tmp_path / "agent_executor"
+    shutil.copytree(REFERENCE, reference, ignore=shutil.ignore_patterns(".venv", "runs", "__pycache__", ".*cache"))
+    config = yaml.safe_load((reference / "testbed.yml").read_text())
+    (reference / "testbed.yml").write_text(yaml.safe_dump({**config, "install": "none"}))  # the wheelhouse's
+    inventory = prepared.work / "three.yml"
+    data = yaml.safe_load(prepared.inventory.read_text())
+    runners = data["all"]["children"]["runners"]["hosts"]
+    runners["host1-b"] = {"ansible_host": prepared.addresses["host1"]}
+    inventory.write_text(yaml.safe_dump(data))
+    started = time.monotonic()
+    one = _remote_run(prepared, reference, runs / "one", "host1")
+    TIMINGS["agent_executor, 1 run on host1"] = time.monotonic() - started
+    assert one.returncode == 0, one.stdout + one.stderr
+    one_run = json.loads((run_folder_of(one.stdout) / "report.json").read_text())
+    started = time.monotonic()
+    result = _shards(prepared, reference, runs / "shards", inventory=inventory)
+    TIMINGS["agent_executor, 3 shards on host1 (x2) + host2"] = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ℹ️  Shards: 3 running at once on host1, host2, host1-b, in one play" in result.stdout
+    report = _merged(result.stdout)
+    cases = [c for s in report["shards"] for c in _junit_cases(Path(s["run_folder"]) / "junit.xml")]
+    assert len(cases) == len(set(cases)) == one_run["tests"]["passed"]
+    assert report["tests"]["passed"] == one_run["tests"]["passed"] > 0
+    assert abs(report["coverage"] - one_run["coverage"]) <= 0.5, (report["coverage"], one_run["coverage"])
+    assert sorted(_shard_hosts(report)) == ["host1", "host1", "host2"]
+    for shard in report["shards"]:
+        TIMINGS[f"agent_executor, {shard['shard']} tests"] = shard["tests"]["duration"]
+    TIMINGS["agent_executor, 1 run tests"] = one_run["tests"]["duration"]
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def _junit_cases(path: Path) -> list[str]:
+    text = path.read_text()
+    return re.findall(r'<testcase classname="([^"]*)" name="([^"]*)"', text)
 
 
 def test_nothing_is_left_on_any_host(prepared: Hosts) -> None:
