@@ -472,6 +472,22 @@ def test_more_shards_than_hosts_is_a_one_line_error(prepared: Hosts, runs: Path,
     assert not runs.exists() or list(runs.iterdir()) == []
 
 
+def test_plain_ansible_playbook_runs_the_shards_in_one_play(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "shards"
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
+    result = prepared.playbook("integration.yml", "--limit", "runners", "-e", json.dumps({
+        "testbed_hosts": "runners", "testbed_shards": "auto", "testbed_run_id": "plain-shards",
+        "testbed_service": str(suite), "testbed_run_root": str(runs)}))
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert sorted(p.name for p in runs.iterdir()) == ["plain-shards-1", "plain-shards-2"]
+    merged = cli("merge", str(runs / "plain-shards-1"), str(runs / "plain-shards-2"), "--out", str(tmp_path / "m"),
+                 "--service", str(suite))
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    report = json.loads((tmp_path / "m" / "report.json").read_text())
+    assert report["tests"]["passed"] == 10 and sorted(_shard_hosts(report)) == sorted(HOSTS)
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
 def test_interrupted_shards_tear_down_on_every_host(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
     suite = tmp_path / "shards"
     shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
