@@ -115,11 +115,18 @@ def _wait_for_sshd(address: str, deadline: float) -> str:
         time.sleep(0.2)
 
 
+def build_assets() -> dict[str, object]:
+    """The SSH host image, the local apt repository and the wheelhouse (cached across sessions); also for
+    benchmarks/shards_on_hosts.py."""
+    from images.sshd import build_testbed_wheel, ensure_apt_repo, ensure_sshd_image, ensure_wheelhouse  # noqa: PLC0415
+
+    return {"image": ensure_sshd_image(), "repo": ensure_apt_repo(APT_PACKAGES),
+            "wheels": ensure_wheelhouse(_host_requirements()), "testbed": build_testbed_wheel()}
+
+
 @pytest.fixture(scope="module")
 def assets() -> dict[str, object]:
-    """The SSH host image, the local apt repository and the wheelhouse (cached across sessions)."""
     from images.build import ImageBuildError  # noqa: PLC0415
-    from images.sshd import build_testbed_wheel, ensure_apt_repo, ensure_sshd_image, ensure_wheelhouse  # noqa: PLC0415
 
     version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
                              text=True, timeout=60, check=False)
@@ -128,14 +135,11 @@ def assets() -> dict[str, object]:
                     pytrace=False)
     started = time.monotonic()
     try:
-        image = ensure_sshd_image()
-        repo = ensure_apt_repo(APT_PACKAGES)
-        wheels = ensure_wheelhouse(_host_requirements())
-        testbed = build_testbed_wheel()
+        built = build_assets()
     except ImageBuildError as exc:
         pytest.fail(f"cannot build the runner test assets: {exc}", pytrace=False)
     TIMINGS["assets"] = time.monotonic() - started
-    return {"image": image, "repo": repo, "wheels": wheels, "testbed": testbed}
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -519,15 +523,8 @@ def test_the_reference_service_in_three_shards_across_both_hosts_equals_one_run(
 ) -> None:
     """3 shards on 2 machines in one play: the inventory names host1 twice (host1 and host1-b, one ansible_host),
     so the play has 3 hosts and each runs one shard at once."""
-    reference = tmp_path / "agent_executor"
-    shutil.copytree(REFERENCE, reference, ignore=shutil.ignore_patterns(".venv", "runs", "__pycache__", ".*cache"))
-    config = yaml.safe_load((reference / "testbed.yml").read_text())
-    (reference / "testbed.yml").write_text(yaml.safe_dump({**config, "install": "none"}))  # the wheelhouse's
-    inventory = prepared.work / "three.yml"
-    data = yaml.safe_load(prepared.inventory.read_text())
-    runners = data["all"]["children"]["runners"]["hosts"]
-    runners["host1-b"] = {"ansible_host": prepared.addresses["host1"]}
-    inventory.write_text(yaml.safe_dump(data))
+    reference = reference_copy(tmp_path / "agent_executor")
+    inventory = inventory_naming_host1_twice(prepared)
     started = time.monotonic()
     one = _remote_run(prepared, reference, runs / "one", "host1")
     TIMINGS["agent_executor, 1 run on host1"] = time.monotonic() - started
@@ -537,7 +534,7 @@ def test_the_reference_service_in_three_shards_across_both_hosts_equals_one_run(
     result = _shards(prepared, reference, runs / "shards", inventory=inventory)
     TIMINGS["agent_executor, 3 shards on host1 (x2) + host2"] = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ℹ️  Shards: 3 running at once on host1, host2, host1-b, in one play" in result.stdout
+    assert "ℹ️  Shards: 3 running at once on host1, host1-b, host2, in one play" in result.stdout
     report = _merged(result.stdout)
     cases = [c for s in report["shards"] for c in _junit_cases(Path(s["run_folder"]) / "junit.xml")]
     assert len(cases) == len(set(cases)) == one_run["tests"]["passed"]
@@ -548,6 +545,24 @@ def test_the_reference_service_in_three_shards_across_both_hosts_equals_one_run(
         TIMINGS[f"agent_executor, {shard['shard']} tests"] = shard["tests"]["duration"]
     TIMINGS["agent_executor, 1 run tests"] = one_run["tests"]["duration"]
     assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def reference_copy(target: Path) -> Path:
+    """agent_executor as the hosts can run it: the same code, tests and config, its dependencies already in the
+    hosts' virtualenv (from the wheelhouse), so it installs nothing (`install: none`)."""
+    shutil.copytree(REFERENCE, target, ignore=shutil.ignore_patterns(".venv", "runs", "__pycache__", ".*cache"))
+    config = yaml.safe_load((target / "testbed.yml").read_text())
+    (target / "testbed.yml").write_text(yaml.safe_dump({**config, "install": "none"}))
+    return target
+
+
+def inventory_naming_host1_twice(hosts: Hosts) -> Path:
+    """The runners group with a third name, host1-b, for host1's address: a play of 3 hosts on 2 machines."""
+    inventory = hosts.work / "three.yml"
+    data = yaml.safe_load(hosts.inventory.read_text())
+    data["all"]["children"]["runners"]["hosts"]["host1-b"] = {"ansible_host": hosts.addresses["host1"]}
+    inventory.write_text(yaml.safe_dump(data))
+    return inventory
 
 
 def _junit_cases(path: Path) -> list[str]:
