@@ -182,7 +182,7 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
                 out=out,
             )
         elif isinstance(renderer, HostRenderers):
-            code = ExitCode.PASSED  # each host's own, below
+            code = ExitCode.PASSED  # each host has its own (below); the remote hosts tore down in the play
         else:
             code = renderer.exit_code(status, rc)
             if status != "successful" and renderer.failure is None:
@@ -197,16 +197,39 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
                     code = code if code != ExitCode.PASSED else ExitCode.TEARDOWN
 
     if isinstance(renderer, HostRenderers):
-        codes = renderer.exit_codes(status, rc)
-        for place, (host, host_renderer) in enumerate(renderer.hosts.items(), start=1):
-            # Each host's shard is a run of its own (playbooks/tasks/shard_of_host.yml names it).
-            host_run_id = str(host_renderer.run.get("run_id") or f"{run_id}-{place}")
-            host_code = interrupted_code if interrupted_code is not None else codes[host]
-            report = build_report(host_renderer, host_run_id, run_root / host_run_id, host_code, started, options)
-            write_report(report, out, gha=False, redactor=redactor)  # the merged report is the one to publish
-        return merge.worst(list(codes.values())) if interrupted_code is None else int(interrupted_code)
+        codes = renderer.exit_codes(status, rc) if interrupted_code is None else dict.fromkeys(renderer.hosts, code)
+        _write_host_reports(
+            renderer,
+            codes,
+            options=options,
+            run_id=run_id,
+            run_root=run_root,
+            started=started,
+            out=out,
+            redactor=redactor,
+        )
+        return merge.worst(list(codes.values()))
     write_report(build_report(renderer, run_id, run_root / run_id, code, started, options), out, gha, redactor)
     return int(code)
+
+
+def _write_host_reports(
+    renderer: HostRenderers,
+    codes: Mapping[str, ExitCode],
+    *,
+    options: Options,
+    run_id: str,
+    run_root: Path,
+    started: float,
+    out: IO[str],
+    redactor: redact.Redactor,
+) -> None:
+    """Each host's shard is a run of its own, with its own report.json (playbooks/tasks/shard_of_host.yml names
+    it <run id>-<K>); the merge of them is the report to publish."""
+    for place, (host, host_renderer) in enumerate(renderer.hosts.items(), start=1):
+        host_run_id = str(host_renderer.run.get("run_id") or f"{run_id}-{place}")
+        report = build_report(host_renderer, host_run_id, run_root / host_run_id, codes[host], started, options)
+        write_report(report, out, gha=False, redactor=redactor)
 
 
 def _head_start(options: Options, project: Path, run_id: str, run_root: Path) -> threading.Thread | None:
