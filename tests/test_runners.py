@@ -492,6 +492,22 @@ def test_plain_ansible_playbook_runs_the_shards_in_one_play(prepared: Hosts, run
     assert all(prepared.leftovers(host) == [] for host in HOSTS)
 
 
+def test_fewer_shards_than_hosts_run_on_the_first_hosts(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "shards"
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
+    result = prepared.playbook("integration.yml", "--limit", "runners", "-e", json.dumps({
+        "testbed_hosts": "runners", "testbed_shards": "1", "testbed_run_id": "plain-one",
+        "testbed_service": str(suite), "testbed_run_root": str(runs)}))
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert [p.name for p in runs.iterdir()] == ["plain-one-1"]  # host2, past the last shard, sat the play out
+    state = json.loads((runs / "plain-one-1" / "state.json").read_text())
+    assert state["host"] == "host1" and state["shard"]["count"] == 1
+    assert 'tests="10"' in (runs / "plain-one-1" / "junit.xml").read_text()
+    recap = _recap(result.stdout)
+    assert recap["host2"]["changed"] == 0 and recap["host2"]["failed"] == 0
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
 def test_interrupted_shards_tear_down_on_every_host(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
     suite = tmp_path / "shards"
     shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
