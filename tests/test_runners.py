@@ -447,6 +447,15 @@ def test_shards_run_on_both_hosts_at_once_in_one_play_and_merge(prepared: Hosts,
     assert report["coverage"] == json.loads((run_folder_of(one.stdout) / "report.json").read_text())["coverage"]
     assert all(prepared.leftovers(host) == [] for host in HOSTS)
 
+    # The merged durations, a file outside the service, travel to each host's workspace: the 2 s test is
+    # alone in its group the second time.
+    durations = Path(report["run_folder"]) / "durations.json"
+    again = _shards(prepared, suite, runs / "again", "--durations", str(durations))
+    assert again.returncode == 0, again.stdout + again.stderr
+    groups = sorted(sorted(_junit_cases(Path(s["run_folder"]) / "junit.xml")) for s in _merged(again.stdout)["shards"])
+    assert [("tests.test_slow", "test_slow")] in groups, groups
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
 
 def test_one_failing_shard_hides_nothing_of_the_others(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
     suite = tmp_path / "shards"
