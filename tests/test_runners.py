@@ -39,6 +39,10 @@ HOST_DEPENDENCIES = (
     "psycopg", "redis", "nats-py", "pytest", "pytest-cov", "pytest-timeout", "pytest-split", "pytest-xdist",
     "junitparser",
 )
+# The reference service runs on the hosts too (3 shards across both): they have no package index, so its own
+# dependencies come in the wheelhouse, and a copy of it installs nothing (`install: none`).
+REFERENCE = PROJECT / "services" / "agent_executor"
+REFERENCE_DEPENDENCIES = ("pytest-asyncio",)  # of its dev group; pytest, pytest-cov, pytest-timeout are testbed's
 HOSTS = ("host1", "host2")
 SERVER_NAMES = ("postgres", "redis-server", "nats-server")
 VENV = "/opt/testbed/venv"
@@ -56,6 +60,9 @@ def _host_requirements() -> list[str]:
     dependencies = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["dependencies"]
     wanted = [d for d in dependencies if re.split(r"[\[<>=!~ ]", d, maxsplit=1)[0] in HOST_DEPENDENCIES]
     assert len(wanted) == len(HOST_DEPENDENCIES), wanted
+    reference = tomllib.loads((REFERENCE / "pyproject.toml").read_text())
+    dev = reference["tool"]["poetry"]["group"]["dev"]["dependencies"]
+    wanted += [*reference["project"]["dependencies"], *(f"{name}{dev[name]}" for name in REFERENCE_DEPENDENCIES)]
     # config.py reads YAML (ansible-core brings PyYAML on a full install); the hosts run Debian's Python 3.11.2,
     # where redis needs async-timeout (marker python_full_version < 3.11.3), which this newer Python skips.
     return [*wanted, "pyyaml", "async-timeout>=4.0.3"]
@@ -109,11 +116,18 @@ def _wait_for_sshd(address: str, deadline: float) -> str:
         time.sleep(0.2)
 
 
+def build_assets() -> dict[str, object]:
+    """The SSH host image, the local apt repository and the wheelhouse (cached across sessions); also for
+    benchmarks/shards_on_hosts.py."""
+    from images.sshd import build_testbed_wheel, ensure_apt_repo, ensure_sshd_image, ensure_wheelhouse  # noqa: PLC0415
+
+    return {"image": ensure_sshd_image(), "repo": ensure_apt_repo(APT_PACKAGES),
+            "wheels": ensure_wheelhouse(_host_requirements()), "testbed": build_testbed_wheel()}
+
+
 @pytest.fixture(scope="module")
 def assets() -> dict[str, object]:
-    """The SSH host image, the local apt repository and the wheelhouse (cached across sessions)."""
     from images.build import ImageBuildError  # noqa: PLC0415
-    from images.sshd import build_testbed_wheel, ensure_apt_repo, ensure_sshd_image, ensure_wheelhouse  # noqa: PLC0415
 
     version = subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True,
                              text=True, timeout=60, check=False)
@@ -122,14 +136,11 @@ def assets() -> dict[str, object]:
                     pytrace=False)
     started = time.monotonic()
     try:
-        image = ensure_sshd_image()
-        repo = ensure_apt_repo(APT_PACKAGES)
-        wheels = ensure_wheelhouse(_host_requirements())
-        testbed = build_testbed_wheel()
+        built = build_assets()
     except ImageBuildError as exc:
         pytest.fail(f"cannot build the runner test assets: {exc}", pytrace=False)
     TIMINGS["assets"] = time.monotonic() - started
-    return {"image": image, "repo": repo, "wheels": wheels, "testbed": testbed}
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -397,7 +408,21 @@ def test_host_key_checking_is_on(prepared: Hosts, service: Path, runs: Path) -> 
     assert "unreachable" in result.stdout and "Host key verification failed" in result.stdout, result.stdout
 
 
-def test_shards_run_on_both_hosts_at_once_and_merge(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+def _shards(hosts: Hosts, suite: Path, runs: Path, *extra: str, inventory: Path | None = None,
+            limit: str = "runners") -> subprocess.CompletedProcess[str]:
+    return cli("run", "--inventory", str(inventory or hosts.inventory), "--limit", limit, "--shards", "auto",
+               "--service", str(suite), "--run-folder", str(runs), *extra, env=hosts.env)
+
+
+def _merged(out: str) -> dict[str, object]:
+    return json.loads((Path(re.findall(r"Merged folder: (\S+)", out)[-1]) / "report.json").read_text())
+
+
+def _shard_hosts(report: dict[str, object]) -> list[str]:
+    return [json.loads((Path(s["run_folder"]) / "state.json").read_text())["host"] for s in report["shards"]]
+
+
+def test_shards_run_on_both_hosts_at_once_in_one_play_and_merge(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
     suite = tmp_path / "shards"
     shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
     started = time.monotonic()
@@ -405,18 +430,170 @@ def test_shards_run_on_both_hosts_at_once_and_merge(prepared: Hosts, runs: Path,
     TIMINGS["shards suite, 1 run on host1"] = time.monotonic() - started
     assert one.returncode == 0, one.stdout + one.stderr
     started = time.monotonic()
-    result = cli("run", "--inventory", str(prepared.inventory), "--limit", "runners", "--shards", "auto",
-                 "--service", str(suite), "--run-folder", str(runs / "shards"), env=prepared.env)
+    result = _shards(prepared, suite, runs / "shards")
     TIMINGS["shards suite, 2 shards on host1 + host2"] = time.monotonic() - started
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "ℹ️  Shards: 2 running at once on host1, host2" in result.stdout
-    merged = Path(re.findall(r"Merged folder: (\S+)", result.stdout)[-1])
-    report = json.loads((merged / "report.json").read_text())
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "ℹ️  Shards: 2 running at once on host1, host2, in one play" in out
+    # One ansible-playbook for both hosts; each host's lines carry its name.
+    assert len(re.findall(r"^\[host1\] +✅ Tests: \d+ passed", out, re.MULTILINE)) == 1, out
+    assert len(re.findall(r"^\[host2\] +✅ Tests: \d+ passed", out, re.MULTILINE)) == 1, out
+    assert len(re.findall(r"^\[host\d\] +✅ Teardown: nothing left behind", out, re.MULTILINE)) == 2, out
+    report = _merged(out)
     assert report["tests"]["passed"] == 10 and len(report["shards"]) == 2
-    hosts = {json.loads((Path(s["run_folder"]) / "state.json").read_text())["host"] for s in report["shards"]}
-    assert hosts == set(HOSTS)
+    assert [s["shard"] for s in report["shards"]] == ["shard 1/2", "shard 2/2"]
+    assert sorted(_shard_hosts(report)) == sorted(HOSTS)
+    run_ids = [s["run_id"] for s in report["shards"]]
+    assert run_ids[0][:-2] == run_ids[1][:-2] and [r[-2:] for r in run_ids] == ["-1", "-2"], run_ids
     assert report["coverage"] == json.loads((run_folder_of(one.stdout) / "report.json").read_text())["coverage"]
     assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+    # The merged durations, a file outside the service, travel to each host's workspace: the 2 s test is
+    # alone in its group the second time.
+    durations = Path(report["run_folder"]) / "durations.json"
+    again = _shards(prepared, suite, runs / "again", "--durations", str(durations))
+    assert again.returncode == 0, again.stdout + again.stderr
+    groups = sorted(sorted(_junit_cases(Path(s["run_folder"]) / "junit.xml")) for s in _merged(again.stdout)["shards"])
+    assert [("tests.test_slow", "test_slow")] in groups, groups
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def test_one_failing_shard_hides_nothing_of_the_others(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "shards"
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
+    (suite / "tests" / "test_fails.py").write_text("def test_fails_on_one_host():\n    assert 1 == 2\n")
+    result = _shards(prepared, suite, runs)
+    out = result.stdout
+    assert result.returncode == 1, out + result.stderr  # the merge's: the worst shard's
+    assert len(re.findall(r"^\[host\d\] +❌ Tests: \d+ passed, 1 failed", out, re.MULTILINE)) == 1, out
+    assert len(re.findall(r"^\[host\d\] +✅ Tests: \d+ passed in", out, re.MULTILINE)) == 1, out
+    assert len(re.findall(r"^\[host\d\] +✅ Teardown: nothing left behind", out, re.MULTILINE)) == 2, out
+    report = _merged(out)
+    assert report["tests"]["passed"] == 10 and report["tests"]["failed"] == 1
+    assert sorted(s["exit_code"] for s in report["shards"]) == [0, 1]
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def test_more_shards_than_hosts_is_a_one_line_error(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    result = cli("run", "--inventory", str(prepared.inventory), "--limit", "runners", "--shards", "3",
+                 "--service", str(PROJECT / "tests" / "fixtures" / "services" / "shards"), "--run-folder", str(runs),
+                 env=prepared.env)
+    assert result.returncode == 10, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "testbed: error: --shards 3: the group has 2 host(s) (host1, host2) and its play runs one shard per host; "
+        "use --shards 2 or auto, or list a machine twice in the inventory under two names with the same ansible_host"
+    ]
+    assert not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_plain_ansible_playbook_runs_the_shards_in_one_play(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "shards"
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
+    result = prepared.playbook("integration.yml", "--limit", "runners", "-e", json.dumps({
+        "testbed_hosts": "runners", "testbed_shards": "auto", "testbed_run_id": "plain-shards",
+        "testbed_service": str(suite), "testbed_run_root": str(runs)}))
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert sorted(p.name for p in runs.iterdir()) == ["plain-shards-1", "plain-shards-2"]
+    merged = cli("merge", str(runs / "plain-shards-1"), str(runs / "plain-shards-2"), "--out", str(tmp_path / "m"),
+                 "--service", str(suite))
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    report = json.loads((tmp_path / "m" / "report.json").read_text())
+    assert report["tests"]["passed"] == 10 and sorted(_shard_hosts(report)) == sorted(HOSTS)
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def test_fewer_shards_than_hosts_run_on_the_first_hosts(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "shards"
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
+    result = prepared.playbook("integration.yml", "--limit", "runners", "-e", json.dumps({
+        "testbed_hosts": "runners", "testbed_shards": "1", "testbed_run_id": "plain-one",
+        "testbed_service": str(suite), "testbed_run_root": str(runs)}))
+    assert result.returncode == 0, result.stdout[-6000:]
+    assert [p.name for p in runs.iterdir()] == ["plain-one-1"]  # host2, past the last shard, sat the play out
+    state = json.loads((runs / "plain-one-1" / "state.json").read_text())
+    assert state["host"] == "host1" and state["shard"]["count"] == 1
+    assert 'tests="10"' in (runs / "plain-one-1" / "junit.xml").read_text()
+    recap = _recap(result.stdout)
+    assert recap["host2"]["changed"] == 0 and recap["host2"]["failed"] == 0
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def test_interrupted_shards_tear_down_on_every_host(prepared: Hosts, runs: Path, tmp_path: Path) -> None:
+    suite = tmp_path / "shards"
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "services" / "shards", suite)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "testbed", "run", "--inventory", str(prepared.inventory), "--limit", "runners",
+         "--shards", "auto", "--service", str(suite), "--run-folder", str(runs)],
+        cwd=PROJECT, env=prepared.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    running: set[str] = set()
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if "✅ Dragonfly: Running" in line:
+            running.add(line.split("]")[0].strip("["))
+            if running == set(HOSTS):
+                assert all(prepared.leftovers(host) for host in HOSTS)  # servers and workspaces on both
+                process.send_signal(signal.SIGINT)
+    code = process.wait(timeout=300)
+    out = "".join(lines)
+    assert code == 130, out
+    assert "❌ Interrupted by SIGINT: tearing down" in out and "✅ Teardown: nothing left behind" in out, out
+    report = _merged(out)  # both run folders came back, through playbooks/down.yml on each host
+    assert report["exit_code"] == 130 and sorted(_shard_hosts(report)) == sorted(HOSTS)
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def test_the_reference_service_in_three_shards_across_both_hosts_equals_one_run(
+    prepared: Hosts, runs: Path, tmp_path: Path
+) -> None:
+    """3 shards on 2 machines in one play: the inventory names host1 twice (host1 and host1-b, one ansible_host),
+    so the play has 3 hosts and each runs one shard at once."""
+    reference = reference_copy(tmp_path / "agent_executor")
+    inventory = inventory_naming_host1_twice(prepared)
+    started = time.monotonic()
+    one = _remote_run(prepared, reference, runs / "one", "host1")
+    TIMINGS["agent_executor, 1 run on host1"] = time.monotonic() - started
+    assert one.returncode == 0, one.stdout + one.stderr
+    one_run = json.loads((run_folder_of(one.stdout) / "report.json").read_text())
+    started = time.monotonic()
+    result = _shards(prepared, reference, runs / "shards", inventory=inventory)
+    TIMINGS["agent_executor, 3 shards on host1 (x2) + host2"] = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ℹ️  Shards: 3 running at once on host1, host1-b, host2, in one play" in result.stdout
+    report = _merged(result.stdout)
+    cases = [c for s in report["shards"] for c in _junit_cases(Path(s["run_folder"]) / "junit.xml")]
+    assert len(cases) == len(set(cases)) == one_run["tests"]["passed"]
+    assert report["tests"]["passed"] == one_run["tests"]["passed"] > 0
+    assert abs(report["coverage"] - one_run["coverage"]) <= 0.5, (report["coverage"], one_run["coverage"])
+    assert sorted(_shard_hosts(report)) == ["host1", "host1", "host2"]
+    for shard in report["shards"]:
+        TIMINGS[f"agent_executor, {shard['shard']} tests"] = shard["tests"]["duration"]
+    TIMINGS["agent_executor, 1 run tests"] = one_run["tests"]["duration"]
+    assert all(prepared.leftovers(host) == [] for host in HOSTS)
+
+
+def reference_copy(target: Path) -> Path:
+    """agent_executor as the hosts can run it: the same code, tests and config, its dependencies already in the
+    hosts' virtualenv (from the wheelhouse), so it installs nothing (`install: none`)."""
+    shutil.copytree(REFERENCE, target, ignore=shutil.ignore_patterns(".venv", "runs", "__pycache__", ".*cache"))
+    config = yaml.safe_load((target / "testbed.yml").read_text())
+    (target / "testbed.yml").write_text(yaml.safe_dump({**config, "install": "none"}))
+    return target
+
+
+def inventory_naming_host1_twice(hosts: Hosts) -> Path:
+    """The runners group with a third name, host1-b, for host1's address: a play of 3 hosts on 2 machines."""
+    inventory = hosts.work / "three.yml"
+    data = yaml.safe_load(hosts.inventory.read_text())
+    data["all"]["children"]["runners"]["hosts"]["host1-b"] = {"ansible_host": hosts.addresses["host1"]}
+    inventory.write_text(yaml.safe_dump(data))
+    return inventory
+
+
+def _junit_cases(path: Path) -> list[str]:
+    text = path.read_text()
+    return re.findall(r'<testcase classname="([^"]*)" name="([^"]*)"', text)
 
 
 def test_nothing_is_left_on_any_host(prepared: Hosts) -> None:

@@ -47,7 +47,8 @@ def cmd_merge(args: argparse.Namespace, _project: Path) -> int:
 
 
 def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) -> int:
-    """--shards N|auto: every shard at once (here with auto ports, or on the hosts of --limit GROUP), merged."""
+    """--shards N|auto: every shard at once (here with auto ports, or in one play over the hosts of --limit
+    GROUP), merged."""
     from testbed import fleet  # noqa: PLC0415
 
     if args.shard or args.run_id:
@@ -56,21 +57,23 @@ def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) 
     hosts = fleet.group_hosts(inventory, args.limit) if inventory else []
     total = fleet.count(args.shards, hosts)
     durations = _shard_vars(argparse.Namespace(**{**vars(args), "shard": f"1/{total}"}), config)["testbed_durations"]
+    if inventory is not None:
+        options = _options(args, config, "playbooks/integration.yml")
+        options.extravars |= {"testbed_durations": durations}
+        return fleet.run_on_hosts(options, project, config.as_dict(), hosts, total)
     shard_argv = [
         *("--service", str(config.directory), "--backend", args.backend, "--secrets", args.secrets),
-        # Shards here run side by side: free ports (a runner host picks its own, runner_ports).
-        *("--ports", "auto" if inventory is None else args.ports),
+        *("--ports", "auto"),  # side by side: free ports
         *(f"--image={pair}" for pair in args.image),
         *(["--pull"] if args.pull else []),
         *("--readiness-timeout", str(args.readiness_timeout)),
         *(["-" + "v" * args.verbose] if args.verbose else []),
         *(["--durations", durations] if durations else []),
-        *(["--inventory", str(inventory)] if inventory else []),
     ]
     run_root = (args.run_folder or config.directory / "runs").resolve()  # beside the service, as for one run
     shard_argv += ["--run-folder", str(run_root)]
     pytest_args = [a for a in args.pytest_args if a != "--"]
-    return fleet.run(shard_argv, pytest_args, total, hosts, run_root, config.directory)
+    return fleet.run(shard_argv, pytest_args, total, run_root, config.directory)
 
 
 def cmd_gc(args: argparse.Namespace, _project: Path) -> int:

@@ -106,7 +106,10 @@ def parser() -> argparse.ArgumentParser:
         "--shards",
         default="",
         metavar="N|auto",
-        help="run N shards at once and merge them (with --inventory/--limit GROUP: on its hosts; auto: one per host)",
+        help=(
+            "run N shards at once and merge them (with --inventory/--limit GROUP: one play over its first N hosts, "
+            "one shard each; auto: one per host)"
+        ),
     )
     run.add_argument(
         "--durations",

@@ -1,8 +1,11 @@
 """`testbed run --shards N|auto`: every shard of a suite at once, then one merged report.
 
-Each shard is its own `testbed run --shard K/N` (its own run id, servers, teardown and run folder), here
-with auto ports, or on a host of the inventory group given by `--limit` (round robin; `auto`: one shard
-per host). The shards' run folders are merged (testbed.merge) into `<run root>/merged-<run id>`.
+Each shard is a run of its own (its own run id, servers, teardown and run folder). On this machine each is a
+`testbed run --shard K/N` subprocess with auto ports. On the hosts of an inventory group (`--limit GROUP`) they
+are ONE play over the group's first N hosts (`auto`: all of them), run through Ansible's own forks: each host
+runs the shard of its place in the play (playbooks/tasks/shard_of_host.yml, `testbed_shards`), and its run
+folder comes back to `<run root>/<run id>-<K>`. The shards' run folders are merged (testbed.merge) into
+`<run root>/merged-<run id>`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from testbed import merge
 from testbed.errors import ExitCode, TestbedError
+from testbed.runner import Options, run_playbook
 from testbed.state import new_run_id
 
 _RUN_FOLDER = re.compile(r"Run folder: (\S+)")
@@ -30,6 +35,12 @@ def count(text: str, hosts: Sequence[str]) -> int:
         return len(hosts)
     if not text.isdigit() or not 1 <= int(text) <= 99:
         raise TestbedError(f"--shards {text!r}: expected a number from 1 to 99, or auto")
+    if hosts and int(text) > len(hosts):
+        raise TestbedError(
+            f"--shards {text}: the group has {len(hosts)} host(s) ({', '.join(hosts)}) and its play runs one shard "
+            f"per host; use --shards {len(hosts)} or auto, or list a machine twice in the inventory under two names "
+            "with the same ansible_host"
+        )
     return int(text)
 
 
@@ -46,27 +57,47 @@ def group_hosts(inventory: Path, limit: str) -> list[str]:
     return hosts
 
 
+def run_on_hosts(options: Options, project: Path, config: dict[str, Any], hosts: Sequence[str], total: int) -> int:
+    """One play over the group's first `total` hosts, each running its shard; then the merge. The exit code is
+    the merge's (the worst shard's)."""
+    chosen = list(hosts[:total])
+    options.run_id = new_run_id()
+    options.limit = ",".join(chosen)
+    options.shard_hosts = chosen
+    options.extravars |= {"testbed_shards": str(total)}
+    run_root = (options.run_root or options.service / "runs").resolve()
+    print(f"ℹ️  Shards: {total} running at once on {', '.join(chosen)}, in one play")
+    code = run_playbook(options, project, config)
+    folders = [run_root / f"{options.run_id}-{k}" for k in range(1, total + 1)]
+    missing = [folder for folder in folders if not (folder / "report.json").is_file()]
+    if missing:
+        print(f"❌ Shards: {', '.join(f.name for f in missing)} left no run folder (exit {code}); nothing to merge")
+        return merge.worst([code, int(ExitCode.CONFIG)])
+    # Each host measured its own copy of the service: coverage maps it onto this folder.
+    report = merge.merge(folders, run_root / f"merged-{options.run_id}", options.service)
+    merge.show(report)
+    return int(report["exit_code"])
+
+
 def run(
     shard_argv: Sequence[str],
     pytest_args: Sequence[str],
     total: int,
-    hosts: Sequence[str],
     run_root: Path,
     service_dir: Path,
 ) -> int:
-    """Start every shard, wait for all, merge what they left; the exit code is the merge's (the worst shard's)."""
+    """Start every shard here, wait for all, merge what they left; the exit code is the merge's (the worst
+    shard's)."""
     merged = run_root / f"merged-{new_run_id()}"
     logs = merged / "shards"
     logs.mkdir(parents=True, exist_ok=True)
     procs = []
     for k in range(1, total + 1):
         argv = [sys.executable, "-m", "testbed", "run", *shard_argv, f"--shard={k}/{total}"]
-        if hosts:
-            argv += ["--limit", hosts[(k - 1) % len(hosts)]]
         argv += ["--", *pytest_args] if pytest_args else []
         with (logs / f"shard-{k}.log").open("w", encoding="utf-8") as log:
             procs.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
-    print(f"ℹ️  Shards: {total} running at once" + (f" on {', '.join(sorted(set(hosts)))}" if hosts else ""))
+    print(f"ℹ️  Shards: {total} running at once")
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         for proc in procs:  # each shard tears its own run down
@@ -89,7 +120,6 @@ def run(
     if len(folders) < total:
         print(f"❌ Shards: {total - len(folders)} left no run folder; see their logs in {logs}")
         return merge.worst([*codes, int(ExitCode.CONFIG)])
-    # A runner host measured its own copy of the service: coverage maps it onto this folder.
     report = merge.merge(folders, merged, service_dir)
     merge.show(report)
     return int(report["exit_code"])

@@ -70,14 +70,39 @@ def load(folder: Path) -> Shard:
     if not folder.is_dir():
         raise TestbedError(f"merge: shard folder {folder} does not exist; pass the run folders `testbed run` left")
     try:
-        report = json.loads(report_path.read_text(encoding="utf-8"))
         state_path = folder / "state.json"
         state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
+        if not report_path.exists() and isinstance(state, dict) and state.get("shard"):
+            return Shard(folder, _report_of_playbook_run(folder, state), state)
+        report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise TestbedError(f"merge: shard folder {folder} is unreadable: {report_path}: {exc}") from exc
     if not isinstance(report, dict) or not isinstance(state, dict):
         raise TestbedError(f"merge: shard folder {folder} is unreadable: {report_path} is not a JSON object")
     return Shard(folder, report, state)
+
+
+def _report_of_playbook_run(folder: Path, state: dict[str, Any]) -> dict[str, Any]:
+    """A shard that plain ansible-playbook ran (no wrapper, so no report.json): what its folder shows. Its tests
+    passed when its JUnit report says so and it was torn down; no JUnit report: it stopped before its tests."""
+    summary = junit.parse(folder / "junit.xml")
+    if summary is None or summary.problem:
+        code = ExitCode.CONFIG
+    else:
+        code = ExitCode.TESTS_FAILED if summary.failed or summary.errors else ExitCode.PASSED
+    if not state.get("torn_down"):
+        code = ExitCode(worst([int(code), int(ExitCode.TEARDOWN)]))
+    return {
+        "run_id": state.get("run_id"),
+        "service": state.get("service", ""),
+        "backend": state.get("backend", "?"),
+        "exit_code": int(code),
+        "result": "passed" if code == ExitCode.PASSED else "failed",
+        "tests": summary.counts() if summary and not summary.problem else None,
+        "coverage": None,
+        "duration": None,
+        "phases": [],
+    }
 
 
 def one_split(shards: Sequence[Shard]) -> None:

@@ -101,10 +101,13 @@ class Phase:
 class Renderer:
     """Turns ansible-runner job events into the seed's phase lines; remembers what the report needs."""
 
-    def __init__(self, out: IO[str], verbose: int = 0, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, out: IO[str], verbose: int = 0, environ: Mapping[str, str] | None = None, prefix: str = ""
+    ) -> None:
         self.out = out
         self.verbose = verbose
         self.environ = os.environ if environ is None else environ
+        self.prefix = prefix  # `[host] `: one of several hosts' runs printing into the same output
         self.phases: dict[str, Phase] = {}
         self.failure: tuple[str, ExitCode, str] | None = None
         self.teardown_failed = False
@@ -112,10 +115,11 @@ class Renderer:
         self.tests: dict[str, Any] | None = None
         self.coverage: float | None = None
         self.on_secrets: Callable[[], None] | None = None
-        self.groups = github.is_github_actions(self.environ)
+        # Several hosts' lines interleave: neither collapsible groups nor one live line can follow them.
+        self.groups = github.is_github_actions(self.environ) and not prefix
         self._lock = threading.Lock()
         # On a terminal, a live line shows the step under way once it takes more than a second.
-        self.live = self.out.isatty() and not self.groups
+        self.live = self.out.isatty() and not self.groups and not prefix
         self._status = ""
         self._since = 0.0
         self._stop = threading.Event()
@@ -125,7 +129,7 @@ class Renderer:
     def say(self, line: str) -> None:
         if self.live:
             self.out.write("\r\x1b[K")  # the live line gives way to a phase line
-        self.out.write(line + "\n")
+        self.out.write(self.prefix + line + "\n")
         self.out.flush()
 
     def _spin(self) -> None:
@@ -263,3 +267,47 @@ class Renderer:
         if status == "successful" and rc == 0:
             return ExitCode.PASSED
         return ExitCode.INTERNAL_ERROR
+
+
+class HostRenderers:
+    """One play over several hosts (`testbed run --shards` on an inventory group): a Renderer per host, each
+    line prefixed with its host, so every host's phases and outcome stay its own and one failing host hides
+    nothing of the others'."""
+
+    def __init__(
+        self, out: IO[str], hosts: Sequence[str], verbose: int = 0, environ: Mapping[str, str] | None = None
+    ) -> None:
+        width = max(len(host) for host in hosts)
+        self.hosts = {host: Renderer(out, verbose, environ, prefix=f"[{host}]".ljust(width + 3)) for host in hosts}
+
+    @property
+    def on_secrets(self) -> Callable[[], None] | None:
+        return next(iter(self.hosts.values())).on_secrets
+
+    @on_secrets.setter
+    def on_secrets(self, callback: Callable[[], None] | None) -> None:
+        for renderer in self.hosts.values():
+            renderer.on_secrets = callback
+
+    def __call__(self, event: Mapping[str, Any]) -> bool:
+        data = event.get("event_data") or {}
+        renderer = self.hosts.get(str(data.get("host", "")))
+        if renderer is not None:
+            # A task starts once for the play; each host's own start of it is its runner_on_start.
+            kind = event.get("event")
+            renderer({**event, "event": "playbook_on_task_start"} if kind == "runner_on_start" else event)
+        return True
+
+    def close(self) -> None:
+        for renderer in self.hosts.values():
+            renderer.close()
+
+    def exit_codes(self, status: str, rc: int) -> dict[str, ExitCode]:
+        """Each host's code: its first failure's; passed when it reported its tests and nothing failed there;
+        otherwise the play's (a host that never got as far as its tests, with no failure of its own)."""
+        return {
+            host: renderer.exit_code("successful", 0)
+            if renderer.failure or renderer.tests is not None
+            else renderer.exit_code(status, rc)
+            for host, renderer in self.hosts.items()
+        }

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from testbed import extravars_file, github, pipeline, redact, secrets
+from testbed import extravars_file, github, merge, pipeline, redact, secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.interrupts import Interrupted
-from testbed.render import Renderer, teardown_line
+from testbed.render import HostRenderers, Renderer, teardown_line
 from testbed.report import build_report, write_report
 from testbed.runner_settings import MAX_VERBOSITY, runner_arguments, runner_envvars, runner_private_dir, scrub_artifacts
 from testbed.state import trusted_runtime_root
@@ -46,6 +46,8 @@ class Options:
     inventory: Path | None = None  # a remote host's inventory (with limit): the playbook tears down there
     limit: str = ""
     extravars: dict[str, Any] = field(default_factory=dict)
+    # One play over these hosts, each running one shard (testbed_shards): its own lines, report and run id.
+    shard_hosts: list[str] = field(default_factory=list)
 
 
 def resolve_env_secrets(config_secrets: list[dict[str, Any]], run_id: str, environ: MutableMapping[str, str]) -> None:
@@ -105,7 +107,11 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
     # Everything the wrapper prints goes through the run's redactor; it learns values as they resolve.
     redactor = redact.Redactor()
     out = redact.RedactingWriter(out, redactor)  # type: ignore[assignment]
-    renderer = Renderer(out, options.verbose, environ)
+    renderer: Renderer | HostRenderers = (
+        HostRenderers(out, options.shard_hosts, options.verbose, environ)
+        if options.shard_hosts
+        else Renderer(out, options.verbose, environ)
+    )
     # On a remote host nothing of the run is on this machine: no local sweep, head start or secrets file.
     remote = options.inventory is not None
 
@@ -148,6 +154,8 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
                 event_handler=renderer,
                 cancel_callback=interrupted,
                 verbosity=min(options.verbose, MAX_VERBOSITY),
+                # Every shard's host at once, through Ansible's own forks (default: ansible.cfg's).
+                forks=len(options.shard_hosts) or None,
                 ident="run",
             )
             while thread.is_alive():
@@ -161,8 +169,9 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
                 shutil.rmtree(private_dir, ignore_errors=True)
 
         renderer.close()
+        interrupted_code = None
         if interrupted.signum is not None:
-            code = after_interrupt(
+            code = interrupted_code = after_interrupt(
                 options,
                 project=project,
                 run_id=run_id,
@@ -172,6 +181,8 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
                 interrupted=interrupted,
                 out=out,
             )
+        elif isinstance(renderer, HostRenderers):
+            code = ExitCode.PASSED  # each host has its own (below); the remote hosts tore down in the play
         else:
             code = renderer.exit_code(status, rc)
             if status != "successful" and renderer.failure is None:
@@ -185,8 +196,40 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
                     out.write(teardown_line(left) + "\n")
                     code = code if code != ExitCode.PASSED else ExitCode.TEARDOWN
 
+    if isinstance(renderer, HostRenderers):
+        codes = renderer.exit_codes(status, rc) if interrupted_code is None else dict.fromkeys(renderer.hosts, code)
+        _write_host_reports(
+            renderer,
+            codes,
+            options=options,
+            run_id=run_id,
+            run_root=run_root,
+            started=started,
+            out=out,
+            redactor=redactor,
+        )
+        return merge.worst(list(codes.values()))
     write_report(build_report(renderer, run_id, run_root / run_id, code, started, options), out, gha, redactor)
     return int(code)
+
+
+def _write_host_reports(
+    renderer: HostRenderers,
+    codes: Mapping[str, ExitCode],
+    *,
+    options: Options,
+    run_id: str,
+    run_root: Path,
+    started: float,
+    out: IO[str],
+    redactor: redact.Redactor,
+) -> None:
+    """Each host's shard is a run of its own, with its own report.json (playbooks/tasks/shard_of_host.yml names
+    it <run id>-<K>); the merge of them is the report to publish."""
+    for place, (host, host_renderer) in enumerate(renderer.hosts.items(), start=1):
+        host_run_id = str(host_renderer.run.get("run_id") or f"{run_id}-{place}")
+        report = build_report(host_renderer, host_run_id, run_root / host_run_id, codes[host], started, options)
+        write_report(report, out, gha=False, redactor=redactor)
 
 
 def _head_start(options: Options, project: Path, run_id: str, run_root: Path) -> threading.Thread | None:

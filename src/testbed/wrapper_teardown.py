@@ -58,6 +58,8 @@ def remote_teardown(
                         "testbed_run_id": run_id,
                         "testbed_run_root": str(run_root),
                         **({"testbed_hosts": options.limit} if options.limit else {}),
+                        # Shards on several hosts: each host's run id is its shard's (tasks/shard_of_host.yml).
+                        **{k: v for k, v in options.extravars.items() if k == "testbed_shards"},
                     },
                 )
             ),
@@ -67,9 +69,13 @@ def remote_teardown(
         shutil.rmtree(private_dir, ignore_errors=True)
     if result.rc == 0:
         return []
+    shards = f" -e testbed_shards={options.extravars['testbed_shards']}" if options.shard_hosts else ""
     return [
         f"the run on {options.limit or 'the inventory'} (`testbed down --inventory {options.inventory} "
         f"--limit {options.limit} --run-id {run_id}` retries)"
+        if not shards
+        else f"the runs on {options.limit} (`ansible-playbook playbooks/down.yml -i {options.inventory} "
+        f"-e testbed_hosts={options.limit} -e testbed_run_id={run_id}{shards}` retries)"
     ]
 
 

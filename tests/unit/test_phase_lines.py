@@ -53,3 +53,36 @@ def test_a_failed_migration_is_worded_the_same_from_the_cli_and_the_event_stream
     direct = _direct(monkeypatch, capsys, fails)
     rendered = _rendered("testbed.pipeline.testbed_migrate", {"msg": message, "exit_code": 13}, failed=True)
     assert direct == rendered == ['❌ Migrations: 0003_bad.sql: syntax error at or near "SELEC"']
+
+
+def test_a_play_over_several_hosts_keeps_each_hosts_lines_and_outcome_its_own() -> None:
+    """Shards in one play: events of two hosts interleave; each line names its host, and one host failing its
+    tests neither hides the other's result nor becomes the other's exit code."""
+    from testbed.render import HostRenderers  # noqa: PLC0415
+
+    out = io.StringIO()
+    renderers = HostRenderers(out, ["runner-1", "r2"])
+
+    def event(kind: str, host: str, role: str, action: str = "", res: dict[str, Any] | None = None) -> None:
+        data = {"host": host, "role": role, "task": "t", "task_action": action, "res": res or {}}
+        renderers({"event": kind, "event_data": data})
+
+    tests = {"passed": 3, "failed": 0, "duration": 1.0}
+    for host in ("runner-1", "r2"):
+        event("runner_on_start", host, "tests")
+    event("runner_on_failed", "runner-1", "tests", "testbed_pytest", {
+        "msg": "Tests: 2 passed, 1 failed in 1.0s", "exit_code": 1, "tests": {**tests, "passed": 2, "failed": 1},
+    })
+    event("runner_on_ok", "r2", "tests", "testbed_pytest", {"tests": tests, "coverage": 90.0})
+    event("runner_on_ok", "elsewhere", "tests", "testbed_pytest", {"tests": tests})  # not a host of the play
+    for host in ("runner-1", "r2"):
+        event("runner_on_ok", host, "teardown", "testbed_teardown")
+    assert out.getvalue().splitlines() == [
+        "[runner-1] ❌ Tests: 2 passed, 1 failed in 1.0s",
+        "[r2]       ✅ Tests: 3 passed in 1.0s",
+        "[r2]       ✅ Coverage: 90%",
+        "[runner-1] ✅ Teardown: nothing left behind",
+        "[r2]       ✅ Teardown: nothing left behind",
+    ]
+    assert renderers.exit_codes("failed", 2) == {"runner-1": ExitCode.TESTS_FAILED, "r2": ExitCode.PASSED}
+    assert renderers.hosts["r2"].phases["tests"].status == "ok"
