@@ -58,7 +58,7 @@ def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) 
     total = fleet.count(args.shards, hosts)
     durations = _shard_vars(argparse.Namespace(**{**vars(args), "shard": f"1/{total}"}), config)["testbed_durations"]
     if inventory is not None:
-        options = _options(args, config, "playbooks/integration.yml")
+        options = run_options(args, config, "playbooks/integration.yml")
         options.extravars |= {"testbed_durations": durations}
         return fleet.run_on_hosts(options, project, config.as_dict(), hosts, total)
     shard_argv = [
@@ -69,6 +69,7 @@ def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) 
         *("--readiness-timeout", str(args.readiness_timeout)),
         *(["-" + "v" * args.verbose] if args.verbose else []),
         *(["--durations", durations] if durations else []),
+        *(["--workers", args.workers] if args.workers else []),
     ]
     run_root = (args.run_folder or config.directory / "runs").resolve()  # beside the service, as for one run
     shard_argv += ["--run-folder", str(run_root)]
