@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, cli, leftovers, playbook, run_folder_of, run_testbed
+from conftest import FIXTURES, cli, image_args, leftovers, playbook, run_folder_of, run_testbed
 from testbed import junit
 from testbed.errors import ExitCode
 
@@ -85,8 +85,12 @@ def test_plain_ansible_playbook_takes_testbed_workers(suite: Path, tmp_path: Pat
     assert leftovers(_run_id(result.stdout)) == []
 
 
-def test_three_tests_in_a_row_each_start_fresh_and_no_reset_keeps_the_data(suite: Path) -> None:
-    up = cli("up", "--service", str(suite), "--backend", "native", "--ports", "auto")
+@pytest.mark.parametrize("backend", ["native", pytest.param("docker", marks=pytest.mark.docker)])
+def test_three_tests_in_a_row_each_start_fresh_and_no_reset_keeps_the_data(
+    suite: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    images = image_args(request.getfixturevalue("local_images")) if backend == "docker" else []
+    up = cli("up", "--service", str(suite), "--backend", backend, "--ports", "auto", *images)
     assert up.returncode == 0, up.stdout + up.stderr
     run_id = _run_id(up.stdout)
     try:
