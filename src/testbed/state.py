@@ -248,11 +248,6 @@ def all_runs(warn: Callable[[str], None] | None = None) -> list[RunState]:
     return runs
 
 
-def owner_alive(data: Mapping[str, Any]) -> bool:
-    owner = data.get("owner")
-    return owner is not None and ProcessIdentity.from_dict(owner).alive()
-
-
 def signal_group(identity: ProcessIdentity, signum: int) -> bool:
     """Signal the process group a launched server leads (it was started in its own session), only if the
     leader is still the process we started."""

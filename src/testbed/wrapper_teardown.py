@@ -126,8 +126,8 @@ def stop_tests(run_id: str, grace: float = 5.0) -> None:
 
     reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
     try:
-        resources = RunState.find(run_id).read()["resources"]
+        record = RunState.find(run_id).load()
     except (TestbedError, OSError, ValueError):
         return
-    supervisors = [ProcessIdentity.from_dict(r) for r in resources if r["kind"] == "supervisor"]
+    supervisors = [r.identity() for r in record.of_kind("supervisor")]
     stop_processes([(identity, int(signal.SIGTERM)) for identity in supervisors], grace)

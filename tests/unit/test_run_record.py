@@ -46,7 +46,7 @@ def opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunState:
     state.record({"kind": "network", "name": "testbed-record-trip"})
     with state.update() as data:  # readiness, the dependency step
         data["facts"] = connection_facts(data["servers"])
-        data["versions"] = {name: "1.0" for name in data["servers"]}
+        data["versions"] = dict.fromkeys(data["servers"], "1.0")
         data["python"] = "/venvs/basic/bin/python"
     shard.record("record-trip", "2/3", "")
     return state
