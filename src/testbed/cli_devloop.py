@@ -11,13 +11,13 @@ from pathlib import Path
 from testbed import workers
 from testbed.cli_shared import leased_run, require_up, run_options, service_config, service_dir, validate
 from testbed.errors import ExitCode, TestbedError
+from testbed.phase_results import ServersReady, ServerUp
+from testbed.run_record import RunRecord
 from testbed.state import RunState, all_runs, new_run_id
 from testbed.templating import service_environment
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
-    from testbed.render import server_line  # noqa: PLC0415
-
     config = service_config(args.service, project)
     existing = leased_run(config.directory) if args.inventory is None else None  # a remote run is not here
     asked = workers.count(args.workers, "--workers") if args.workers else 0
@@ -37,8 +37,7 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
         record = existing.load()
         results = probes.wait_ready(record.facts, timeout=2.0, servers=record.servers)
         if all(r.ready for r in results.values()):
-            for name, server in record.servers.items():
-                print(server_line(server["title"], record.facts[name]["port"], already_up=True))
+            print("\n".join(already_up(record).lines()))
             with existing.update() as current:
                 current["lease_until"] = time.time() + args.lease
             return _migrate_existing(record.run_id)
@@ -64,17 +63,23 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
     return code
 
 
+def already_up(record: RunRecord) -> ServersReady:
+    """A second `up` found every server of `record` answering: the readiness phase's result, said so."""
+    servers = [ServerUp(name, s["title"], record.facts[name]["port"]) for name, s in record.servers.items()]
+    return ServersReady(servers, already_up=True)
+
+
 def _migrate_existing(run_id: str) -> int:
     """A second `up` applies migrations added since the first (the dev loop), and nothing else."""
     from testbed.pipeline import migrate  # noqa: PLC0415
-    from testbed.render import failure_line, migrations_line  # noqa: PLC0415
+    from testbed.render import failure_line  # noqa: PLC0415
 
     try:
-        applied = migrate(run_id)["applied"]
+        migrated = migrate(run_id)
     except TestbedError as exc:
         print(failure_line("migrations", str(exc)))
         return int(exc.exit_code)
-    print(migrations_line(len(applied)))
+    print("\n".join(migrated.lines()))
     return 0
 
 
@@ -105,7 +110,6 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
 
 
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
-    from testbed.render import teardown_line  # noqa: PLC0415
     from testbed.teardown import teardown  # noqa: PLC0415
 
     if args.inventory is not None:  # on the remote host, through playbooks/down.yml
@@ -122,7 +126,7 @@ def cmd_down(args: argparse.Namespace, project: Path) -> int:
 
     with tearing_down(state):
         result = teardown(state)
-    print(teardown_line(result.left))
+    print("\n".join(result.lines()))
     return 0 if result.ok else int(ExitCode.TEARDOWN)
 
 

@@ -272,7 +272,7 @@ def merge(folders: Sequence[Path], out: Path, service_dir: Path | None = None) -
 
 def show(report: dict[str, Any], stream: IO[str] = sys.stdout) -> None:
     """The merge in a few lines, then (under GitHub Actions) the summary and annotations."""
-    from testbed.render import tests_line  # noqa: PLC0415
+    from testbed.phase_results import tests_line  # noqa: PLC0415
 
     mark = "✅" if report["exit_code"] == 0 else "❌"
     lines = [f"{mark} Merged {len(report['shards'])} shards: {tests_line(report['tests'])} (slowest shard)"]

@@ -15,10 +15,10 @@ from testbed.backend_choice import BACKENDS, choose_backend
 from testbed.config import load_service_config
 from testbed.docker_backend import containers
 from testbed.errors import ExitCode, TestbedError
+from testbed.phase_results import DependenciesReady, Migrated, TeardownResult, tests_line
 from testbed.ports import free_port, port_free, port_holder
 from testbed.preflight_checks import check_before_start
 from testbed.pytest_run import run_tests
-from testbed.render import tests_line
 from testbed.run_record import RunRecord
 from testbed.servers import WORKER_OF, kind_of, migrations_server, unavailable_on
 from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
@@ -212,7 +212,7 @@ def start_native(run_id: str) -> dict[str, Any]:
     return native.start(state, record.servers, record.run_folder / "logs")
 
 
-def migrate(run_id: str) -> dict[str, Any]:
+def migrate(run_id: str) -> Migrated:
     """Apply the service's migrations. A dev-loop run (`testbed up`) first goes back to the migrated state
     it kept, so a migration added since lands on fresh data, and keeps the result for `testbed test`'s reset."""
     from testbed import migrations  # noqa: PLC0415 - psycopg is only needed once servers are up
@@ -238,10 +238,10 @@ def migrate(run_id: str) -> dict[str, Any]:
         applied, skipped = list(result.applied), list(result.skipped)
     if record.dev_loop:
         workers.snapshot(servers, facts)
-    return {"applied": applied, "skipped": skipped, "changed": bool(applied)}
+    return Migrated(tuple(applied), tuple(skipped))
 
 
-def install_dependencies(run_id: str) -> dict[str, Any]:
+def install_dependencies(run_id: str) -> DependenciesReady:
     """Install the service's dependencies (cached) and record the interpreter to test with."""
     state = RunState.find(run_id)
     config = state.load().service_config()
@@ -250,7 +250,7 @@ def install_dependencies(run_id: str) -> dict[str, Any]:
     python, cached = dependencies.ensure(config, state)
     with state.update() as current:
         current["python"] = str(python)
-    return {"python": str(python), "cached": cached, "changed": not cached}
+    return DependenciesReady(str(python), cached)
 
 
 def pytest_phase(
@@ -298,12 +298,12 @@ def pytest_phase(
     raise error
 
 
-def teardown_phase(run_id: str, grace: float = 5.0) -> dict[str, Any]:
+def teardown_phase(run_id: str, grace: float = 5.0) -> TeardownResult:
     from testbed.teardown import teardown_run_id  # noqa: PLC0415
 
     result = teardown_run_id(run_id, grace=grace)
     if not result.ok:
-        error = TestbedError(f"teardown: left behind {', '.join(result.left)}; `testbed gc` retries", ExitCode.TEARDOWN)
+        error = TestbedError(f"teardown: {result.problem()}", ExitCode.TEARDOWN)
         error.details |= result.as_dict()
         raise error
-    return result.as_dict() | {"changed": bool(result.removed)}
+    return result

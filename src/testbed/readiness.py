@@ -7,11 +7,11 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from testbed import docker_api, native
 from testbed.docker_backend import published_ports
 from testbed.errors import ExitCode, TestbedError
+from testbed.phase_results import ServersReady, ServerUp
 from testbed.ports import free_port
 from testbed.run_record import RunRecord
 from testbed.servers import kind_of
@@ -57,7 +57,7 @@ def log_tail(record: RunRecord, service: str, lines: int = 15) -> list[str]:
     return text.splitlines()[-lines:]
 
 
-def ready(run_id: str, timeout: float) -> dict[str, Any]:
+def ready(run_id: str, timeout: float) -> ServersReady:
     """Wait until every server answers its protocol; record the facts tests will see."""
     from testbed import probes  # noqa: PLC0415 - psycopg, redis and nats-py load only where they probe
 
@@ -92,17 +92,12 @@ def ready(run_id: str, timeout: float) -> dict[str, Any]:
         raise TestbedError(
             f"{title} not ready on port {port} after {first.seconds:.1f}s: {why}", ExitCode.PROVISIONING
         ).with_log(log_tail(record, first.service))
-    return {
-        "servers": {
-            name: {
-                "title": servers[name]["title"],
-                "port": servers[name]["port"],
-                "seconds": round(r.seconds, 3),
-                "version": r.version,
-            }
+    return ServersReady(
+        tuple(
+            ServerUp(name, servers[name]["title"], servers[name]["port"], round(r.seconds, 3), r.version)
             for name, r in results.items()
-        }
-    }
+        )
+    )
 
 
 def _lost_port_race(record: RunRecord, service: str) -> bool:

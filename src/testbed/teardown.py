@@ -11,12 +11,11 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from testbed import docker_api, native, reaper, secrets
 from testbed.errors import TestbedError
+from testbed.phase_results import TeardownResult
 from testbed.run_record import PROCESS_KINDS, Resource, RunRecord
 from testbed.state import (
     KEPT_FILE,
@@ -28,20 +27,6 @@ from testbed.state import (
     runtime_root,
     stop_processes,
 )
-
-
-@dataclass
-class TeardownResult:
-    run_id: str
-    removed: list[str] = field(default_factory=list)
-    left: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.left
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "removed": self.removed, "left": self.left, "ok": self.ok}
 
 
 def _save_container_log(container: str, service: str, run_folder: Path) -> None:
