@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from testbed import github, junit, shard
 from testbed.errors import ExitCode, TestbedError
+from testbed.run_record import ShardInfo
 
 _SIGNALS = (ExitCode.SIGINT, ExitCode.SIGTERM)
 
@@ -46,12 +47,11 @@ class Shard:
 
     folder: Path
     report: dict[str, Any]
-    state: dict[str, Any]
+    split: ShardInfo | None  # from the run's state.json: which group of how many it tested
 
     @property
     def label(self) -> str:
-        info = self.state.get("shard") or {}
-        return f"shard {info['index']}/{info['count']}" if info else self.folder.name
+        return f"shard {self.split.index}/{self.split.count}" if self.split else self.folder.name
 
     @property
     def service_dir(self) -> Path | None:
@@ -77,7 +77,11 @@ def load(folder: Path) -> Shard:
         raise TestbedError(f"merge: shard folder {folder} is unreadable: {report_path}: {exc}") from exc
     if not isinstance(report, dict) or not isinstance(state, dict):
         raise TestbedError(f"merge: shard folder {folder} is unreadable: {report_path} is not a JSON object")
-    return Shard(folder, report, state)
+    try:
+        split = ShardInfo.from_dict(state.get("shard"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TestbedError(f"merge: shard folder {folder} is unreadable: {state_path}: shard {exc!r}") from exc
+    return Shard(folder, report, split)
 
 
 def one_split(shards: Sequence[Shard]) -> None:
@@ -89,19 +93,19 @@ def one_split(shards: Sequence[Shard]) -> None:
             f"merge: the folders are runs of different services ({', '.join(services)}); "
             "merge the shards of one split only"
         )
-    splits = [s.state.get("shard") or {} for s in shards]
-    if not any(splits):
+    if all(s.split is None for s in shards):
         return  # plain runs of one service: nothing says how the suite was split
-    if not all(splits):
-        plain = next(s.folder for s, info in zip(shards, splits, strict=True) if not info)
+    plain = next((s.folder for s in shards if s.split is None), None)
+    if plain is not None:
         raise TestbedError(f"merge: {plain} is not a shard (no --shard K/N); merge the shards of one split only")
-    counts = sorted({int(info["count"]) for info in splits})
+    splits = [s.split for s in shards if s.split is not None]
+    counts = sorted({info.count for info in splits})
     if len(counts) > 1:
         raise TestbedError(
             f"merge: the folders come from splits into {' and '.join(map(str, counts))} shards; "
             "merge the shards of one split only"
         )
-    indices = sorted(int(info["index"]) for info in splits)
+    indices = sorted(info.index for info in splits)
     if len(indices) != len(set(indices)):
         raise TestbedError("merge: a shard given twice (two runs of the same group); pass each shard's folder once")
     missing = sorted(set(range(1, counts[0] + 1)) - set(indices))
@@ -113,8 +117,8 @@ def one_split(shards: Sequence[Shard]) -> None:
 
 
 def _order(item: Shard) -> tuple[int, int, str]:
-    info = item.state.get("shard") or {}
-    return (int(info.get("count", 0)), int(info.get("index", 0)), str(item.folder))
+    info = item.split
+    return (info.count if info else 0, info.index if info else 0, str(item.folder))
 
 
 def _merge_junit(shards: Sequence[Shard], out: Path) -> None:
