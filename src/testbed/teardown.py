@@ -185,6 +185,26 @@ def _server_uid() -> int | None:
         return None
 
 
+def _prune_private_dirs(stale_after: float, now: float) -> None:
+    """ansible-runner's private folders whose wrapper is gone, unless kept on purpose (--keep-runner-dir)."""
+    for private in runtime_root().glob("runner-*") if runtime_root().is_dir() else ():
+        try:
+            alive = ProcessIdentity.from_dict(json.loads((private / OWNER_FILE).read_text(encoding="utf-8"))).alive()
+        except FileNotFoundError:  # a wrapper writes its owner file just after making the folder: wait for it
+            alive = _younger_than(private, stale_after, now)
+        except (OSError, ValueError, KeyError):
+            alive = False
+        if not alive and not (private / KEPT_FILE).exists():
+            shutil.rmtree(private, ignore_errors=True)
+
+
+def _younger_than(path: Path, seconds: float, now: float) -> bool:
+    try:
+        return now - path.stat().st_mtime <= seconds
+    except OSError:
+        return False
+
+
 def _inside(path: Path, folders: tuple[Path, ...]) -> bool:
     resolved = path.resolve()
     return any(resolved != folder.resolve() and resolved.is_relative_to(folder.resolve()) for folder in folders)
@@ -254,13 +274,7 @@ def gc(
     from testbed import dependencies  # noqa: PLC0415 - the install's module, needed here only
 
     dependencies.prune(in_use=[python.parent.parent for python in pythons], now=now)  # <venv>/bin/python
-    for private in runtime_root().glob("runner-*") if runtime_root().is_dir() else ():
-        try:
-            alive = ProcessIdentity.from_dict(json.loads((private / OWNER_FILE).read_text(encoding="utf-8"))).alive()
-        except (OSError, ValueError, KeyError):
-            alive = False
-        if not alive and not (private / KEPT_FILE).exists():
-            shutil.rmtree(private, ignore_errors=True)
+    _prune_private_dirs(stale_after, now)
     if docker_api.engine_answers(timeout=2.0):
         root = str(runtime_root())
         for container in docker_api.containers_of():
