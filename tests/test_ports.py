@@ -26,9 +26,9 @@ def test_native_server_that_loses_its_port_is_retried_on_another(service: Path, 
         try:
             pipeline.start_native(context["run_id"])
             result = readiness.ready(context["run_id"], timeout=30)
-            port = result["servers"]["postgres"]["port"]
+            port = next(server.port for server in result.servers if server.name == "postgres")
             assert port != stolen
-            assert state.read()["facts"]["postgres"]["port"] == port
+            assert state.load().facts["postgres"]["port"] == port
             log = (Path(context["run_folder"]) / "logs" / "postgres.log").read_text()
             assert "Address already in use" in log
         finally:

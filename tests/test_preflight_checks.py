@@ -160,7 +160,7 @@ def _state(tmp_path: Path, run_id: str, service: Path, *, owner: int | None, lea
         run_id,
         tmp_path / "runs-before" / run_id,
         identity,
-        {"service": "basic", "config": {"directory": str(service)}, "backend": "native"},
+        {"service": "basic", "config": load_service_config(service, load_catalogue()).as_dict(), "backend": "native"},
     )
     with state.update() as data:
         data["lease_until"] = time.time() + lease if lease else None

@@ -22,7 +22,7 @@ CHANGED = True
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    return pipeline.migrate(params["run_id"])
+    return pipeline.migrate(params["run_id"]).as_result()
 
 
 def main() -> None:

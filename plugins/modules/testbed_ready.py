@@ -25,7 +25,7 @@ CHANGED = False
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    return readiness.ready(params["run_id"], params["timeout"])
+    return readiness.ready(params["run_id"], params["timeout"]).as_result()
 
 
 def main() -> None:

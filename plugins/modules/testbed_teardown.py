@@ -22,7 +22,7 @@ CHANGED = True
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    return pipeline.teardown_phase(params["run_id"], params["grace"])
+    return pipeline.teardown_phase(params["run_id"], params["grace"]).as_result()
 
 
 def main() -> None:

@@ -11,22 +11,22 @@ from pathlib import Path
 from testbed import workers
 from testbed.cli_shared import leased_run, require_up, run_options, service_config, service_dir, validate
 from testbed.errors import ExitCode, TestbedError
+from testbed.phase_results import ServersReady, ServerUp
+from testbed.run_record import RunRecord
 from testbed.state import RunState, all_runs, new_run_id
 from testbed.templating import service_environment
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
-    from testbed.render import server_line  # noqa: PLC0415
-
     config = service_config(args.service, project)
     existing = leased_run(config.directory) if args.inventory is None else None  # a remote run is not here
     asked = workers.count(args.workers, "--workers") if args.workers else 0
-    if existing is not None and workers.missing_instances(existing.read()["servers"], asked):
+    if existing is not None and workers.missing_instances(existing.load().servers, asked):
         # More workers than the environment has servers for: the up playbook adds (only) their instances.
         with existing.update() as current:
             current["lease_until"] = time.time() + args.lease
         options = run_options(args, config, "playbooks/up.yml")
-        options.run_id = existing.read()["run_id"]
+        options.run_id = existing.load().run_id
         options.teardown = "never"  # what is up stays up if adding fails
         from testbed.runner import run_playbook  # noqa: PLC0415
 
@@ -34,15 +34,14 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
     if existing is not None:
         from testbed import probes  # noqa: PLC0415
 
-        data = existing.read()
-        results = probes.wait_ready(data.get("facts", {}), timeout=2.0, servers=data["servers"])
+        record = existing.load()
+        results = probes.wait_ready(record.facts, timeout=2.0, servers=record.servers)
         if all(r.ready for r in results.values()):
-            for name, server in data["servers"].items():
-                print(server_line(server["title"], data["facts"][name]["port"], already_up=True))
+            print("\n".join(already_up(record).lines()))
             with existing.update() as current:
                 current["lease_until"] = time.time() + args.lease
-            return _migrate_existing(data["run_id"])
-        print(f"ℹ️  environment {data['run_id']} is unhealthy; replacing it")
+            return _migrate_existing(record.run_id)
+        print(f"ℹ️  environment {record.run_id} is unhealthy; replacing it")
         from testbed.teardown import teardown  # noqa: PLC0415
 
         teardown(existing, grace=2.0)
@@ -64,17 +63,23 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
     return code
 
 
+def already_up(record: RunRecord) -> ServersReady:
+    """A second `up` found every server of `record` answering: the readiness phase's result, said so."""
+    servers = [ServerUp(name, s["title"], record.facts[name]["port"]) for name, s in record.servers.items()]
+    return ServersReady(servers, already_up=True)
+
+
 def _migrate_existing(run_id: str) -> int:
     """A second `up` applies migrations added since the first (the dev loop), and nothing else."""
     from testbed.pipeline import migrate  # noqa: PLC0415
-    from testbed.render import failure_line, migrations_line  # noqa: PLC0415
+    from testbed.render import failure_line  # noqa: PLC0415
 
     try:
-        applied = migrate(run_id)["applied"]
+        migrated = migrate(run_id)
     except TestbedError as exc:
         print(failure_line("migrations", str(exc)))
         return int(exc.exit_code)
-    print(migrations_line(len(applied)))
+    print("\n".join(migrated.lines()))
     return 0
 
 
@@ -84,17 +89,17 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
     from testbed.preflight_checks import check_before_start  # noqa: PLC0415
 
     check_before_start(config)  # a test path removed or an env value grown since `up`
-    data = state.read()
+    record = state.load()
     options = run_options(args, config, "playbooks/test.yml")
     asked = int(options.extravars.get("testbed_workers", 0))
-    if workers.missing_instances(data["servers"], asked):
+    if workers.missing_instances(record.servers, asked):
         raise TestbedError(
-            f"--workers {asked}: the environment is up for {data.get('workers', 1)}; "
+            f"--workers {asked}: the environment is up for {record.workers}; "
             f"`testbed up --workers {asked}` starts the servers {asked} workers need",
             ExitCode.CONFIG,
         )
-    options.run_id = data["run_id"]
-    options.run_root = Path(data["run_folder"]).parent
+    options.run_id = record.run_id
+    options.run_root = record.run_folder.parent
     options.secrets = "file"
     options.teardown = "never"
     from testbed.run_guard import testing  # noqa: PLC0415
@@ -105,7 +110,6 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
 
 
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
-    from testbed.render import teardown_line  # noqa: PLC0415
     from testbed.teardown import teardown  # noqa: PLC0415
 
     if args.inventory is not None:  # on the remote host, through playbooks/down.yml
@@ -122,7 +126,7 @@ def cmd_down(args: argparse.Namespace, project: Path) -> int:
 
     with tearing_down(state):
         result = teardown(state)
-    print(teardown_line(result.left))
+    print("\n".join(result.lines()))
     return 0 if result.ok else int(ExitCode.TEARDOWN)
 
 
@@ -136,33 +140,28 @@ def _age(seconds: float) -> str:
 
 def cmd_status(args: argparse.Namespace, project: Path) -> int:
     from testbed import probes  # noqa: PLC0415
-    from testbed.state import owner_alive  # noqa: PLC0415
 
     wanted = service_config(args.service, project).name if args.service else None
     runs = []
     for state in all_runs(warn=lambda warning: print(f"⚠️  {warning}", file=sys.stderr)):
-        data = state.read()
-        if wanted and data.get("service") != wanted:
+        record = state.load()
+        if wanted and record.service != wanted:
             continue
-        runs.append(data)
+        runs.append(record)
     if not runs:
         print("no testbed environments on this host" + (f" for {wanted}" if wanted else ""))
         return 0
     now = time.time()
-    for data in runs:
-        facts = data.get("facts", {})
-        health = probes.wait_ready(facts, timeout=1.0, servers=data["servers"]) if facts else {}
-        kept = (
-            "up (lease)" if (data.get("lease_until") or 0) > now else ("running" if owner_alive(data) else "orphaned")
-        )
-        print(
-            f"{data['run_id']}  {data.get('service')}  {data.get('backend')}  {kept}  age {_age(now - data['created'])}"
-        )
+    for record in runs:
+        facts = record.facts
+        health = probes.wait_ready(facts, timeout=1.0, servers=record.servers) if facts else {}
+        kept = "up (lease)" if (record.lease_until or 0) > now else ("running" if record.owner_alive() else "orphaned")
+        print(f"{record.run_id}  {record.service}  {record.backend}  {kept}  age {_age(now - record.created)}")
         for name, fact in facts.items():
             ok = health.get(name)
             mark = "✅" if ok and ok.ready else "❌"
             print(
-                f"   {mark} {data['servers'][name]['title']}: port {fact['port']}"
+                f"   {mark} {record.servers[name]['title']}: port {fact['port']}"
                 + (f" ({ok.version})" if ok and ok.ready else f" ({ok.last_error if ok else 'unknown'})")
             )
     return 0
@@ -172,10 +171,10 @@ def cmd_env(args: argparse.Namespace, project: Path) -> int:
     from testbed.secrets import secrets_path  # noqa: PLC0415
 
     config = service_config(args.service, project)
-    data = require_up(config.directory).read()
-    for key, value in service_environment(config, workers.own_facts(data)).items():
+    record = require_up(config.directory).load()
+    for key, value in service_environment(config, record.own_facts()).items():
         print(f"export {key}={shlex.quote(value)}")
-    path = secrets_path(data["run_id"])
+    path = secrets_path(record.run_id)
     if path.is_file():
         names = ", ".join(spec.variable for spec in config.secrets) or "none configured"
         print(f"# secrets ({names}) are not printed: they are in {path} (0600, JSON)")
@@ -186,20 +185,20 @@ def cmd_logs(args: argparse.Namespace, project: Path) -> int:
     from testbed import docker_api  # noqa: PLC0415
 
     config = service_config(args.service, project)
-    data = require_up(config.directory).read()
-    names = [args.server] if args.server else list(data["servers"])
+    record = require_up(config.directory).load()
+    names = [args.server] if args.server else list(record.servers)
     from testbed.secrets import redactor  # noqa: PLC0415
 
-    redact = redactor(data["run_id"]).text  # a server may log what a test sent it
-    containers = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
+    redact = redactor(record.run_id).text  # a server may log what a test sent it
+    containers = record.containers()
     for name in names:
-        if name not in data["servers"]:
-            raise TestbedError(f"no server {name!r} in this environment (it has {', '.join(data['servers'])})")
-        print(f"==> {data['servers'][name]['title']} <==")
+        if name not in record.servers:
+            raise TestbedError(f"no server {name!r} in this environment (it has {', '.join(record.servers)})")
+        print(f"==> {record.servers[name]['title']} <==")
         if name in containers:
             print(redact(docker_api.logs(containers[name])), end="")
         else:
-            path = Path(data["run_folder"]) / "logs" / f"{name}.log"
+            path = record.run_folder / "logs" / f"{name}.log"
             text = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else "(no log yet)"
             print(redact(text), end="")
     return 0

@@ -138,11 +138,10 @@ def leased_run(directory: Path) -> RunState | None:
     now = time.time()
     for state in all_runs():
         try:
-            data = state.read()
+            record = state.load()
         except (OSError, ValueError):
             continue
-        same_service = data.get("config", {}).get("directory") == str(directory)
-        if same_service and (data.get("lease_until") or 0) > now and not data.get("torn_down"):
+        if record.config is not None and record.config.directory == directory and record.leased(now):
             return state
     return None
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed import docker_api
 from testbed.errors import ExitCode, TestbedError
 from testbed.servers import kind_of
 from testbed.state import runtime_root
+
+if TYPE_CHECKING:
+    from testbed.run_record import RunRecord
 
 
 def containers(run_id: str, servers: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -40,24 +43,22 @@ def containers(run_id: str, servers: Mapping[str, Mapping[str, Any]]) -> list[di
     return specs
 
 
-def published_ports(data: Mapping[str, Any]) -> dict[str, Any]:
+def published_ports(record: RunRecord) -> dict[str, Any]:
     """Read back the host ports Docker published (ephemeral with ports: auto)."""
-    servers = {name: dict(settings) for name, settings in data["servers"].items()}
+    servers = {name: dict(settings) for name, settings in record.servers.items()}
     published: dict[str, Any] = {}
-    for item in (r for r in data["resources"] if r["kind"] == "container"):
+    for service, container in record.containers().items():
         try:
-            status, body = docker_api.request("GET", f"/containers/{item['name']}/json", timeout=5)
+            status, body = docker_api.request("GET", f"/containers/{container}/json", timeout=5)
         except OSError as exc:  # the engine went away after starting the containers
             raise TestbedError(
-                f"{servers[item['service']]['title']}: cannot read the ports of container "
-                f"{item['name']}: {exc}; once it answers, `testbed gc` removes what the run left",
+                f"{servers[service]['title']}: cannot read the ports of container "
+                f"{container}: {exc}; once it answers, `testbed gc` removes what the run left",
                 ExitCode.PROVISIONING,
             ) from exc
         if status != 200:
-            raise TestbedError(
-                f"{servers[item['service']]['title']}: container {item['name']} is missing", ExitCode.PROVISIONING
-            )
-        published[item["service"]] = json.loads(body)["NetworkSettings"]["Ports"] or {}
+            raise TestbedError(f"{servers[service]['title']}: container {container} is missing", ExitCode.PROVISIONING)
+        published[service] = json.loads(body)["NetworkSettings"]["Ports"] or {}
     for name, ports in published.items():
         for key, container_port in kind_of(name, servers[name]).ports(servers[name]).items():
             bindings = ports.get(f"{container_port}/tcp") or []

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from testbed import github, junit, shard
 from testbed.errors import ExitCode, TestbedError
+from testbed.run_record import ShardInfo
 
 _SIGNALS = (ExitCode.SIGINT, ExitCode.SIGTERM)
 
@@ -46,12 +47,11 @@ class Shard:
 
     folder: Path
     report: dict[str, Any]
-    state: dict[str, Any]
+    split: ShardInfo | None  # from the run's state.json: which group of how many it tested
 
     @property
     def label(self) -> str:
-        info = self.state.get("shard") or {}
-        return f"shard {info['index']}/{info['count']}" if info else self.folder.name
+        return f"shard {self.split.index}/{self.split.count}" if self.split else self.folder.name
 
     @property
     def service_dir(self) -> Path | None:
@@ -73,13 +73,18 @@ def load(folder: Path) -> Shard:
         state_path = folder / "state.json"
         state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
         if not report_path.exists() and isinstance(state, dict) and state.get("shard"):
-            return Shard(folder, _report_of_playbook_run(folder, state), state)
-        report = json.loads(report_path.read_text(encoding="utf-8"))
+            report = _report_of_playbook_run(folder, state)
+        else:
+            report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise TestbedError(f"merge: shard folder {folder} is unreadable: {report_path}: {exc}") from exc
     if not isinstance(report, dict) or not isinstance(state, dict):
         raise TestbedError(f"merge: shard folder {folder} is unreadable: {report_path} is not a JSON object")
-    return Shard(folder, report, state)
+    try:
+        split = ShardInfo.from_dict(state.get("shard"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TestbedError(f"merge: shard folder {folder} is unreadable: {state_path}: shard {exc!r}") from exc
+    return Shard(folder, report, split)
 
 
 def _report_of_playbook_run(folder: Path, state: dict[str, Any]) -> dict[str, Any]:
@@ -114,19 +119,19 @@ def one_split(shards: Sequence[Shard]) -> None:
             f"merge: the folders are runs of different services ({', '.join(services)}); "
             "merge the shards of one split only"
         )
-    splits = [s.state.get("shard") or {} for s in shards]
-    if not any(splits):
+    if all(s.split is None for s in shards):
         return  # plain runs of one service: nothing says how the suite was split
-    if not all(splits):
-        plain = next(s.folder for s, info in zip(shards, splits, strict=True) if not info)
+    plain = next((s.folder for s in shards if s.split is None), None)
+    if plain is not None:
         raise TestbedError(f"merge: {plain} is not a shard (no --shard K/N); merge the shards of one split only")
-    counts = sorted({int(info["count"]) for info in splits})
+    splits = [s.split for s in shards if s.split is not None]
+    counts = sorted({info.count for info in splits})
     if len(counts) > 1:
         raise TestbedError(
             f"merge: the folders come from splits into {' and '.join(map(str, counts))} shards; "
             "merge the shards of one split only"
         )
-    indices = sorted(int(info["index"]) for info in splits)
+    indices = sorted(info.index for info in splits)
     if len(indices) != len(set(indices)):
         raise TestbedError("merge: a shard given twice (two runs of the same group); pass each shard's folder once")
     missing = sorted(set(range(1, counts[0] + 1)) - set(indices))
@@ -138,8 +143,8 @@ def one_split(shards: Sequence[Shard]) -> None:
 
 
 def _order(item: Shard) -> tuple[int, int, str]:
-    info = item.state.get("shard") or {}
-    return (int(info.get("count", 0)), int(info.get("index", 0)), str(item.folder))
+    info = item.split
+    return (info.count if info else 0, info.index if info else 0, str(item.folder))
 
 
 def _merge_junit(shards: Sequence[Shard], out: Path) -> None:
@@ -297,7 +302,7 @@ def merge(folders: Sequence[Path], out: Path, service_dir: Path | None = None) -
 
 def show(report: dict[str, Any], stream: IO[str] = sys.stdout) -> None:
     """The merge in a few lines, then (under GitHub Actions) the summary and annotations."""
-    from testbed.render import tests_line  # noqa: PLC0415
+    from testbed.phase_results import tests_line  # noqa: PLC0415
 
     mark = "✅" if report["exit_code"] == 0 else "❌"
     lines = [f"{mark} Merged {len(report['shards'])} shards: {tests_line(report['tests'])} (slowest shard)"]

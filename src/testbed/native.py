@@ -147,11 +147,7 @@ def start(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Pa
 
 
 def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Path) -> dict[str, Any]:
-    running = {
-        r["service"]
-        for r in state.read()["resources"]
-        if r["kind"] == "process" and ProcessIdentity.from_dict(r).alive()
-    }
+    running = {r.service for r in state.load().processes() if r.identity().alive()}
     servers = {name: settings for name, settings in servers.items() if name not in running}
     if not servers:
         return {"started": {}, "notices": [], "changed": False}  # a second `up` changes nothing

@@ -12,13 +12,14 @@ from typing import Any
 
 from testbed import docker_api, native, workers
 from testbed.backend_choice import BACKENDS, choose_backend
-from testbed.config import ServiceConfig, load_service_config
+from testbed.config import load_service_config
 from testbed.docker_backend import containers
 from testbed.errors import ExitCode, TestbedError
+from testbed.phase_results import DependenciesReady, Migrated, TeardownResult, tests_line
 from testbed.ports import free_port, port_free, port_holder
 from testbed.preflight_checks import check_before_start
 from testbed.pytest_run import run_tests
-from testbed.render import tests_line
+from testbed.run_record import RunRecord
 from testbed.servers import WORKER_OF, kind_of, migrations_server, unavailable_on
 from testbed.state import ProcessIdentity, RunState, check_run_id, new_run_id, proc_stat, runtime_root
 
@@ -54,23 +55,23 @@ def _playbook_pid() -> int | None:
     return None
 
 
-def _context(data: Mapping[str, Any], notices: list[str]) -> dict[str, Any]:
-    """What the later phases need of a run, from its state."""
-    specs = containers(data["run_id"], data["servers"]) if data["backend"] == "docker" else []
-    network = f"testbed-{data['run_id']}"
+def _context(record: RunRecord, notices: list[str]) -> dict[str, Any]:
+    """What the later phases (the roles) need of a run, from its state: the keys they read."""
+    specs = containers(record.run_id, record.servers) if record.backend == "docker" else []
+    network = f"testbed-{record.run_id}"
     return {
-        "run_id": data["run_id"],
-        "run_folder": data["run_folder"],
-        "runtime_dir": data["runtime_dir"],
-        "backend": data["backend"],
-        "backend_reason": data["backend_reason"],
+        "run_id": record.run_id,
+        "run_folder": str(record.run_folder),
+        "runtime_dir": str(record.runtime_dir),
+        "backend": record.backend,
+        "backend_reason": record.backend_reason,
         "notices": notices,
-        "service": data["service"],
-        "servers": data["servers"],
-        "secrets": data["config"]["secrets"],
+        "service": record.service,
+        "servers": record.servers,
+        "secrets": record.service_config().as_dict()["secrets"],
         "containers": specs,
         "network": network,
-        "network_labels": {docker_api.LABEL_RUN: data["run_id"], docker_api.LABEL_ROOT: str(runtime_root())},
+        "network_labels": {docker_api.LABEL_RUN: record.run_id, docker_api.LABEL_ROOT: str(runtime_root())},
         "records": (
             [{"kind": "network", "name": network}]
             + [{"kind": "container", "name": c["name"], "service": c["service"]} for c in specs]
@@ -89,18 +90,18 @@ def _existing_run(run_id: str, count: int) -> dict[str, Any] | None:
     except TestbedError:
         return None
     _record_controller(state)
-    data = state.read()
-    if data.get("torn_down"):
+    record = state.load()
+    if record.torn_down:
         return None
-    grown = count > data.get("workers", 1)
+    grown = count > record.workers
     if grown:
         with state.update() as current:
             added = workers.missing_instances(current["servers"], count)
             current["servers"] = workers.with_instances(current["servers"], count)
             _pick_ports({name: current["servers"][name] for name in added}, "auto", current["backend"])
             current["workers"] = count
-        data = state.read()
-    context = _context(data, data.get("notices", []))
+        record = state.load()
+    context = _context(record, record.notices)
     context["changed"] = grown
     return context
 
@@ -196,7 +197,7 @@ def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
     _record_controller(state)
     (run_folder / "diagnostics").mkdir(exist_ok=True)
     (run_folder / "diagnostics" / "config.json").write_text(json.dumps(config.as_dict(), indent=2), encoding="utf-8")
-    return _context(state.read(), notices)
+    return _context(state.load(), notices)
 
 
 def record(run_id: str, resources: list[Mapping[str, Any]]) -> None:
@@ -207,19 +208,19 @@ def record(run_id: str, resources: list[Mapping[str, Any]]) -> None:
 
 def start_native(run_id: str) -> dict[str, Any]:
     state = RunState.find(run_id)
-    data = state.read()
-    return native.start(state, data["servers"], Path(data["run_folder"]) / "logs")
+    record = state.load()
+    return native.start(state, record.servers, record.run_folder / "logs")
 
 
-def migrate(run_id: str) -> dict[str, Any]:
+def migrate(run_id: str) -> Migrated:
     """Apply the service's migrations. A dev-loop run (`testbed up`) first goes back to the migrated state
     it kept, so a migration added since lands on fresh data, and keeps the result for `testbed test`'s reset."""
     from testbed import migrations  # noqa: PLC0415 - psycopg is only needed once servers are up
 
-    data = RunState.find(run_id).read()
-    servers, facts = data["servers"], data["facts"]
-    folder = data["config"]["migrations"]
-    dev_loop = bool(data.get("lease_until"))
+    record = RunState.find(run_id).load()
+    servers, facts = record.servers, record.facts
+    config = record.service_config()
+    folder = config.migrations
     target = migrations_server(servers)
     if folder and target is None:  # config validation requires one; a state file edited by hand may not
         raise TestbedError("migrations: the run has no server that runs them", ExitCode.MIGRATIONS)
@@ -227,30 +228,29 @@ def migrate(run_id: str) -> dict[str, Any]:
     skipped: list[str] = []
     if folder and target is not None:
         kind = kind_of(target, servers[target])
-        if dev_loop:
+        if record.dev_loop:
             kind.reset(servers[target], facts[target])
         try:
-            schema = data["config"].get("migrations_schema") or migrations.DEFAULT_SCHEMA
-            result = migrations.apply(kind.conninfo(facts[target]), Path(folder), schema=schema)
+            schema = config.migrations_schema or migrations.DEFAULT_SCHEMA
+            result = migrations.apply(kind.conninfo(facts[target]), folder, schema=schema)
         except migrations.MigrationError as exc:
             raise TestbedError(f"migrations: {exc}", ExitCode.MIGRATIONS) from exc
         applied, skipped = list(result.applied), list(result.skipped)
-    if dev_loop:
+    if record.dev_loop:
         workers.snapshot(servers, facts)
-    return {"applied": applied, "skipped": skipped, "changed": bool(applied)}
+    return Migrated(tuple(applied), tuple(skipped))
 
 
-def install_dependencies(run_id: str) -> dict[str, Any]:
+def install_dependencies(run_id: str) -> DependenciesReady:
     """Install the service's dependencies (cached) and record the interpreter to test with."""
     state = RunState.find(run_id)
-    data = state.read()
-    config = ServiceConfig.from_dict(data["config"])
+    config = state.load().service_config()
     from testbed import dependencies  # noqa: PLC0415
 
     python, cached = dependencies.ensure(config, state)
     with state.update() as current:
         current["python"] = str(python)
-    return {"python": str(python), "cached": cached, "changed": not cached}
+    return DependenciesReady(str(python), cached)
 
 
 def pytest_phase(
@@ -298,12 +298,12 @@ def pytest_phase(
     raise error
 
 
-def teardown_phase(run_id: str, grace: float = 5.0) -> dict[str, Any]:
+def teardown_phase(run_id: str, grace: float = 5.0) -> TeardownResult:
     from testbed.teardown import teardown_run_id  # noqa: PLC0415
 
     result = teardown_run_id(run_id, grace=grace)
     if not result.ok:
-        error = TestbedError(f"teardown: left behind {', '.join(result.left)}; `testbed gc` retries", ExitCode.TEARDOWN)
+        error = TestbedError(f"teardown: {result.problem()}", ExitCode.TEARDOWN)
         error.details |= result.as_dict()
         raise error
-    return result.as_dict() | {"changed": bool(result.removed)}
+    return result

@@ -16,16 +16,17 @@ from testbed.errors import ExitCode, TestbedError
 from testbed.junit import JUnitSummary
 from testbed.readiness import gone_check
 from testbed.reset_gate import GATE_VARIABLE, ResetGate
+from testbed.run_record import RunRecord
 from testbed.state import RunState
 from testbed.templating import pytest_arguments, service_environment
 
 TESTBED_ONLY = ("ANSIBLE_", "AWS_", "TESTBED_", "AWX_", "RUNNER_")  # never passed on to the tests
 
 
-def _dependencies_python(config: ServiceConfig) -> str:
+def _dependencies_python(config: ServiceConfig) -> Path:
     from testbed import dependencies  # noqa: PLC0415
 
-    return str(dependencies.ensure(config)[0])
+    return dependencies.ensure(config)[0]
 
 
 def _coverage_percent(path: Path) -> float | None:
@@ -36,45 +37,45 @@ def _coverage_percent(path: Path) -> float | None:
     return round(float(root.get("line-rate", "0")) * 100, 1)
 
 
-def _workers_to_use(data: dict[str, Any], asked: int) -> int:
+def _workers_to_use(record: RunRecord, asked: int) -> int:
     """The workers this run of the tests uses (`asked`, or the run's own count when 0), if its servers allow."""
-    count = asked or int(data.get("workers", 1))
-    missing = workers.missing_instances(data["servers"], count)
+    count = asked or record.workers
+    missing = workers.missing_instances(record.servers, count)
     if missing:
         raise TestbedError(
-            f"--workers {count}: the environment is up for {data.get('workers', 1)} (no {missing[0]}); "
+            f"--workers {count}: the environment is up for {record.workers} (no {missing[0]}); "
             f"`testbed up --workers {count}` starts the servers {count} workers need",
             ExitCode.CONFIG,
         )
     return count
 
 
-def _worker_shares(config: ServiceConfig, data: dict[str, Any], count: int) -> dict[str, dict[str, str]]:
+def _worker_shares(config: ServiceConfig, record: RunRecord, count: int) -> dict[str, dict[str, str]]:
     """Each worker after the first: the variables that differ from the run's own (creating its database)."""
-    own = service_environment(config, workers.own_facts(data))
+    own = service_environment(config, record.own_facts())
     shares = {}
     for index in range(1, count):
-        theirs = service_environment(config, workers.worker_facts(data["servers"], data["facts"], index))
+        theirs = service_environment(config, workers.worker_facts(record.servers, record.facts, index))
         shares[workers.worker_name(index)] = {key: value for key, value in theirs.items() if own.get(key) != value}
     return shares
 
 
 def _open_gate(
-    config: ServiceConfig, data: dict[str, Any], runtime_dir: Path, count: int, reset: bool, env: dict[str, str]
+    config: ServiceConfig, record: RunRecord, count: int, reset: bool, env: dict[str, str]
 ) -> tuple[ResetGate | None, list[str]]:
     """Start what must be ready before the first test (the dev loop's reset, the workers' shares) while pytest
     starts; its plugin waits at the gate. Returns the gate and pytest's arguments (none when nothing waits)."""
     if not reset and count == 1:
         return None, []
-    shares_path = runtime_dir / workers.SHARES_FILE
+    shares_path = record.runtime_dir / workers.SHARES_FILE
 
     def prepare() -> None:
         if reset:
-            workers.reset(data["servers"], data["facts"])
+            workers.reset(record.servers, record.facts)
         if count > 1:  # after the reset: both clone from the same template, which allows one at a time
-            workers.write_shares(shares_path, _worker_shares(config, data, count))
+            workers.write_shares(shares_path, _worker_shares(config, record, count))
 
-    gate = ResetGate(runtime_dir, prepare)
+    gate = ResetGate(record.runtime_dir, prepare)
     env[GATE_VARIABLE] = str(gate.path)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workers.PLUGIN_DIR), env.get("PYTHONPATH")]))
     argv = ["-p", workers.PLUGIN]
@@ -93,13 +94,13 @@ def run_tests(
     from testbed import junit, shard  # noqa: PLC0415
 
     state = RunState.find(run_id)
-    data = state.read()
-    config = ServiceConfig.from_dict(data["config"])
-    count = _workers_to_use(data, asked_workers)
-    python = data.get("python") or _dependencies_python(config)
-    run_folder = Path(data["run_folder"])
-    facts = workers.own_facts(data)
-    reset = reset and bool(data.get("lease_until"))  # only an environment `testbed up` left is ever reset
+    record = state.load()
+    config = record.service_config()
+    count = _workers_to_use(record, asked_workers)
+    python = record.python or _dependencies_python(config)
+    run_folder = record.run_folder
+    facts = record.own_facts()
+    reset = reset and record.dev_loop  # only an environment `testbed up` left is ever reset
     # The user's environment, less Ansible's, ansible-runner's (AWX_*, RUNNER_*) and testbed's own settings.
     env = {k: v for k, v in os.environ.items() if not k.startswith(TESTBED_ONLY)}
     env |= service_environment(config, facts)
@@ -124,8 +125,8 @@ def run_tests(
         "-p",
         "no:cacheprovider",
     ]
-    argv += shard.pytest_args(data, run_folder, config.directory)
-    gate, gate_args = _open_gate(config, data, state.runtime_dir, count, reset, env)
+    argv += shard.pytest_args(record.shard, run_folder, config.directory)
+    gate, gate_args = _open_gate(config, record, count, reset, env)
     argv += gate_args
     if config.tests.coverage:
         argv += [f"--cov={target}" for target in config.tests.coverage]
@@ -155,9 +156,9 @@ def run_tests(
             gate.close()  # raises the reset's error, which stopped pytest at the gate
     seconds = time.monotonic() - started
     reported = rc
-    rc = shard.exit_code(data, rc, run_folder / "pytest.log")
+    rc = shard.exit_code(record.shard, rc, run_folder / "pytest.log")
     empty_group = reported == ExitCode.NO_TESTS and rc == 0  # every test went to the other shards
-    gone = {name: gone_check(data)(name) for name in data["servers"]}
+    gone = {name: gone_check(record)(name) for name in record.servers}
     shard.keep_coverage_data(state.runtime_dir / "coverage.data", run_folder)
     (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
     # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
@@ -182,7 +183,7 @@ def run_tests(
         "log": str(run_folder / "pytest.log"),
         "deadline": config.tests.deadline if rc == ExitCode.DEADLINE else None,
         "servers_gone": [
-            f"{data['servers'][name]['title']} exited" + ("" if why == "the server exited" else f" ({why})")
+            f"{record.servers[name]['title']} exited" + ("" if why == "the server exited" else f" ({why})")
             for name, why in gone.items()
             if why
         ],

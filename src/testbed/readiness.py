@@ -5,26 +5,27 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from testbed import docker_api, native
 from testbed.docker_backend import published_ports
 from testbed.errors import ExitCode, TestbedError
+from testbed.phase_results import ServersReady, ServerUp
 from testbed.ports import free_port
+from testbed.run_record import RunRecord
 from testbed.servers import kind_of
-from testbed.state import ProcessIdentity, RunState
+from testbed.state import RunState
 from testbed.templating import connection_facts
 
 PORT_RETRIES = 3
 _IN_USE = ("address already in use", "address in use")
 
 
-def gone_check(data: Mapping[str, Any]) -> Callable[[str], str | None]:
+def gone_check(record: RunRecord) -> Callable[[str], str | None]:
     """A check of one server by name: why it is gone (exited, container removed), or None while it runs."""
-    processes = {r["service"]: ProcessIdentity.from_dict(r) for r in data["resources"] if r["kind"] == "process"}
-    names = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
+    processes = {r.service: r.identity() for r in record.processes()}
+    names = record.containers()
 
     def gone(service: str) -> str | None:
         if service in processes and not processes[service].alive():
@@ -44,37 +45,36 @@ def gone_check(data: Mapping[str, Any]) -> Callable[[str], str | None]:
     return gone
 
 
-def log_tail(run_folder: Path, data: Mapping[str, Any], service: str, lines: int = 15) -> list[str]:
-    names = {r["service"]: r["name"] for r in data["resources"] if r["kind"] == "container"}
+def log_tail(record: RunRecord, service: str, lines: int = 15) -> list[str]:
+    names = record.containers()
     try:
         if service in names:
             text = docker_api.logs(names[service], tail=lines)
         else:
-            text = (run_folder / "logs" / f"{service}.log").read_text(encoding="utf-8", errors="replace")
+            text = (record.run_folder / "logs" / f"{service}.log").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     return text.splitlines()[-lines:]
 
 
-def ready(run_id: str, timeout: float) -> dict[str, Any]:
+def ready(run_id: str, timeout: float) -> ServersReady:
     """Wait until every server answers its protocol; record the facts tests will see."""
     from testbed import probes  # noqa: PLC0415 - psycopg, redis and nats-py load only where they probe
 
     state = RunState.find(run_id)
     deadline = time.monotonic() + timeout
     for _attempt in range(PORT_RETRIES + 1):
-        data = state.read()
-        run_folder = Path(data["run_folder"])
-        servers = published_ports(data)
+        record = state.load()
+        servers = published_ports(record)
         facts = connection_facts(servers)
-        results = probes.wait_ready(facts, max(deadline - time.monotonic(), 1.0), gone_check(data), servers=servers)
+        results = probes.wait_ready(facts, max(deadline - time.monotonic(), 1.0), gone_check(record), servers=servers)
         # With auto ports a native server can lose the race for its port to another process: retry it on
         # a fresh one (Docker publishes ephemeral ports itself and never races).
-        lost = [name for name, r in results.items() if not r.ready and _lost_port_race(data, run_folder, name)]
+        lost = [name for name, r in results.items() if not r.ready and _lost_port_race(record, name)]
         if not lost:
             break
         _restart_on_new_ports(state, lost)
-    diagnostics = run_folder / "diagnostics"
+    diagnostics = record.run_folder / "diagnostics"
     diagnostics.mkdir(exist_ok=True)
     (diagnostics / "readiness.json").write_text(
         json.dumps({k: v.as_dict() for k, v in results.items()}, indent=2), encoding="utf-8"
@@ -91,24 +91,19 @@ def ready(run_id: str, timeout: float) -> dict[str, Any]:
         why = first.last_error or "no answer"
         raise TestbedError(
             f"{title} not ready on port {port} after {first.seconds:.1f}s: {why}", ExitCode.PROVISIONING
-        ).with_log(log_tail(run_folder, data, first.service))
-    return {
-        "servers": {
-            name: {
-                "title": servers[name]["title"],
-                "port": servers[name]["port"],
-                "seconds": round(r.seconds, 3),
-                "version": r.version,
-            }
+        ).with_log(log_tail(record, first.service))
+    return ServersReady(
+        tuple(
+            ServerUp(name, servers[name]["title"], servers[name]["port"], round(r.seconds, 3), r.version)
             for name, r in results.items()
-        }
-    }
+        )
+    )
 
 
-def _lost_port_race(data: Mapping[str, Any], run_folder: Path, service: str) -> bool:
-    if data.get("ports") != "auto" or data.get("backend") != "native":
+def _lost_port_race(record: RunRecord, service: str) -> bool:
+    if record.ports != "auto" or record.backend != "native":
         return False
-    return any(marker in line.lower() for line in log_tail(run_folder, data, service, 30) for marker in _IN_USE)
+    return any(marker in line.lower() for line in log_tail(record, service, 30) for marker in _IN_USE)
 
 
 def _restart_on_new_ports(state: RunState, services: list[str]) -> None:

@@ -12,7 +12,16 @@ from typing import IO, Any
 
 from testbed import github
 from testbed.errors import ExitCode
-from testbed.servers import ordered
+from testbed.phase_results import (
+    BackendChosen,
+    DependenciesReady,
+    Migrated,
+    PhaseResult,
+    SecretsResolved,
+    ServersReady,
+    TeardownResult,
+    TestsRan,
+)
 
 PHASES: dict[str, str] = {
     "preflight": "Preflight",
@@ -35,39 +44,16 @@ PHASE_EXIT: dict[str, ExitCode] = {
 }
 
 
-# One function per phase outcome: the Renderer (ansible-runner's events) and the CLI's direct paths print
-# the same words for the same outcome.
-
-
-def server_line(title: str, port: object, already_up: bool = False) -> str:
-    return f"✅ {title}: Running on port {port}" + (" (already up)" if already_up else "")
-
-
-def migrations_line(applied: int) -> str:
-    return f"✅ Migrations: {f'Applied successfully ({applied} new)' if applied else 'Up to date (0 new)'}"
-
-
-def dependencies_line(cached: bool) -> str:
-    return f"✅ Dependencies: {'reused' if cached else 'installed'}"
-
-
-def teardown_line(left: Sequence[str]) -> str:
-    return f"❌ Teardown: left {', '.join(left)}" if left else "✅ Teardown: nothing left behind"
-
-
-def tests_line(tests: Mapping[str, Any]) -> str:
-    """`5 passed in 4.2s`, `1 passed, 1 failed in 3.2s`: pytest's own wording."""
-    parts = [
-        f"{tests[key]} {word}"
-        for key, word in (("passed", "passed"), ("failed", "failed"), ("errors", "errors"), ("skipped", "skipped"))
-        if tests.get(key)
-    ]
-    return f"{', '.join(parts) or 'no tests ran'} in {tests.get('duration', 0):.1f}s"
-
-
-def reset_line(seconds: float, waited: float) -> str:
-    """The reset runs while pytest starts: `waited` is what it added to the tests phase."""
-    return f"✅ Reset: back to the freshly migrated state in {seconds:.2f}s (the tests waited {waited:.2f}s)"
+# Each module's result, typed: its lines are the words the CLI's direct paths print for the same outcome.
+RESULTS: dict[str, type[PhaseResult]] = {
+    "testbed_preflight": BackendChosen,
+    "testbed_secrets_check": SecretsResolved,
+    "testbed_ready": ServersReady,
+    "testbed_migrate": Migrated,
+    "testbed_deps": DependenciesReady,
+    "testbed_pytest": TestsRan,
+    "testbed_teardown": TeardownResult,
+}
 
 
 def without_phase(phase: str, message: str) -> str:
@@ -205,43 +191,20 @@ class Renderer:
 
     def _ok(self, phase: Phase, action: str, res: Mapping[str, Any]) -> None:
         module = action.rsplit(".", 1)[-1]
+        if module not in RESULTS:
+            return
         if module == "testbed_preflight":
             self.run = dict(res)
-            self._line(phase, f"✅ Backend: {res['backend']} ({res['backend_reason']})")
-            for notice in res.get("notices", []):
-                self._line(phase, f"ℹ️  {notice}")
-        elif module == "testbed_secrets_check":
-            if self.on_secrets:
-                self.on_secrets()
-            skipped = res.get("skipped_optional") or []
-            text = f"{len(res.get('resolved', []))} resolved"
-            if skipped:
-                text += f"; {', '.join(skipped)} not set (optional)"
-            self._line(phase, f"✅ Secrets: {text}")
-        elif module == "testbed_ready":
-            servers = res.get("servers") or {}
-            for name in ordered(list(servers)):  # the kinds' display order; JSON results come sorted
-                self._line(phase, server_line(servers[name]["title"], servers[name]["port"]))
-        elif module == "testbed_migrate":
-            self._line(phase, migrations_line(len(res.get("applied") or [])))
-        elif module == "testbed_deps":
-            self._line(phase, dependencies_line(bool(res.get("cached"))))
-        elif module == "testbed_pytest":
-            self._tests(phase, res, ok=True)
-        elif module == "testbed_teardown":
-            self._line(phase, teardown_line([]))
+        if module == "testbed_secrets_check" and self.on_secrets:
+            self.on_secrets()
+        self._say_result(phase, RESULTS[module].from_result(res))
 
-    def _tests(self, phase: Phase, res: Mapping[str, Any], ok: bool) -> None:
-        if res.get("tests"):
-            self.tests = dict(res["tests"])
-            self.coverage = res.get("coverage")
-        if res.get("reset_seconds") is not None:
-            self._line(phase, reset_line(float(res["reset_seconds"]), float(res.get("reset_waited") or 0)))
-        if ok:
-            count = int(res.get("workers") or 1)
-            self._line(phase, f"✅ Tests: {tests_line(res['tests'])}" + (f" on {count} workers" if count > 1 else ""))
-        if self.coverage is not None:
-            self._line(phase, f"✅ Coverage: {self.coverage:g}%")
+    def _say_result(self, phase: Phase, result: PhaseResult) -> None:
+        if isinstance(result, TestsRan) and result.tests is not None:
+            self.tests = dict(result.tests)
+            self.coverage = result.coverage
+        for line in result.lines():
+            self._line(phase, line)
 
     def _failed(self, phase: Phase, res: Mapping[str, Any]) -> None:
         phase.status = "failed"
@@ -250,8 +213,7 @@ class Renderer:
         if phase.name == "teardown":
             self.teardown_failed = True
         if phase.name == "tests" and "tests" in res:
-            self._line(phase, f"❌ {message}")
-            self._tests(phase, res, ok=False)
+            self._say_result(phase, TestsRan.from_result(res, failure=message))
         else:
             message = without_phase(phase.name, message)
             self._line(phase, failure_line(phase.name, message))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import RunState, owner_alive, runtime_root
+from testbed.state import RunState, runtime_root
 
 TESTS_LOCK = "tests.lock"
 
@@ -26,13 +26,13 @@ def refuse_run_id_in_use(run_id: str) -> None:
     with one run tearing them down under the other."""
     state = RunState(runtime_root() / run_id)
     try:
-        data = state.read()
+        record = state.load()
     except (OSError, ValueError):
         return  # no such run (or an unreadable leftover, which gc deals with)
-    if data.get("torn_down"):
+    if record.torn_down:
         return
-    service = data.get("service") or "?"
-    lease_until = data.get("lease_until") or 0
+    service = record.service or "?"
+    lease_until = record.lease_until or 0
     fix = f"leave --run-id out for a fresh one, or `testbed down --run-id {run_id}` first"
     if lease_until > time.time():
         until = time.strftime("%H:%M", time.localtime(lease_until))
@@ -40,9 +40,9 @@ def refuse_run_id_in_use(run_id: str) -> None:
             f"run id {run_id!r} is in use by the environment `testbed up` left for {service} (lease until {until}); "
             + fix
         )
-    if owner_alive(data):
+    if record.owner is not None and record.owner.alive():
         raise TestbedError(
-            f"run id {run_id!r} is in use by a running run of {service} (pid {data['owner']['pid']}); " + fix
+            f"run id {run_id!r} is in use by a running run of {service} (pid {record.owner.pid}); " + fix
         )
 
 

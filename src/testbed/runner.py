@@ -17,7 +17,7 @@ from typing import IO, Any
 from testbed import extravars_file, github, merge, pipeline, redact, secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.interrupts import Interrupted
-from testbed.render import HostRenderers, Renderer, teardown_line
+from testbed.render import HostRenderers, Renderer
 from testbed.report import build_report, write_report
 from testbed.runner_settings import MAX_VERBOSITY, runner_arguments, runner_envvars, runner_private_dir, scrub_artifacts
 from testbed.state import trusted_runtime_root
@@ -191,9 +191,9 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
                 options.teardown == "always" or (options.teardown == "on_failure" and code != ExitCode.PASSED)
             ):
                 # Whatever ended the playbook, nothing of the run may stay: sweep from the state file too.
-                left = teardown_run(run_id, 3.0)
-                if left:
-                    out.write(teardown_line(left) + "\n")
+                swept = teardown_run(run_id, 3.0)
+                if not swept.ok:
+                    out.write("\n".join(swept.lines()) + "\n")
                     code = code if code != ExitCode.PASSED else ExitCode.TEARDOWN
 
     if isinstance(renderer, HostRenderers):

@@ -13,11 +13,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from testbed.errors import ExitCode, TestbedError
+from testbed.run_record import ShardInfo
 from testbed.state import RunState
 
 DEFAULT_DURATIONS = ".test_durations"
@@ -80,29 +79,28 @@ def record(run_id: str, shard: str, durations: str) -> None:
     `playbooks/test.yml` against the same environment tests the whole suite again)."""
     state = RunState.find(run_id)
     if not shard:
-        if "shard" in state.read():
+        if state.load().shard is not None:
             with state.update() as data:
                 data.pop("shard", None)
         return
     k, n = parse(shard)
     with state.update() as data:
-        data["shard"] = {"index": k, "count": n, "durations": durations}
+        data["shard"] = ShardInfo(k, n, durations).as_dict()
 
 
-def pytest_args(data: Mapping[str, Any], run_folder: Path, service_dir: Path) -> list[str]:
+def pytest_args(shard: ShardInfo | None, run_folder: Path, service_dir: Path) -> list[str]:
     """pytest-split's arguments for the run's shard (none when the run is not a shard)."""
-    shard = data.get("shard")
-    if not shard:
+    if shard is None:
         return []
-    prior = read_durations(durations_path(service_dir, shard.get("durations", "")))
+    prior = read_durations(durations_path(service_dir, shard.durations))
     (run_folder / BEFORE_FILE).write_text(json.dumps(prior, indent=2, sort_keys=True), encoding="utf-8")
     measured = run_folder / MEASURED_FILE
     # pytest-split reads and writes one path: it splits by the prior timings written here, then
     # (--clean-durations) replaces them with this shard's own measurements.
     measured.write_text(json.dumps(prior), encoding="utf-8")
     return [
-        f"--splits={shard['count']}",
-        f"--group={shard['index']}",
+        f"--splits={shard.count}",
+        f"--group={shard.index}",
         # Balanced groups (the longest test first into the lightest group), not pytest-split's default of
         # contiguous chunks, which puts a slow test last in the file into an already full group.
         "--splitting-algorithm=least_duration",
@@ -119,10 +117,10 @@ def keep_coverage_data(data_file: Path, run_folder: Path) -> None:
         shutil.copyfile(data_file, run_folder / "coverage.data")
 
 
-def exit_code(data: Mapping[str, Any], rc: int, log: Path) -> int:
+def exit_code(shard: ShardInfo | None, rc: int, log: Path) -> int:
     """A shard whose group is empty (more shards than tests) passed: pytest says 'no tests' (5) only
     because every collected test went to other groups."""
-    if not data.get("shard") or rc != ExitCode.NO_TESTS:
+    if shard is None or rc != ExitCode.NO_TESTS:
         return rc
     try:
         text = log.read_text(encoding="utf-8", errors="replace")

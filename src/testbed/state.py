@@ -17,13 +17,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.errors import ExitCode, TestbedError
 
 STATE_NAME = "state.json"
 KEPT_FILE = "kept"  # marks a private data dir kept for debugging (--keep-runner-dir)
 OWNER_FILE = "owner.json"  # in ansible-runner's private data dir: who drives it
+if TYPE_CHECKING:
+    from testbed.run_record import RunRecord
+
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
 
@@ -190,8 +193,15 @@ class RunState:
         return state
 
     def read(self) -> dict[str, Any]:
+        """The state file's raw contents (writers change them under `update()`; readers `load()`)."""
         data: dict[str, Any] = json.loads(self.path.read_text(encoding="utf-8"))
         return data
+
+    def load(self) -> RunRecord:
+        """The run's state, typed. OSError when the file is gone; ValueError when it is not a run's state."""
+        from testbed.run_record import RunRecord  # noqa: PLC0415 - the record's config imports the registry
+
+        return RunRecord.from_dict(self.read())
 
     @contextlib.contextmanager
     def update(self) -> Iterator[dict[str, Any]]:
@@ -236,11 +246,6 @@ def all_runs(warn: Callable[[str], None] | None = None) -> list[RunState]:
         elif warn:
             warn(f"ignoring {path}: not owned by you (uid {os.geteuid()}), so not trusted")
     return runs
-
-
-def owner_alive(data: Mapping[str, Any]) -> bool:
-    owner = data.get("owner")
-    return owner is not None and ProcessIdentity.from_dict(owner).alive()
 
 
 def signal_group(identity: ProcessIdentity, signum: int) -> bool:

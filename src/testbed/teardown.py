@@ -11,12 +11,12 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from testbed import docker_api, native, reaper, secrets
 from testbed.errors import TestbedError
+from testbed.phase_results import TeardownResult
+from testbed.run_record import PROCESS_KINDS, Resource, RunRecord
 from testbed.state import (
     KEPT_FILE,
     OWNER_FILE,
@@ -24,24 +24,9 @@ from testbed.state import (
     RunState,
     all_runs,
     owned_by_us,
-    owner_alive,
     runtime_root,
     stop_processes,
 )
-
-
-@dataclass
-class TeardownResult:
-    run_id: str
-    removed: list[str] = field(default_factory=list)
-    left: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.left
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "removed": self.removed, "left": self.left, "ok": self.ok}
 
 
 def _save_container_log(container: str, service: str, run_folder: Path) -> None:
@@ -62,34 +47,32 @@ def teardown(
     """Remove everything the state file records, containers and processes first, then folders.
     The controller (the ansible-playbook running this run) is stopped only from outside it: by gc, or by
     the wrapper after a cancel."""
-    data = state.read()
-    result = TeardownResult(data["run_id"])
-    run_folder = Path(data["run_folder"])
-    resources: list[dict[str, Any]] = data.get("resources", [])
+    record = state.load()
+    result = TeardownResult(record.run_id)
+    run_folder = record.run_folder
 
-    for item in (r for r in resources if r["kind"] == "container"):
+    for item in record.of_kind("container"):
+        container, service = item.name or "", item.service or item.name or ""
         try:
-            stranger = _not_labelled_for(item["name"], data["run_id"])
+            stranger = _not_labelled_for(container, record.run_id)
             if stranger:
-                result.left.append(f"container {item['name']} ({stranger}: not removed)")
+                result.left.append(f"container {container} ({stranger}: not removed)")
                 continue
             if collect_logs and run_folder.is_dir():
-                _save_container_log(item["name"], item.get("service", item["name"]), run_folder)
-            (result.removed if docker_api.remove_container(item["name"]) else result.left).append(
-                f"container {item['name']}"
-            )
+                _save_container_log(container, service, run_folder)
+            (result.removed if docker_api.remove_container(container) else result.left).append(f"container {container}")
         except OSError as exc:
-            result.left.append(f"container {item['name']} (engine: {exc})")
+            result.left.append(f"container {container} (engine: {exc})")
 
-    kinds = ("process", "supervisor", "controller") if include_controller else ("process", "supervisor")
-    servers = [r for r in resources if r["kind"] in kinds]
-    processes = [(ProcessIdentity.from_dict(r), int(r.get("stop_signal", 15))) for r in servers]
-    folders = [r for r in resources if r["kind"] == "directory"]
+    kinds = PROCESS_KINDS if include_controller else ("process", "supervisor")
+    servers = record.of_kind(*kinds)
+    processes = [(r.identity(), r.signal_to_stop) for r in servers]
+    folders = record.of_kind("directory")
 
     def remove_folders(service: str | None) -> None:
-        for item in [f for f in folders if service is None or f.get("service") == service]:
+        for item in [f for f in folders if service is None or f.service == service]:
             folders.remove(item)
-            path = Path(item["path"])
+            path = item.path or Path()
             if not _inside(path, (state.runtime_dir, run_folder)):
                 result.left.append(f"directory {path} (outside the run's folders: not removed)")
                 continue
@@ -98,7 +81,7 @@ def teardown(
 
     def stopped(identity: ProcessIdentity) -> None:
         # A server's data goes as soon as it has exited, while slower ones are still stopping.
-        service = next((r.get("service") for r in servers if r["pid"] == identity.pid), None)
+        service = next((r.service for r in servers if r.pid == identity.pid), None)
         if service:
             remove_folders(service)
 
@@ -108,25 +91,23 @@ def teardown(
         (result.left if identity.pid in survivors else result.removed).append(label)
 
     # What the state does not list: the tests' and the install's stragglers, a killed postmaster's memory.
-    _sweep(data["run_id"], {identity.pid for identity, _ in processes}, result)
+    _sweep(record.run_id, {identity.pid for identity, _ in processes}, result)
 
-    for item in (r for r in resources if r["kind"] == "network"):
+    for network in (r.name or "" for r in record.of_kind("network")):
         try:
-            (result.removed if docker_api.remove_network(item["name"]) else result.left).append(
-                f"network {item['name']}"
-            )
+            (result.removed if docker_api.remove_network(network) else result.left).append(f"network {network}")
         except OSError as exc:
-            result.left.append(f"network {item['name']} (engine: {exc})")
+            result.left.append(f"network {network} (engine: {exc})")
 
     remove_folders(None)  # the rest: survivors' (now killed), the run's own
 
     # Whatever a server or a test wrote into the run's folders is scrubbed while the values are still known;
     # then the values never outlive the run, even when something else was left behind.
-    redactor = secrets.redactor(data["run_id"])
-    redactor.tree(Path(data["run_folder"]), skip=("htmlcov",))  # htmlcov: scrubbed when pytest ended
+    redactor = secrets.redactor(record.run_id)
+    redactor.tree(run_folder, skip=("htmlcov",))  # htmlcov: scrubbed when pytest ended
     # The runtime dir may still hold a server's data that could not be removed: whole values only, fast.
     redactor.tree(state.runtime_dir, skip=("private",), fragments=False)
-    secrets.remove_secrets(data["run_id"])
+    secrets.remove_secrets(record.run_id)
     if not state.path.is_file():
         # Another teardown of the same run (the playbook's own `always`, racing gc after a killed wrapper)
         # finished first and removed the runtime dir: nothing is left to record.
@@ -137,7 +118,7 @@ def teardown(
             current["left"] = result.left
             # Keep whatever was not removed: what failed, and anything recorded while this ran.
             removed = set(result.removed)
-            current["resources"] = [r for r in current["resources"] if _label(r) not in removed]
+            current["resources"] = [r for r in current["resources"] if Resource.from_dict(r).label not in removed]
             still_there = bool(current["resources"]) and any(r["kind"] != "controller" for r in current["resources"])
     except FileNotFoundError:
         return result  # the same race, lost between the check and the lock
@@ -204,6 +185,26 @@ def _server_uid() -> int | None:
         return None
 
 
+def _prune_private_dirs(stale_after: float, now: float) -> None:
+    """ansible-runner's private folders whose wrapper is gone, unless kept on purpose (--keep-runner-dir)."""
+    for private in runtime_root().glob("runner-*") if runtime_root().is_dir() else ():
+        try:
+            alive = ProcessIdentity.from_dict(json.loads((private / OWNER_FILE).read_text(encoding="utf-8"))).alive()
+        except FileNotFoundError:  # a wrapper writes its owner file just after making the folder: wait for it
+            alive = _younger_than(private, stale_after, now)
+        except (OSError, ValueError, KeyError):
+            alive = False
+        if not alive and not (private / KEPT_FILE).exists():
+            shutil.rmtree(private, ignore_errors=True)
+
+
+def _younger_than(path: Path, seconds: float, now: float) -> bool:
+    try:
+        return now - path.stat().st_mtime <= seconds
+    except OSError:
+        return False
+
+
 def _inside(path: Path, folders: tuple[Path, ...]) -> bool:
     resolved = path.resolve()
     return any(resolved != folder.resolve() and resolved.is_relative_to(folder.resolve()) for folder in folders)
@@ -220,24 +221,16 @@ def _not_labelled_for(container: str, run_id: str) -> str | None:
     return None
 
 
-def _label(resource: dict[str, Any]) -> str:
-    if resource["kind"] in ("process", "supervisor", "controller"):
-        return f"process {resource['pid']}"
-    if resource["kind"] == "directory":
-        return f"directory {resource['path']}"
-    return f"{resource['kind']} {resource['name']}"
-
-
-def collectable(data: dict[str, Any], ttl: float, now: float) -> str | None:
+def collectable(record: RunRecord, ttl: float, now: float) -> str | None:
     """Why a run may be collected, or None while it is in use."""
-    lease = data.get("lease_until")
+    lease = record.lease_until
     if lease and lease > now:
         return None
     if lease:
         return "its lease expired"
-    if not owner_alive(data):
+    if not record.owner_alive():
         return "its owner is gone"
-    if now - data.get("created", now) > ttl:
+    if now - (record.created or now) > ttl:
         return f"it is older than {int(ttl)} s"
     return None
 
@@ -254,14 +247,14 @@ def gc(
     pythons: list[Path] = []  # of the runs that stay up: their virtualenvs are in use
     for state in all_runs(warn or (lambda warning: print(f"⚠️  {warning}", file=sys.stderr))):
         try:
-            data = state.read()
+            record = state.load()
         except (OSError, ValueError):
             continue
-        known.add(data["run_id"])
-        if data["run_id"].startswith(run_id_prefix) and collectable(data, ttl, now):
+        known.add(record.run_id)
+        if record.run_id.startswith(run_id_prefix) and collectable(record, ttl, now):
             results.append(teardown(state, grace=grace, include_controller=True))
-        elif data.get("python") and not data.get("torn_down"):
-            pythons.append(Path(data["python"]))
+        elif record.python and not record.torn_down:
+            pythons.append(record.python)
     stale_after = 600  # a run folder without state, untouched this long, belongs to no run in progress
     for folder in runtime_root().iterdir() if runtime_root().is_dir() else ():
         if (
@@ -281,13 +274,7 @@ def gc(
     from testbed import dependencies  # noqa: PLC0415 - the install's module, needed here only
 
     dependencies.prune(in_use=[python.parent.parent for python in pythons], now=now)  # <venv>/bin/python
-    for private in runtime_root().glob("runner-*") if runtime_root().is_dir() else ():
-        try:
-            alive = ProcessIdentity.from_dict(json.loads((private / OWNER_FILE).read_text(encoding="utf-8"))).alive()
-        except (OSError, ValueError, KeyError):
-            alive = False
-        if not alive and not (private / KEPT_FILE).exists():
-            shutil.rmtree(private, ignore_errors=True)
+    _prune_private_dirs(stale_after, now)
     if docker_api.engine_answers(timeout=2.0):
         root = str(runtime_root())
         for container in docker_api.containers_of():

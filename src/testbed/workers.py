@@ -53,11 +53,6 @@ def primaries(servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str
     return {name: settings for name, settings in servers.items() if not settings.get(WORKER_OF)}
 
 
-def own_facts(data: Mapping[str, Any]) -> dict[str, Any]:
-    """A run's facts of its own servers: what the service and its templates see (gw0's share)."""
-    return {name: data["facts"][name] for name in primaries(data["servers"]) if name in data.get("facts", {})}
-
-
 def with_instances(servers: Mapping[str, Mapping[str, Any]], workers: int) -> dict[str, dict[str, Any]]:
     """`servers` plus, for each that workers share by instance, a server for each worker after the first.
     Existing entries are kept as they are (a run grown from 2 to 3 workers keeps its gw1)."""

@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING
 
 from testbed import extravars_file
 from testbed.errors import ExitCode, TestbedError
+from testbed.phase_results import TeardownResult
 from testbed.runner_settings import runner_arguments
 from testbed.state import OWNER_FILE, ProcessIdentity, runtime_root
 
@@ -36,7 +37,7 @@ def sweep_orphans(out: IO[str]) -> None:
 
 def remote_teardown(
     options: Options, project: Path, run_id: str, run_root: Path, inventory: Path, envvars: dict[str, str]
-) -> list[str]:
+) -> TeardownResult:
     """After a cancel, a remote host's `always` never ran: tear down there with playbooks/down.yml, which also
     brings the run folder back and removes the host's workspace."""
     import ansible_runner  # noqa: PLC0415
@@ -68,23 +69,28 @@ def remote_teardown(
     finally:
         shutil.rmtree(private_dir, ignore_errors=True)
     if result.rc == 0:
-        return []
-    shards = f" -e testbed_shards={options.extravars['testbed_shards']}" if options.shard_hosts else ""
-    return [
-        f"the run on {options.limit or 'the inventory'} (`testbed down --inventory {options.inventory} "
-        f"--limit {options.limit} --run-id {run_id}` retries)"
-        if not shards
-        else f"the runs on {options.limit} (`ansible-playbook playbooks/down.yml -i {options.inventory} "
-        f"-e testbed_hosts={options.limit} -e testbed_run_id={run_id}{shards}` retries)"
-    ]
+        return TeardownResult(run_id)
+    if options.shard_hosts:
+        shards = options.extravars["testbed_shards"]
+        return TeardownResult(
+            run_id,
+            left=[f"the runs on {options.limit}"],
+            retry=f"`ansible-playbook playbooks/down.yml -i {options.inventory} -e testbed_hosts={options.limit} "
+            f"-e testbed_run_id={run_id} -e testbed_shards={shards}` retries",
+        )
+    return TeardownResult(
+        run_id,
+        left=[f"the run on {options.limit or 'the inventory'}"],
+        retry=f"`testbed down --inventory {options.inventory} --limit {options.limit} --run-id {run_id}` retries",
+    )
 
 
-def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = None) -> list[str]:
+def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = None) -> TeardownResult:
     """Tear down whatever the state file still records, the playbook's controller included (it was
     cancelled, or has ended)."""
     from testbed.teardown import teardown_run_id  # noqa: PLC0415
 
-    return teardown_run_id(run_id, grace=grace, include_controller=True, hurry=hurry).left
+    return teardown_run_id(run_id, grace=grace, include_controller=True, hurry=hurry)
 
 
 def after_interrupt(
@@ -101,7 +107,6 @@ def after_interrupt(
     """The playbook was cancelled, so its `always` did not run: stop what it left running, and tear down
     unless the environment is meant to stay up (`testbed test`)."""
     from testbed import reaper  # noqa: PLC0415
-    from testbed.render import teardown_line  # noqa: PLC0415
 
     remote = options.inventory is not None
     name = signal.Signals(interrupted.signum or signal.SIGINT).name
@@ -115,12 +120,12 @@ def after_interrupt(
     out.flush()
     if not remote:  # the cancel killed the controller's group; its workers setsid() away from it
         reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
-    left = (
+    torn_down = (
         remote_teardown(options, project, run_id, run_root, inventory, envvars)
         if remote
         else teardown_run(run_id, 3.0, hurry=lambda: interrupted.count > 1)
     )
-    out.write(teardown_line(left) + "\n")
+    out.write("\n".join(torn_down.lines()) + "\n")
     return interrupted.exit_code
 
 
@@ -132,8 +137,8 @@ def stop_tests(run_id: str, grace: float = 5.0) -> None:
 
     reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
     try:
-        resources = RunState.find(run_id).read()["resources"]
+        record = RunState.find(run_id).load()
     except (TestbedError, OSError, ValueError):
         return
-    supervisors = [ProcessIdentity.from_dict(r) for r in resources if r["kind"] == "supervisor"]
+    supervisors = [r.identity() for r in record.of_kind("supervisor")]
     stop_processes([(identity, int(signal.SIGTERM)) for identity in supervisors], grace)

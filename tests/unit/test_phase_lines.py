@@ -1,21 +1,31 @@
 """The same outcome in the same words: a phase line printed from ansible-runner's event stream (the Renderer)
-equals the one the CLI's direct paths print (a second `testbed up` migrating, or failing to)."""
+equals the one the CLI's direct paths print (a second `testbed up` finding its servers up and migrating, or
+failing to; `testbed down` and the wrapper's teardown leaving something, or nothing)."""
 
 from __future__ import annotations
 
+import argparse
 import io
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from testbed import cli_devloop, pipeline
+from testbed import cli_devloop, pipeline, teardown
+from testbed import phase_results as results
 from testbed.errors import ExitCode, TestbedError
-from testbed.render import Renderer
+from testbed.phase_results import Migrated, PhaseResult, ServersReady, ServerUp, TeardownResult
+from testbed.render import RESULTS, Renderer
+from testbed.run_record import RunRecord
+from testbed.state import RunState
 
 
 def _rendered(task_action: str, res: dict[str, Any], failed: bool = False, role: str = "migrations") -> list[str]:
     out = io.StringIO()
     renderer = Renderer(out)
+    # Through JSON, as a module's result reaches ansible-runner's event (its keys come back sorted).
+    res = json.loads(json.dumps(res, sort_keys=True))
     renderer(
         {
             "event": "runner_on_failed" if failed else "runner_on_ok",
@@ -35,9 +45,9 @@ def _direct(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 def test_migrations_line_is_the_same_from_the_cli_and_the_event_stream(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], applied: list[str]
 ) -> None:
-    result = {"applied": applied, "skipped": [], "changed": bool(applied)}
+    result = Migrated(tuple(applied))
     direct = _direct(monkeypatch, capsys, lambda run_id: result)
-    assert direct == _rendered("testbed.pipeline.testbed_migrate", result)
+    assert direct == _rendered("testbed.pipeline.testbed_migrate", result.as_result())
     wanted = f"Applied successfully ({len(applied)} new)" if applied else "Up to date (0 new)"
     assert direct == [f"✅ Migrations: {wanted}"]
 
@@ -86,3 +96,77 @@ def test_a_play_over_several_hosts_keeps_each_hosts_lines_and_outcome_its_own() 
     ]
     assert renderers.exit_codes("failed", 2) == {"runner-1": ExitCode.TESTS_FAILED, "r2": ExitCode.PASSED}
     assert renderers.hosts["r2"].phases["tests"].status == "ok"
+
+
+def test_servers_a_second_up_finds_are_listed_as_readiness_lists_them() -> None:
+    # The state file keeps the order testbed.yml gave (here not the display order), plus a worker's instance;
+    # readiness's result reaches the Renderer with its keys sorted. Both print in the kinds' display order.
+    titles = {"nats": "NATS", "postgres": "PostgreSQL", "dragonfly": "Dragonfly", "nats-gw1": "NATS (gw1)"}
+    ports = {"nats": 14222, "postgres": 15433, "dragonfly": 16380, "nats-gw1": 24222}
+    record = RunRecord(
+        run_id="r1",
+        run_folder=Path("/runs/r1"),
+        runtime_dir=Path("/tmp/r1"),
+        servers={name: {"title": title, "port": 0} for name, title in titles.items()},  # ports 0: Docker's auto
+        facts={name: {"host": "127.0.0.1", "port": port} for name, port in ports.items()},
+    )
+    direct = cli_devloop.already_up(record).lines()
+    ready = ServersReady(tuple(ServerUp(name, titles[name], port, 0.2, "1.0") for name, port in ports.items()))
+    rendered = _rendered("testbed.pipeline.testbed_ready", ready.as_result(), role="readiness")
+    assert direct == [f"{line} (already up)" for line in rendered]
+    assert rendered == [
+        "✅ PostgreSQL: Running on port 15433",
+        "✅ Dragonfly: Running on port 16380",
+        "✅ NATS: Running on port 14222",
+        "✅ NATS (gw1): Running on port 24222",
+    ]
+
+
+@pytest.mark.parametrize("left", [[], ["directory /tmp/testbed-0/r1/postgres"]], ids=["clean", "left"])
+def test_teardown_is_worded_the_same_by_down_the_wrapper_and_the_event_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], left: list[str]
+) -> None:
+    monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "root"))
+    RunState.create("phase-lines", tmp_path / "runs" / "phase-lines", None, {})
+    outcome = TeardownResult("phase-lines", removed=["process 1"], left=list(left))
+    monkeypatch.setattr(teardown, "teardown", lambda state, **_: outcome)
+    monkeypatch.setattr(teardown, "teardown_run_id", lambda run_id, **_: outcome)
+
+    code = cli_devloop.cmd_down(argparse.Namespace(inventory=None, run_id="phase-lines", service=None), tmp_path)
+    direct = capsys.readouterr().out.splitlines()
+    from testbed.wrapper_teardown import teardown_run  # noqa: PLC0415
+
+    wrapper = teardown_run("phase-lines", 1.0).lines()  # after a cancel, or the run's final sweep
+    try:
+        rendered = _rendered("testbed_teardown", pipeline.teardown_phase("phase-lines").as_result(), role="teardown")
+    except TestbedError as error:  # the module's failure, as the Renderer gets it
+        failed = {"msg": str(error), "exit_code": int(error.exit_code), **error.details}
+        rendered = _rendered("testbed_teardown", failed, failed=True, role="teardown")
+    assert direct == wrapper == rendered
+    assert code == (ExitCode.TEARDOWN if left else 0)
+    if left:
+        assert direct == [f"❌ Teardown: left behind {left[0]}; `testbed gc` retries"]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        results.BackendChosen("native", "asked for", ("Dragonfly: redis-server stands in",)),
+        results.SecretsResolved(("A",), ("B",)),
+        results.ServersReady((ServerUp("postgres", "PostgreSQL", 15433, 0.5, "15.4"),)),
+        results.Migrated(("0001_init.sql",), ()),
+        results.DependenciesReady("/venvs/svc/bin/python", cached=True),
+        results.TestsRan({"passed": 3, "duration": 1.5}, 91.0, workers=2, reset_seconds=0.25, reset_waited=0.0),
+        results.TeardownResult("r1", removed=["process 1"]),
+    ],
+    ids=lambda result: type(result).__name__,
+)
+def test_each_module_result_reads_back_as_what_it_was(result: PhaseResult) -> None:
+    """What a module returns through Ansible is the value the CLI holds: the Renderer reads back the same
+    outcome, so it cannot word it differently."""
+    module = next(name for name, kind in RESULTS.items() if kind is type(result))
+    back = RESULTS[module].from_result(json.loads(json.dumps(result.as_result())))
+    assert back.lines() == result.lines()
+    assert _rendered(module, result.as_result(), role="teardown" if module == "testbed_teardown" else "tests") == (
+        result.lines()
+    )

@@ -10,6 +10,7 @@ import pytest
 
 from testbed import merge, redact, shard
 from testbed.errors import ExitCode, TestbedError
+from testbed.run_record import ShardInfo
 
 VALUE = "s3cr3t-välue\nline-two-of-it"
 
@@ -39,8 +40,8 @@ def test_an_empty_shard_is_a_pass_only_when_its_tests_went_elsewhere(
     tmp_path: Path, log: str, sharded: bool, rc: int, expected: int
 ) -> None:
     (tmp_path / "pytest.log").write_text(f"header\n{log}\n")
-    data = {"shard": "3/3"} if sharded else {}
-    assert shard.exit_code(data, rc, tmp_path / "pytest.log") == expected
+    info = ShardInfo(3, 3) if sharded else None
+    assert shard.exit_code(info, rc, tmp_path / "pytest.log") == expected
 
 
 def test_durations_file_missing_or_empty_means_none_known(tmp_path: Path) -> None:
