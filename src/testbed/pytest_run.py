@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from testbed import redact, secrets, supervisor, workers
+from testbed import redact, secrets, supervisor, tools, workers
 from testbed.config import ServiceConfig
 from testbed.errors import ExitCode, TestbedError
 from testbed.junit import JUnitSummary
@@ -81,7 +81,9 @@ def _open_gate(
     argv = ["-p", workers.PLUGIN]
     if count > 1:
         env[workers.SHARES_VARIABLE] = str(shares_path)
-        argv += ["-n", str(count)]
+        # worksteal: an idle worker takes queued tests from a busy one, so a few long tests (waits for a
+        # redelivery) do not leave one worker running alone at the end, as the default `load` does.
+        argv += ["-n", str(count), "--dist", "worksteal"]
     return gate, argv
 
 
@@ -107,7 +109,12 @@ def run_tests(
     values = secrets.read_secrets(run_id)
     env |= values
     redactor = redact.Redactor(values.values())
-    env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data")}
+    # Bytecode (and pytest's rewritten test modules) in testbed's cache, mirrored by path, never in the service's
+    # folder; kept between runs, so no test process (each xdist worker, each process a test starts) compiles
+    # the service's code again. It overrides a PYTHONDONTWRITEBYTECODE the caller's shell may set.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(tools.cache_home() / "pycache")
     junit_path = run_folder / "junit.xml"
     junit_path.unlink(missing_ok=True)  # a report from an earlier `testbed test` must not stand for this one
     argv = [
