@@ -207,3 +207,36 @@ def test_a_declared_server_gets_an_instance_per_worker_unless_shared(tmp_path: P
     assert gw1["MEMCACHED_ADDRESS"].endswith(":" + gw1["CACHE_PORT"])  # templates see the worker's instance
     assert gw0["AWS_ENDPOINT_URL"] == gw1["AWS_ENDPOINT_URL"] and gw0["S3_URL"] == gw1["S3_URL"]  # shared
     assert leftovers(_run_id(result.stdout)) == []
+
+
+def test_a_migration_added_while_up_lands_on_the_fresh_state_and_the_reset_keeps_it(suite: Path) -> None:
+    up = cli("up", "--service", str(suite), "--backend", "native", "--ports", "auto")
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = _run_id(up.stdout)
+    try:
+        again = cli("up", "--service", str(suite))  # nothing new: nothing reset, nothing kept again
+        assert again.returncode == 0 and "✅ Migrations: Up to date (0 new)" in again.stdout, again.stdout
+        dirty = cli("test", "--service", str(suite), "--", "-k", "fresh")  # leaves a row, a key and a stream
+        assert dirty.returncode == 0, dirty.stdout + dirty.stderr
+        (suite / "migrations" / "0002_note.sql").write_text("ALTER TABLE holder ADD COLUMN note text;\n")
+        migrated = cli("up", "--service", str(suite))
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        assert "✅ Migrations: Applied successfully (1 new)" in migrated.stdout
+        (suite / "tests" / "test_note.py").write_text(
+            "from servers import database\n\n"
+            "def test_the_new_column_is_there_and_the_old_row_is_not():\n"
+            "    with database() as db:\n"
+            "        assert db.execute('SELECT count(note) FROM holder').fetchone()[0] == 0\n"
+            "        assert db.execute('SELECT count(*) FROM holder').fetchone()[0] == 0\n"
+        )
+        # Without a reset of its own: the database the new migration left is the fresh one, with it.
+        kept = cli("test", "--service", str(suite), "--no-reset", "--", "-k", "note")
+        assert kept.returncode == 0, kept.stdout + kept.stderr
+        # And the reset's template has it too: after a run that leaves a row, the reset keeps the column.
+        for selection in ("fresh", "note"):
+            reset = cli("test", "--service", str(suite), "--", "-k", selection)
+            assert reset.returncode == 0 and "1 passed" in reset.stdout, reset.stdout + reset.stderr
+    finally:
+        down = cli("down", "--service", str(suite))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_id) == []

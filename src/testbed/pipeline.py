@@ -213,8 +213,9 @@ def start_native(run_id: str) -> dict[str, Any]:
 
 
 def migrate(run_id: str) -> Migrated:
-    """Apply the service's migrations. A dev-loop run (`testbed up`) first goes back to the migrated state
-    it kept, so a migration added since lands on fresh data, and keeps the result for `testbed test`'s reset."""
+    """Apply the service's migrations. In a dev-loop run (`testbed up`) that already kept its migrated state,
+    a migration added since is applied to that kept state and the database is reset from it, so it lands on
+    fresh data; the first time, the migrated state is kept for `testbed test`'s reset."""
     from testbed import migrations  # noqa: PLC0415 - psycopg is only needed once servers are up
 
     record = RunState.find(run_id).load()
@@ -224,19 +225,23 @@ def migrate(run_id: str) -> Migrated:
     target = migrations_server(servers)
     if folder and target is None:  # config validation requires one; a state file edited by hand may not
         raise TestbedError("migrations: the run has no server that runs them", ExitCode.MIGRATIONS)
+    kept = (
+        record.dev_loop and target is not None and kind_of(target, servers[target]).kept(servers[target], facts[target])
+    )
     applied: list[str] = []
     skipped: list[str] = []
     if folder and target is not None:
         kind = kind_of(target, servers[target])
-        if record.dev_loop:
-            kind.reset(servers[target], facts[target])
+        where = kept or facts[target]
         try:
             schema = config.migrations_schema or migrations.DEFAULT_SCHEMA
-            result = migrations.apply(kind.conninfo(facts[target]), folder, schema=schema)
+            result = migrations.apply(kind.conninfo(where), folder, schema=schema)
         except migrations.MigrationError as exc:
             raise TestbedError(f"migrations: {exc}", ExitCode.MIGRATIONS) from exc
         applied, skipped = list(result.applied), list(result.skipped)
-    if record.dev_loop:
+        if kept and applied:
+            kind.reset(servers[target], facts[target])
+    if record.dev_loop and not kept:
         workers.snapshot(servers, facts)
     return Migrated(tuple(applied), tuple(skipped))
 

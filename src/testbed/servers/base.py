@@ -91,6 +91,11 @@ class ServerKind(ABC):
         """Keep the freshly migrated state for `reset` (the dev loop). Nothing to keep for a server whose
         fresh state is empty."""
 
+    def kept(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The fact that reaches the state `snapshot` kept (a migration added in the dev loop is applied
+        there, then `reset` brings it over), or None when nothing is kept."""
+        return None
+
     def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:  # noqa: B027 - optional
         """Bring the running server back to its freshly migrated state, in place, without a restart (between
         dev-loop runs). Idempotent; raises TestbedError naming the server when it cannot."""

@@ -207,6 +207,13 @@ class Postgres(ServerKind):
         with _admin(fact) as admin:
             _clone(admin, fact["database"], fresh_name(fact["database"]), force=True)
 
+    def kept(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> dict[str, Any] | None:
+        fresh = fresh_name(fact["database"])
+        with _admin(fact) as admin:
+            if not _exists(admin, fresh):
+                return None
+        return {**fact, "database": fresh}
+
     def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
         """Drop the database (ending its sessions) and clone it again from the template `snapshot` kept."""
         with _admin(fact) as admin:
