@@ -7,10 +7,13 @@ both backends. test_fresh.py asserts it starts with no row, no key and no stream
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +34,19 @@ def suite(tmp_path: Path) -> Path:
 
 def _run_id(output: str) -> str:
     return run_folder_of(output).name
+
+
+@contextlib.contextmanager
+def _environment_up(suite: Path, *args: str) -> Iterator[subprocess.CompletedProcess[str]]:
+    """`testbed up` of the suite for the body of the block, then `testbed down`: nothing of it may be left."""
+    up = cli("up", "--service", str(suite), "--ports", "auto", *args)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield up
+    finally:
+        down = cli("down", "--service", str(suite))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(_run_id(up.stdout)) == []
 
 
 def test_the_colliding_suite_fails_when_workers_share_the_servers(suite: Path, tmp_path: Path) -> None:
@@ -90,10 +106,7 @@ def test_three_tests_in_a_row_each_start_fresh_and_no_reset_keeps_the_data(
     suite: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     images = image_args(request.getfixturevalue("local_images")) if backend == "docker" else []
-    up = cli("up", "--service", str(suite), "--backend", backend, "--ports", "auto", *images)
-    assert up.returncode == 0, up.stdout + up.stderr
-    run_id = _run_id(up.stdout)
-    try:
+    with _environment_up(suite, "--backend", backend, *images):
         for _ in range(3):
             test = cli("test", "--service", str(suite), "--", "-k", "fresh")
             assert test.returncode == 0, test.stdout + test.stderr
@@ -102,17 +115,10 @@ def test_three_tests_in_a_row_each_start_fresh_and_no_reset_keeps_the_data(
         assert kept.returncode == ExitCode.TESTS_FAILED, kept.stdout + kept.stderr
         assert "Reset:" not in kept.stdout
         assert "a row from an earlier run" in (run_folder_of(kept.stdout) / "pytest.log").read_text()
-    finally:
-        down = cli("down", "--service", str(suite))
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers(run_id) == []
 
 
 def test_workers_in_the_dev_loop_grow_the_environment_on_up(suite: Path) -> None:
-    up = cli("up", "--service", str(suite), "--backend", "native", "--ports", "auto")
-    assert up.returncode == 0, up.stdout + up.stderr
-    run_id = _run_id(up.stdout)
-    try:
+    with _environment_up(suite, "--backend", "native") as up:
         # More workers than the environment has servers for: one line naming the fix, nothing run.
         refused = cli("test", "--service", str(suite), "--workers", "2")
         assert refused.returncode == ExitCode.CONFIG
@@ -122,23 +128,16 @@ def test_workers_in_the_dev_loop_grow_the_environment_on_up(suite: Path) -> None
         ]
         grown = cli("up", "--service", str(suite), "--workers", "2")
         assert grown.returncode == 0, grown.stdout + grown.stderr
-        assert "✅ NATS (gw1): Running on port" in grown.stdout and _run_id(grown.stdout) == run_id
+        assert "✅ NATS (gw1): Running on port" in grown.stdout and _run_id(grown.stdout) == _run_id(up.stdout)
         # test_fresh leaves a row, a key and a stream on whichever worker ran it: each next run starts reset.
         for selection, passed in (("fresh", 1), ("alone", 7), ("fresh", 1), ("alone", 7)):
             test = cli("test", "--service", str(suite), "--workers", "2", "--", "-k", selection)
             assert test.returncode == 0, test.stdout + test.stderr
             assert f"✅ Tests: {passed} passed in" in test.stdout and "on 2 workers" in test.stdout
-    finally:
-        down = cli("down", "--service", str(suite))
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers(run_id) == []
 
 
 def test_a_reset_that_fails_stops_the_tests_at_the_gate_with_one_line(suite: Path) -> None:
-    up = cli("up", "--service", str(suite), "--backend", "native", "--ports", "auto")
-    assert up.returncode == 0, up.stdout + up.stderr
-    run_id = _run_id(up.stdout)
-    try:
+    with _environment_up(suite, "--backend", "native") as up:
         state = json.loads((run_folder_of(up.stdout) / "state.json").read_text())
         postgres = next(r for r in state["resources"] if r["kind"] == "process" and r["service"] == "postgres")
         os.kill(postgres["pid"], signal.SIGKILL)  # the database dies between two dev-loop runs
@@ -150,10 +149,6 @@ def test_a_reset_that_fails_stops_the_tests_at_the_gate_with_one_line(suite: Pat
         log = (run_folder_of(test.stdout) / "pytest.log").read_text()
         assert log.startswith("testbed: the servers are not ready for the tests: PostgreSQL: cannot clone")
         assert "collected" not in log and "test session starts" not in log
-    finally:
-        down = cli("down", "--service", str(suite))
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers(run_id) == []
 
 
 def test_bad_worker_counts_are_refused_before_anything_starts(suite: Path, tmp_path: Path) -> None:
@@ -210,10 +205,7 @@ def test_a_declared_server_gets_an_instance_per_worker_unless_shared(tmp_path: P
 
 
 def test_a_migration_added_while_up_lands_on_the_fresh_state_and_the_reset_keeps_it(suite: Path) -> None:
-    up = cli("up", "--service", str(suite), "--backend", "native", "--ports", "auto")
-    assert up.returncode == 0, up.stdout + up.stderr
-    run_id = _run_id(up.stdout)
-    try:
+    with _environment_up(suite, "--backend", "native"):
         again = cli("up", "--service", str(suite))  # nothing new: nothing reset, nothing kept again
         assert again.returncode == 0 and "✅ Migrations: Up to date (0 new)" in again.stdout, again.stdout
         dirty = cli("test", "--service", str(suite), "--", "-k", "fresh")  # leaves a row, a key and a stream
@@ -236,7 +228,3 @@ def test_a_migration_added_while_up_lands_on_the_fresh_state_and_the_reset_keeps
         for selection in ("fresh", "note"):
             reset = cli("test", "--service", str(suite), "--", "-k", selection)
             assert reset.returncode == 0 and "1 passed" in reset.stdout, reset.stdout + reset.stderr
-    finally:
-        down = cli("down", "--service", str(suite))
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers(run_id) == []

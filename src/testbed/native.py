@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from testbed.at_once import each_at_once
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import ProcessIdentity, RunState, runtime_root
 from testbed.supervisor import MARKER
@@ -162,7 +163,6 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
         for service, settings in servers.items()
     ]
 
-    errors: list[TestbedError] = []
     started: dict[str, Any] = {}
     lock = threading.Lock()
 
@@ -193,12 +193,9 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
                 )
             identity = ProcessIdentity.of(process.pid)
             if identity is None:
-                errors.append(
-                    TestbedError(
-                        f"{item.service} exited at once; see {log_dir / item.service}.log", ExitCode.PROVISIONING
-                    )
+                raise TestbedError(
+                    f"{item.service} exited at once; see {log_dir / item.service}.log", ExitCode.PROVISIONING
                 )
-                return
             state.record(
                 {
                     "kind": "process",
@@ -210,16 +207,8 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
             )
             with lock:
                 started[item.service] = {"pid": process.pid, "binary": item.argv[0]}
-        except TestbedError as exc:
-            errors.append(exc)
         except OSError as exc:
-            errors.append(TestbedError(f"{item.service}: cannot start: {exc}", ExitCode.PROVISIONING))
+            raise TestbedError(f"{item.service}: cannot start: {exc}", ExitCode.PROVISIONING) from exc
 
-    threads = [threading.Thread(target=launch, args=(item,)) for item in launches]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    each_at_once(launch, launches)
     return {"started": started, "notices": notices, "user": account.name, "group": grp.getgrgid(account.gid).gr_name}

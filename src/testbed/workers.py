@@ -14,12 +14,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from testbed.at_once import each_at_once
 from testbed.errors import ExitCode, TestbedError
 from testbed.servers import WORKER_OF, kind_of
 
@@ -104,21 +104,7 @@ def write_shares(path: Path, shares: Mapping[str, Mapping[str, str]]) -> Path:
 def reset(servers: Mapping[str, Mapping[str, Any]], facts: Mapping[str, Any]) -> float:
     """Every server of the run back to its freshly migrated state, all at once; returns the seconds taken."""
     started = time.monotonic()
-    errors: list[TestbedError] = []
-
-    def one(name: str) -> None:
-        try:
-            kind_of(name, servers[name]).reset(servers[name], facts[name])
-        except TestbedError as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=one, args=(name,)) for name in servers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if errors:
-        raise errors[0]
+    each_at_once(lambda name: kind_of(name, servers[name]).reset(servers[name], facts[name]), servers)
     return time.monotonic() - started
 
 
