@@ -92,12 +92,7 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
     record = state.load()
     options = run_options(args, config, "playbooks/test.yml")
     asked = int(options.extravars.get("testbed_workers", 0))
-    if workers.missing_instances(record.servers, asked):
-        raise TestbedError(
-            f"--workers {asked}: the environment is up for {record.workers}; "
-            f"`testbed up --workers {asked}` starts the servers {asked} workers need",
-            ExitCode.CONFIG,
-        )
+    workers.check_instances(record.servers, asked, record.workers)  # before anything starts
     options.run_id = record.run_id
     options.run_root = record.run_folder.parent
     options.secrets = "file"

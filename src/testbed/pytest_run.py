@@ -12,7 +12,7 @@ from typing import Any
 
 from testbed import redact, secrets, supervisor, tools, workers
 from testbed.config import ServiceConfig
-from testbed.errors import ExitCode, TestbedError
+from testbed.errors import ExitCode
 from testbed.junit import JUnitSummary
 from testbed.readiness import gone_check
 from testbed.reset_gate import GATE_VARIABLE, ResetGate
@@ -40,13 +40,7 @@ def _coverage_percent(path: Path) -> float | None:
 def _workers_to_use(record: RunRecord, asked: int) -> int:
     """The workers this run of the tests uses (`asked`, or the run's own count when 0), if its servers allow."""
     count = asked or record.workers
-    missing = workers.missing_instances(record.servers, count)
-    if missing:
-        raise TestbedError(
-            f"--workers {count}: the environment is up for {record.workers} (no {missing[0]}); "
-            f"`testbed up --workers {count}` starts the servers {count} workers need",
-            ExitCode.CONFIG,
-        )
+    workers.check_instances(record.servers, count, record.workers)
     return count
 
 

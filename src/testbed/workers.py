@@ -76,6 +76,16 @@ def missing_instances(servers: Mapping[str, Mapping[str, Any]], workers: int) ->
     return [name for name in with_instances(servers, workers) if name not in servers]
 
 
+def check_instances(servers: Mapping[str, Mapping[str, Any]], count: int, up_for: int) -> None:
+    """Refuse `count` workers on an environment brought up for fewer (exit 10), naming the fix."""
+    if missing_instances(servers, count):
+        raise TestbedError(
+            f"--workers {count}: the environment is up for {up_for}; "
+            f"`testbed up --workers {count}` starts the servers {count} workers need",
+            ExitCode.CONFIG,
+        )
+
+
 def worker_facts(servers: Mapping[str, Mapping[str, Any]], facts: Mapping[str, Any], index: int) -> dict[str, Any]:
     """The facts worker gw<index> connects with, under the run's own names (`postgres`, `nats`, ...),
     creating its logical shares (a cloned database) as it goes."""
