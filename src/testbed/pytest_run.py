@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from testbed import redact, secrets, supervisor, tools, workers
+from testbed import redact, secrets, shard, supervisor, tools, workers
 from testbed.config import ServiceConfig
 from testbed.errors import ExitCode
 from testbed.junit import JUnitSummary
@@ -75,6 +75,7 @@ def _open_gate(
     argv = ["-p", workers.PLUGIN]
     if count > 1:
         env[workers.SHARES_VARIABLE] = str(shares_path)
+        env[workers.DURATIONS_VARIABLE] = str(record.run_folder / shard.MEASURED_FILE)
         # worksteal: an idle worker takes queued tests from a busy one, so a few long tests (waits for a
         # redelivery) do not leave one worker running alone at the end, as the default `load` does.
         argv += ["-n", str(count), "--dist", "worksteal"]
@@ -87,7 +88,7 @@ def run_tests(
     """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
     from a command line or Ansible's environment. A dev-loop run first goes back to its migrated state
     (unless `reset` is off); with workers, each gets its own share of every server."""
-    from testbed import junit, shard  # noqa: PLC0415
+    from testbed import junit  # noqa: PLC0415
 
     state = RunState.find(run_id)
     record = state.load()
@@ -165,6 +166,7 @@ def run_tests(
     # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
     # Coverage files hold source, not what ran: whole values suffice there, and are fast on a large tree.
     redactor.file(junit_path)
+    redactor.file(run_folder / shard.MEASURED_FILE)  # test ids: a parametrized one may carry a value
     redactor.file(run_folder / "coverage.xml", fragments=False)
     redactor.tree(run_folder / "htmlcov", fragments=False)
     summary = junit.parse(junit_path)  # None when pytest stopped before writing it (usage errors)

@@ -89,12 +89,22 @@ def record(run_id: str, shard: str, durations: str) -> None:
 
 
 def pytest_args(shard: ShardInfo | None, run_folder: Path, service_dir: Path) -> list[str]:
-    """pytest-split's arguments for the run's shard (none when the run is not a shard)."""
+    """pytest-split's arguments: the run's shard, and the durations it records in the run folder
+    (MEASURED_FILE). Before pytest writes it, that file holds the prior durations the run's xdist workers
+    order their tests by (see testbed_workers)."""
+    measured = run_folder / MEASURED_FILE
     if shard is None:
-        return []
+        # Not a shard: durations are only recorded, merged into this environment's earlier ones (a dev-loop
+        # run of one file keeps the others'), for the next run's workers; first from `.test_durations`.
+        if not measured.is_file():
+            try:
+                prior = read_durations(service_dir / DEFAULT_DURATIONS)
+            except TestbedError:
+                prior = {}  # a split would refuse it (shard.check); an order does without
+            measured.write_text(json.dumps(prior), encoding="utf-8")
+        return [f"--durations-path={measured}", "--store-durations"]
     prior = read_durations(durations_path(service_dir, shard.durations))
     (run_folder / BEFORE_FILE).write_text(json.dumps(prior, indent=2, sort_keys=True), encoding="utf-8")
-    measured = run_folder / MEASURED_FILE
     # pytest-split reads and writes one path: it splits by the prior timings written here, then
     # (--clean-durations) replaces them with this shard's own measurements.
     measured.write_text(json.dumps(prior), encoding="utf-8")

@@ -26,6 +26,7 @@ from testbed.servers import WORKER_OF, kind_of
 PLUGIN = "testbed_workers"  # the module in PLUGIN_DIR that pytest loads with -p
 PLUGIN_DIR = Path(__file__).parent / "xdist"
 SHARES_VARIABLE = "TESTBED_WORKER_SHARES"  # the plugin reads the shares file named here
+DURATIONS_VARIABLE = "TESTBED_DURATIONS"  # and orders the tests by the durations file named here
 SHARES_FILE = "worker-shares.json"
 MAX_WORKERS = 64
 
