@@ -249,11 +249,11 @@ def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: P
         out = result.stdout
         assert result.returncode == 0, out + result.stderr
         assert "✅ Secrets: 1 resolved" in out
-        assert "✅ Tests: 2 passed" in out, out
+        assert "✅ Tests: 3 passed" in out, out
         folder = run_folder_of(out)
         # The fixture's test compared the sha256 of what it received with the stored value's.
         junit = (folder / "junit.xml").read_text()
-        for counter in ('tests="2"', 'failures="0"', 'errors="0"'):
+        for counter in ('tests="3"', 'failures="0"', 'errors="0"'):
             assert counter in junit
         assert "test_received_the_secret" in junit
         assert any("postgres" in line for line in watch.seen), "the watcher must see the run's servers"
@@ -276,7 +276,7 @@ def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: P
         scanned = [p for root in (folder, runner_dir) for p in root.rglob("*") if p.is_file()]
         assert len(scanned) > 20, scanned  # job events, junit, coverage, logs, state, report
         for name in ("junit.xml", "coverage.xml", "htmlcov/index.html", "pytest.log", "logs/postgres.log",
-                     "logs/dragonfly.log", "state.json", "report.json"):
+                     "logs/dragonfly.log", "state.json", "report.json", "durations.json"):
             assert (folder / name).is_file(), name
         hits = _hits(needles, [folder, runner_dir, *github_files],
                      {"stdout": _without_masks(out), "stderr": result.stderr})
@@ -296,7 +296,7 @@ def test_env_value_is_moved_out_of_the_environment_before_ansible_runner(tmp_pat
     try:
         result, _ = _watched_run(service, runs, env, run_id, "--keep-runner-dir", source="env")
         assert result.returncode == 0, result.stdout + result.stderr
-        assert "✅ Tests: 2 passed" in result.stdout
+        assert "✅ Tests: 3 passed" in result.stdout
         folder = run_folder_of(result.stdout)
         hits = _hits({"the env value": value}, [folder, runner_dir],
                      {"stdout": result.stdout, "stderr": result.stderr})
