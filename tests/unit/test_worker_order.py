@@ -26,7 +26,7 @@ def _chunks(order: list[int], sizes: list[int]) -> list[list[int]]:
 
 
 def test_each_chunk_gets_an_equal_share_and_runs_longest_first() -> None:
-    # b (4 s) and d (3 s) are the long ones; in collection order both would land in the second chunk.
+    # b (4 s) and d (3 s) are the long ones; the collection order runs each last in its chunk.
     order = balanced_order(IDS, {"t.py::a": 1.0, "t.py::b": 4.0, "t.py::c": 2.0, "t.py::d": 3.0}, 2)
     assert _chunks(order, [2, 2]) == [[1, 0], [3, 2]]  # b then a (5 s); d then c (5 s)
 
@@ -51,7 +51,7 @@ def test_no_durations_or_one_worker_keeps_the_collection_order(durations: dict[s
 
 
 SUITE = """
-import os, pathlib
+import os
 
 def _ran(name):
     with open(os.environ["RAN_LOG"], "a") as log:
