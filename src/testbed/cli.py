@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed import cli_arguments
+from testbed.__main__ import INTERRUPTED
 from testbed.cli_devloop import cmd_down, cmd_env, cmd_logs, cmd_status, cmd_test, cmd_up
 from testbed.cli_shared import remote_inventory, run_options, service_config, validate
 from testbed.config import ServiceConfig, project_root
@@ -127,5 +128,5 @@ def main(argv: Sequence[str] | None = None) -> int:
             publish_failure(args.command, getattr(args.service, "name", "") or "service", exc)
         return int(exc.exit_code)
     except KeyboardInterrupt:  # before a run exists (a run notes its signals instead, and tears down)
-        print("❌ Interrupted by SIGINT before anything started", file=sys.stderr)
+        print(INTERRUPTED, file=sys.stderr)
         return int(ExitCode.SIGINT)
