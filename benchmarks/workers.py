@@ -2,7 +2,7 @@
 (services/agent_executor) kept up by `testbed up --workers 2`; medians of several repetitions. Not part of
 the default tests (timing belongs here, never in assertions).
 
-    .venv/bin/python benchmarks/workers.py [--repeat 3] [--backend native|docker]
+    .venv/bin/python benchmarks/workers.py [--repeat 3] [--backend native|docker]  (docker: the local images)
 
 (e) pytest's time (its JUnit report) of `testbed test --workers 1` vs `testbed test --workers 2`, alternating
 (f) the reset's own time and what it added to the tests phase (pytest starts meanwhile), and the wall time of
@@ -50,6 +50,16 @@ def found(pattern: re.Pattern[str], text: str) -> tuple[float, ...]:
     return tuple(float(group) for group in match.groups())
 
 
+def local_images(backend: str) -> list[str]:
+    """No registry answers here: the Docker backend runs the images tests/images/build.py builds."""
+    if backend != "docker":
+        return []
+    sys.path.insert(0, str(PROJECT / "tests"))
+    from images.build import ensure_images  # noqa: PLC0415
+
+    return [arg for server, image in ensure_images().items() for arg in ("--image", f"{server}={image}")]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
@@ -58,7 +68,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="testbed-bench-") as folder:
         service = Path(folder) / "agent_executor"
         shutil.copytree(PROJECT / "services" / "agent_executor", service, ignore=shutil.ignore_patterns("runs"))
-        testbed(service, "up", "--backend", args.backend, "--ports", "auto", "--workers", "2")
+        images = local_images(args.backend)
+        testbed(service, "up", "--backend", args.backend, "--ports", "auto", "--workers", "2", *images)
         try:
             serial: list[float] = []
             parallel: list[float] = []
