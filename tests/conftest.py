@@ -25,6 +25,18 @@ BIN = Path(sys.executable).parent
 SECRET = "tb-secret-" + secrets.token_hex(12)
 RUN_FOLDER = re.compile(r"Run folder: ([^\s'\"]+)")  # yaml or json (no ansible.cfg) output
 
+# `./bootstrap test` runs this suite on 2 pytest-xdist workers (`--dist loadgroup --no-loadscope-reorder`).
+# These modules touch nothing the rest share (their servers are on auto ports or on hosts of their own; no
+# gc of every run), so each goes to whichever worker is free, slowest first. Every other module uses
+# what one machine has once (the CLI's fixed ports 15433/16380/14222, a gc of every run, signals sent on
+# a schedule) and they all run on one worker, first, one test at a time as without workers.
+ALONGSIDE = (
+    "test_runners.py", "test_workers.py", "test_shards.py", "test_reference_service.py", "test_lint.py",
+    "test_cold_install.py", "test_images.py", "test_migrations.py", "test_ports.py", "test_github.py",
+    "test_workflow.py", "test_server_registry.py",
+)
+MACHINE_WIDE = "machine-wide"
+
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment of a user's shell: no GitHub, no AWS unless a test adds it."""
@@ -116,6 +128,18 @@ def secret_hits(*places: Path | str) -> list[str]:
         elif SECRET in place:
             hits.append("output")
     return hits
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def group(item: pytest.Item) -> str:
+        return item.path.name if item.path.name in ALONGSIDE or item.path.parent.name == "unit" else MACHINE_WIDE
+
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
+    # A stable sort: the machine-wide group first (the longest), then ALONGSIDE's order, then the unit tests.
+    rank = {name: place for place, name in enumerate((MACHINE_WIDE, *ALONGSIDE))}
+    items.sort(key=lambda item: rank.get(group(item), len(rank)))
 
 
 @pytest.fixture

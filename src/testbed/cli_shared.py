@@ -4,8 +4,8 @@ the environment `testbed up` left for a service."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,24 +76,22 @@ def validate(args: argparse.Namespace, config: ServiceConfig) -> None:
 
 
 def _usable_run_root(run_root: Path) -> None:
-    """The folder the run folder goes in can be made and written. Tried for real (root passes every access()
-    check, and /proc refuses a mkdir that access() allows), then what the try made is removed: a run that
-    fails a later check leaves nothing."""
-    missing = [folder for folder in (run_root, *run_root.parents) if not folder.exists()]
+    """The folder the run folder goes in can be made and written: a folder of a name of its own is made, for
+    real (root passes every access() check, and /proc refuses a mkdir that access() allows), in the deepest
+    folder of the path that exists, and removed. Nothing else is made or removed here, so a run that fails a
+    later check leaves nothing, and runs started at once into one new folder (shards) do not remove it from
+    under each other."""
+    existing = next(folder for folder in (run_root, *run_root.parents) if folder.exists())
     try:
-        run_root.mkdir(parents=True, exist_ok=True)
-        if not os.access(run_root, os.W_OK | os.X_OK):
-            raise PermissionError(13, "not writable")
+        if not existing.is_dir():
+            raise NotADirectoryError(20, f"{existing} is not a folder")
+        Path(tempfile.mkdtemp(prefix=".testbed-write-check-", dir=existing)).rmdir()
     except OSError as exc:
         raise TestbedError(
             f"--run-folder {run_root}: cannot create or write it ({exc.strerror or exc}); point --run-folder "
             "at a folder you can write",
             ExitCode.CONFIG,
         ) from exc
-    finally:
-        for folder in missing:  # deepest first
-            with contextlib.suppress(OSError):
-                folder.rmdir()
 
 
 def run_options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> Options:

@@ -20,7 +20,9 @@ from testbed.run_record import RunRecord
 from testbed.state import RunState
 from testbed.templating import pytest_arguments, service_environment
 
-TESTBED_ONLY = ("ANSIBLE_", "AWS_", "TESTBED_", "AWX_", "RUNNER_")  # never passed on to the tests
+# Never passed on to the tests. PYTEST_XDIST_: testbed run from inside a pytest-xdist worker would make the
+# service's pytest believe it is that worker (and take a share that is not there).
+TESTBED_ONLY = ("ANSIBLE_", "AWS_", "TESTBED_", "AWX_", "RUNNER_", "PYTEST_XDIST_")
 
 
 def _dependencies_python(config: ServiceConfig) -> Path:
