@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, cli, image_args, leftovers, playbook, run_folder_of, run_testbed
+from conftest import FIXTURES, clean_env, cli, image_args, leftovers, playbook, run_folder_of, run_testbed
 from testbed import junit
 from testbed.errors import ExitCode
 
@@ -68,6 +68,18 @@ def test_each_worker_gets_its_own_servers_natively(suite: Path, tmp_path: Path, 
     for index in range(1, count):
         assert f"✅ Dragonfly (gw{index}): Running on port" in out and f"✅ NATS (gw{index}): Running on port" in out
     assert "PostgreSQL (gw" not in out
+    assert leftovers(_run_id(result.stdout)) == []
+
+
+def test_testbed_run_from_inside_an_xdist_worker_still_gives_each_worker_its_servers(
+    suite: Path, tmp_path: Path
+) -> None:
+    # A test of another suite's pytest-xdist worker runs testbed: its PYTEST_XDIST_* variables must not reach the
+    # service's pytest, whose plugin would take that worker's share in the controller, and so for gw0 too.
+    outer = clean_env(PYTEST_XDIST_WORKER="gw1", PYTEST_XDIST_WORKER_COUNT="2", PYTEST_XDIST_TESTRUNUID="outer")
+    result = run_testbed(suite, tmp_path / "runs", "--workers", "2", "--", "-k", "alone", env=outer)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "✅ Tests: 7 passed in" in result.stdout
     assert leftovers(_run_id(result.stdout)) == []
 
 
