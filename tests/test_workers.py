@@ -164,10 +164,12 @@ def test_a_reset_that_fails_stops_the_tests_at_the_gate_with_one_line(suite: Pat
 
 
 def test_bad_worker_counts_are_refused_before_anything_starts(suite: Path, tmp_path: Path) -> None:
-    result = run_testbed(suite, tmp_path / "runs", "--workers", "0")
-    assert result.returncode == ExitCode.CONFIG
-    assert result.stderr.strip() == "testbed: error: --workers must be a number from 1 to 64, or auto; got '0'"
-    assert not (tmp_path / "runs").exists()
+    for given in ("0", ""):  # an empty value (an unset variable in a script) is refused, not the default
+        result = run_testbed(suite, tmp_path / "runs", "--workers", given)
+        assert result.returncode == ExitCode.CONFIG
+        refused = f"testbed: error: --workers must be a number from 1 to 64, or auto; got {given!r}"
+        assert result.stderr.strip() == refused
+        assert not (tmp_path / "runs").exists()
     config = (suite / "testbed.yml").read_text()
     (suite / "testbed.yml").write_text(config.replace("  paths: [tests]\n", "  paths: [tests]\n  workers: many\n"))
     result = run_testbed(suite, tmp_path / "runs")

@@ -70,7 +70,7 @@ def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) 
         *("--readiness-timeout", str(args.readiness_timeout)),
         *(["-" + "v" * args.verbose] if args.verbose else []),
         *(["--durations", durations] if durations else []),
-        *(["--workers", args.workers] if args.workers else []),
+        *(["--workers", args.workers] if args.workers is not None else []),
     ]
     run_root = (args.run_folder or config.directory / "runs").resolve()  # beside the service, as for one run
     shard_argv += ["--run-folder", str(run_root)]

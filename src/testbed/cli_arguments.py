@@ -77,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
     def workers_option(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--workers",
-            default="",
+            default=None,
             metavar="N|auto",
             help="pytest-xdist workers, each with its own share of every server (auto: the cores)",
         )

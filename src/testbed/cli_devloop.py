@@ -20,7 +20,7 @@ from testbed.templating import service_environment
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
     config = service_config(args.service, project)
     existing = leased_run(config.directory) if args.inventory is None else None  # a remote run is not here
-    asked = workers.count(args.workers, "--workers") if args.workers else 0
+    asked = workers.count(args.workers, "--workers") if args.workers is not None else 0
     if existing is not None and workers.missing_instances(existing.load().servers, asked):
         # More workers than the environment has servers for: the up playbook adds (only) their instances.
         with existing.update() as current:

@@ -115,7 +115,7 @@ def run_options(args: argparse.Namespace, config: ServiceConfig, playbook: str) 
         inventory=remote_inventory(args),
         limit=getattr(args, "limit", ""),
     )
-    if getattr(args, "workers", ""):
+    if getattr(args, "workers", None) is not None:  # `--workers ''` is refused, not taken as the default
         options.extravars["testbed_workers"] = str(workers.count(args.workers, "--workers"))
     if getattr(args, "no_reset", False):
         options.extravars["testbed_reset"] = False
