@@ -149,18 +149,45 @@ def test_workers_in_the_dev_loop_grow_the_environment_on_up(suite: Path) -> None
 
 
 def test_a_reset_that_fails_stops_the_tests_at_the_gate_with_one_line(suite: Path) -> None:
+    import psycopg  # noqa: PLC0415
+
     with _environment_up(suite, "--backend", "native") as up:
-        state = json.loads((run_folder_of(up.stdout) / "state.json").read_text())
-        postgres = next(r for r in state["resources"] if r["kind"] == "process" and r["service"] == "postgres")
-        os.kill(postgres["pid"], signal.SIGKILL)  # the database dies between two dev-loop runs
-        test = cli("test", "--service", str(suite), "--", "-k", "fresh")
+        fact = json.loads((run_folder_of(up.stdout) / "state.json").read_text())["facts"]["postgres"]
+        template = f"{fact['database']}_testbed_fresh"
+        # Someone's session on the migrated state's template: PostgreSQL will not clone a database in use.
+        with psycopg.connect(host=fact["host"], port=fact["port"], user=fact["user"], password=fact["password"],
+                             dbname=template):
+            test = cli("test", "--service", str(suite), "--", "-k", "fresh")
         assert test.returncode == ExitCode.PROVISIONING, test.stdout + test.stderr
         failure = [line for line in test.stdout.splitlines() if line.startswith("❌")]
-        assert len(failure) == 1 and "PostgreSQL: cannot clone database 'workers'" in failure[0], test.stdout
+        assert failure == [f"❌ Tests: PostgreSQL: cannot clone database 'workers': source database \"{template}\" "
+                           "is being accessed by other users"], test.stdout
         # pytest stopped at the gate: no test ran against the half-reset servers.
         log = (run_folder_of(test.stdout) / "pytest.log").read_text()
         assert log.startswith("testbed: the servers are not ready for the tests: PostgreSQL: cannot clone")
         assert "collected" not in log and "test session starts" not in log
+        again = cli("test", "--service", str(suite), "--", "-k", "fresh")  # the session is gone: reset and pass
+        assert again.returncode == 0, again.stdout + again.stderr
+
+
+@pytest.mark.parametrize("server", ["postgres", "nats-gw1"])
+def test_a_server_that_died_since_up_is_named_before_the_tests_and_up_replaces_it(suite: Path, server: str) -> None:
+    with _environment_up(suite, "--backend", "native", "--workers", "2") as up:
+        state = json.loads((run_folder_of(up.stdout) / "state.json").read_text())
+        process = next(r for r in state["resources"] if r["kind"] == "process" and r["service"] == server)
+        os.kill(process["pid"], signal.SIGKILL)  # the server dies between two dev-loop runs
+        test = cli("test", "--service", str(suite), "--workers", "2", "--", "-k", "alone")
+        assert test.returncode == ExitCode.PROVISIONING, test.stdout + test.stderr
+        title = state["servers"][server]["title"]
+        failure = [line for line in test.stdout.splitlines() if line.startswith("❌")]
+        assert failure == [f"❌ Tests: {title} exited before the tests; `testbed up` replaces the environment"]
+        assert not (run_folder_of(test.stdout) / "pytest.log").exists(), "pytest never started"
+        replaced = cli("up", "--service", str(suite), "--ports", "auto", "--workers", "2")
+        assert replaced.returncode == 0, replaced.stdout + replaced.stderr
+        assert f"ℹ️  environment {_run_id(up.stdout)} is unhealthy; replacing it" in replaced.stdout
+        test = cli("test", "--service", str(suite), "--workers", "2", "--", "-k", "alone")
+        assert test.returncode == 0, test.stdout + test.stderr
+    assert leftovers(_run_id(replaced.stdout)) == []
 
 
 def test_bad_worker_counts_are_refused_before_anything_starts(suite: Path, tmp_path: Path) -> None:

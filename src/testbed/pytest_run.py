@@ -12,7 +12,7 @@ from typing import Any
 
 from testbed import redact, secrets, shard, supervisor, tools, workers
 from testbed.config import ServiceConfig
-from testbed.errors import ExitCode
+from testbed.errors import ExitCode, TestbedError
 from testbed.junit import JUnitSummary
 from testbed.readiness import gone_check
 from testbed.reset_gate import GATE_VARIABLE, ResetGate
@@ -84,6 +84,17 @@ def _open_gate(
     return gate, argv
 
 
+def servers_gone(record: RunRecord) -> list[str]:
+    """Each of the run's servers (workers' instances included) that is no longer running, and why."""
+    gone = gone_check(record)
+    lines = []
+    for name, server in record.servers.items():
+        why = gone(name)
+        if why:
+            lines.append(f"{server['title']} exited" + ("" if why == "the server exited" else f" ({why})"))
+    return lines
+
+
 def run_tests(
     run_id: str, extra_args: list[str] | None = None, asked_workers: int = 0, reset: bool = True
 ) -> dict[str, Any]:
@@ -94,6 +105,10 @@ def run_tests(
 
     state = RunState.find(run_id)
     record = state.load()
+    lost = servers_gone(record)
+    if lost:  # named now, not as whatever the reset or the first test would make of a closed port
+        again = "; `testbed up` replaces the environment" if record.dev_loop else ""
+        raise TestbedError(f"{'; '.join(lost)} before the tests{again}", ExitCode.PROVISIONING)
     config = record.service_config()
     count = _workers_to_use(record, asked_workers)
     python = record.python or _dependencies_python(config)
@@ -162,7 +177,6 @@ def run_tests(
     reported = rc
     rc = shard.exit_code(record.shard, rc, run_folder / "pytest.log")
     empty_group = reported == ExitCode.NO_TESTS and rc == 0  # every test went to the other shards
-    gone = {name: gone_check(record)(name) for name in record.servers}
     shard.keep_coverage_data(state.runtime_dir / "coverage.data", run_folder)
     (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
     # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
@@ -187,11 +201,7 @@ def run_tests(
         "reset_waited": round(gate.waited, 3) if gate is not None and reset else None,
         "log": str(run_folder / "pytest.log"),
         "deadline": config.tests.deadline if rc == ExitCode.DEADLINE else None,
-        "servers_gone": [
-            f"{record.servers[name]['title']} exited" + ("" if why == "the server exited" else f" ({why})")
-            for name, why in gone.items()
-            if why
-        ],
+        "servers_gone": servers_gone(record),
     }
 
 
