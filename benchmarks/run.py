@@ -91,14 +91,14 @@ def native_pair(repeat: int, runs: Path) -> dict[str, tuple[float, float]]:
 
 def docker_pair(repeat: int, runs: Path) -> dict[str, tuple[float, float]]:
     sys.path.insert(0, str(PROJECT / "tests"))
-    from images.build import ensure_images  # noqa: PLC0415
+    from images.build import ensure_images, image_args  # noqa: PLC0415
 
     images = ensure_images()
     sh(str(HERE / "get-compose-v2.sh"))
     compose = [str(HERE / ".tools" / "docker-compose"), "-f", str(HERE / "compose.yml"), "-p", "testbed-bench"]
     env = dict(os.environ, BENCH_POSTGRES_IMAGE=images["postgres"], BENCH_DRAGONFLY_IMAGE=images["dragonfly"],
                BENCH_NATS_IMAGE=images["nats"])
-    overrides = [arg for server, image in images.items() for arg in ("--image", f"{server}={image}")]
+    overrides = image_args(images)
     up = testbed("up", "--service", str(SERVICE), "--backend", "docker", "--ports", "auto",
                  "--run-folder", str(runs), *overrides)
     down = testbed("down", "--service", str(SERVICE))

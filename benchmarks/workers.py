@@ -55,9 +55,9 @@ def local_images(backend: str) -> list[str]:
     if backend != "docker":
         return []
     sys.path.insert(0, str(PROJECT / "tests"))
-    from images.build import ensure_images  # noqa: PLC0415
+    from images.build import ensure_images, image_args  # noqa: PLC0415
 
-    return [arg for server, image in ensure_images().items() for arg in ("--image", f"{server}={image}")]
+    return image_args(ensure_images())
 
 
 def main() -> int:

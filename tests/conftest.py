@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from images.build import image_args
 from testbed import docker_api
 from testbed.state import runtime_root
 
@@ -67,11 +68,6 @@ def run_testbed_argv(service: Path, runs: Path, *extra: str, backend: str = "nat
     return [sys.executable, "-m", "testbed", "run", "--service", str(service), "--backend", backend,
             "--ports", ports, "--run-folder", str(runs), *(["--run-id", run_id] if run_id else []),
             *image_args(images or {}), *extra]
-
-
-def image_args(images: dict[str, str]) -> list[str]:
-    """`--image SERVER=TAG` for each local image a Docker-backend test uses (no registry is reachable)."""
-    return [arg for server, tag in images.items() for arg in ("--image", f"{server}={tag}")]
 
 
 def run_testbed(service: Path, runs: Path, *extra: str, backend: str = "native", ports: str = "auto",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, clean_env, cli, leftovers, playbook, run_folder_of
+from conftest import FIXTURES, clean_env, cli, image_args, leftovers, playbook, run_folder_of
 from testbed import redact
 from testbed import secrets as tb_secrets
 from testbed.errors import ExitCode, TestbedError
@@ -154,7 +154,7 @@ def _run_leaky(tmp_path: Path, backend: str, github: bool, images: dict[str, str
             path.write_text("")
         extra |= {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(github_files[0]),
                   "GITHUB_OUTPUT": str(github_files[1]), "GITHUB_RUN_ID": "4242", "GITHUB_JOB": "leaks"}
-    image_args = [a for s, tag in (images or {}).items() if s == "postgres" for a in ("--image", f"{s}={tag}")]
+    postgres_image = image_args({s: tag for s, tag in (images or {}).items() if s == "postgres"})
     runner_dir = runtime_root() / f"runner-{run_id}"
     needles = [token_core, pem_core, *_fragments(token_core), *_fragments(pem_core)]
     try:
@@ -163,7 +163,7 @@ def _run_leaky(tmp_path: Path, backend: str, github: bool, images: dict[str, str
         with _Watch([runtime_root() / run_id, runs / run_id / "pytest.log"], needles) as watch:
             result = cli("run", "--service", str(service), "--backend", backend, "--ports", "auto",
                          "--secrets", "env", "--run-folder", str(runs), "--run-id", run_id, "--keep-runner-dir",
-                         *image_args, env=clean_env(**extra), timeout=300)
+                         *postgres_image, env=clean_env(**extra), timeout=300)
         assert watch.scans > 0 and watch.hits == set()
         out = result.stdout
         assert result.returncode == 1, out + result.stderr

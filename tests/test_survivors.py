@@ -17,7 +17,17 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, run_testbed, run_testbed_argv, secret_hits
+from conftest import (
+    FIXTURES,
+    PROJECT,
+    clean_env,
+    cli,
+    image_args,
+    leftovers,
+    run_testbed,
+    run_testbed_argv,
+    secret_hits,
+)
 from testbed.ports import free_port, port_free, port_holder
 from testbed.state import RunState, runtime_root
 from testbed.teardown import teardown
@@ -353,8 +363,7 @@ def test_back_to_back_runs_on_fixed_ports_pass_docker(
     survivors: Path, runs: Path, local_images: dict[str, str]
 ) -> None:
     ports = _fixed_ports(survivors)
-    images = [arg for server, tag in local_images.items() if server in ("postgres", "nats")
-              for arg in ("--image", f"{server}={tag}")]
+    images = image_args({server: tag for server, tag in local_images.items() if server in ("postgres", "nats")})
     for attempt in range(2):
         run_id = _run_id(f"dfixed{attempt}")
         result = cli("run", "--service", str(survivors), "--backend", "docker", "--ports", "fixed",

@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from conftest import FIXTURES, clean_env, cli, image_args, leftovers, playbook, run_folder_of, run_testbed
@@ -149,8 +150,6 @@ def test_workers_in_the_dev_loop_grow_the_environment_on_up(suite: Path) -> None
 
 
 def test_a_reset_that_fails_stops_the_tests_at_the_gate_with_one_line(suite: Path) -> None:
-    import psycopg  # noqa: PLC0415
-
     with _environment_up(suite, "--backend", "native") as up:
         fact = json.loads((run_folder_of(up.stdout) / "state.json").read_text())["facts"]["postgres"]
         template = f"{fact['database']}_testbed_fresh"

@@ -184,6 +184,12 @@ def image_tags(digest: str | None = None) -> dict[str, str]:
     return {key: f"{repo}:{prefix}-{short}" for key, (repo, prefix, _) in IMAGES.items()}
 
 
+def image_args(images: dict[str, str]) -> list[str]:
+    """`--image SERVER=TAG` for each of `images` (what `ensure_images` returns, or part of it): testbed runs
+    them instead of pulling the official images, since no registry is reachable."""
+    return [arg for server, tag in images.items() for arg in ("--image", f"{server}={tag}")]
+
+
 def ensure_images(*, log: bool = True) -> dict[str, str]:
     """Return ``{"postgres": tag, "dragonfly": tag, "nats": tag}``, building what is missing."""
     _check_docker()
