@@ -237,23 +237,36 @@ def test_a_run_folder_that_cannot_be_made_is_exit_10_before_anything_starts(serv
     assert result.stdout == "" and _runs_in(root) == set()
 
 
-@pytest.mark.parametrize("delay", [0.2, 1.0, 2.5])
-def test_an_early_ctrl_c_is_one_line_and_leaves_nothing(service: Path, runs: Path, delay: float) -> None:
-    """Wherever the signal lands (imports, validation, the set-up before the playbook, its start), the run
-    ends with 130, no traceback, and nothing of it left."""
+# Where a Ctrl-C can land before the playbook runs, each hit on purpose (tests/fixtures/sigint_at): as a function
+# is entered, or while a finalizer runs there (a generator the garbage collector closes: Python's own
+# KeyboardInterrupt is dropped in one, and the run used to go on and pass).
+SIGINT_LANDINGS = [
+    ("testbed.cli:<module>", "call"),  # the CLI's modules import
+    ("argparse:ArgumentParser.parse_known_args", "call"),
+    ("testbed.cli_shared:validate", "call"),
+    ("testbed.cli_shared:validate", "finalizer"),
+    ("testbed.wrapper_teardown:sweep_orphans", "call"),  # the run's set-up, before the playbook
+    ("testbed.runner:_head_start", "finalizer"),
+    ("ansible_runner.interface:run_async", "call"),  # the playbook's start
+]
+
+
+@pytest.mark.parametrize(("at", "how"), SIGINT_LANDINGS)
+def test_an_early_ctrl_c_is_one_line_and_leaves_nothing(service: Path, runs: Path, at: str, how: str) -> None:
+    """Wherever the signal lands (imports, parsing, validation, the set-up before the playbook, its start), the
+    run ends with 130, no traceback, and nothing of it left."""
+    import os  # noqa: PLC0415
     import secrets  # noqa: PLC0415
-    import signal  # noqa: PLC0415
-    import time  # noqa: PLC0415
 
-    from conftest import PROJECT, run_testbed_argv  # noqa: PLC0415
+    from conftest import FIXTURES, PROJECT, run_testbed_argv  # noqa: PLC0415
 
-    run_id = f"early-int-{int(delay * 10)}-{secrets.token_hex(3)}"
-    wrapper = subprocess.Popen(run_testbed_argv(service, runs, run_id=run_id), cwd=PROJECT, env=clean_env(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(delay)  # not a wait for readiness: the point is to land at different moments
-    wrapper.send_signal(signal.SIGINT)
-    out, err = wrapper.communicate(timeout=120)
-    assert wrapper.returncode == ExitCode.SIGINT, out + err
-    assert "Traceback" not in out + err
-    assert "Interrupted by SIGINT" in out + err
+    run_id = f"early-int-{secrets.token_hex(3)}"
+    env = clean_env(PYTHONPATH=str(FIXTURES / "sigint_at"), SIGINT_AT=at, SIGINT_HOW=how,
+                    SIGINT_PARENT=str(os.getpid()))
+    done = subprocess.run(run_testbed_argv(service, runs, run_id=run_id), cwd=PROJECT, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode == ExitCode.SIGINT, out
+    assert "Traceback" not in out and "Exception ignored" not in out, out
+    assert "Interrupted by SIGINT" in out
     assert leftovers(run_id) == []

@@ -1,17 +1,18 @@
-"""`python -m testbed` and the `testbed` command. Its own imports are light, so a Ctrl-C that lands while
-the CLI's modules import (a second or more on a cold or busy machine) ends as a later one does: one line,
-exit 130. From `cli.main` on, main handles it."""
+"""`python -m testbed` and the `testbed` command. Signals are noted from its first line (testbed.interrupts),
+before the CLI's modules import, so a Ctrl-C at any moment of start-up ends in one line and 128 + the signal,
+and one during a run tears it down."""
 
 import sys
-
-INTERRUPTED = "❌ Interrupted by SIGINT before anything started"
 
 
 def run() -> int:
     try:
-        from testbed.cli import main  # noqa: PLC0415
+        from testbed.interrupts import NOTED  # noqa: PLC0415 - light, and caught here if a signal beats it
+
+        NOTED.note()
+        from testbed.cli import main  # noqa: PLC0415 - start-up cost: after the handlers are in place
     except KeyboardInterrupt:
-        print(INTERRUPTED, file=sys.stderr)
+        print("❌ Interrupted by SIGINT before anything started", file=sys.stderr)
         return 130  # ExitCode.SIGINT, whose module may not have imported yet
     return main()
 

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from testbed import cli_arguments
-from testbed.__main__ import INTERRUPTED
 from testbed.cli_devloop import cmd_down, cmd_env, cmd_logs, cmd_status, cmd_test, cmd_up
 from testbed.cli_shared import remote_inventory, run_options, service_config, validate
 from testbed.config import ServiceConfig, project_root
 from testbed.errors import ExitCode, TestbedError
+from testbed.interrupts import NOTED
 
 
 def cmd_run(args: argparse.Namespace, project: Path) -> int:
@@ -114,11 +114,24 @@ COMMANDS: dict[str, Any] = {
 }
 
 
+#: Commands that drive a playbook: they act on a signal themselves (cancel, tear down); the others have
+#: nothing to tear down and go back to Python's handlers once they start.
+PLAYBOOK_COMMANDS = ("run", "up", "test", "down")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = cli_arguments.parser().parse_args(argv)
+    try:
+        NOTED.note()  # a no-op from `testbed`: __main__ installed it first (tests call main directly)
+        args = cli_arguments.parser().parse_args(argv)
+        NOTED.checkpoint()
+        if args.command not in PLAYBOOK_COMMANDS:
+            NOTED.release()
+    except KeyboardInterrupt:
+        print(NOTED.before_start_line(), file=sys.stderr)
+        return int(NOTED.exit_code)
     try:
         project = project_root()
-        return int(COMMANDS[args.command](args, project))
+        code = int(COMMANDS[args.command](args, project))
     except TestbedError as exc:
         print(f"testbed: error: {exc}", file=sys.stderr)
         if args.command in ("run", "up", "test"):
@@ -126,7 +139,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             # Under GitHub Actions a run that fails before its playbook still leaves a step summary.
             publish_failure(args.command, getattr(args.service, "name", "") or "service", exc)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:  # before a run exists (a run notes its signals instead, and tears down)
-        print(INTERRUPTED, file=sys.stderr)
-        return int(ExitCode.SIGINT)
+        code = int(exc.exit_code)
+    except KeyboardInterrupt:  # noted before the run existed (checkpoint), or after release
+        print(NOTED.before_start_line(), file=sys.stderr)
+        return int(NOTED.exit_code)
+    if NOTED.signum is not None and code not in (ExitCode.SIGINT, ExitCode.SIGTERM):
+        # Noted where nothing acted on it (a dev-loop command that ended without a playbook): still its code.
+        print(f"❌ Interrupted by {NOTED.name}", file=sys.stderr)
+        return int(NOTED.exit_code)
+    return code

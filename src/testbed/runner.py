@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from testbed import extravars_file, github, merge, pipeline, redact, secrets
 from testbed.errors import ExitCode, TestbedError
-from testbed.interrupts import Interrupted
+from testbed.interrupts import NOTED, Interrupted
 from testbed.render import HostRenderers, Renderer
 from testbed.report import build_report, write_report
 from testbed.runner_settings import MAX_VERBOSITY, runner_arguments, runner_envvars, runner_private_dir, scrub_artifacts
@@ -88,9 +88,11 @@ def _extravars(options: Options, run_id: str, run_root: Path, source: str, remot
 
 def run_playbook(options: Options, project: Path, config: dict[str, Any], out: IO[str] = sys.stdout) -> int:
     """Drive one playbook through ansible-runner and return the exit code from the table."""
-    # From the first line: a Ctrl-C while the run is set up (the sweep, the secrets, the head start) is noted
-    # like one during the playbook, which then starts cancelled and the run is torn down.
-    with Interrupted() as interrupted:
+    # The process's record of its signals (noted since `testbed` started): one noted before this point ends
+    # the command before anything of the run exists; one while the run is set up (the sweep, the secrets,
+    # the head start) is acted on like one during the playbook, which then starts cancelled and is torn down.
+    with NOTED as interrupted:
+        interrupted.checkpoint()
         return _drive(options, project, config, out, interrupted)
 
 

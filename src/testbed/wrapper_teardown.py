@@ -109,7 +109,7 @@ def after_interrupt(
     from testbed import reaper  # noqa: PLC0415
 
     remote = options.inventory is not None
-    name = signal.Signals(interrupted.signum or signal.SIGINT).name
+    name = interrupted.name
     if options.teardown == "never":
         # `testbed test`: the environment stays up, but nothing of this test run may go on without it.
         out.write(f"❌ Interrupted by {name}: stopping the tests\n")
