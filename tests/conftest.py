@@ -32,9 +32,9 @@ RUN_FOLDER = re.compile(r"Run folder: ([^\s'\"]+)")  # yaml or json (no ansible.
 # what one machine has once (the CLI's fixed ports 15433/16380/14222, a gc of every run, signals sent on
 # a schedule) and they all run on one worker, first, one test at a time as without workers.
 ALONGSIDE = (
-    "test_runners.py", "test_workers.py", "test_shards.py", "test_reference_service.py", "test_lint.py",
-    "test_cold_install.py", "test_images.py", "test_migrations.py", "test_ports.py", "test_github.py",
-    "test_workflow.py", "test_server_registry.py",
+    "test_runners.py", "test_workers.py", "test_worker_args.py", "test_shards.py", "test_reference_service.py",
+    "test_lint.py", "test_cold_install.py", "test_images.py", "test_migrations.py", "test_ports.py",
+    "test_github.py", "test_workflow.py", "test_server_registry.py",
 )
 MACHINE_WIDE = "machine-wide"
 

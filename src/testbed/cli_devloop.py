@@ -88,10 +88,11 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
     state = require_up(config.directory)
     from testbed.preflight_checks import check_before_start  # noqa: PLC0415
 
-    check_before_start(config)  # a test path removed or an env value grown since `up`
     record = state.load()
     options = run_options(args, config, "playbooks/test.yml")
     asked = int(options.extravars.get("testbed_workers", 0))
+    # a test path removed or an env value grown since `up`
+    check_before_start(config, worker_count=asked or record.workers)
     workers.check_instances(record.servers, asked, record.workers)  # before anything starts
     options.run_id = record.run_id
     options.run_root = record.run_folder.parent

@@ -50,7 +50,9 @@ def validate(args: argparse.Namespace, config: ServiceConfig) -> None:
             refuse_run_id_in_use(args.run_id)
     from testbed.preflight_checks import check_before_start  # noqa: PLC0415 - only commands that start servers
 
-    check_before_start(config)  # templates, test paths, exec limits, migration files
+    asked = getattr(args, "workers", None)  # `--workers ''` is refused, not taken as the default
+    count = workers.count(*((config.tests.workers, "'tests.workers'") if asked is None else (asked, "--workers")))
+    check_before_start(config, worker_count=count)  # templates, test paths, exec limits, migration files
     from testbed.servers import unavailable_on  # noqa: PLC0415
 
     unavailable = unavailable_on(config.servers, getattr(args, "backend", None) or "auto")

@@ -144,9 +144,9 @@ def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
     if ports not in PORT_MODES:
         raise TestbedError(f"ports {ports!r} is not one of {', '.join(PORT_MODES)}")
     config = load_service_config(params["service_dir"], params["catalogue"])
-    check_before_start(config)
     asked = str(params.get("workers") or "0")
     count = workers.count(config.tests.workers if asked == "0" else asked, "workers")
+    check_before_start(config, worker_count=count)
     existing = _existing_run(params.get("run_id") or "", count)
     if existing is not None:
         return existing

@@ -1,7 +1,8 @@
 """What preflight can know about a service's tests before any server starts: the templated keys render (a
 declared server's commands too), every `tests.paths` entry exists, the tests' environment fits the kernel's
-exec limits, and the migration files are well formed. Each of these used to surface only after the servers
-were up (exits 3, 4, 13)."""
+exec limits, the migration files are well formed, and with pytest-xdist workers no template of a server
+they do not share goes to an option pytest reads before each worker's own value can be put in. Each of
+these used to surface only after the servers were up (exits 3, 4, 13), or not at all (workers colliding)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from testbed import servers as registry
 from testbed.errors import ExitCode, TestbedError
 from testbed.migration_files import MigrationError, discover
 from testbed.servers.declared import Declared
-from testbed.templating import check_templates, connection_facts, pytest_arguments, service_environment
+from testbed.templating import (
+    check_templates,
+    connection_facts,
+    early_worker_templates,
+    pytest_arguments,
+    service_environment,
+)
 
 if TYPE_CHECKING:
     from testbed.config import ServiceConfig
@@ -27,8 +34,9 @@ _ENV_ALLOWANCE = 4096
 _DROPPED_PREFIXES = ("ANSIBLE_", "AWS_", "TESTBED_")  # run_tests does not pass these on
 
 
-def check_before_start(config: ServiceConfig, environ: Mapping[str, str] | None = None) -> None:
-    """Every problem found, in one TestbedError (exit 10); nothing is started or written."""
+def check_before_start(config: ServiceConfig, environ: Mapping[str, str] | None = None, worker_count: int = 1) -> None:
+    """Every problem found, in one TestbedError (exit 10); nothing is started or written. `worker_count`: the
+    pytest-xdist workers the tests will run on."""
     environ = os.environ if environ is None else environ
     facts = connection_facts(config.servers)
     problems: list[str] = []
@@ -40,6 +48,7 @@ def check_before_start(config: ServiceConfig, environ: Mapping[str, str] | None 
         problems += exec_limit_problems(
             service_environment(config, facts), config.env, pytest_arguments(config, facts), environ
         )
+        problems += early_worker_templates(config, worker_count)
     problems += declared_template_problems(config)
     problems += missing_test_paths(config)
     problems += migration_problems(config)

@@ -18,7 +18,7 @@ from testbed.readiness import gone_check
 from testbed.reset_gate import GATE_VARIABLE, ResetGate
 from testbed.run_record import RunRecord
 from testbed.state import RunState
-from testbed.templating import pytest_arguments, service_environment
+from testbed.templating import early_worker_templates, pytest_arguments, service_environment
 
 # Never passed on to the tests. PYTEST_XDIST_: testbed run from inside a pytest-xdist worker would make the
 # service's pytest believe it is that worker (and take a share that is not there).
@@ -40,20 +40,32 @@ def _coverage_percent(path: Path) -> float | None:
 
 
 def _workers_to_use(record: RunRecord, asked: int) -> int:
-    """The workers this run of the tests uses (`asked`, or the run's own count when 0), if its servers allow."""
+    """The workers this run of the tests uses (`asked`, or the run's own count when 0), if its servers and
+    its templated pytest arguments allow."""
     count = asked or record.workers
     workers.check_instances(record.servers, count, record.workers)
+    early = early_worker_templates(record.service_config(), count)
+    if early:
+        raise TestbedError("; ".join(early), ExitCode.CONFIG)
     return count
 
 
-def _worker_shares(config: ServiceConfig, record: RunRecord, count: int) -> dict[str, dict[str, str]]:
-    """Each worker after the first: the variables that differ from the run's own (creating its database)."""
-    own = service_environment(config, record.own_facts())
+def _worker_shares(
+    config: ServiceConfig, record: RunRecord, count: int
+) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
+    """Each worker after the first: the variables that differ from the run's own (creating its database);
+    and every worker's rendering of tests.pytest_args, gw0's first (none when no worker's differs)."""
+    own_facts = record.own_facts()
+    own = service_environment(config, own_facts)
     shares = {}
+    arguments = {workers.worker_name(0): pytest_arguments(config, own_facts)}
     for index in range(1, count):
-        theirs = service_environment(config, workers.worker_facts(record.servers, record.facts, index))
+        facts = workers.worker_facts(record.servers, record.facts, index)
+        theirs = service_environment(config, facts)
         shares[workers.worker_name(index)] = {key: value for key, value in theirs.items() if own.get(key) != value}
-    return shares
+        arguments[workers.worker_name(index)] = pytest_arguments(config, facts)
+    differ = any(rendered != arguments[workers.worker_name(0)] for rendered in arguments.values())
+    return shares, arguments if differ else {}
 
 
 def _open_gate(
@@ -69,7 +81,7 @@ def _open_gate(
         if reset:
             workers.reset(record.servers, record.facts)
         if count > 1:  # after the reset: both clone from the same template, which allows one at a time
-            workers.write_shares(shares_path, _worker_shares(config, record, count))
+            workers.write_shares(shares_path, *_worker_shares(config, record, count))
 
     gate = ResetGate(record.runtime_dir, prepare)
     env[GATE_VARIABLE] = str(gate.path)

@@ -6,8 +6,9 @@ worker, cloned from the migrated one), the Redis slot and NATS by an instance pe
 reads only DRAGONFLY_HOST/PORT or NATS_URL cannot be pointed at a database index or an account otherwise),
 a declared server by instance unless its declaration says `workers: shared`. Instances are ordinary servers
 of the run (`<name>-gw1`, ...), brought up, probed, logged and torn down with the others; worker gw0 uses
-the run's own servers. The service sees its share through the variables it reads anyway: the plugin in
-testbed/xdist sets them in each worker before its conftest is imported."""
+the run's own servers. The service sees its share through the variables it reads anyway and through its
+pytest arguments: the plugin in testbed/xdist sets each worker's variables, and puts its rendering of
+`tests.pytest_args` in place of the controller's, before the suite's conftest is imported."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ PLUGIN_DIR = Path(__file__).parent / "xdist"
 SHARES_VARIABLE = "TESTBED_WORKER_SHARES"  # the plugin reads the shares file named here
 DURATIONS_VARIABLE = "TESTBED_DURATIONS"  # and orders the tests by the durations file named here
 SHARES_FILE = "worker-shares.json"
+ARGUMENTS_KEY = "pytest_args"  # in the shares file, beside the workers' names: each worker's pytest arguments
 MAX_WORKERS = 64
 
 
@@ -103,12 +105,15 @@ def worker_facts(servers: Mapping[str, Mapping[str, Any]], facts: Mapping[str, A
     return shares
 
 
-def write_shares(path: Path, shares: Mapping[str, Mapping[str, str]]) -> Path:
-    """Each worker's variables that differ from the run's, in a 0600 file (a URL may hold a password)."""
+def write_shares(
+    path: Path, shares: Mapping[str, Mapping[str, str]], arguments: Mapping[str, list[str]] | None = None
+) -> Path:
+    """Each worker's variables that differ from the run's, and each worker's rendering of tests.pytest_args
+    (gw0's, the controller's, first) when they differ, in a 0600 file (a URL may hold a password)."""
     path.unlink(missing_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        json.dump(shares, file)
+        json.dump({**shares, ARGUMENTS_KEY: arguments} if arguments else dict(shares), file)
     return path
 
 

@@ -1,12 +1,15 @@
 """The pytest plugin testbed loads into the service's tests (`-p testbed_workers`). At import, before the
 service's conftest: it waits at testbed's gate until the dev loop's reset (and each worker's database) is
 ready (testbed.reset_gate), then, in a pytest-xdist worker gwN, takes that worker's own share of every
-server (its database, its Redis, its NATS) through the very variables the service reads anyway. With
-durations recorded by earlier runs, each worker collects the tests in a balanced, longest-first order.
-Standard library and pytest only: it runs in the service's environment, where testbed is not installed."""
+server (its database, its Redis, its NATS) through the very variables the service reads anyway, and through
+its own rendering of `tests.pytest_args`, put in place of the controller's before the options are parsed.
+With durations recorded by earlier runs, each worker collects the tests in a balanced, longest-first order.
+Standard library and pytest only: it runs in the service's environment, where testbed is not installed
+(testbed renders every worker's values into the shares file; nothing is rendered here)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -18,6 +21,9 @@ import pytest
 GATE_VARIABLE = "TESTBED_RESET_GATE"
 SHARES_VARIABLE = "TESTBED_WORKER_SHARES"
 DURATIONS_VARIABLE = "TESTBED_DURATIONS"  # pytest-split's durations file, test id -> seconds
+ARGUMENTS_KEY = "pytest_args"  # in the shares file: each worker's rendering of tests.pytest_args, gw0's first
+
+_arguments: dict[str, list[str]] = {}  # the shares file's ARGUMENTS_KEY, read at import
 
 
 def _wait_at_gate() -> None:
@@ -37,8 +43,43 @@ def _take_share() -> None:
     path = os.environ.get(SHARES_VARIABLE)
     if not worker or not path:
         return
-    shares: dict[str, dict[str, str]] = json.loads(Path(path).read_text(encoding="utf-8"))
+    shares = json.loads(Path(path).read_text(encoding="utf-8"))
     os.environ.update(shares.get(worker, {}))
+    _arguments.update(shares.get(ARGUMENTS_KEY, {}))
+
+
+def own_arguments(args: list[str], worker: str, arguments: dict[str, list[str]]) -> bool:
+    """Put `worker`'s rendering of tests.pytest_args in place of gw0's (the controller's, which pytest-xdist
+    passes every worker) in `args`, in place; False when they are the same. Every run of gw0's list is
+    replaced: PYTEST_ADDOPTS or the ini's addopts may repeat it before the command line, and the last wins."""
+    theirs, mine = arguments.get("gw0", []), arguments.get(worker)
+    if mine is None or mine == theirs or not theirs:
+        return False
+    found, start = False, 0
+    while start <= len(args) - len(theirs):
+        if args[start : start + len(theirs)] == theirs:
+            args[start : start + len(theirs)] = mine
+            found, start = True, start + len(mine)
+        else:
+            start += 1
+    if not found:  # stop before the suite's code talks to gw0's servers; pytest-xdist names the worker down
+        raise pytest.UsageError(f"testbed: worker {worker} did not get tests.pytest_args from pytest-xdist")
+    return True
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Generator[None, None, None]:
+    # Before any conftest is imported, and before pytest parses the options for good (Config.parse reads this
+    # very list next): the suite's conftest and plugins see only this worker's values. The early parse that
+    # plugins may read in this hook is redone the way pytest does it, over what it already holds.
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker and own_arguments(args, worker, _arguments):
+        early_config.known_args_namespace = parser.parse_known_args(
+            args, namespace=copy.copy(early_config.known_args_namespace)
+        )
+    return (yield)
 
 
 def balanced_order(ids: list[str], durations: dict[str, float], workers: int) -> list[int]:
