@@ -9,6 +9,7 @@ is what the action's uv cache step restores.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -382,7 +383,9 @@ def test_a_cancelled_jobs_signal_reaches_testbed_and_its_code_is_kept(tmp_path: 
     wait_file = tmp_path / "wait"
     job.env["WAIT_FILE"] = str(wait_file)
     argv, env, cwd, files = job.prepare(step)
-    shell = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A session of its own, so that a failing test leaves nothing behind; the signal goes to the shell alone.
+    shell = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
     try:
         for _ in range(600):  # testbed has installed its handlers once it writes the file
             if wait_file.is_file() and wait_file.read_text() == "ready":
@@ -397,8 +400,9 @@ def test_a_cancelled_jobs_signal_reaches_testbed_and_its_code_is_kept(tmp_path: 
         shell.send_signal(signum)
         log, _ = shell.communicate(timeout=60)
     finally:
-        if shell.poll() is None:
-            shell.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)  # the stand-in testbed too, if the shell never passed it on
+        shell.wait()
     assert wait_file.read_text() == f"got {int(signum)}"
     assert shell.returncode == 0, log
     assert read_file_commands(files["output"]) == {"exit-code": str(128 + signum)}
