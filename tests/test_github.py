@@ -476,6 +476,7 @@ def test_write_outputs(tmp_path):
         "errors": "0",
         "skipped": "0",
         "coverage": "87.5",
+        "run-folder": "/abs/path/runs/gh-123-1-integration-ab12",  # action.yml's run-folder output
     }
     assert "<<" not in (tmp_path / "output").read_text()
 
@@ -488,6 +489,7 @@ def test_write_outputs_when_tests_never_ran_and_multiline_values(tmp_path):
     assert values["result"] == "failed\nfor real"
     assert values["passed"] == "0"
     assert values["coverage"] == ""
+    assert github.outputs({**report, "run_folder": None})["run-folder"] == ""  # a run refused before its folder
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,8 @@ def _output_lines(name: str, value: str) -> str:
 
 
 def outputs(report: Mapping[str, Any]) -> dict[str, str]:
-    """The step outputs: result, passed, failed, errors, skipped, coverage (empty when unknown)."""
+    """The step outputs: result, passed, failed, errors, skipped, coverage and run-folder (empty when unknown).
+    The exit code is not among them: the caller has it (action.yml writes it, whatever testbed got to)."""
     tests = report.get("tests")
     tests = tests if isinstance(tests, Mapping) else {}
     coverage = finite_number(report.get("coverage"))
@@ -59,6 +60,7 @@ def outputs(report: Mapping[str, Any]) -> dict[str, str]:
         "errors": str(count_of(tests, "errors")),
         "skipped": str(count_of(tests, "skipped")),
         "coverage": f"{coverage:g}" if coverage is not None else "",
+        "run-folder": str(report.get("run_folder") or ""),
     }
 
 
