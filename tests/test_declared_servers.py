@@ -131,6 +131,18 @@ S3 = "  - s3:\n      port: 15000\n      native: {command: [moto_server, -p, '{{ 
         ("  - s3:\n      port: 15000\n      native: {command: [x]}\n      volume: /x\n", "native",
          "unknown key 'servers.s3.volume'"),
         ("  - postgres:\n      port: 15000\n", "native", "'servers.postgres' is a catalogue server"),
+        (S3 + "      env: {'X=1;touch /tmp/pwned;Y': x}\n", "native",
+         "'servers.s3.env.X=1;touch /tmp/pwned;Y' is not a valid environment variable name"),
+        ("  - nats-gw1:\n      port: 15000\n      native: {command: [x]}\n", "native",
+         "'servers.nats-gw1' is reserved: it names pytest worker gw1's instance of 'nats'"),
+        (S3 + "  - s3-gw1:\n      port: 15001\n      native: {command: [x]}\n", "native",
+         "'servers.s3-gw1' is reserved: it names pytest worker gw1's instance of 's3'"),
+        ("  - private:\n      port: 15000\n      native: {command: [x]}\n", "native",
+         "'servers.private' is reserved: the run's runtime folder holds its secrets folder under that name"),
+        ("  - state.json:\n      port: 15000\n      native: {command: [x]}\n", "native",
+         "'servers.state.json' is reserved: the run's runtime folder holds its state file under that name"),
+        ("  - My-S3:\n      port: 15000\n      native: {command: [x]}\n", "native",
+         "'servers' entry 'My-S3' must be a simple name"),
     ],
 )
 def test_a_bad_declaration_is_exit_10_in_one_line_before_anything_starts(

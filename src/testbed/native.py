@@ -24,6 +24,7 @@ from testbed.supervisor import MARKER
 SERVER_USER = "testbed"
 TEMPLATE_TTL = 7 * 24 * 3600  # gc removes a PostgreSQL template unused this long
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+START_LOCK = ".start.lock"  # in the run's runtime folder: one start at a time
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def start(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Pa
     """Start every server at once; return {service: {pid, binary}} and notices. Readiness is the
     probes' job, not this one's."""
     # One start at a time per run: the wrapper's head start and the playbook's servers phase may overlap.
-    with (state.runtime_dir / ".start.lock").open("a") as lock:
+    with (state.runtime_dir / START_LOCK).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _start_locked(state, servers, log_dir)
 

@@ -23,6 +23,7 @@ from testbed.templating import pytest_arguments, service_environment
 # Never passed on to the tests. PYTEST_XDIST_: testbed run from inside a pytest-xdist worker would make the
 # service's pytest believe it is that worker (and take a share that is not there).
 TESTBED_ONLY = ("ANSIBLE_", "AWS_", "TESTBED_", "AWX_", "RUNNER_", "PYTEST_XDIST_")
+COVERAGE_DATA = "coverage.data"  # in the run's runtime folder while pytest runs
 
 
 def _dependencies_python(config: ServiceConfig) -> Path:
@@ -121,7 +122,7 @@ def run_tests(
     values = secrets.read_secrets(run_id)
     env |= values
     redactor = redact.Redactor(values.values())
-    env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data")}
+    env |= {"COVERAGE_FILE": str(state.runtime_dir / COVERAGE_DATA)}
     # Bytecode (and pytest's rewritten test modules) in testbed's cache, mirrored by path, never in the service's
     # folder; kept between runs, so no test process (each xdist worker, each process a test starts) compiles
     # the service's code again. It overrides a PYTHONDONTWRITEBYTECODE the caller's shell may set.
@@ -177,8 +178,8 @@ def run_tests(
     reported = rc
     rc = shard.exit_code(record.shard, rc, run_folder / "pytest.log")
     empty_group = reported == ExitCode.NO_TESTS and rc == 0  # every test went to the other shards
-    shard.keep_coverage_data(state.runtime_dir / "coverage.data", run_folder)
-    (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
+    shard.keep_coverage_data(state.runtime_dir / COVERAGE_DATA, run_folder)
+    (state.runtime_dir / COVERAGE_DATA).unlink(missing_ok=True)
     # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
     # Coverage files hold source, not what ran: whole values suffice there, and are fast on a large tree.
     redactor.file(junit_path)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from testbed.errors import ExitCode, TestbedError
 
 STATE_NAME = "state.json"
+LOCK_NAME = ".lock"  # beside it: held while the state file is read, changed and written
 KEPT_FILE = "kept"  # marks a private data dir kept for debugging (--keep-runner-dir)
 OWNER_FILE = "owner.json"  # in ansible-runner's private data dir: who drives it
 if TYPE_CHECKING:
@@ -206,7 +207,7 @@ class RunState:
     @contextlib.contextmanager
     def update(self) -> Iterator[dict[str, Any]]:
         """Read-modify-write under an exclusive lock."""
-        with (self.runtime_dir / ".lock").open("a") as lock:
+        with (self.runtime_dir / LOCK_NAME).open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self.read()
             yield data

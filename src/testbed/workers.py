@@ -15,7 +15,7 @@ import copy
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,11 @@ def worker_name(index: int) -> str:
 
 def instance_name(server: str, index: int) -> str:
     return f"{server}-{worker_name(index)}"
+
+
+def instance_names(servers: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Every name a pytest worker's instance of one of `servers` may take -> (that server, the worker)."""
+    return {instance_name(server, i): (server, worker_name(i)) for server in servers for i in range(1, MAX_WORKERS)}
 
 
 def primaries(servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:

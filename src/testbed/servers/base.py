@@ -36,6 +36,9 @@ class ServerKind(ABC):
 
     name: str
     order: int = 99  # where it is listed in the run's output
+    # What a native server of this kind keeps in the run's runtime folder beside its data folder (which is named
+    # after the server): no server may be named so.
+    run_dir_entries: tuple[str, ...] = ()
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         """Each port setting the server publishes -> the port it listens on inside its container."""

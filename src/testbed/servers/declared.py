@@ -84,6 +84,10 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
     env = spec.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         errors.append(f"'{where}.env' must map variable names to strings")
+    else:
+        from testbed.templating import bad_env_names  # noqa: PLC0415 - templating imports the registry
+
+        errors.extend(bad_env_names(env, f"{where}.env"))  # the rule the top-level `env` keys follow
     if len(errors) > before:
         return None
     return {

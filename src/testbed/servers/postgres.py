@@ -24,6 +24,8 @@ NAME = "postgres"
 # How a database is cloned from its template (PostgreSQL 15 offers both): FILE_COPY copies the files after a
 # checkpoint, WAL_LOG copies block by block through the WAL. benchmarks/isolation.py measures both.
 CLONE_STRATEGY = "FILE_COPY"
+SOCKETS = "sockets"  # in the run's runtime folder: the server's Unix sockets
+PWFILE = "postgres.pw"  # initdb reads the password from it, in the run's runtime folder, then it goes
 
 
 def postgres_bindir() -> Path | None:
@@ -90,6 +92,7 @@ class Postgres(ServerKind):
     name = NAME
     order = 0
     runs_migrations = True
+    run_dir_entries = (SOCKETS, PWFILE)
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         return {"port": 5432}
@@ -103,7 +106,7 @@ class Postgres(ServerKind):
     def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
         bindir = Path(binary)
         data = run_dir / NAME
-        sockets = run_dir / "sockets"
+        sockets = run_dir / SOCKETS
         options = [f"-c{k}={v}" for k, v in settings.get("server_settings", {}).items()]
         argv = [
             str(bindir / "postgres"),
@@ -127,7 +130,7 @@ class Postgres(ServerKind):
             os.chown(sockets, account.uid, account.gid)
             if _copy_template(template, data):
                 return
-            pwfile = run_dir / "postgres.pw"
+            pwfile = run_dir / PWFILE
             pwfile.write_text(str(settings["password"]) + "\n", encoding="utf-8")
             os.chown(pwfile, account.uid, account.gid)
             pwfile.chmod(0o600)
