@@ -35,7 +35,7 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
         from testbed import probes  # noqa: PLC0415
 
         record = existing.load()
-        results = probes.wait_ready(record.facts, timeout=2.0, servers=record.servers)
+        results = probes.wait_ready(record.facts, timeout=2.0, servers=record.servers, run_id=record.run_id)
         if all(r.ready for r in results.values()):
             print("\n".join(already_up(record).lines()))
             with existing.update() as current:
@@ -149,7 +149,7 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
     now = time.time()
     for record in runs:
         facts = record.facts
-        health = probes.wait_ready(facts, timeout=1.0, servers=record.servers) if facts else {}
+        health = probes.wait_ready(facts, timeout=1.0, servers=record.servers, run_id=record.run_id) if facts else {}
         kept = "up (lease)" if (record.lease_until or 0) > now else ("running" if record.owner_alive() else "orphaned")
         print(f"{record.run_id}  {record.service}  {record.backend}  {kept}  age {_age(now - record.created)}")
         for name, fact in facts.items():

@@ -163,6 +163,7 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
         kind_of(service, settings).launch(settings, found[service], run_dir, account)
         for service, settings in servers.items()
     ]
+    hints = {service: kind_of(service, settings).exited_hint(settings) for service, settings in servers.items()}
 
     started: dict[str, Any] = {}
     lock = threading.Lock()
@@ -194,8 +195,9 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
                 )
             identity = ProcessIdentity.of(process.pid)
             if identity is None:
+                hint = f" ({hints[item.service]})" if hints.get(item.service) else ""
                 raise TestbedError(
-                    f"{item.service} exited at once; see {log_dir / item.service}.log", ExitCode.PROVISIONING
+                    f"{item.service} exited at once{hint}; see {log_dir / item.service}.log", ExitCode.PROVISIONING
                 )
             state.record(
                 {

@@ -14,7 +14,7 @@ from testbed import redact, secrets, shard, supervisor, tools, workers
 from testbed.config import ServiceConfig
 from testbed.errors import ExitCode, TestbedError
 from testbed.junit import JUnitSummary
-from testbed.readiness import gone_check
+from testbed.readiness import EXITED, gone_check
 from testbed.reset_gate import GATE_VARIABLE, ResetGate
 from testbed.run_record import RunRecord
 from testbed.state import RunState
@@ -92,7 +92,9 @@ def servers_gone(record: RunRecord) -> list[str]:
     for name, server in record.servers.items():
         why = gone(name)
         if why:
-            lines.append(f"{server['title']} exited" + ("" if why == "the server exited" else f" ({why})"))
+            # "NATS exited", "memcached exited (… stay in the foreground …)", "NATS exited (the container is gone)"
+            more = why.removeprefix(EXITED) if why.startswith(EXITED) else f" ({why})"
+            lines.append(f"{server['title']} exited{more}")
     return lines
 
 

@@ -69,13 +69,18 @@ class ServerKind(ABC):
         """Variables templated from every fact (and this server's host, port and url at the top level)."""
         return {}
 
+    def exited_hint(self, settings: Mapping[str, Any]) -> str:
+        """What to add when the server's native process is found exited (a declared command that daemonizes)."""
+        return ""
+
     def unavailable(self, settings: Mapping[str, Any], backend: str) -> str | None:
         """Why this server cannot run on `backend` (naming the testbed.yml key to set), or None."""
         return None
 
     @abstractmethod
-    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
-        """One readiness attempt over the real protocol; returns the server's version, raises if not ready."""
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:
+        """One readiness attempt over the real protocol; returns the server's version, raises if not ready.
+        `run_id`: the run the server belongs to (whatever a probe starts is marked with it, for teardown)."""
 
     def conninfo(self, fact: Mapping[str, Any]) -> str:
         """The migrations engine's connection string; only a kind with `runs_migrations` has one."""

@@ -185,7 +185,7 @@ class Postgres(ServerKind):
             "POSTGRES_DB": fact["database"],
         }
 
-    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:
         """`SELECT 1` as the configured user on the configured database; returns the server version."""
         import psycopg  # noqa: PLC0415 - loaded only where a probe runs
 
