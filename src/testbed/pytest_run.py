@@ -66,11 +66,18 @@ def _open_gate(
         return None, []
     shares_path = record.runtime_dir / workers.SHARES_FILE
 
-    def prepare() -> None:
+    def prepare() -> str:
+        """The reset and the workers' shares; returns what the reset had to rebuild first ("" when nothing)."""
+        rebuilt = ""
         if reset:
+            if workers.kept_state(record)[1]:  # a test dropped the kept state: never claim a reset to nothing
+                from testbed.pipeline import migrate  # noqa: PLC0415 - the pipeline's phases import this module
+
+                rebuilt = migrate(record.run_id).rebuilt_note()
             workers.reset(record.servers, record.facts)
         if count > 1:  # after the reset: both clone from the same template, which allows one at a time
             workers.write_shares(shares_path, _worker_shares(config, record, count))
+        return rebuilt
 
     gate = ResetGate(record.runtime_dir, prepare)
     env[GATE_VARIABLE] = str(gate.path)
@@ -202,6 +209,7 @@ def run_tests(
         # The reset's own time, and what it added to the tests phase (pytest starts meanwhile).
         "reset_seconds": round(gate.seconds, 3) if gate is not None and reset else None,
         "reset_waited": round(gate.waited, 3) if gate is not None and reset else None,
+        "reset_rebuilt": str(gate.outcome or "") if gate is not None and reset else "",
         "log": str(run_folder / "pytest.log"),
         "deadline": config.tests.deadline if rc == ExitCode.DEADLINE else None,
         "servers_gone": servers_gone(record),

@@ -104,6 +104,10 @@ class ServerKind(ABC):
         there, then `reset` brings it over), or None when nothing is kept."""
         return None
 
+    def empty(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:  # noqa: B027 - optional
+        """Bring the running server back to empty, as it started (before migrations): the dev loop migrates it
+        again, and keeps that, when the state `snapshot` kept is gone."""
+
     def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:  # noqa: B027 - optional
         """Bring the running server back to its freshly migrated state, in place, without a restart (between
         dev-loop runs). Idempotent; raises TestbedError naming the server when it cannot."""

@@ -217,6 +217,11 @@ class Postgres(ServerKind):
                 return None
         return {**fact, "database": fresh}
 
+    def empty(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
+        """Drop the database (ending its sessions) and create it empty, from template0 (which nothing changes)."""
+        with _admin(fact, "empty") as admin:
+            _clone(admin, "template0", fact["database"], force=True)
+
     def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
         """Drop the database (ending its sessions) and clone it again from the template `snapshot` kept."""
         with _admin(fact) as admin:
@@ -258,7 +263,7 @@ def fresh_name(database: str) -> str:
 
 
 @contextlib.contextmanager
-def _admin(fact: Mapping[str, Any]) -> Iterator[psycopg.Connection[Any]]:
+def _admin(fact: Mapping[str, Any], doing: str = "clone") -> Iterator[psycopg.Connection[Any]]:
     """A connection outside the databases it creates and drops, as the configured (superuser) account."""
     import psycopg  # noqa: PLC0415 - loaded only where a database is cloned
 
@@ -278,7 +283,7 @@ def _admin(fact: Mapping[str, Any]) -> Iterator[psycopg.Connection[Any]]:
             yield conn
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        what = f"PostgreSQL: cannot clone database {fact['database']!r}: {first}"
+        what = f"PostgreSQL: cannot {doing} database {fact['database']!r}: {first}"
         raise TestbedError(what, ExitCode.PROVISIONING) from exc
 
 
