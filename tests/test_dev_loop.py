@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 from psycopg import sql
 
 from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
+from testbed.errors import ExitCode
 
 pytestmark = pytest.mark.slow
 
@@ -153,3 +156,48 @@ def test_a_second_up_notices_a_dropped_kept_state_and_migrates_again(tmp_path: P
         test = cli("test", "--service", str(suite), "--", "-k", "fresh")
         assert test.returncode == 0, test.stdout + test.stderr
         assert REBUILT not in test.stdout, test.stdout
+
+
+def test_a_second_testbed_test_at_once_is_refused_naming_the_running_one(service: Path, runs: Path) -> None:
+    """Two `testbed test` at once on one environment: one crashed in ansible-runner (its folder is named by the
+    run id, which they share), the other reported spurious failures. The second is refused, before anything
+    of it starts, naming the first."""
+    started, release = service / "started.fifo", service / "release.fifo"
+    os.mkfifo(started)
+    os.mkfifo(release)
+    (service / "tests" / "test_waits.py").write_text(
+        "def test_waits_for_the_outer_test():\n"
+        f"    with open({str(started)!r}, 'w') as fifo:\n"  # blocks until the outer test reads
+        "        fifo.write('started')\n"
+        f"    with open({str(release)!r}) as fifo:\n"  # blocks until the outer test writes
+        "        assert fifo.read() == 'go'\n"
+    )
+    up = cli("up", "--service", str(service), "--backend", "native", "--ports", "auto", "--run-folder", str(runs))
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = next(runs.iterdir()).name
+    try:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "testbed", "test", "--service", str(service), "--", "-k", "waits"],
+            cwd=PROJECT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        with started.open() as fifo:  # the first one's test is running
+            assert fifo.read() == "started"
+        second = cli("test", "--service", str(service), "--", "-k", "dragonfly")
+        with release.open("w") as fifo:
+            fifo.write("go")
+        output, _ = first.communicate(timeout=300)
+    finally:
+        down = cli("down", "--service", str(service))
+
+    assert second.returncode == ExitCode.CONFIG, second.stdout + second.stderr
+    assert re.fullmatch(
+        rf"testbed: error: `testbed test` \(pid {first.pid}, since \d\d:\d\d:\d\d\) is already running against "
+        rf"environment {run_id}: one at a time, as each resets the same servers; wait for it to end \(or stop it "
+        r"with Ctrl-C\), then run `testbed test` again",
+        second.stderr.strip(),
+    ), second.stderr
+    assert second.stdout == ""  # nothing of it started
+    assert first.returncode == 0, output
+    assert "✅ Tests: 1 passed" in output, output
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_id) == []

@@ -86,21 +86,24 @@ def _migrate_existing(run_id: str) -> int:
 def cmd_test(args: argparse.Namespace, project: Path) -> int:
     config = service_config(args.service, project)
     state = require_up(config.directory)
-    from testbed.preflight_checks import check_before_start  # noqa: PLC0415
-
-    check_before_start(config)  # a test path removed or an env value grown since `up`
-    record = state.load()
-    options = run_options(args, config, "playbooks/test.yml")
-    asked = int(options.extravars.get("testbed_workers", 0))
-    workers.check_instances(record.servers, asked, record.workers)  # before anything starts
-    options.run_id = record.run_id
-    options.run_root = record.run_folder.parent
-    options.secrets = "file"
-    options.teardown = "never"
     from testbed.run_guard import testing  # noqa: PLC0415
-    from testbed.runner import run_playbook  # noqa: PLC0415
 
-    with testing(state):  # `testbed down` refuses meanwhile
+    # Before anything of this run exists (ansible-runner's folder is named by the run id, which a second
+    # `testbed test` shares): one at a time, and `testbed down` refuses meanwhile.
+    with testing(state):
+        from testbed.preflight_checks import check_before_start  # noqa: PLC0415
+
+        check_before_start(config)  # a test path removed or an env value grown since `up`
+        record = state.load()
+        options = run_options(args, config, "playbooks/test.yml")
+        asked = int(options.extravars.get("testbed_workers", 0))
+        workers.check_instances(record.servers, asked, record.workers)  # before anything starts
+        options.run_id = record.run_id
+        options.run_root = record.run_folder.parent
+        options.secrets = "file"
+        options.teardown = "never"
+        from testbed.runner import run_playbook  # noqa: PLC0415
+
         return run_playbook(options, project, config.as_dict())
 
 

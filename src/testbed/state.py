@@ -135,6 +135,20 @@ def _start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def started_at(pid: int) -> float | None:
+    """When process `pid` started, as a time.time() value (its start time is in clock ticks since boot)."""
+    start = _start_time(pid)
+    try:
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text(encoding="ascii").splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return None if start is None else boot + start / os.sysconf("SC_CLK_TCK")
+
+
 def boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
