@@ -134,7 +134,7 @@ def _http_get(url: str) -> str:
         return f"HTTP {response.status}" + (f" ({server})" if server else "")
 
 
-def _ready_command(argv: list[str], run_id: str) -> str:
+def _run_ready_command(argv: list[str], run_id: str) -> str:
     """Run a `ready: {command: [...]}` once. Supervised, as the tests are: whatever it leaves running (`sleep
     1000 &`) is killed when it ends, or after PROBE_TIMEOUT, and what escapes carries the run's marker."""
     code, out, err = supervisor.run(
@@ -246,6 +246,6 @@ class Declared(ServerKind):
         if "http" in ready:
             return _http_get(f"http://{host}:{port}{ready['http']}")
         if "command" in ready:
-            return _ready_command(self._ready_command(settings, fact), run_id)
+            return _run_ready_command(self._ready_command(settings, fact), run_id)
         with socket.create_connection((host, port), timeout=2):
             return "accepts TCP connections"
