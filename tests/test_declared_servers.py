@@ -4,8 +4,14 @@ postgres, end to end through `testbed run` and the dev loop, and bad declaration
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import os
 import re
+import secrets
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -131,6 +137,18 @@ S3 = "  - s3:\n      port: 15000\n      native: {command: [moto_server, -p, '{{ 
         ("  - s3:\n      port: 15000\n      native: {command: [x]}\n      volume: /x\n", "native",
          "unknown key 'servers.s3.volume'"),
         ("  - postgres:\n      port: 15000\n", "native", "'servers.postgres' is a catalogue server"),
+        (S3 + "      env: {'X=1;touch /tmp/pwned;Y': x}\n", "native",
+         "'servers.s3.env.X=1;touch /tmp/pwned;Y' is not a valid environment variable name"),
+        ("  - nats-gw1:\n      port: 15000\n      native: {command: [x]}\n", "native",
+         "'servers.nats-gw1' is reserved: it names pytest worker gw1's instance of 'nats'"),
+        (S3 + "  - s3-gw1:\n      port: 15001\n      native: {command: [x]}\n", "native",
+         "'servers.s3-gw1' is reserved: it names pytest worker gw1's instance of 's3'"),
+        ("  - private:\n      port: 15000\n      native: {command: [x]}\n", "native",
+         "'servers.private' is reserved: the run's runtime folder holds its secrets folder under that name"),
+        ("  - state.json:\n      port: 15000\n      native: {command: [x]}\n", "native",
+         "'servers.state.json' is reserved: the run's runtime folder holds its state file under that name"),
+        ("  - My-S3:\n      port: 15000\n      native: {command: [x]}\n", "native",
+         "'servers' entry 'My-S3' must be a simple name"),
     ],
 )
 def test_a_bad_declaration_is_exit_10_in_one_line_before_anything_starts(
@@ -175,3 +193,98 @@ def test_declared_s3_and_memcached_serve_the_tests_on_docker(
     run_folder = run_folder_of(result.stdout)
     assert leftovers(run_folder.name) == []  # containers and the run's network included
     assert all(port_free(port) for port in ports.values()), ports
+
+
+def _processes_running(argv: list[str]) -> list[int]:
+    """The pids of processes whose command line is exactly argv."""
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "cmdline").read_bytes() == wanted:
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_what_a_ready_command_leaves_running_ends_with_it(declared: Path, runs: Path) -> None:
+    """`ready: {command: …}` ran unsupervised: a child it left running (`sleep … &`) survived the run, whose
+    teardown said "nothing left behind". It runs under the supervisor now, like pytest and the install."""
+    seconds = str(900_000 + secrets.randbelow(99_999))  # names this test's sleeps among the machine's processes
+    config = declared / "testbed.yml"
+    config.write_text(config.read_text().replace(
+        "      ready: {tcp: true}\n",
+        f"      ready: {{command: [bash, -c, 'sleep {seconds} >/dev/null 2>&1 & exec 3<>/dev/tcp/{{{{ host }}}}/"
+        "{{ port }}']}\n",
+    ))
+    try:
+        result = cli("run", "--service", str(declared), "--backend", "native", "--ports", "auto",
+                     "--run-folder", str(runs), "--", "-k", "memcached", timeout=300)
+        out = result.stdout + result.stderr
+        assert result.returncode == 0, out
+        assert "✅ Teardown: nothing left behind" in result.stdout, out
+        assert _processes_running(["sleep", seconds]) == [], "the ready command's child outlived the run"
+        assert leftovers(run_folder_of(result.stdout).name) == []
+    finally:
+        for pid in _processes_running(["sleep", seconds]):  # this test's own, should they be there
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_declared_command_that_daemonizes_is_told_to_stay_in_the_foreground(declared: Path, runs: Path) -> None:
+    """`memcached -d` forks into the background and exits: it passed readiness, then failed "exited before the
+    tests" with no hint. Wherever it is found gone (at its start, while probed, before the tests), the line says
+    the command must stay in the foreground."""
+    config = declared / "testbed.yml"
+    config.write_text(config.read_text().replace('-m, "16"]', '-m, "16", -d]'))
+    result = cli("run", "--service", str(declared), "--backend", "native", "--ports", "auto",
+                 "--run-folder", str(runs), "--", "-k", "memcached", timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == ExitCode.PROVISIONING, out
+    failures = [line for line in result.stdout.splitlines() if line.startswith("❌")]
+    assert len(failures) == 1, out
+    assert "a declared server's command must stay in the foreground: run it in the foreground, not as a daemon" \
+        in failures[0], out
+    run_id = run_folder_of(result.stdout).name
+    assert leftovers(run_id) == [] and reaper.marked(run_id) == []  # the daemon carried the run's marker
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """/health answers 200; /to-ftp and /to-health redirect (to ftp:// and to /health)."""
+
+    def do_GET(self) -> None:
+        targets = {"/to-ftp": f"ftp://127.0.0.1:{self.server.server_port}/health", "/to-health": "/health"}
+        if self.path in targets:
+            self.send_response(302)
+            self.send_header("Location", targets[self.path])
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("path", "ready"), [("/to-health", True), ("/to-ftp", False)])
+def test_http_readiness_follows_redirects_to_http_only(path: str, ready: bool) -> None:
+    """urllib follows a redirect to ftp:// as well: readiness follows only http(s)."""
+    from testbed.servers.declared import Declared  # noqa: PLC0415
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings = {"ready": {"http": path}}
+        fact = {"host": "127.0.0.1", "port": server.server_port}
+        if ready:
+            assert Declared("web").probe(settings, fact).startswith("HTTP 200")
+        else:
+            with pytest.raises(OSError, match=r"redirect to ftp://127\.0\.0\.1:\d+/health refused: readiness "
+                                              r"follows only http:// and https://"):
+                Declared("web").probe(settings, fact)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
+import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
-from conftest import PROJECT, clean_env, cli, leftovers, playbook
+from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
+from testbed.errors import ExitCode
 
 pytestmark = pytest.mark.slow
 
@@ -72,3 +82,122 @@ def test_up_playbook_twice_changes_nothing_the_second_time(service: Path, runs: 
         down = playbook("playbooks/down.yml", {"testbed_run_id": "idempotent-up-check"})
     assert down.returncode == 0
     assert leftovers("idempotent-up-check") == []
+
+
+def _workers_suite(tmp_path: Path) -> Path:
+    """The fixture whose test_fresh.py asserts it starts with no row, key or stream, and leaves one of each."""
+    target = tmp_path / "workers"
+    shutil.copytree(FIXTURES / "services" / "workers", target)
+    return target
+
+
+def _rows(fact: dict[str, object], database: str) -> int | None:
+    """Rows in `database`'s holder table, or None when there is no such database."""
+    admin = {k: fact[k] for k in ("host", "port", "user", "password")}
+    with psycopg.connect(**admin, dbname="postgres", autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone() is None:
+            return None
+    with psycopg.connect(**admin, dbname=database) as conn:
+        return int(conn.execute("SELECT count(*) FROM holder").fetchone()[0])  # type: ignore[index]
+
+
+def _drop(fact: dict[str, object], database: str) -> None:
+    admin = {k: fact[k] for k in ("host", "port", "user", "password")}
+    with psycopg.connect(**admin, dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
+REBUILT = "PostgreSQL's kept migrated state was gone: migrated again from empty (1 migration applied) and kept"
+
+
+@contextlib.contextmanager
+def _workers_up_and_dirty(tmp_path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """The workers suite up, after a `testbed test` that left a row (and a key and a stream); `testbed down` after."""
+    suite = _workers_suite(tmp_path)
+    up = cli("up", "--service", str(suite), "--backend", "native", "--ports", "auto")
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_folder = run_folder_of(up.stdout)
+    try:
+        dirty = cli("test", "--service", str(suite), "--", "-k", "fresh")
+        assert dirty.returncode == 0, dirty.stdout + dirty.stderr
+        yield suite, json.loads((run_folder / "state.json").read_text())["facts"]["postgres"]
+    finally:
+        down = cli("down", "--service", str(suite))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_folder.name) == []
+
+
+def test_a_reset_whose_kept_state_a_test_dropped_migrates_again_instead_of_claiming_it(tmp_path: Path) -> None:
+    """A test dropped `<db>_testbed_fresh`: the reset printed `✅ Reset: back to the freshly migrated state` and
+    the next tests failed on the rows earlier runs left. It now migrates the database again from empty, keeps
+    that, and says so."""
+    with _workers_up_and_dirty(tmp_path) as (suite, fact):
+        template = f"{fact['database']}_testbed_fresh"
+        _drop(fact, template)  # what a test of the service may do
+        test = cli("test", "--service", str(suite), "--", "-k", "fresh")
+        assert test.returncode == 0, test.stdout + test.stderr  # no row from the earlier run
+        assert re.search(rf"^✅ Reset: back to the freshly migrated state in .*; {re.escape(REBUILT)}$", test.stdout,
+                         re.M), test.stdout
+        assert _rows(fact, template) == 0
+        after = cli("test", "--service", str(suite), "--", "-k", "fresh")
+        assert after.returncode == 0 and "✅ Reset: back to the freshly migrated state in" in after.stdout
+        assert REBUILT not in after.stdout, after.stdout  # the kept state is there again: an ordinary reset
+
+
+def test_a_second_up_notices_a_dropped_kept_state_and_migrates_again(tmp_path: Path) -> None:
+    """It said `Up to date (0 new)` and kept the database with the rows the tests left as the template."""
+    with _workers_up_and_dirty(tmp_path) as (suite, fact):
+        database, template = fact["database"], f"{fact['database']}_testbed_fresh"
+        _drop(fact, template)
+        again = cli("up", "--service", str(suite))
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"✅ Migrations: {REBUILT}" in again.stdout, again.stdout
+        assert (_rows(fact, template), _rows(fact, database)) == (0, 0)
+        test = cli("test", "--service", str(suite), "--", "-k", "fresh")
+        assert test.returncode == 0, test.stdout + test.stderr
+        assert REBUILT not in test.stdout, test.stdout
+
+
+def test_a_second_testbed_test_at_once_is_refused_naming_the_running_one(service: Path, runs: Path) -> None:
+    """Two `testbed test` at once on one environment: one crashed in ansible-runner (its folder is named by the
+    run id, which they share), the other reported spurious failures. The second is refused, before anything
+    of it starts, naming the first."""
+    started, release = service / "started.fifo", service / "release.fifo"
+    os.mkfifo(started)
+    os.mkfifo(release)
+    (service / "tests" / "test_waits.py").write_text(
+        "def test_waits_for_the_outer_test():\n"
+        f"    with open({str(started)!r}, 'w') as fifo:\n"  # blocks until the outer test reads
+        "        fifo.write('started')\n"
+        f"    with open({str(release)!r}) as fifo:\n"  # blocks until the outer test writes
+        "        assert fifo.read() == 'go'\n"
+    )
+    up = cli("up", "--service", str(service), "--backend", "native", "--ports", "auto", "--run-folder", str(runs))
+    assert up.returncode == 0, up.stdout + up.stderr
+    run_id = next(runs.iterdir()).name
+    try:
+        first = subprocess.Popen(
+            [sys.executable, "-m", "testbed", "test", "--service", str(service), "--", "-k", "waits"],
+            cwd=PROJECT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        with started.open() as fifo:  # the first one's test is running
+            assert fifo.read() == "started"
+        second = cli("test", "--service", str(service), "--", "-k", "dragonfly")
+        with release.open("w") as fifo:
+            fifo.write("go")
+        output, _ = first.communicate(timeout=300)
+    finally:
+        down = cli("down", "--service", str(service))
+
+    assert second.returncode == ExitCode.CONFIG, second.stdout + second.stderr
+    assert re.fullmatch(
+        rf"testbed: error: `testbed test` \(pid {first.pid}, since \d\d:\d\d:\d\d\) is already running against "
+        rf"environment {run_id}: one at a time, as each resets the same servers; wait for it to end \(or stop it "
+        r"with Ctrl-C\), then run `testbed test` again",
+        second.stderr.strip(),
+    ), second.stderr
+    assert second.stdout == ""  # nothing of it started
+    assert first.returncode == 0, output
+    assert "✅ Tests: 1 passed" in output, output
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_id) == []

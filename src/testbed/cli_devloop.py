@@ -35,7 +35,7 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
         from testbed import probes  # noqa: PLC0415
 
         record = existing.load()
-        results = probes.wait_ready(record.facts, timeout=2.0, servers=record.servers)
+        results = probes.wait_ready(record.facts, timeout=2.0, servers=record.servers, run_id=record.run_id)
         if all(r.ready for r in results.values()):
             print("\n".join(already_up(record).lines()))
             with existing.update() as current:
@@ -86,22 +86,25 @@ def _migrate_existing(run_id: str) -> int:
 def cmd_test(args: argparse.Namespace, project: Path) -> int:
     config = service_config(args.service, project)
     state = require_up(config.directory)
-    from testbed.preflight_checks import check_before_start  # noqa: PLC0415
-
-    record = state.load()
-    options = run_options(args, config, "playbooks/test.yml")
-    asked = int(options.extravars.get("testbed_workers", 0))
-    # a test path removed or an env value grown since `up`
-    check_before_start(config, worker_count=asked or record.workers)
-    workers.check_instances(record.servers, asked, record.workers)  # before anything starts
-    options.run_id = record.run_id
-    options.run_root = record.run_folder.parent
-    options.secrets = "file"
-    options.teardown = "never"
     from testbed.run_guard import testing  # noqa: PLC0415
-    from testbed.runner import run_playbook  # noqa: PLC0415
 
-    with testing(state):  # `testbed down` refuses meanwhile
+    # Before anything of this run exists (ansible-runner's folder is named by the run id, which a second
+    # `testbed test` shares): one at a time, and `testbed down` refuses meanwhile.
+    with testing(state):
+        from testbed.preflight_checks import check_before_start  # noqa: PLC0415
+
+        record = state.load()
+        options = run_options(args, config, "playbooks/test.yml")
+        asked = int(options.extravars.get("testbed_workers", 0))
+        # a test path removed or an env value grown since `up`
+        check_before_start(config, worker_count=asked or record.workers)
+        workers.check_instances(record.servers, asked, record.workers)  # before anything starts
+        options.run_id = record.run_id
+        options.run_root = record.run_folder.parent
+        options.secrets = "file"
+        options.teardown = "never"
+        from testbed.runner import run_playbook  # noqa: PLC0415
+
         return run_playbook(options, project, config.as_dict())
 
 
@@ -150,7 +153,7 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
     now = time.time()
     for record in runs:
         facts = record.facts
-        health = probes.wait_ready(facts, timeout=1.0, servers=record.servers) if facts else {}
+        health = probes.wait_ready(facts, timeout=1.0, servers=record.servers, run_id=record.run_id) if facts else {}
         kept = "up (lease)" if (record.lease_until or 0) > now else ("running" if record.owner_alive() else "orphaned")
         print(f"{record.run_id}  {record.service}  {record.backend}  {kept}  age {_age(now - record.created)}")
         for name, fact in facts.items():

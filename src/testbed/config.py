@@ -14,11 +14,11 @@ from testbed import workers
 from testbed.errors import ExitCode, TestbedError
 from testbed.migration_files import DEFAULT_SCHEMA as DEFAULT_MIGRATIONS_SCHEMA
 from testbed.server_settings import SERVICE_NAME, parse_servers, type_name
+from testbed.templating import bad_env_names
 
 CONFIG_NAME = "testbed.yml"
 CATALOGUE_FILE = Path("roles/servers/defaults/main.yml")
 INSTALL_MODES = ("auto", "poetry", "pip", "none")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # key -> (type, description) for the top level; nested maps are checked below.
@@ -175,8 +175,9 @@ def _secrets(raw: object, errors: list[str]) -> list[SecretSpec]:
         return specs
     for variable, spec in raw.items():
         where = f"secrets.{variable}"
-        if not isinstance(variable, str) or not _ENV_NAME.match(variable):
-            errors.append(f"'{where}' is not a valid environment variable name")
+        bad = bad_env_names([variable], "secrets")
+        if bad:
+            errors += bad
         elif isinstance(spec, str):
             specs.append(SecretSpec(variable, spec))
         elif isinstance(spec, dict):
@@ -259,8 +260,9 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
 
     env: dict[str, str] = {}
     for key, value in (raw.get("env") or {}).items() if isinstance(raw.get("env"), dict) else ():
-        if not isinstance(key, str) or not _ENV_NAME.match(key):
-            errors.append(f"'env.{key}' is not a valid environment variable name")
+        bad = bad_env_names([key], "env")
+        if bad:
+            errors += bad
         elif not isinstance(value, str | int | float) or isinstance(value, bool):
             errors.append(f"'env.{key}' must be a string, got {type(value).__name__}")
         else:

@@ -24,6 +24,7 @@ from testbed.supervisor import MARKER
 SERVER_USER = "testbed"
 TEMPLATE_TTL = 7 * 24 * 3600  # gc removes a PostgreSQL template unused this long
 _SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
+START_LOCK = ".start.lock"  # in the run's runtime folder: one start at a time
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ def start(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Pa
     """Start every server at once; return {service: {pid, binary}} and notices. Readiness is the
     probes' job, not this one's."""
     # One start at a time per run: the wrapper's head start and the playbook's servers phase may overlap.
-    with (state.runtime_dir / ".start.lock").open("a") as lock:
+    with (state.runtime_dir / START_LOCK).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         return _start_locked(state, servers, log_dir)
 
@@ -162,6 +163,7 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
         kind_of(service, settings).launch(settings, found[service], run_dir, account)
         for service, settings in servers.items()
     ]
+    hints = {service: kind_of(service, settings).exited_hint(settings) for service, settings in servers.items()}
 
     started: dict[str, Any] = {}
     lock = threading.Lock()
@@ -193,8 +195,9 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
                 )
             identity = ProcessIdentity.of(process.pid)
             if identity is None:
+                hint = f" ({hints[item.service]})" if hints.get(item.service) else ""
                 raise TestbedError(
-                    f"{item.service} exited at once; see {log_dir / item.service}.log", ExitCode.PROVISIONING
+                    f"{item.service} exited at once{hint}; see {log_dir / item.service}.log", ExitCode.PROVISIONING
                 )
             state.record(
                 {

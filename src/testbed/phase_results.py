@@ -122,16 +122,31 @@ class ServersReady(PhaseResult):
 class Migrated(PhaseResult):
     applied: Sequence[str] = ()
     skipped: Sequence[str] = ()
+    rebuilt: str = ""  # the server whose kept migrated state (the dev loop's) was gone and was migrated again
 
     @classmethod
     def from_result(cls, res: Mapping[str, Any]) -> Migrated:
-        return cls(tuple(res.get("applied") or ()), tuple(res.get("skipped") or ()))
+        return cls(tuple(res.get("applied") or ()), tuple(res.get("skipped") or ()), str(res.get("rebuilt") or ""))
 
     def as_result(self) -> dict[str, Any]:
-        return {"applied": list(self.applied), "skipped": list(self.skipped), "changed": bool(self.applied)}
+        return {
+            "applied": list(self.applied),
+            "skipped": list(self.skipped),
+            "rebuilt": self.rebuilt,
+            "changed": bool(self.applied),
+        }
+
+    def rebuilt_note(self) -> str:
+        count = len(self.applied)
+        return (
+            f"{self.rebuilt}'s kept migrated state was gone: migrated again from empty "
+            f"({count} migration{'' if count == 1 else 's'} applied) and kept"
+        )
 
     def lines(self) -> list[str]:
         count = len(self.applied)
+        if self.rebuilt:
+            return [f"✅ Migrations: {self.rebuilt_note()}"]
         return [f"✅ Migrations: {f'Applied successfully ({count} new)' if count else 'Up to date (0 new)'}"]
 
 
@@ -164,6 +179,7 @@ class TestsRan(PhaseResult):
     reset_seconds: float | None = None
     reset_waited: float | None = None
     failure: str | None = None
+    reset_rebuilt: str = ""  # what the reset rebuilt first (Migrated.rebuilt_note), when its kept state was gone
 
     @classmethod
     def from_result(cls, res: Mapping[str, Any], failure: str | None = None) -> TestsRan:
@@ -174,6 +190,7 @@ class TestsRan(PhaseResult):
             float(res["reset_seconds"]) if res.get("reset_seconds") is not None else None,
             float(res.get("reset_waited") or 0),
             failure,
+            str(res.get("reset_rebuilt") or ""),
         )
 
     def as_result(self) -> dict[str, Any]:
@@ -183,14 +200,16 @@ class TestsRan(PhaseResult):
             "workers": self.workers,
             "reset_seconds": self.reset_seconds,
             "reset_waited": self.reset_waited,
+            "reset_rebuilt": self.reset_rebuilt,
         }
 
     def lines(self) -> list[str]:
         lines = [f"❌ {self.failure}"] if self.failure else []
         if self.reset_seconds is not None:
+            rebuilt = f"; {self.reset_rebuilt}" if self.reset_rebuilt else ""
             lines.append(
                 f"✅ Reset: back to the freshly migrated state in {self.reset_seconds:.2f}s "
-                f"(the tests waited {self.reset_waited or 0:.2f}s)"
+                f"(the tests waited {self.reset_waited or 0:.2f}s){rebuilt}"
             )
         if not self.failure:
             on_workers = f" on {self.workers} workers" if self.workers > 1 else ""

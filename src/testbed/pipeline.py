@@ -218,16 +218,18 @@ def migrate(run_id: str) -> Migrated:
     fresh data; the first time, the migrated state is kept for `testbed test`'s reset."""
     from testbed import migrations  # noqa: PLC0415 - psycopg is only needed once servers are up
 
-    record = RunState.find(run_id).load()
+    state = RunState.find(run_id)
+    record = state.load()
     servers, facts = record.servers, record.facts
     config = record.service_config()
     folder = config.migrations
     target = migrations_server(servers)
     if folder and target is None:  # config validation requires one; a state file edited by hand may not
         raise TestbedError("migrations: the run has no server that runs them", ExitCode.MIGRATIONS)
-    kept = (
-        record.dev_loop and target is not None and kind_of(target, servers[target]).kept(servers[target], facts[target])
-    )
+    kept, lost = workers.kept_state(record)
+    if lost and target is not None:
+        # The database holds whatever the tests left: start it over empty, migrate it and keep that (below).
+        kind_of(target, servers[target]).empty(servers[target], facts[target])
     applied: list[str] = []
     skipped: list[str] = []
     if folder and target is not None:
@@ -243,7 +245,10 @@ def migrate(run_id: str) -> Migrated:
             kind.reset(servers[target], facts[target])
     if record.dev_loop and not kept:
         workers.snapshot(servers, facts)
-    return Migrated(tuple(applied), tuple(skipped))
+        with state.update() as current:
+            current["kept_at"] = time.time()
+    rebuilt = servers[target]["title"] if lost and target is not None else ""
+    return Migrated(tuple(applied), tuple(skipped), rebuilt)
 
 
 def install_dependencies(run_id: str) -> DependenciesReady:

@@ -41,10 +41,11 @@ def wait_ready(
     gone: Callable[[str], str | None] | None = None,
     interval: float = 0.05,
     servers: Mapping[str, Mapping[str, Any]] | None = None,
+    run_id: str = "",
 ) -> dict[str, Readiness]:
     """Poll every service concurrently until it answers or the deadline passes. `gone(service)` tells
     when a server has exited, so a crashed one fails at once instead of at the deadline. `servers` holds
-    the settings (a declared server's readiness is in them)."""
+    the settings (a declared server's readiness is in them); `run_id` marks what a probe starts."""
     results = {service: Readiness(service) for service in facts}
     settings = {service: (servers or {}).get(service, {}) for service in facts}
     kinds = {service: kind_of(service, settings[service]) for service in facts}
@@ -56,7 +57,7 @@ def wait_ready(
         while True:
             result.attempts += 1
             try:
-                result.version = kinds[service].probe(settings[service], facts[service])
+                result.version = kinds[service].probe(settings[service], facts[service], run_id)
             except Exception as exc:
                 message = " ".join(str(exc).split()) or type(exc).__name__
                 result.last_error = message

@@ -14,7 +14,7 @@ from testbed import redact, secrets, shard, supervisor, tools, workers
 from testbed.config import ServiceConfig
 from testbed.errors import ExitCode, TestbedError
 from testbed.junit import JUnitSummary
-from testbed.readiness import gone_check
+from testbed.readiness import EXITED, gone_check
 from testbed.reset_gate import GATE_VARIABLE, ResetGate
 from testbed.run_record import RunRecord
 from testbed.state import RunState
@@ -23,6 +23,7 @@ from testbed.templating import early_worker_templates, pytest_arguments, service
 # Never passed on to the tests. PYTEST_XDIST_: testbed run from inside a pytest-xdist worker would make the
 # service's pytest believe it is that worker (and take a share that is not there).
 TESTBED_ONLY = ("ANSIBLE_", "AWS_", "TESTBED_", "AWX_", "RUNNER_", "PYTEST_XDIST_")
+COVERAGE_DATA = "coverage.data"  # in the run's runtime folder while pytest runs
 
 
 def _dependencies_python(config: ServiceConfig) -> Path:
@@ -77,11 +78,18 @@ def _open_gate(
         return None, []
     shares_path = record.runtime_dir / workers.SHARES_FILE
 
-    def prepare() -> None:
+    def prepare() -> str:
+        """The reset and the workers' shares; returns what the reset had to rebuild first ("" when nothing)."""
+        rebuilt = ""
         if reset:
+            if workers.kept_state(record)[1]:  # a test dropped the kept state: never claim a reset to nothing
+                from testbed.pipeline import migrate  # noqa: PLC0415 - the pipeline's phases import this module
+
+                rebuilt = migrate(record.run_id).rebuilt_note()
             workers.reset(record.servers, record.facts)
         if count > 1:  # after the reset: both clone from the same template, which allows one at a time
             workers.write_shares(shares_path, *_worker_shares(config, record, count))
+        return rebuilt
 
     gate = ResetGate(record.runtime_dir, prepare)
     env[GATE_VARIABLE] = str(gate.path)
@@ -103,7 +111,9 @@ def servers_gone(record: RunRecord) -> list[str]:
     for name, server in record.servers.items():
         why = gone(name)
         if why:
-            lines.append(f"{server['title']} exited" + ("" if why == "the server exited" else f" ({why})"))
+            # "NATS exited", "memcached exited (… stay in the foreground …)", "NATS exited (the container is gone)"
+            more = why.removeprefix(EXITED) if why.startswith(EXITED) else f" ({why})"
+            lines.append(f"{server['title']} exited{more}")
     return lines
 
 
@@ -133,7 +143,7 @@ def run_tests(
     values = secrets.read_secrets(run_id)
     env |= values
     redactor = redact.Redactor(values.values())
-    env |= {"COVERAGE_FILE": str(state.runtime_dir / "coverage.data")}
+    env |= {"COVERAGE_FILE": str(state.runtime_dir / COVERAGE_DATA)}
     # Bytecode (and pytest's rewritten test modules) in testbed's cache, mirrored by path, never in the service's
     # folder; kept between runs, so no test process (each xdist worker, each process a test starts) compiles
     # the service's code again. It overrides a PYTHONDONTWRITEBYTECODE the caller's shell may set.
@@ -189,8 +199,8 @@ def run_tests(
     reported = rc
     rc = shard.exit_code(record.shard, rc, run_folder / "pytest.log")
     empty_group = reported == ExitCode.NO_TESTS and rc == 0  # every test went to the other shards
-    shard.keep_coverage_data(state.runtime_dir / "coverage.data", run_folder)
-    (state.runtime_dir / "coverage.data").unlink(missing_ok=True)
+    shard.keep_coverage_data(state.runtime_dir / COVERAGE_DATA, run_folder)
+    (state.runtime_dir / COVERAGE_DATA).unlink(missing_ok=True)
     # What pytest and coverage wrote themselves is scrubbed before anything reads or uploads it.
     # Coverage files hold source, not what ran: whole values suffice there, and are fast on a large tree.
     redactor.file(junit_path)
@@ -211,6 +221,7 @@ def run_tests(
         # The reset's own time, and what it added to the tests phase (pytest starts meanwhile).
         "reset_seconds": round(gate.seconds, 3) if gate is not None and reset else None,
         "reset_waited": round(gate.waited, 3) if gate is not None and reset else None,
+        "reset_rebuilt": str(gate.outcome or "") if gate is not None and reset else "",
         "log": str(run_folder / "pytest.log"),
         "deadline": config.tests.deadline if rc == ExitCode.DEADLINE else None,
         "servers_gone": servers_gone(record),

@@ -20,16 +20,18 @@ from testbed.templating import connection_facts
 
 PORT_RETRIES = 3
 _IN_USE = ("address already in use", "address in use")
+EXITED = "the server exited"
 
 
 def gone_check(record: RunRecord) -> Callable[[str], str | None]:
     """A check of one server by name: why it is gone (exited, container removed), or None while it runs."""
     processes = {r.service: r.identity() for r in record.processes()}
     names = record.containers()
+    hints = {name: kind_of(name, settings).exited_hint(settings) for name, settings in record.servers.items()}
 
     def gone(service: str) -> str | None:
         if service in processes and not processes[service].alive():
-            return "the server exited"
+            return EXITED + (f" ({hints[service]})" if hints.get(service) else "")
         if service in names:
             try:
                 status, body = docker_api.request("GET", f"/containers/{names[service]}/json", timeout=3)
@@ -67,7 +69,9 @@ def ready(run_id: str, timeout: float) -> ServersReady:
         record = state.load()
         servers = published_ports(record)
         facts = connection_facts(servers)
-        results = probes.wait_ready(facts, max(deadline - time.monotonic(), 1.0), gone_check(record), servers=servers)
+        results = probes.wait_ready(
+            facts, max(deadline - time.monotonic(), 1.0), gone_check(record), servers=servers, run_id=run_id
+        )
         # With auto ports a native server can lose the race for its port to another process: retry it on
         # a fresh one (Docker publishes ephemeral ports itself and never races).
         lost = [name for name, r in results.items() if not r.ready and _lost_port_race(record, name)]

@@ -33,6 +33,7 @@ class ResetGate:
         self._done = threading.Event()
         self._closing = threading.Event()
         self.error: TestbedError | None = None
+        self.outcome: object = None  # what `reset` returned
         self.seconds = 0.0  # the reset's own time
         self.waited = 0.0  # how long pytest stood at the gate: what the reset added to the tests phase
         self._threads = [
@@ -45,7 +46,7 @@ class ResetGate:
     def _run(self) -> None:
         started = time.monotonic()
         try:
-            self._reset()
+            self.outcome = self._reset()
         except TestbedError as exc:
             self.error = exc
         except Exception as exc:  # any failure must reach pytest as an answer, never hang it

@@ -1,9 +1,10 @@
-"""Who may use a run's servers at a time: a run id names one run, and `testbed down` does not pull an
-environment out from under a `testbed test` that is using it.
+"""Who may use a run's servers at a time: a run id names one run, and one `testbed test` at a time uses an
+environment, never while `testbed down` tears it down.
 
-`testbed test` holds a shared flock on `<runtime dir>/tests.lock` while it runs (several may test at
-once); `testbed down` takes it exclusively without waiting and refuses when it cannot. The kernel drops
-a flock with its holder, so a killed `testbed test` never leaves the environment locked."""
+`testbed test` holds an exclusive flock on `<runtime dir>/tests.lock` while it runs: a second one at once would
+reset the servers under the first, and share its ansible-runner folder. `testbed down` takes it shared, without
+waiting, and refuses while a test holds it. Who holds it, and how, is in /proc/locks: a test WRITE, a
+teardown READ. The kernel drops a flock with its holder, so a killed `testbed test` never leaves it locked."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from testbed.errors import ExitCode, TestbedError
-from testbed.state import RunState, runtime_root
+from testbed.state import RunState, runtime_root, started_at
 
 TESTS_LOCK = "tests.lock"
 
@@ -48,16 +49,30 @@ def refuse_run_id_in_use(run_id: str) -> None:
 
 @contextlib.contextmanager
 def testing(state: RunState) -> Iterator[None]:
-    """Held by `testbed test` while its tests run against `state`'s environment."""
+    """Held by `testbed test` while its tests run against `state`'s environment: refuses (exit 10) while another
+    `testbed test` runs against it, and (exit 12) while `testbed down` tears it down."""
     with _lock_file(state) as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TestbedError(
-                f"environment {state.runtime_dir.name} is being torn down by `testbed down`; "
-                "start a new one with `testbed up`",
-                ExitCode.PROVISIONING,
-            ) from None
+        for _attempt in range(3):  # a holder that let go between our try and our look: try again
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holders = _flock_holders(os.fstat(lock.fileno()).st_ino)
+            testing_pids = [pid for pid, mode in holders if mode == "WRITE"]
+            if testing_pids:
+                raise TestbedError(
+                    f"`testbed test` ({_since(testing_pids[0])}) is already running against environment "
+                    f"{state.runtime_dir.name}: one at a time, as each resets the same servers; wait for it to end "
+                    "(or stop it with Ctrl-C), then run `testbed test` again"
+                )
+            if holders:
+                raise TestbedError(
+                    f"environment {state.runtime_dir.name} is being torn down by `testbed down`; "
+                    "start a new one with `testbed up`",
+                    ExitCode.PROVISIONING,
+                )
+        else:
+            raise TestbedError(f"environment {state.runtime_dir.name} is busy: {TESTS_LOCK} stays locked; try again")
         yield
 
 
@@ -66,9 +81,9 @@ def tearing_down(state: RunState) -> Iterator[None]:
     """Held by `testbed down`; refuses (exit 10) while a `testbed test` runs against `state`."""
     with _lock_file(state) as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: two teardowns of one run may overlap
         except BlockingIOError:
-            holders = _flock_holders(os.fstat(lock.fileno()).st_ino)
+            holders = [pid for pid, mode in _flock_holders(os.fstat(lock.fileno()).st_ino) if mode == "WRITE"]
             who = f" (pid {', '.join(map(str, holders))})" if holders else ""
             raise TestbedError(
                 f"refusing to tear down {state.runtime_dir.name}: `testbed test`{who} is running against it, and "
@@ -76,6 +91,11 @@ def tearing_down(state: RunState) -> Iterator[None]:
                 "then run `testbed down` again"
             ) from None
         yield
+
+
+def _since(pid: int) -> str:
+    started = started_at(pid)
+    return f"pid {pid}" + (f", since {time.strftime('%H:%M:%S', time.localtime(started))}" if started else "")
 
 
 @contextlib.contextmanager
@@ -86,8 +106,9 @@ def _lock_file(state: RunState) -> Iterator[IO[str]]:
         yield lock
 
 
-def _flock_holders(inode: int) -> list[int]:
-    """The pids holding a flock on file `inode`, from /proc/locks (`1: FLOCK ADVISORY READ <pid> <dev>:<inode> ...`)."""
+def _flock_holders(inode: int) -> list[tuple[int, str]]:
+    """Who holds a flock on file `inode`, and how (READ or WRITE), from /proc/locks
+    (`1: FLOCK ADVISORY READ <pid> <dev>:<inode> ...`)."""
     try:
         lines = Path("/proc/locks").read_text(encoding="ascii").splitlines()
     except OSError:
@@ -98,5 +119,5 @@ def _flock_holders(inode: int) -> list[int]:
         if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rsplit(":", 1)[-1] == str(inode):
             pid = int(fields[4]) if fields[4].isdigit() else 0
             if pid and pid != os.getpid():
-                holders.append(pid)
+                holders.append((pid, fields[3]))
     return sorted(set(holders))

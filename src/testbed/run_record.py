@@ -135,12 +135,13 @@ class RunRecord:
     shard: ShardInfo | None = None
     torn_down: float | None = None
     left: list[str] | None = None  # what teardown could not remove
+    kept_at: float | None = None  # when a dev-loop run kept its migrated state for the reset
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as they are
 
     _KEYS = (
         "run_id", "run_folder", "runtime_dir", "host", "created", "owner", "lease_until", "backend",
         "backend_reason", "service", "ports", "config", "servers", "facts", "versions", "notices", "workers",
-        "resources", "python", "shard", "torn_down", "left",
+        "resources", "python", "shard", "torn_down", "left", "kept_at",
     )  # fmt: skip
 
     @classmethod
@@ -171,6 +172,7 @@ class RunRecord:
                 shard=ShardInfo.from_dict(data.get("shard")),
                 torn_down=_optional_float(data.get("torn_down")),
                 left=list(data["left"]) if data.get("left") is not None else None,
+                kept_at=_optional_float(data.get("kept_at")),
                 extra={key: value for key, value in data.items() if key not in cls._KEYS},
             )
         except (KeyError, TypeError, AttributeError) as exc:
@@ -204,6 +206,7 @@ class RunRecord:
             "shard": self.shard.as_dict() if self.shard else None,
             "torn_down": self.torn_down,
             "left": self.left,
+            "kept_at": self.kept_at,
         }
         values |= {key: value for key, value in optional.items() if value is not None}
         return values | self.extra

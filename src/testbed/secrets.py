@@ -17,10 +17,11 @@ from testbed.errors import ExitCode, TestbedError
 from testbed.state import check_run_id, runtime_root
 
 SECRETS_NAME = "secrets.json"
+PRIVATE_DIR = "private"  # the run's 0700 folder in its runtime folder
 
 
 def secrets_path(run_id: str) -> Path:
-    return runtime_root() / run_id / "private" / SECRETS_NAME
+    return runtime_root() / run_id / PRIVATE_DIR / SECRETS_NAME
 
 
 def _private_dir(run_id: str) -> Path:
@@ -30,7 +31,7 @@ def _private_dir(run_id: str) -> Path:
     # The runtime dir must stay reachable by the unprivileged server user: 0755, like RunState.create.
     run_dir.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     run_dir.mkdir(mode=0o755, exist_ok=True)
-    private = run_dir / "private"
+    private = run_dir / PRIVATE_DIR
     private.mkdir(mode=0o700, exist_ok=True)
     info = private.lstat()
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
@@ -73,7 +74,7 @@ def redactor(run_id: str) -> redact.Redactor:
 
 def remove_secrets(run_id: str) -> None:
     """Delete the run's private folder and the values in it (teardown; also when a run fails early)."""
-    shutil.rmtree(runtime_root() / check_run_id(run_id) / "private", ignore_errors=True)
+    shutil.rmtree(runtime_root() / check_run_id(run_id) / PRIVATE_DIR, ignore_errors=True)
 
 
 def read_secrets(run_id: str) -> dict[str, str]:

@@ -9,9 +9,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from testbed import servers as registry
+from testbed import workers
 from testbed.servers import declared
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# A declared server's name: its facts' name in templates (`{{ s3.url }}`), its data folder's in the run's runtime
+# folder, part of its container's and its log's names.
+SERVER_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
 def type_name(expected: type | tuple[type, ...]) -> str:
@@ -42,9 +46,11 @@ def parse_servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], 
     entries = raw.get("servers", list(catalogue))
     settings = raw.get("settings", {}) if isinstance(raw.get("settings", {}), dict) else {}
     servers: dict[str, Any] = {}
+    declared_names = [next(iter(entry)) for entry in entries if isinstance(entry, dict) and len(entry) == 1]
+    reserved = _reserved_names([*catalogue, *declared_names]) if declared_names else {}
     for entry in entries:
         if isinstance(entry, dict) and len(entry) == 1:
-            _declared_entry(entry, catalogue, servers, errors)
+            _declared_entry(entry, catalogue, reserved, servers, errors)
         elif not isinstance(entry, str):
             errors.append("'servers' must list catalogue names or `name: {declaration}` mappings")
         elif entry not in catalogue:
@@ -79,14 +85,50 @@ def parse_servers(raw: dict[str, Any], catalogue: Mapping[str, dict[str, Any]], 
     return servers
 
 
+def _reserved_names(servers: list[Any]) -> dict[str, str]:
+    """The names no declared server may take, each with what holds it: a pytest worker's instance of one of
+    `servers` (`nats-gw1`), and what testbed keeps in a run's runtime folder, where each server's data folder is
+    named after it (`private`, `state.json`)."""
+    # Where each name is defined; imported here, as only a service that declares a server needs them.
+    from testbed import native, pytest_run, reset_gate, run_guard, secrets, state  # noqa: PLC0415
+
+    reserved = {
+        name: f"it names pytest worker {worker}'s instance of '{server}'"
+        for name, (server, worker) in workers.instance_names(s for s in servers if isinstance(s, str)).items()
+    }
+    entries = {
+        state.STATE_NAME: "its state file",
+        state.LOCK_NAME: "its state file's lock",
+        secrets.PRIVATE_DIR: "its secrets folder",
+        run_guard.TESTS_LOCK: "the lock `testbed test` holds",
+        native.START_LOCK: "the native start's lock",
+        reset_gate.GATE_NAME: "the dev loop's reset gate",
+        workers.SHARES_FILE: "the pytest workers' shares",
+        pytest_run.COVERAGE_DATA: "the tests' coverage data",
+    }
+    for kind in registry.REGISTRY.values():
+        entries |= dict.fromkeys(kind.run_dir_entries, f"a file of {kind.name}'s")
+    reserved |= {name: f"the run's runtime folder holds {what} under that name" for name, what in entries.items()}
+    return reserved
+
+
 def _declared_entry(
-    entry: Mapping[Any, Any], catalogue: Mapping[str, Any], servers: dict[str, Any], errors: list[str]
+    entry: Mapping[Any, Any],
+    catalogue: Mapping[str, Any],
+    reserved: Mapping[str, str],
+    servers: dict[str, Any],
+    errors: list[str],
 ) -> None:
     name, spec = next(iter(entry.items()))
-    if not isinstance(name, str) or not SERVICE_NAME.match(name):
-        errors.append(f"'servers' entry {name!r} must be a name of letters, digits, '.', '_' or '-'")
-    elif name in catalogue:
+    if isinstance(name, str) and name in catalogue:
         errors.append(f"'servers.{name}' is a catalogue server: list it by name and set 'settings.{name}'")
+    elif isinstance(name, str) and name in reserved:
+        errors.append(f"'servers.{name}' is reserved: {reserved[name]}; name the server otherwise")
+    elif not isinstance(name, str) or not SERVER_NAME.match(name):
+        errors.append(
+            f"'servers' entry {name!r} must be a simple name: a lowercase letter, then lowercase letters, digits or "
+            "'_', at most 32 (templates name its facts by it, e.g. `{{ name.url }}`)"
+        )
     elif name in servers:
         errors.append(f"'servers.{name}' is declared twice")
     else:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from testbed.errors import ExitCode, TestbedError
 
 STATE_NAME = "state.json"
+LOCK_NAME = ".lock"  # beside it: held while the state file is read, changed and written
 KEPT_FILE = "kept"  # marks a private data dir kept for debugging (--keep-runner-dir)
 OWNER_FILE = "owner.json"  # in ansible-runner's private data dir: who drives it
 if TYPE_CHECKING:
@@ -134,6 +135,20 @@ def _start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def started_at(pid: int) -> float | None:
+    """When process `pid` started, as a time.time() value (its start time is in clock ticks since boot)."""
+    start = _start_time(pid)
+    try:
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text(encoding="ascii").splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    return None if start is None else boot + start / os.sysconf("SC_CLK_TCK")
+
+
 def boot_id() -> str:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
@@ -206,7 +221,7 @@ class RunState:
     @contextlib.contextmanager
     def update(self) -> Iterator[dict[str, Any]]:
         """Read-modify-write under an exclusive lock."""
-        with (self.runtime_dir / ".lock").open("a") as lock:
+        with (self.runtime_dir / LOCK_NAME).open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self.read()
             yield data

@@ -117,6 +117,9 @@ def main(argv: list[str]) -> int:
         child.returncode = code
     except _Stop as stop:
         code = stop.code
+    except OSError as exc:  # not found, not executable: one line, as a shell says it
+        sys.stderr.write(f"{argv[2]}: {exc.strerror or exc}\n")
+        code = 127
     signal.setitimer(signal.ITIMER_REAL, 0)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGALRM):
         signal.signal(signum, signal.SIG_IGN)  # nothing interrupts the cleanup

@@ -106,7 +106,7 @@ def teardown(
     redactor = secrets.redactor(record.run_id)
     redactor.tree(run_folder, skip=("htmlcov",))  # htmlcov: scrubbed when pytest ended
     # The runtime dir may still hold a server's data that could not be removed: whole values only, fast.
-    redactor.tree(state.runtime_dir, skip=("private",), fragments=False)
+    redactor.tree(state.runtime_dir, skip=(secrets.PRIVATE_DIR,), fragments=False)
     secrets.remove_secrets(record.run_id)
     if not state.path.is_file():
         # Another teardown of the same run (the playbook's own `always`, racing gc after a killed wrapper)

@@ -4,7 +4,8 @@ one error naming every template's problem."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from testbed import servers as registry
@@ -12,6 +13,20 @@ from testbed.errors import TestbedError
 
 if TYPE_CHECKING:
     from testbed.config import ServiceConfig
+
+# A name the tests' environment may hold (`env`, a declared server's `env`, `secrets`): anything else breaks the
+# environment pytest starts with, or `testbed env`'s export lines.
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def bad_env_names(names: Iterable[object], where: str) -> list[str]:
+    """A problem for each of `names` (the keys of testbed.yml's `where`) that is not an environment variable's."""
+    problems = []
+    for name in names:
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            shown = name if isinstance(name, str) and name.isprintable() else repr(name)  # one line, always
+            problems.append(f"'{where}.{shown}' is not a valid environment variable name")
+    return problems
 
 
 def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.0.0.1") -> dict[str, Any]:

@@ -16,13 +16,16 @@ import copy
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from testbed.at_once import each_at_once
 from testbed.errors import ExitCode, TestbedError
-from testbed.servers import WORKER_OF, kind_of
+from testbed.servers import WORKER_OF, kind_of, migrations_server
+
+if TYPE_CHECKING:
+    from testbed.run_record import RunRecord
 
 PLUGIN = "testbed_workers"  # the module in PLUGIN_DIR that pytest loads with -p
 PLUGIN_DIR = Path(__file__).parent / "xdist"
@@ -49,6 +52,11 @@ def worker_name(index: int) -> str:
 
 def instance_name(server: str, index: int) -> str:
     return f"{server}-{worker_name(index)}"
+
+
+def instance_names(servers: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Every name a pytest worker's instance of one of `servers` may take -> (that server, the worker)."""
+    return {instance_name(server, i): (server, worker_name(i)) for server in servers for i in range(1, MAX_WORKERS)}
 
 
 def primaries(servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -122,6 +130,17 @@ def reset(servers: Mapping[str, Mapping[str, Any]], facts: Mapping[str, Any]) ->
     started = time.monotonic()
     each_at_once(lambda name: kind_of(name, servers[name]).reset(servers[name], facts[name]), servers)
     return time.monotonic() - started
+
+
+def kept_state(record: RunRecord) -> tuple[dict[str, Any] | None, bool]:
+    """The fact reaching the migrated state a dev-loop run keeps for its reset (None when none is there), and
+    whether that state is lost: kept once and gone since (a test dropped it), so a reset has nothing to go
+    back to and the state must be migrated again."""
+    target = migrations_server(record.servers)
+    if not record.dev_loop or target is None or target not in record.facts:
+        return None, False
+    fact = kind_of(target, record.servers[target]).kept(record.servers[target], record.facts[target])
+    return fact, fact is None and record.kept_at is not None
 
 
 def snapshot(servers: Mapping[str, Mapping[str, Any]], facts: Mapping[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -112,3 +113,61 @@ def test_a_missing_file_says_how_to_create_it(tmp_path: Path) -> None:
     with pytest.raises(TestbedError) as caught:
         config.load_service_config(tmp_path, CATALOGUE)
     assert str(caught.value).startswith(f"no testbed.yml in {tmp_path}: create one")
+
+
+def _declaring(*names: str, env: str = "") -> str:
+    """A testbed.yml declaring a server by each name (in that order) beside the catalogue's postgres."""
+    servers = "".join(f"  - {name!r}:\n      port: {15000 + i}\n      native: {{command: [x]}}\n{env}"
+                      for i, name in enumerate(names))
+    return f"servers:\n  - postgres\n{servers}"
+
+
+@pytest.mark.parametrize("key", ["X=1;touch /tmp/pwned;Y", "A B", "1ST", "PATH\nEVIL"])
+def test_a_declared_servers_env_keys_follow_the_rule_of_the_top_level_env(tmp_path: Path, key: str) -> None:
+    """`testbed env` printed `export X=1;touch /tmp/pwned;Y=…` (a command when evaluated) and `testbed test`
+    ended in `internal error: ValueError`: the key is refused like a top-level one, in one line."""
+    message = _problem(tmp_path, _declaring("s3", env=f"      env: {{{json.dumps(key)}: x}}\n"))
+    shown = key if key.isprintable() else repr(key)
+    assert f"'servers.s3.env.{shown}' is not a valid environment variable name" in message, message
+    top_level = _problem(tmp_path, f"env: {{{json.dumps(key)}: x}}\n")
+    assert f"'env.{shown}' is not a valid environment variable name" in top_level, top_level
+
+
+@pytest.mark.parametrize(("names", "reserved", "why"), [
+    (["nats-gw1"], "nats-gw1", "it names pytest worker gw1's instance of 'nats'"),
+    (["postgres-gw63"], "postgres-gw63", "it names pytest worker gw63's instance of 'postgres'"),
+    (["s3-gw1", "s3"], "s3-gw1", "it names pytest worker gw1's instance of 's3'"),  # declared after it, too
+    (["private"], "private", "the run's runtime folder holds its secrets folder under that name"),
+    (["state.json"], "state.json", "the run's runtime folder holds its state file under that name"),
+    (["sockets"], "sockets", "the run's runtime folder holds a file of postgres's under that name"),
+    (["tests.lock"], "tests.lock", "the run's runtime folder holds the lock `testbed test` holds under that name"),
+])
+def test_a_reserved_server_name_is_refused_saying_what_holds_it(
+    tmp_path: Path, names: list[str], reserved: str, why: str
+) -> None:
+    """`nats-gw1` silently became worker gw1's NATS (a plain TCP listener: no NATS for it); `private` wiped the
+    run's secrets (exit 11); `state.json` left a folder every gc reported and none removed."""
+    message = _problem(tmp_path, _declaring(*names))
+    assert f"'servers.{reserved}' is reserved: {why}; name the server otherwise" in message, message
+
+
+def test_the_reserved_names_are_those_testbed_uses() -> None:
+    """Taken from where each is defined, so a renamed or added entry is reserved without a second list."""
+    from testbed import secrets, server_settings, state, workers  # noqa: PLC0415
+
+    reserved = server_settings._reserved_names(["postgres", "s3"])
+    expected = {state.STATE_NAME, state.LOCK_NAME, secrets.PRIVATE_DIR, workers.SHARES_FILE,
+                workers.instance_name("s3", 1), workers.instance_name("postgres", workers.MAX_WORKERS - 1)}
+    assert expected <= set(reserved)
+
+
+@pytest.mark.parametrize("name", ["S3", "my-s3", "s3.cache", "_s3", "3s", "s" * 33, "s3 cache", "ünï"])
+def test_a_declared_server_name_must_be_a_simple_identifier(tmp_path: Path, name: str) -> None:
+    message = _problem(tmp_path, _declaring(name))
+    assert f"'servers' entry {name!r} must be a simple name: a lowercase letter, then lowercase letters, digits or " \
+           "'_', at most 32" in message, message
+
+
+def test_a_simple_name_is_declared(tmp_path: Path) -> None:
+    loaded = _load(tmp_path, _declaring("s3", "object_store_2"))
+    assert list(loaded.servers) == ["postgres", "s3", "object_store_2"]

@@ -36,6 +36,9 @@ class ServerKind(ABC):
 
     name: str
     order: int = 99  # where it is listed in the run's output
+    # What a native server of this kind keeps in the run's runtime folder beside its data folder (which is named
+    # after the server): no server may be named so.
+    run_dir_entries: tuple[str, ...] = ()
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         """Each port setting the server publishes -> the port it listens on inside its container."""
@@ -66,13 +69,18 @@ class ServerKind(ABC):
         """Variables templated from every fact (and this server's host, port and url at the top level)."""
         return {}
 
+    def exited_hint(self, settings: Mapping[str, Any]) -> str:
+        """What to add when the server's native process is found exited (a declared command that daemonizes)."""
+        return ""
+
     def unavailable(self, settings: Mapping[str, Any], backend: str) -> str | None:
         """Why this server cannot run on `backend` (naming the testbed.yml key to set), or None."""
         return None
 
     @abstractmethod
-    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
-        """One readiness attempt over the real protocol; returns the server's version, raises if not ready."""
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:
+        """One readiness attempt over the real protocol; returns the server's version, raises if not ready.
+        `run_id`: the run the server belongs to (whatever a probe starts is marked with it, for teardown)."""
 
     def conninfo(self, fact: Mapping[str, Any]) -> str:
         """The migrations engine's connection string; only a kind with `runs_migrations` has one."""
@@ -95,6 +103,10 @@ class ServerKind(ABC):
         """The fact that reaches the state `snapshot` kept (a migration added in the dev loop is applied
         there, then `reset` brings it over), or None when nothing is kept."""
         return None
+
+    def empty(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:  # noqa: B027 - optional
+        """Bring the running server back to empty, as it started (before migrations): the dev loop migrates it
+        again, and keeps that, when the state `snapshot` kept is gone."""
 
     def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:  # noqa: B027 - optional
         """Bring the running server back to its freshly migrated state, in place, without a restart (between

@@ -14,18 +14,22 @@ A declaration is validated here (parse) and served by one Declared kind per name
 
 from __future__ import annotations
 
+import http.client
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from testbed.errors import TestbedError
+from testbed import supervisor
+from testbed.errors import ExitCode, TestbedError
 from testbed.native import Account, Launch, which
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 
@@ -84,6 +88,10 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
     env = spec.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         errors.append(f"'{where}.env' must map variable names to strings")
+    else:
+        from testbed.templating import bad_env_names  # noqa: PLC0415 - templating imports the registry
+
+        errors.extend(bad_env_names(env, f"{where}.env"))  # the rule the top-level `env` keys follow
     if len(errors) > before:
         return None
     return {
@@ -98,6 +106,55 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
         "env": dict(env),
         "workers": spec.get("workers", "instance"),
     }
+
+
+class _HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):
+    """HTTP readiness follows a redirect to http(s) only (urllib's own handler also follows one to ftp://)."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise urllib.error.HTTPError(
+                newurl, code, f"redirect to {newurl} refused: readiness follows only http:// and https://", headers, fp
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _http_get(url: str) -> str:
+    with urllib.request.build_opener(_HttpRedirectsOnly).open(url, timeout=2) as response:
+        server = response.headers["Server"]
+        return f"HTTP {response.status}" + (f" ({server})" if server else "")
+
+
+def _run_ready_command(argv: list[str], run_id: str) -> str:
+    """Run a `ready: {command: [...]}` once. Supervised, as the tests are: whatever it leaves running (`sleep
+    1000 &`) is killed when it ends, or after PROBE_TIMEOUT, and what escapes carries the run's marker."""
+    code, out, err = supervisor.run(
+        argv,
+        state=None,  # not recorded: it is polled, and the marker finds it
+        run_id=run_id,
+        what="ready command",
+        deadline=PROBE_TIMEOUT,
+        env=dict(os.environ),
+        cwd=Path.cwd(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    stdout, stderr = out.decode(errors="replace").strip(), err.decode(errors="replace").strip()
+    if code == ExitCode.DEADLINE:
+        raise ConnectionError(f"ready command did not finish in {PROBE_TIMEOUT:g}s: stopped")
+    if code != 0:
+        last = (stderr or stdout).splitlines()[-1:] or ["no output"]
+        raise ConnectionError(f"ready command exited {code}: {last[0]}")
+    return (stdout.splitlines() or ["ready"])[0][:80]
 
 
 def _render(argv: list[str], values: Mapping[str, Any], where: str, first: int = 0) -> list[str]:
@@ -119,6 +176,11 @@ class Declared(ServerKind):
 
     def worker_share(self, settings: Mapping[str, Any]) -> str:
         return str(settings.get("workers", "instance"))
+
+    def exited_hint(self, settings: Mapping[str, Any]) -> str:
+        # A command that forks into the background and exits looks like a server that died: testbed keeps and
+        # stops the process it started, so the server must be that process.
+        return "a declared server's command must stay in the foreground: run it in the foreground, not as a daemon"
 
     def unavailable(self, settings: Mapping[str, Any], backend: str) -> str | None:
         if backend == "native" and not settings["native_command"]:
@@ -178,20 +240,12 @@ class Declared(ServerKind):
     def env_templates(self, settings: Mapping[str, Any]) -> dict[str, str]:
         return dict(settings["env"])
 
-    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:
         ready = settings["ready"]
         host, port = fact["host"], int(fact["port"])
         if "http" in ready:
-            url = f"http://{host}:{port}{ready['http']}"
-            with urllib.request.urlopen(url, timeout=2) as response:
-                server = response.headers["Server"]
-                return f"HTTP {response.status}" + (f" ({server})" if server else "")
+            return _http_get(f"http://{host}:{port}{ready['http']}")
         if "command" in ready:
-            argv = self._ready_command(settings, fact)
-            result = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False)
-            if result.returncode != 0:
-                last = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
-                raise ConnectionError(f"ready command exited {result.returncode}: {last[0]}")
-            return (result.stdout.strip().splitlines() or ["ready"])[0][:80]
+            return _run_ready_command(self._ready_command(settings, fact), run_id)
         with socket.create_connection((host, port), timeout=2):
             return "accepts TCP connections"

@@ -76,7 +76,7 @@ class Dragonfly(ServerKind):
         finally:
             client.close()
 
-    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:
         """Redis `PING`; returns the server's name and version (Dragonfly reports itself in INFO)."""
         import redis  # noqa: PLC0415 - loaded only where a probe runs
 

@@ -85,7 +85,7 @@ class Nats(ServerKind):
             why = str(exc) or type(exc).__name__
             raise TestbedError(f"{settings['title']}: cannot reset JetStream: {why}", ExitCode.PROVISIONING) from exc
 
-    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:
         """Connect and ask JetStream for the account info (healthz does not prove JetStream on NATS 2.9)."""
         import nats  # noqa: PLC0415 - nats-py is slow to import; only NATS users pay for it
 

@@ -24,6 +24,8 @@ NAME = "postgres"
 # How a database is cloned from its template (PostgreSQL 15 offers both): FILE_COPY copies the files after a
 # checkpoint, WAL_LOG copies block by block through the WAL. benchmarks/isolation.py measures both.
 CLONE_STRATEGY = "FILE_COPY"
+SOCKETS = "sockets"  # in the run's runtime folder: the server's Unix sockets
+PWFILE = "postgres.pw"  # initdb reads the password from it, in the run's runtime folder, then it goes
 
 
 def postgres_bindir() -> Path | None:
@@ -90,6 +92,7 @@ class Postgres(ServerKind):
     name = NAME
     order = 0
     runs_migrations = True
+    run_dir_entries = (SOCKETS, PWFILE)
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         return {"port": 5432}
@@ -103,7 +106,7 @@ class Postgres(ServerKind):
     def launch(self, settings: Mapping[str, Any], binary: str, run_dir: Path, account: Account) -> Launch:
         bindir = Path(binary)
         data = run_dir / NAME
-        sockets = run_dir / "sockets"
+        sockets = run_dir / SOCKETS
         options = [f"-c{k}={v}" for k, v in settings.get("server_settings", {}).items()]
         argv = [
             str(bindir / "postgres"),
@@ -127,7 +130,7 @@ class Postgres(ServerKind):
             os.chown(sockets, account.uid, account.gid)
             if _copy_template(template, data):
                 return
-            pwfile = run_dir / "postgres.pw"
+            pwfile = run_dir / PWFILE
             pwfile.write_text(str(settings["password"]) + "\n", encoding="utf-8")
             os.chown(pwfile, account.uid, account.gid)
             pwfile.chmod(0o600)
@@ -182,7 +185,7 @@ class Postgres(ServerKind):
             "POSTGRES_DB": fact["database"],
         }
 
-    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> str:
+    def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:
         """`SELECT 1` as the configured user on the configured database; returns the server version."""
         import psycopg  # noqa: PLC0415 - loaded only where a probe runs
 
@@ -213,6 +216,11 @@ class Postgres(ServerKind):
             if not _exists(admin, fresh):
                 return None
         return {**fact, "database": fresh}
+
+    def empty(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
+        """Drop the database (ending its sessions) and create it empty, from template0 (which nothing changes)."""
+        with _admin(fact, "empty") as admin:
+            _clone(admin, "template0", fact["database"], force=True)
 
     def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
         """Drop the database (ending its sessions) and clone it again from the template `snapshot` kept."""
@@ -255,7 +263,7 @@ def fresh_name(database: str) -> str:
 
 
 @contextlib.contextmanager
-def _admin(fact: Mapping[str, Any]) -> Iterator[psycopg.Connection[Any]]:
+def _admin(fact: Mapping[str, Any], doing: str = "clone") -> Iterator[psycopg.Connection[Any]]:
     """A connection outside the databases it creates and drops, as the configured (superuser) account."""
     import psycopg  # noqa: PLC0415 - loaded only where a database is cloned
 
@@ -275,7 +283,7 @@ def _admin(fact: Mapping[str, Any]) -> Iterator[psycopg.Connection[Any]]:
             yield conn
     except psycopg.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        what = f"PostgreSQL: cannot clone database {fact['database']!r}: {first}"
+        what = f"PostgreSQL: cannot {doing} database {fact['database']!r}: {first}"
         raise TestbedError(what, ExitCode.PROVISIONING) from exc
 
 
