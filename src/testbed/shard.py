@@ -24,16 +24,19 @@ DEFAULT_DURATIONS = ".test_durations"
 BEFORE_FILE = "durations-before.json"
 MEASURED_FILE = "durations.json"
 MAX_SECONDS = 1e7  # one test's duration (about 16 weeks): more is not a measurement
-_SHARD = re.compile(r"^(\d+)/(\d+)$")
+MAX_SHARDS = 1000  # more groups than any split runs (`testbed merge` refuses more too)
+_SHARD = re.compile(r"^(\d{1,9})/(\d{1,9})$")
 # pytest's own summary: "collected 9 items / 9 deselected": a shard whose group is empty.
 _ALL_DESELECTED = re.compile(r"collected (\d+) items? / (\d+) deselected")
 
 
 def parse(text: str) -> tuple[int, int]:
     """`K/N` → (K, N), 1 <= K <= N; anything else is a one-line error."""
-    match = _SHARD.match(text.strip())
+    match = _SHARD.fullmatch(text.strip())
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise TestbedError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 2/3")
+    if int(match[2]) > MAX_SHARDS:
+        raise TestbedError(f"--shard {text!r}: a split into at most {MAX_SHARDS} shards")
     return int(match[1]), int(match[2])
 
 

@@ -47,7 +47,7 @@ LIMITS: dict[str, int] = {
     shard.BEFORE_FILE: 16 << 20,
     shard.MEASURED_FILE: 16 << 20,
 }
-MAX_SHARDS = 1000  # a split into more groups than this is not a split anyone ran
+MAX_SHARDS = shard.MAX_SHARDS
 MAX_COUNT = 10_000_000  # tests of one kind in one shard
 MAX_SECONDS = shard.MAX_SECONDS  # a duration
 MAX_PATH = 4096  # PATH_MAX
@@ -179,14 +179,15 @@ class Fields:
 
     def integer(self, key: str, low: int, high: int, default: int = 0) -> int:
         def check(value: object) -> int | None:
-            ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-            return value if ok else None  # type: ignore[return-value]
+            if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+                return value
+            return None
 
         return self._get(key, check, default, f"a whole number from {low} to {high}")
 
     def exit_code(self, key: str) -> int:
         value = self.data.get(key)
-        if isinstance(value, bool) or value not in _EXIT_CODES:
+        if not isinstance(value, int) or isinstance(value, bool) or value not in _EXIT_CODES:
             raise self.fail(key, f'is {shown(value)}: expected one of testbed\'s exit codes (README "Exit codes")')
         return int(value)
 
@@ -199,13 +200,13 @@ class Fields:
 
         return self._get(key, check, None, f"a number from {low:g} to {high:g}")
 
-    def text(self, key: str, pattern: re.Pattern[str] | None = None, width: int = 200, default: str = "") -> str:
+    def text(self, key: str, pattern: re.Pattern[str] | None = None, width: int = 200, what: str = "") -> str:
         def check(value: object) -> str | None:
             if not isinstance(value, str) or len(value) > width or _CONTROL.search(value):
                 return None
             return value if pattern is None or pattern.match(value) else None
 
-        return self._get(key, check, default, f"one line of text (at most {width} characters)")
+        return self._get(key, check, "", what or f"one line of text (at most {width} characters)")
 
     def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
         value = self.data.get(key, default)
@@ -236,7 +237,9 @@ class Fields:
 
 
 def service_name(fields: Fields, key: str) -> str:
-    return fields.text(key, SERVICE_NAME, 100) if fields.data.get(key) != "" else ""
+    if fields.data.get(key) == "":
+        return ""  # a run that failed before it read the config
+    return fields.text(key, SERVICE_NAME, 100, "a service name (letters, digits, '_', '.', '-')")
 
 
 @dataclass(frozen=True)
@@ -273,9 +276,9 @@ class Phase:
     @classmethod
     def parse(cls, fields: Fields) -> Phase:
         return cls(
-            name=fields.text("name", _WORD, 40),
+            name=fields.text("name", _WORD, 40, "a phase name"),
             title=fields.text("title", None, 100),
-            status=fields.text("status", _WORD, 40),
+            status=fields.text("status", _WORD, 40, "a phase status"),
             started=fields.number("started", 0, 1e11),
             duration=fields.number("duration", 0, MAX_SECONDS) or 0.0,
             line=fields.text("line", None, 10_000),
