@@ -4,8 +4,10 @@ report as one run; durations recorded by one split change the next; merge refuse
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -63,7 +65,7 @@ def test_three_shards_merged_equal_one_run_and_durations_change_the_split(suite:
     # First split: no durations known, so pytest-split weighs every test the same (by count).
     first = _run_shards(suite, tmp_path / "first", 3)
     assert sorted(len(g) for g in _groups(first)) == [3, 3, 4]
-    merged = cli("merge", *map(str, first), "--out", str(tmp_path / "merged"))
+    merged = cli("merge", *map(str, first), "--out", str(tmp_path / "merged"), cwd=suite)  # the service's merge
     assert merged.returncode == 0, merged.stdout + merged.stderr
     report = json.loads((tmp_path / "merged" / "report.json").read_text())
     every = _cases(tmp_path / "merged" / "junit.xml")
@@ -110,7 +112,7 @@ def test_the_reference_service_in_three_shards_equals_one_run(tmp_path: Path) ->
     assert whole.returncode == 0, whole.stdout + whole.stderr
     one_run = json.loads((run_folder_of(whole.stdout) / "report.json").read_text())
     folders = _run_shards(reference, tmp_path / "shards", 3)
-    merged = cli("merge", *map(str, folders), "--out", str(tmp_path / "merged"))
+    merged = cli("merge", *map(str, folders), "--out", str(tmp_path / "merged"), "--service", str(reference))
     assert merged.returncode == 0, merged.stdout + merged.stderr
     report = json.loads((tmp_path / "merged" / "report.json").read_text())
     every = _cases(tmp_path / "merged" / "junit.xml")
@@ -179,7 +181,7 @@ def test_merged_durations_keep_old_timings_and_take_the_newest(tmp_path: Path) -
     ([4, 1], 4), ([10, 13], 13),
 ])
 def test_merge_exit_code_is_the_worst_shards(tmp_path: Path, codes: list[int], expected: int) -> None:
-    folders = [_fake_shard(tmp_path / f"s{i}", [f"t::case{i}"], code) for i, code in enumerate(codes)]
+    folders = [_fake_shard(tmp_path / f"shard{i}", [f"t::case{i}"], code) for i, code in enumerate(codes)]
     assert merge.merge(folders, tmp_path / "out")["exit_code"] == expected
     result = cli("merge", *map(str, folders), "--out", str(tmp_path / "out2"))
     assert result.returncode == expected
@@ -188,7 +190,7 @@ def test_merge_exit_code_is_the_worst_shards(tmp_path: Path, codes: list[int], e
 def test_merge_under_github_actions_writes_one_summary_and_at_most_10_annotations(tmp_path: Path) -> None:
     folders = []
     for index in range(2):
-        folder = _fake_shard(tmp_path / f"s{index}", [], 1)
+        folder = _fake_shard(tmp_path / f"shard{index}", [], 1)
         failing = "".join(f'<testcase classname="t{index}" name="f{n}" time="0.1"><failure message="boom {n}">'
                           f"x</failure></testcase>" for n in range(7))
         (folder / "junit.xml").write_text(f'<testsuites><testsuite name="pytest">{failing}</testsuite></testsuites>')
@@ -298,4 +300,264 @@ def test_merge_takes_every_shard_of_one_split_only(tmp_path: Path, folders: list
     result = cli("merge", *map(str, made), "--out", str(tmp_path / "out"))
     assert result.returncode == ExitCode.CONFIG, result.stdout + result.stderr
     assert result.stderr.strip().count("\n") == 0 and message in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+# Shard folders are untrusted input: artifacts another job wrote (a fork's pull request, another host). Each
+# test below takes two real shards (run once per module), copies them and tampers with the copy as such a job
+# could; merge refuses in one line naming the folder and the file, or leaves out what is not the service's.
+
+
+@pytest.fixture(scope="module")
+def real_shards(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """The fixture suite in two real shards (`testbed run --shard K/2`), run folders outside the service."""
+    base = tmp_path_factory.mktemp("real-shards")
+    service = Path(shutil.copytree(FIXTURES / "services" / "shards", base / "shards"))
+    return service, _run_shards(service, base / "runs", 2)
+
+
+def _copies(real: tuple[Path, list[Path]], where: Path) -> list[Path]:
+    return [Path(shutil.copytree(f, where / f.name, symlinks=True)) for f in real[1]]
+
+
+def _one_line_refusal(result: subprocess.CompletedProcess[str], folder: Path, name: str, *words: str) -> None:
+    assert result.returncode == ExitCode.CONFIG, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"shard folder {folder} is unreadable: {name}: " in result.stderr, result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+
+
+def _plugin(marker: Path) -> str:
+    """A coverage plugin (or any module) that leaves `marker` behind if it is ever imported."""
+    return f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\ndef coverage_init(reg, options): pass\n"
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r"], ids=["newline", "carriage-return"])
+def test_a_recorded_service_folder_cannot_add_coverage_settings(
+    real_shards: tuple[Path, list[Path]], tmp_path: Path, separator: str
+) -> None:
+    """The shard's "directory" went into coverage's config unescaped: a line break added `[run] plugins =` and
+    coverage imported the plugin from the shard folder (shards come back under the service's runs/)."""
+    service = Path(shutil.copytree(real_shards[0], tmp_path / "service"))
+    shards = _copies(real_shards, service / "runs")
+    marker = tmp_path / "plugin-ran"
+    (shards[0] / "evil.py").write_text(_plugin(marker))
+    config = shards[0] / "diagnostics" / "config.json"
+    clean = config.read_text()
+    data = json.loads(clean)
+    data["directory"] = separator.join([str(real_shards[0]), "[run]", f"plugins = runs.{shards[0].name}.evil", "#"])
+    config.write_text(json.dumps(data))
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), "--service", str(service))
+    _one_line_refusal(result, shards[0], "diagnostics/config.json", '"directory"', "absolute path on one line")
+    assert not marker.exists() and not (tmp_path / "out").exists()
+    # The same shards as `testbed run` left them merge as before, measured elsewhere and mapped onto this folder.
+    config.write_text(clean)
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), "--service", str(service))
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["tests"]["passed"] == 10 and report["coverage"] == 100.0 and report["notices"] == []
+    assert not marker.exists()
+
+
+def test_coverage_of_files_that_are_not_the_service_s_sources_is_left_out(
+    real_shards: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    from coverage import CoverageData  # noqa: PLC0415
+
+    service = real_shards[0]
+    shards = _copies(real_shards, tmp_path / "shards")
+    outside = tmp_path / "x" / "credentials.py"
+    outside.parent.mkdir()
+    outside.write_text('password = "outside-hunter2"\n')
+    (shards[0] / "stolen.py").write_text('token = "shard-folder-text"\n')
+    data = CoverageData(basename=str(shards[0] / "coverage.data"))
+    data.read()
+    # A file outside the service, one in a shard folder, and one in the service that is no Python source.
+    data.add_lines({str(outside): [1], str(shards[0] / "stolen.py"): [1], str(service / "testbed.yml"): [1, 2]})
+    data.close()
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), "--service", str(service))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "⚠️  Coverage: 3 measured file(s) that are not Python sources of" in result.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["coverage"] == 100.0
+    texts = [(tmp_path / "out" / "coverage.xml").read_text()]
+    texts += [page.read_text() for page in (tmp_path / "out" / "htmlcov").glob("*.html")]
+    assert any("shards_app" in text for text in texts)
+    for secret in ("outside-hunter2", "shard-folder-text", "coverage: [shards_app]", "credentials", "stolen"):
+        assert not any(secret in text for text in texts), secret
+
+
+def test_settings_and_modules_planted_beside_the_shards_never_run(
+    real_shards: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    """A shard cannot name the folder coverage runs in: its recorded "directory" (here the artifact folder that
+    holds it, full of planted configs and modules) only maps paths; merge runs in the folder the user is in."""
+    artifact = tmp_path / "artifact"
+    shards = _copies(real_shards, artifact)
+    marker, secret = tmp_path / "planted-ran", tmp_path / "secret.css"
+    secret.write_text("/* secret-css-text */")
+    rc = f"[run]\nplugins = planted\n[html]\nextra_css = {secret}\n"
+    for folder in [artifact, *shards]:
+        (folder / "testbed.yml").write_text("name: shards\n")
+        (folder / ".coveragerc").write_text(rc)
+        (folder / "setup.cfg").write_text(rc.replace("[", "[coverage:"))
+        (folder / "tox.ini").write_text(rc.replace("[", "[coverage:"))
+        (folder / "pyproject.toml").write_text(f'[tool.coverage.run]\nplugins = ["planted"]\n'
+                                               f'[tool.coverage.html]\nextra_css = "{secret}"\n')
+        for module in ("planted.py", "sitecustomize.py", "usercustomize.py", "coverage/__init__.py"):
+            (folder / module).parent.mkdir(exist_ok=True)
+            (folder / module).write_text(_plugin(marker))
+        if folder != artifact:
+            config = folder / "diagnostics" / "config.json"
+            config.write_text(json.dumps({**json.loads(config.read_text()), "directory": str(artifact)}))
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), cwd=real_shards[0])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not marker.exists()
+    assert json.loads((tmp_path / "out" / "report.json").read_text())["coverage"] == 100.0
+    assert not any(b"secret-css-text" in p.read_bytes() for p in (tmp_path / "out" / "htmlcov").iterdir())
+    # Without --service, outside a service's folder: merge says what it needs instead of taking the shards' word.
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out2"), cwd=tmp_path)
+    assert result.returncode == ExitCode.CONFIG and "pass --service DIR" in result.stderr
+    assert not marker.exists() and not (tmp_path / "out2").exists()
+
+
+def _set(data: dict, path: str, value: object) -> None:
+    *parents, last = path.split(".")
+    for key in parents:
+        data = data[key]
+    data[last] = value
+
+
+@pytest.mark.parametrize(("name", "path", "value", "words"), [
+    ("report.json", "exit_code", 256, ['"exit_code" is 256', "exit codes"]),
+    ("report.json", "exit_code", -255, ['"exit_code" is -255']),
+    ("report.json", "exit_code", "0", ['"exit_code" is \'0\'']),
+    ("report.json", "duration", "abc", ['"duration" is \'abc\'', "a number from 0"]),
+    ("report.json", "tests.passed", -1, ['"tests.passed" is -1', "a whole number from 0"]),
+    ("report.json", "coverage", 101, ['"coverage" is 101', "from 0 to 100"]),
+    ("report.json", "run_id", "a\n::warning::x", ['"run_id" is \'a\\n::warning::x\'']),
+    ("report.json", "phases", [{"name": "tests", "started": "yesterday"}], ['"phases[0].started"']),
+    ("state.json", "shard.count", 5000, ['"shard.count" is 5000', "from 1 to 1000"]),
+    ("state.json", "shard.index", 3, ['"shard.index" is 3', "from 1 to 2"]),
+    ("durations.json", "t::a", -1.0, ["from 0 to"]),
+], ids=["exit-256", "exit-minus-255", "exit-text", "duration-abc", "passed-negative", "coverage-101", "run-id-newline",
+        "phase-started-text", "shard-count-5000", "shard-index-3-of-2", "duration-negative"])
+def test_impossible_values_in_a_shard_are_refused(
+    real_shards: tuple[Path, list[Path]], tmp_path: Path, name: str, path: str, value: object, words: list[str]
+) -> None:
+    shards = _copies(real_shards, tmp_path / "shards")
+    target = shards[1] / name
+    data = json.loads(target.read_text())
+    _set(data, path, value)
+    target.write_text(json.dumps(data))
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), "--service", str(real_shards[0]))
+    _one_line_refusal(result, shards[1], name, *words)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("name", "pattern", "new", "words"), [
+    ("report.json", r'"duration": ', '"duration": NaN, "was": ', ["NaN is not a number JSON allows"]),
+    ("junit.xml", r'(?<=<testcase )(.*?)time="[^"]*"', r'\1time="abc"', ["has time 'abc'", "expected seconds"]),
+    ("junit.xml", r'(?<=<testcase )(.*?)time="[^"]*"', r'\1time="-1"', ["has time '-1'"]),
+], ids=["nan", "time-abc", "time-negative"])
+def test_impossible_text_in_a_shard_is_refused(
+    real_shards: tuple[Path, list[Path]], tmp_path: Path, name: str, pattern: str, new: str, words: list[str]
+) -> None:
+    shards = _copies(real_shards, tmp_path / "shards")
+    text, changes = re.subn(pattern, new, (shards[0] / name).read_text(), count=1)
+    assert changes == 1
+    (shards[0] / name).write_text(text)
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), "--service", str(real_shards[0]))
+    _one_line_refusal(result, shards[0], name, *words)
+
+
+@pytest.mark.parametrize("name", ["report.json", "state.json", "junit.xml", "coverage.data", "durations.json",
+                                  "diagnostics/config.json", "diagnostics"])
+def test_a_symlink_in_a_shard_folder_is_refused(
+    real_shards: tuple[Path, list[Path]], tmp_path: Path, name: str
+) -> None:
+    """Even to a valid copy of the same file: a run writes no symlink, and one could point anywhere (/dev/zero,
+    another user's files)."""
+    shards = _copies(real_shards, tmp_path / "shards")
+    elsewhere = tmp_path / "elsewhere" / name.replace("/", "-")
+    elsewhere.parent.mkdir()
+    (shards[0] / name).rename(elsewhere)
+    (shards[0] / name).symlink_to(elsewhere)
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), "--service", str(real_shards[0]))
+    _one_line_refusal(result, shards[0], name, "is a symlink")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_oversize_or_special_file_in_a_shard_folder_is_refused(
+    real_shards: tuple[Path, list[Path]], tmp_path: Path
+) -> None:
+    shards = _copies(real_shards, tmp_path / "shards")
+    report = json.loads((shards[0] / "report.json").read_text())
+    (shards[0] / "report.json").write_text(json.dumps({**report, "padding": "x" * (1 << 20)}))
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), "--service", str(real_shards[0]))
+    _one_line_refusal(result, shards[0], "report.json", "bytes; merge reads at most 1048576 of it")
+    (shards[0] / "report.json").write_text(json.dumps(report))
+    # A FIFO would block a plain read forever; merge refuses it without opening it for long.
+    (shards[1] / "junit.xml").unlink()
+    os.mkfifo(shards[1] / "junit.xml")
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), "--service", str(real_shards[0]),
+                 timeout=120)
+    _one_line_refusal(result, shards[1], "junit.xml", "is not a regular file")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("sql", "words"), [
+    (["ALTER TABLE file RENAME TO file_rows", "CREATE VIEW file AS SELECT * FROM file_rows"],
+     "holds table 'file_rows', which coverage.py never writes"),
+    (["CREATE TRIGGER t AFTER INSERT ON meta BEGIN DELETE FROM meta; END"], "holds trigger 't'"),
+    (["ALTER TABLE file ADD COLUMN g GENERATED ALWAYS AS (length(path))"], "table file has generated columns"),
+], ids=["view", "trigger", "generated-column"])
+def test_coverage_data_with_code_in_its_schema_is_refused(
+    real_shards: tuple[Path, list[Path]], tmp_path: Path, sql: list[str], words: str
+) -> None:
+    """A view, trigger or generated column is SQL of the shard's choosing, run when coverage.py uses the file."""
+    shards = _copies(real_shards, tmp_path / "shards")
+    with sqlite3.connect(shards[0] / "coverage.data") as db:
+        for statement in sql:
+            db.execute(statement)
+    result = cli("merge", *map(str, shards), "--out", str(tmp_path / "out"), "--service", str(real_shards[0]))
+    _one_line_refusal(result, shards[0], "coverage.data", words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_merge_into_a_non_empty_folder_is_refused_and_touches_nothing(tmp_path: Path) -> None:
+    """An earlier merge's coverage.xml and htmlcov would sit beside a report without coverage."""
+    out = tmp_path / "out"
+    (out / "htmlcov").mkdir(parents=True)
+    (out / "coverage.xml").write_text("<coverage line-rate='0.99'/>")
+    (out / "htmlcov" / "index.html").write_text("earlier")
+    folders = [_fake_shard(tmp_path / f"shard{k}", [f"t::case{k}"], split=(k, 2)) for k in (1, 2)]
+    result = cli("merge", *map(str, folders), "--out", str(out))
+    assert result.returncode == ExitCode.CONFIG and result.stderr.count("\n") == 1
+    assert f"--out {out} is not empty (it holds coverage.xml, htmlcov)" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["coverage.xml", "htmlcov"]
+    assert (out / "htmlcov" / "index.html").read_text() == "earlier"
+    assert cli("merge", *map(str, folders), "--out", str(tmp_path / "empty")).returncode == 0
+
+
+@pytest.mark.parametrize(("name", "text", "words"), [
+    ("junit.xml", "<foo/>", ["not valid JUnit XML"]),
+    ("junit.xml", '<testsuites><testsuite name="x"><testcase ***="1"/></testsuite></testsuites>',
+     ["not valid JUnit XML"]),
+    ("junit.xml", '<?xml version="1.0"?><!DOCTYPE t [<!ENTITY a "aaaaaaaa">]><testsuites><testsuite name="&a;">'
+                  "</testsuite></testsuites>", ["document type declaration"]),
+    ("junit.xml", '<?xml version="1.0" encoding="cp037"?><testsuites/>', ["declares encoding 'cp037'"]),
+    ("state.json", '{"shard": {"index": 1, "count": 2}, "boo***cc": 1', ["not valid JSON"]),
+    ("durations.json", '{"t::a": ', ["not JSON"]),
+], ids=["another-root", "redacted-attribute", "doctype", "encoding", "redacted-state", "durations"])
+def test_the_file_that_is_unreadable_is_the_one_named(tmp_path: Path, name: str, text: str,
+                                                      words: list[str]) -> None:
+    """A redacted state.json made merge blame report.json, which was valid; a junit.xml of another root was a
+    traceback."""
+    folders = [_fake_shard(tmp_path / f"shard{k}", [f"t::case{k}"], split=(k, 2), durations={})
+               for k in (1, 2)]
+    (folders[1] / name).write_text(text)
+    result = cli("merge", *map(str, folders), "--out", str(tmp_path / "out"))
+    _one_line_refusal(result, folders[1], name, *words)
     assert not (tmp_path / "out").exists()

@@ -125,7 +125,10 @@ def parser() -> argparse.ArgumentParser:
     merge.add_argument("folders", nargs="+", type=Path, metavar="RUN_FOLDER", help="each shard's run folder")
     merge.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the merged report goes")
     merge.add_argument(
-        "--service", type=Path, default=None, help="the service's folder (default: the one the shards recorded)"
+        "--service",
+        type=Path,
+        default=None,
+        help="the service's folder, for coverage (default: the one merge runs in; never the one a shard records)",
     )
 
     up = commands.add_parser("up", help="bring servers up and migrate; leave them running under a lease")

@@ -120,6 +120,6 @@ def run(
     if len(folders) < total:
         print(f"❌ Shards: {total - len(folders)} left no run folder; see their logs in {logs}")
         return merge.worst([*codes, int(ExitCode.CONFIG)])
-    report = merge.merge(folders, merged, service_dir)
+    report = merge.merge(folders, merged, service_dir, present=("shards",))  # the shards' logs, above
     merge.show(report)
     return int(report["exit_code"])

@@ -12,7 +12,6 @@ family the file is derived from the dotted ``classname`` and the line from the t
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -20,11 +19,13 @@ from typing import Any, cast
 
 import junitparser
 
-__all__ = ["Failure", "JUnitSummary", "parse"]
+__all__ = ["Failure", "JUnitSummary", "load", "parse", "suites", "summarise"]
 
 _MESSAGE_MAX = 500
 _TRACE_LINE = re.compile(r"^(?P<path>[^\s:][^:\n]*?\.py):(?P<line>\d+):", re.MULTILINE)
 _NATIVE_LINE = re.compile(r'^\s*File "(?P<path>[^"\n]+\.py)", line (?P<line>\d+)', re.MULTILINE)
+_ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
+_DECLARATION = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -79,13 +80,37 @@ def parse(path: str | PurePath, *, root: str | PurePath | None = None) -> JUnitS
         return None
     except IsADirectoryError:
         return JUnitSummary(problem=f"{file_path} is a directory")
-    if not data.strip():
-        return JUnitSummary(problem=f"{file_path} is empty")
     try:
-        xml = _Report.fromstring(data)
-    except (ET.ParseError, junitparser.JUnitXmlError) as exc:
-        return JUnitSummary(problem=f"{file_path} is not valid JUnit XML: {exc}")
-    return _summarise(xml, Path(root) if root is not None else None)
+        xml = load(data)
+    except ValueError as exc:
+        return JUnitSummary(problem=f"{file_path} {exc}")
+    return summarise(xml, root=root)
+
+
+def load(data: bytes) -> junitparser.JUnitXml:
+    """A JUnit report from bytes another process wrote (a test run's, a shard's): UTF-8 and no document type
+    declaration, which pytest never writes and which is how entity bombs and external entities get in (with
+    lxml installed junitparser parses with it, and lxml expands entities). ValueError says what is wrong."""
+    if not data.strip():
+        raise ValueError("is empty")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"is not UTF-8 (byte {exc.start})") from exc
+    declared = _ENCODING.match(data)
+    if declared and declared[1].lower() not in (b"utf-8", b"utf8"):
+        raise ValueError(f"declares encoding {declared[1].decode('ascii', 'replace')!r}; pytest writes UTF-8")
+    if _DECLARATION.search(data):
+        raise ValueError("has a document type declaration (<!DOCTYPE or <!ENTITY), which pytest never writes")
+    try:
+        return _Report.fromstring(data)
+    except (SyntaxError, junitparser.JUnitXmlError) as exc:  # SyntaxError: ElementTree's and lxml's ParseError
+        raise ValueError(f"is not valid JUnit XML: {exc}") from exc
+
+
+def suites(xml: junitparser.JUnitXml | junitparser.TestSuite) -> list[junitparser.TestSuite]:
+    """The test suites of a report (junitparser before 5 returns a lone <testsuite> as the suite itself)."""
+    return [xml] if isinstance(xml, junitparser.TestSuite) else list(xml)
 
 
 class _Case(junitparser.TestCase):
@@ -103,21 +128,23 @@ class _Report(junitparser.JUnitXml):
     testsuite = _Suite
 
 
-def _summarise(xml: junitparser.JUnitXml, root: Path | None) -> JUnitSummary:
+def summarise(xml: junitparser.JUnitXml, *, root: str | PurePath | None = None) -> JUnitSummary:
+    """Counts and failures of a parsed report (`load`); `root` as for `parse`."""
+    folder = Path(root) if root is not None else None
     passed = failed = errors = skipped = 0
     failures: list[Failure] = []
-    suites = list(xml)
-    for suite in suites:
+    every = suites(xml)
+    for suite in every:
         for case in cast("Iterable[_Case]", suite):  # _Suite.testcase makes them _Case
             results = case.result
             failure = next((r for r in results if isinstance(r, junitparser.Failure)), None)
             error = next((r for r in results if isinstance(r, junitparser.Error)), None)
             if failure is not None:
                 failed += 1
-                failures.append(_failure(case, failure, "failure", root))
+                failures.append(_failure(case, failure, "failure", folder))
             elif error is not None:
                 errors += 1
-                failures.append(_failure(case, error, "error", root))
+                failures.append(_failure(case, error, "error", folder))
             elif results:
                 skipped += 1
             else:
@@ -127,7 +154,7 @@ def _summarise(xml: junitparser.JUnitXml, root: Path | None) -> JUnitSummary:
         failed=failed,
         errors=errors,
         skipped=skipped,
-        duration=sum(_seconds(suite) for suite in suites),
+        duration=sum(_seconds(suite) for suite in every),
         failures=tuple(failures),
     )
 

@@ -11,6 +11,7 @@ measured timings only); `testbed merge` joins them into the next split's file.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -22,16 +23,20 @@ from testbed.state import RunState
 DEFAULT_DURATIONS = ".test_durations"
 BEFORE_FILE = "durations-before.json"
 MEASURED_FILE = "durations.json"
-_SHARD = re.compile(r"^(\d+)/(\d+)$")
+MAX_SECONDS = 1e7  # one test's duration (about 16 weeks): more is not a measurement
+MAX_SHARDS = 1000  # more groups than any split runs (`testbed merge` refuses more too)
+_SHARD = re.compile(r"^(\d{1,9})/(\d{1,9})$")
 # pytest's own summary: "collected 9 items / 9 deselected": a shard whose group is empty.
 _ALL_DESELECTED = re.compile(r"collected (\d+) items? / (\d+) deselected")
 
 
 def parse(text: str) -> tuple[int, int]:
     """`K/N` → (K, N), 1 <= K <= N; anything else is a one-line error."""
-    match = _SHARD.match(text.strip())
+    match = _SHARD.fullmatch(text.strip())
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise TestbedError(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 2/3")
+    if int(match[2]) > MAX_SHARDS:
+        raise TestbedError(f"--shard {text!r}: a split into at most {MAX_SHARDS} shards")
     return int(match[1]), int(match[2])
 
 
@@ -43,19 +48,39 @@ def read_durations(path: Path) -> dict[str, float]:
         return {}
     except OSError as exc:
         raise TestbedError(f"durations file {path}: cannot be read ({exc.strerror or exc})") from exc
+    try:
+        return parse_durations(text)
+    except (ValueError, RecursionError) as exc:
+        raise TestbedError(f"durations file {path}: {exc or 'nested too deep'}; delete it to split evenly") from exc
+
+
+def parse_durations(text: str) -> dict[str, float]:
+    """The durations in a file's text (empty: none known); ValueError says what is wrong with it."""
     if not text.strip():
         return {}
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_not_a_number)
     except ValueError as exc:
-        raise TestbedError(f"durations file {path}: not JSON ({exc}); delete it to split evenly") from exc
+        raise ValueError(f"not JSON ({exc})") from exc
     if isinstance(data, list):  # pytest-split's older list-of-pairs format
-        data = dict(data)
+        try:
+            data = dict(data)
+        except (TypeError, ValueError):
+            data = None
     if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) for k, v in data.items()
+        isinstance(k, str)
+        and isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and 0 <= v <= MAX_SECONDS
+        for k, v in data.items()
     ):
-        raise TestbedError(f"durations file {path}: expected a JSON object of test id → seconds")
+        raise ValueError(f"expected a JSON object of test id → seconds (from 0 to {MAX_SECONDS:g})")
     return {k: float(v) for k, v in data.items()}
+
+
+def _not_a_number(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows")
 
 
 def durations_path(service_dir: Path, durations: str) -> Path:

@@ -28,6 +28,14 @@ def test_shard_refuses_anything_else_in_one_line(text: str) -> None:
     assert str(caught.value) == f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 2/3"
 
 
+def test_shard_refuses_more_groups_than_merge_takes() -> None:
+    assert shard.parse("1000/1000") == (1000, 1000)
+    with pytest.raises(TestbedError, match=r"--shard '1/1001': a split into at most 1000 shards"):
+        shard.parse("1/1001")
+    with pytest.raises(TestbedError, match="expected K/N"):  # too many digits for a number, not a traceback
+        shard.parse("1/" + "9" * 5000)
+
+
 @pytest.mark.parametrize(("log", "sharded", "rc", "expected"), [
     ("collected 9 items / 9 deselected", True, 5, 0),  # every test went to other shards: passed
     ("collected 1 item / 1 deselected", True, 5, 0),
