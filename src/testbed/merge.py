@@ -69,17 +69,20 @@ def load(folder: Path) -> Shard:
     report_path = folder / "report.json"
     if not folder.is_dir():
         raise TestbedError(f"merge: shard folder {folder} does not exist; pass the run folders `testbed run` left")
+    state_path = folder / "state.json"
+    reading = state_path  # the file named when one cannot be read
     try:
-        state_path = folder / "state.json"
         state = json.loads(state_path.read_text(encoding="utf-8")) if state_path.is_file() else {}
+        reading = report_path
         if not report_path.exists() and isinstance(state, dict) and state.get("shard"):
             report = _report_of_playbook_run(folder, state)
         else:
             report = json.loads(report_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise TestbedError(f"merge: shard folder {folder} is unreadable: {report_path}: {exc}") from exc
-    if not isinstance(report, dict) or not isinstance(state, dict):
-        raise TestbedError(f"merge: shard folder {folder} is unreadable: {report_path} is not a JSON object")
+        raise TestbedError(f"merge: shard folder {folder} is unreadable: {reading}: {exc}") from exc
+    for path, document in ((state_path, state), (report_path, report)):
+        if not isinstance(document, dict):
+            raise TestbedError(f"merge: shard folder {folder} is unreadable: {path} is not a JSON object")
     try:
         split = ShardInfo.from_dict(state.get("shard"))
     except (KeyError, TypeError, ValueError) as exc:
