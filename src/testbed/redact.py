@@ -362,7 +362,7 @@ class Redactor:
         None when it does not parse."""
         try:
             document = json.loads(data)
-        except (ValueError, RecursionError):
+        except ValueError:
             return None
         cleaned, changed = self._cleaned(document, fragments)
         if not changed:
@@ -377,7 +377,7 @@ class Redactor:
 
         try:
             root = parse_xml(data, comments=True)
-        except (ET.ParseError, ValueError, RecursionError):
+        except (ET.ParseError, ValueError):
             return None
         changed = False
         for element in root.iter():
@@ -408,7 +408,10 @@ class Redactor:
         except OSError:
             return False
         structured = {".json": self._json, ".xml": self._xml}.get(path.suffix.lower())
-        cleaned = structured(data, fragments) if structured else None
+        try:
+            cleaned = structured(data, fragments) if structured else None
+        except RecursionError:  # nested deeper than Python recurses: as text
+            cleaned = None
         # A value spread over the syntax (or a file that does not parse) is still caught as text.
         cleaned = self.binary(data if cleaned is None else cleaned, fragments)
         if cleaned == data:
