@@ -279,7 +279,7 @@ class Redactor:
         return max((len(n.encode()) for n in self._needles), default=0)
 
     def _fragment_spans(self, data: bytes) -> list[tuple[int, int]]:
-        """Runs of consecutive 8-byte windows that occur in a value: a set lookup per position (a regex
+        """Runs of consecutive 8-byte windows of a fragment source: a set lookup per position (a regex
         alternation of thousands of fragments is a hundred times slower)."""
         grams, size = self._grams, MIN_SECRET_LENGTH
         spans: list[tuple[int, int]] = []
