@@ -15,13 +15,16 @@ key names, punctuation, words, numbers and URL prefixes (`"type": "`, `https://`
 text, and masking those would mangle testbed's own output (`see ***coverage.readthedocs.io`). So:
 - a JSON or YAML document (an object or a list) is decoded and its keys and scalar values are read, never
   its syntax; any other value is read as it is;
-- the text is split at whitespace into words, and each word at the punctuation of JSON, YAML, XML, URLs
-  and escapes (SEPARATORS) into tokens. A token is plain when each of its pieces between JOINERS (and
-  %-escapes) is a word or a number: lowercase, UPPERCASE, Capitalised or camelCase letters followed by at
-  most 3 digits (`service_account`, `accounts.google.com`, `-----BEGIN`, `privateKeyId`, `x509`,
-  `oauth2`), digits alone (ports, ids, timestamps) or a date-time's `07T06`. Any other token is random:
-  digits amid letters, case mixed within a word, a symbol (`$`, `!`, `*`). A separator glued between two
-  random tokens is random too, so a password's punctuation does not cut it up (`aB3$dE6&gH9(jK2`);
+- the text is split at whitespace into words, and each word at the punctuation of JSON, YAML, XML, URLs,
+  e-mail addresses and escapes (SEPARATORS; in a word holding `://` also `/` and `.`, so that a URL's host
+  and path segments are apart) into tokens. A token is plain when each of its pieces between JOINERS (and
+  %-escapes) is a word or a number: lowercase or UPPERCASE letters, or Capitalised and camelCase humps that
+  each hold a vowel, followed by at most 3 digits (`service_account`, `accounts.google.com`, `-----BEGIN`,
+  `privateKeyId`, `x509`, `oauth2`), digits alone (ports, ids, timestamps) or a date-time's `07T06`. Any
+  other token is random: digits amid letters, a hump without a vowel (`VgxBipUgka`), a symbol (`$`, `!`,
+  `*`). A separator glued between two random tokens is random too, so a password's punctuation does not
+  cut it up (`aB3$dE6&gH9(jK2`), while a URL's credentials are apart from its host
+  (`postgres://app:***@db.internal/app`);
 - each run of random characters is a fragment source: its every MIN_SECRET_LENGTH-character window, in
   every form above, is masked wherever it shows. Nothing else of the value is a fragment.
 A value with no random part at all (a passphrase of words, a number) is all secret: the windows of its
@@ -55,11 +58,13 @@ from typing import IO, Any
 
 MASK = "***"
 MIN_SECRET_LENGTH = 8
-SEPARATORS = frozenset("\"'`,:;=&?{}[]()<>#|\\")
-JOINERS = frozenset("-_./@+~")
+SEPARATORS = frozenset("\"'`,:;=&?{}[]()<>#|\\@")
+URL_SEPARATORS = SEPARATORS | frozenset("/.")  # in a word holding "://": a URL's path and host are words apart
+JOINERS = frozenset("-_./+~")
 _CHUNK = 65536
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _DATE_TIME_PIECE = re.compile(r"\d{1,4}[TZ]\d{0,4}")  # 2024-12-07T06:17:00Z
+_VOWELS = frozenset("aeiouy")
 _MAX_DOCUMENT_STRINGS = 10_000  # a YAML document's aliases can name one list many times over
 
 
@@ -87,7 +92,12 @@ def _plain_piece(piece: str) -> bool:
             humps.append(char)
         else:
             humps[-1] += char
-    return all(hump[1:].islower() for hump in humps) and all(len(hump) > 1 for hump in humps[1:])
+    # Each a word: lowercase after its first letter, two letters or more but the first, a vowel in it
+    # (random letters often make mixed-case humps too: `VgxBipUgka`).
+    return all(
+        hump[1:].islower() and (len(hump) > 1 or n == 0) and any(char in _VOWELS for char in hump.lower())
+        for n, hump in enumerate(humps)
+    )
 
 
 def _plain_token(token: str) -> bool:
@@ -110,10 +120,11 @@ def _high_runs(text: str) -> list[str]:
     """The runs of high-entropy characters in a text (see the module's docstring)."""
     runs: list[str] = []
     for word in text.split():
+        separators = URL_SEPARATORS if "://" in word else SEPARATORS
         # Alternating tokens and separator groups, starting and ending with a token (maybe empty).
         parts: list[str] = [""]
         for char in word:
-            if (char in SEPARATORS) != (len(parts) % 2 == 0):
+            if (char in separators) != (len(parts) % 2 == 0):
                 parts.append("")
             parts[-1] += char
         if len(parts) % 2 == 0:

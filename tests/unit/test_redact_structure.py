@@ -65,6 +65,27 @@ def test_fragments_come_from_the_random_parts_only(shape: str) -> None:
         assert redactor.text(f"[{part}]") == "[***]"
 
 
+def test_a_url_with_credentials_masks_them_not_the_url() -> None:
+    password, team, key = f"Xk9{secrets.token_hex(6)}Qz", f"T0{secrets.token_hex(4).upper()}", secrets.token_hex(12)
+    dsn = f"postgres://app:{password}@db.internal:5432/app"
+    webhook = f"https://hooks.slack.com/services/{team}/B0A1B2C3D4/{key}"
+    letters = "QXkvPwmrTvbnLqwdRzfh"  # random letters only, in humps like camelCase's
+    redactor = redact.Redactor([dsn, webhook, f"{{'name': 'ci', 'password': '{letters}', 'token': '{key}'}}"])
+    for line in (
+        "could not connect to db.internal:5432 as app: internal error",
+        "POST https://hooks.slack.com/services/ returned 404",
+        "postgres://app@db.internal:5432/app",
+    ):
+        assert redactor.text(line) == line
+    # What pytest shows of them, cut anywhere, never holds 8 characters of a credential.
+    for value in (dsn, webhook, letters):
+        for cut in range(len(value)):
+            for text in (value[:cut], value[cut:]):
+                cleaned = redactor.text(text)
+                for secret in (password, team + "/B0A1B2C3D4/" + key, letters):
+                    assert not any(secret[i : i + 8] in cleaned for i in range(len(secret) - 7)), cleaned
+
+
 def test_a_multi_line_value_keeps_the_line_end_after_it() -> None:
     shaped = pem()
     redactor = redact.Redactor([shaped.value])
