@@ -11,12 +11,14 @@ import secrets
 import shutil
 import socket
 import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from conftest import FIXTURES, clean_env, cli, image_args, leftovers, playbook, run_folder_of
-from testbed import redact
+from secret_shapes import pem, service_account_json, yaml_document
+from testbed import junit, redact
 from testbed import secrets as tb_secrets
 from testbed.errors import ExitCode, TestbedError
 from testbed.state import runtime_root
@@ -209,6 +211,124 @@ def test_short_secret_fails_before_anything_starts_in_one_line(tmp_path: Path) -
     ]
     assert "s3cr3t" not in result.stdout + result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------ structured and escaped secrets (issue 23)
+
+
+def _every_file_parses(folder: Path) -> list[Path]:
+    """Every JSON and XML file of a run folder parses (XML as merge reads a shard's: no DTD)."""
+    checked = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".json", ".xml")):
+        if path.suffix == ".json":
+            json.loads(path.read_bytes())
+        else:
+            junit.parse_xml(path.read_bytes())
+        checked.append(path)
+    return checked
+
+
+def _run_as_a_shard_and_merge(tmp_path: Path, service: Path, env: dict[str, str], summary: str) -> Path:
+    """A run of the leaky service as shard 1/1 (with --keep-runner-dir): its folder's JSON and XML files all
+    parse, and `testbed merge` reads it. Returns the run folder; nothing of the run is left behind."""
+    run_id = f"shape-{secrets.token_hex(4)}"
+    runner_dir = runtime_root() / f"runner-{run_id}"
+    try:
+        result = cli("run", "--service", str(service), "--backend", "native", "--ports", "auto", "--secrets", "env",
+                     "--run-folder", str(tmp_path / "runs"), "--run-id", run_id, "--shard", "1/1",
+                     "--keep-runner-dir", env=env, timeout=300)
+        out = result.stdout
+        assert result.returncode == 1, out + result.stderr
+        assert summary in out, out
+        folder = run_folder_of(out)
+        checked = [p.relative_to(folder).as_posix() for p in _every_file_parses(folder)]
+        for name in ("state.json", "report.json", "durations.json", "diagnostics/readiness.json", "junit.xml",
+                     "coverage.xml"):
+            assert name in checked, checked
+        report = json.loads((folder / "report.json").read_text())
+        assert report["duration"] >= 0 and report["tests"]["failed"] >= 4  # testbed's own keys, untouched
+        merged = cli("merge", str(folder), "--out", str(tmp_path / "merged"))
+        assert merged.returncode == 1, merged.stdout + merged.stderr
+        assert json.loads((tmp_path / "merged" / "report.json").read_text())["tests"] == report["tests"]
+        _every_file_parses(tmp_path / "merged")
+        (tmp_path / "outputs.txt").write_text(out + result.stderr + merged.stdout + merged.stderr)
+    finally:
+        if runner_dir.is_dir():  # scanned with the rest of tmp_path
+            shutil.copytree(runner_dir, tmp_path / "runner", symlinks=True)
+        shutil.rmtree(runner_dir, ignore_errors=True)
+    assert leftovers(run_id) == []
+    return folder
+
+
+STRUCTURED = {"json": service_account_json, "yaml": yaml_document}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", list(STRUCTURED))
+def test_structured_secrets_keep_every_file_valid_and_leak_nothing(tmp_path: Path, shape: str) -> None:
+    """A cloud service-account key (JSON) or a YAML document, beside a PEM key, printed, logged, asserted on
+    and raised by the suite: every JSON and XML file of the run folder still parses, merge reads the shard,
+    and no 8 characters of their random parts are in any file or output."""
+    token, key = STRUCTURED[shape](), pem()
+    service = _leaky(tmp_path)
+    # A module the tests never import: coverage warns, with a link to its docs (https://, like the secrets' URLs).
+    config = service / "testbed.yml"
+    config.write_text(config.read_text().replace("coverage: [leaky_app]", "coverage: [leaky_app, leaky_unused]"))
+    (service / "leaky_unused.py").write_text("VALUE = 1\n")
+    folder = _run_as_a_shard_and_merge(tmp_path, service, clean_env(LEAKY_TOKEN=token.value, LEAKY_PEM=key.value),
+                                       "❌ Tests: 1 passed, 4 failed")
+    log = (folder / "pytest.log").read_text()
+    assert "Incorrect API key provided: " in log
+    # Ordinary text that shares the secrets' syntax is left alone.
+    assert "see https://coverage.readthedocs.io/" in log, log
+    assert "- generated xml file: " in log and "short test summary info" in log
+    assert _hits([*token.fragments(), *key.fragments()], [tmp_path], {}) == []
+
+
+FORMS_TESTS = """
+import json
+import os
+import urllib.parse
+
+import pytest
+
+TOKEN = os.environ["LEAKY_TOKEN"]
+
+
+@pytest.mark.parametrize("value", [TOKEN])
+def test_as_an_id(value):
+    assert value == "x"
+
+
+def test_encoded():
+    print("GET /api?" + urllib.parse.urlencode({"key": TOKEN}))
+    print(urllib.parse.quote(TOKEN), urllib.parse.quote(TOKEN, safe=""))
+    print(ascii(TOKEN), repr(TOKEN), TOKEN.encode("unicode_escape").decode(), json.dumps(TOKEN))
+    assert {"query": urllib.parse.quote_plus(TOKEN), "ascii": ascii(TOKEN)} == {}
+"""
+
+
+@pytest.mark.slow
+def test_percent_encoded_and_escaped_secrets_leak_nothing(tmp_path: Path) -> None:
+    """A value with non-ASCII letters, URL syntax and a backslash at its end, printed percent-encoded,
+    ascii()'d, unicode-escaped and JSON-escaped, and used as a parametrize id: none of it shows anywhere, the
+    id is `[***]` in junit.xml, durations.json and pytest.log (its last character too), and every JSON and XML
+    file parses."""
+    core = secrets.token_hex(12)
+    token = f"p\xe4ssw\xf6rd-\xfcn/{core}+&=?% x\\"
+    service = _leaky(tmp_path)
+    (service / "tests" / "test_forms.py").write_text(FORMS_TESTS)
+    key, _ = _pem()
+    folder = _run_as_a_shard_and_merge(tmp_path, service, clean_env(LEAKY_TOKEN=token, LEAKY_PEM=key),
+                                       "❌ Tests: 1 passed, 6 failed")
+    test_id = "tests/test_forms.py::test_as_an_id[***]"
+    assert test_id in json.loads((folder / "durations.json").read_text())
+    assert test_id in (folder / "pytest.log").read_text()
+    assert "test_as_an_id[***]" in [case.test.split("::")[-1] for case in junit.parse(folder / "junit.xml").failures]
+    forms = {urllib.parse.quote(token), urllib.parse.quote(token, safe=""), urllib.parse.quote_plus(token),
+             ascii(token)[1:-1], token.encode("unicode_escape").decode(), json.dumps(token)[1:-1]}
+    heads = ["p\xe4ssw\xf6rd", "p\\xe4ssw\\xf6rd", "p%C3%A4ssw%C3%B6rd", "p\\u00e4ssw"]
+    assert _hits([core, *_fragments(core), *forms, *heads], [tmp_path], {}) == []
 
 
 # ------------------------------------------------------------------ template injection

@@ -1,13 +1,43 @@
 """The one place that knows how a secret value can appear in what a run writes or prints, and replaces it.
 
-A value is redacted as a whole and line by line (a multi-line key printed one line at a time), in each
-encoding it can take on its way out: raw text and UTF-8 bytes, XML/HTML escaping (junit.xml, htmlcov),
-JSON string escaping (report.json, job events) and Python's repr (pytest's assertion rewriting). Values
-shorter than MIN_SECRET_LENGTH are refused where secrets are resolved: replacing a short string
-corrupts ordinary output (words, numbers, ports) and where the masks land then tells the value anyway.
+Whole values. A value is masked as a whole and line by line (a multi-line key printed one line at a time), in
+each form it can take on its way out: raw text and UTF-8 bytes; Python's and JSON's escaping (`repr()` and
+`ascii()` in pytest's assertion messages, unicode-escape in a parametrize id, JSON strings with and without
+ensure_ascii), also twice (an id inside a repr or a JSON file); percent-encoding (`quote`, `quote_plus`: a
+URL's query string); each of those XML/HTML-escaped on top (htmlcov, stdout). Values shorter than
+MIN_SECRET_LENGTH are refused where secrets are resolved: replacing a short string corrupts ordinary output
+(words, numbers, ports) and where the masks land then tells the value anyway.
 
-Fragments count too: pytest shortens a long repr to its head and tail (`'sk-proj-Ab...9xQz'`), so any run of
-MIN_SECRET_LENGTH or more characters taken from a value is masked wherever it shows.
+Fragments. pytest shortens a long repr to its head and tail (`'sk-proj-Ab...9xQz'`) and skips the identical
+part of two long strings it compares, so runs of MIN_SECRET_LENGTH characters of a value are masked too; but
+only of its random parts. A structured secret (a cloud service-account key, a YAML document, a PEM key) shares
+key names, punctuation, words, numbers and URL prefixes (`"type": "`, `https://`, `-----BEGIN`) with ordinary
+text, and masking those would mangle testbed's own output (`see ***coverage.readthedocs.io`). So:
+- a JSON or YAML document (an object or a list) is decoded and its keys and scalar values are read, never
+  its syntax; any other value is read as it is;
+- the text is split at whitespace into words, and each word at the punctuation of JSON, YAML, XML, URLs,
+  e-mail addresses and escapes (SEPARATORS; in a word holding `://` also `/` and `.`, so that a URL's host
+  and path segments are apart) into tokens. A token is plain when each of its pieces between JOINERS (and
+  %-escapes) is a word or a number: lowercase or UPPERCASE letters, or Capitalised and camelCase humps that
+  each hold a vowel, followed by at most 3 digits (`service_account`, `accounts.google.com`, `-----BEGIN`,
+  `privateKeyId`, `x509`, `oauth2`), digits alone (ports, ids, timestamps) or a date-time's `07T06`. Any
+  other token is random: digits amid letters, a hump without a vowel (`VgxBipUgka`), a symbol (`$`, `!`,
+  `*`). A separator glued between two random tokens is random too, so a password's punctuation does not
+  cut it up (`aB3$dE6&gH9(jK2`), while a URL's credentials are apart from its host
+  (`postgres://app:***@db.internal/app`);
+- each run of random characters is a fragment source: its every MIN_SECRET_LENGTH-character window, in
+  every form above, is masked wherever it shows. Nothing else of the value is a fragment.
+A value with no random part at all (a passphrase of words, a number) is all secret: the windows of its
+lines count, as do the windows of a document's values (never its keys). The whole pieces of a JSON or YAML
+document are the document, its scalar values that hold a random run, and each line (of the document or of
+such a value) that holds one; lines of key/value structure alone are not pieces. Any other value's every line
+is a piece. A mask never swallows the line end after a value's last line.
+
+Files. What testbed writes in a run folder as JSON or XML (state.json, report.json, readiness.json,
+durations.json, junit.xml, coverage.xml) is redacted structurally: parsed (XML through junit.parse_xml,
+which refuses a DTD), every string redacted (keys and attribute values too, where they hold a value), and
+written back, so the file stays valid; the serialised result is then scanned as text once more, for a value
+spread over its syntax. Any other file, and a .json or .xml file that does not parse, is redacted as text.
 """
 
 from __future__ import annotations
@@ -20,13 +50,22 @@ import re
 import select
 import stat
 import threading
+import urllib.parse
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 MASK = "***"
 MIN_SECRET_LENGTH = 8
+SEPARATORS = frozenset("\"'`,:;=&?{}[]()<>#|\\@")
+URL_SEPARATORS = SEPARATORS | frozenset("/.")  # in a word holding "://": a URL's path and host are words apart
+JOINERS = frozenset("-_./+~")
 _CHUNK = 65536
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_DATE_TIME_PIECE = re.compile(r"\d{1,4}[TZ]\d{0,4}")  # 2024-12-07T06:17:00Z
+_VOWELS = frozenset("aeiouy")
+_MAX_DOCUMENT_STRINGS = 10_000  # a YAML document's aliases can name one list many times over
 
 
 def too_short(value: str) -> bool:
@@ -34,28 +73,191 @@ def too_short(value: str) -> bool:
     return len(value.strip()) < MIN_SECRET_LENGTH
 
 
-def _pieces(value: str) -> set[str]:
-    """The value and each of its lines long enough to redact on its own."""
-    pieces = {value, value.strip()}
-    pieces |= {line.strip() for line in value.splitlines()}
-    return {p for p in pieces if len(p) >= MIN_SECRET_LENGTH}
+# ------------------------------------------------------------------ which parts of a value are secret
 
 
-def _encodings(piece: str) -> set[str]:
-    """Each way the piece can be written: as itself, JSON-escaped or repr'd (pytest's assertion rewriting),
-    each of those possibly XML/HTML-escaped on top (junit.xml holds pytest's repr in an attribute)."""
-    quoted = {piece, json.dumps(piece)[1:-1], json.dumps(piece, ensure_ascii=False)[1:-1], repr(piece)[1:-1]}
-    forms = set()
-    for text in quoted:
-        forms |= {
-            text,
-            html.escape(text, quote=False),
-            html.escape(text, quote=True),
-            text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"),
-            # ElementTree writes a newline inside an attribute as &#10;.
-            html.escape(text, quote=True).replace("\n", "&#10;").replace("\r", "&#13;"),
-        }
-    return {f for f in forms if f}
+def _plain_piece(piece: str) -> bool:
+    """A word or a number: `service`, `BEGIN`, `Key`, `privateKeyId`, `x509`, `443`, a date-time's `07T06`."""
+    letters = piece.rstrip("0123456789")
+    digits = len(piece) - len(letters)
+    if not letters or _DATE_TIME_PIECE.fullmatch(piece):
+        return True
+    if digits > 3 or not letters.isalpha():
+        return False
+    if letters.islower() or letters.isupper():
+        return True
+    humps = [letters[0]]  # camelCase: a hump starts at each uppercase letter
+    for char in letters[1:]:
+        if char.isupper():
+            humps.append(char)
+        else:
+            humps[-1] += char
+    # Each a word: lowercase after its first letter, two letters or more but the first, a vowel in it
+    # (random letters often make mixed-case humps too: `VgxBipUgka`).
+    return all(
+        hump[1:].islower() and (len(hump) > 1 or n == 0) and any(char in _VOWELS for char in hump.lower())
+        for n, hump in enumerate(humps)
+    )
+
+
+def _plain_token(token: str) -> bool:
+    """A token whose pieces between JOINERS (and a URL's %-escapes) are all plain; a symbol makes it
+    high-entropy."""
+    piece = ""
+    for char in _PERCENT_ESCAPE.sub("-", token) + "-":
+        if char in JOINERS:
+            if piece and not _plain_piece(piece):
+                return False
+            piece = ""
+        elif char.isalnum():
+            piece += char
+        else:
+            return False
+    return True
+
+
+def _high_runs(text: str) -> list[str]:
+    """The runs of high-entropy characters in a text (see the module's docstring)."""
+    runs: list[str] = []
+    for word in text.split():
+        separators = URL_SEPARATORS if "://" in word else SEPARATORS
+        # Alternating tokens and separator groups, starting and ending with a token (maybe empty).
+        parts: list[str] = [""]
+        for char in word:
+            if (char in separators) != (len(parts) % 2 == 0):
+                parts.append("")
+            parts[-1] += char
+        if len(parts) % 2 == 0:
+            parts.append("")
+        high = [bool(part) and not _plain_token(part) if n % 2 == 0 else False for n, part in enumerate(parts)]
+        for n in range(1, len(parts), 2):
+            high[n] = high[n - 1] and high[n + 1]  # glued between two high-entropy tokens: part of them
+        run = ""
+        for part, is_high in zip(parts, high, strict=True):
+            if is_high:
+                run += part
+            elif run:
+                runs.append(run)
+                run = ""
+        if run:
+            runs.append(run)
+    return runs
+
+
+def _document(value: str) -> tuple[list[str], list[str]] | None:
+    """The keys and the scalar values of a JSON or YAML document (an object or a list), as text; None for
+    any other value."""
+    stripped = value.strip()
+    document: Any = None
+    if stripped[:1] in ("{", "["):
+        try:
+            document = json.loads(stripped)
+        except (ValueError, RecursionError):
+            document = None
+    if document is None and "\n" in stripped:
+        import yaml  # noqa: PLC0415 - only for a multi-line value that is not JSON
+
+        try:
+            document = yaml.safe_load(stripped)
+        except (yaml.YAMLError, ValueError, RecursionError):
+            return None
+    if not isinstance(document, dict | list) or not document:
+        return None
+    keys: list[str] = []
+    scalars: list[str] = []
+    seen: set[int] = set()
+    pending: list[Any] = [document]
+    while pending and len(keys) + len(scalars) < _MAX_DOCUMENT_STRINGS:
+        item = pending.pop()
+        if isinstance(item, dict | list):
+            if id(item) in seen:
+                continue
+            seen.add(id(item))
+            if isinstance(item, dict):
+                keys += [str(k) for k in item]
+                pending += list(item.values())
+            else:
+                pending += item
+        elif item is not None and not isinstance(item, bool):
+            scalars.append(str(item))
+    return keys, scalars
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()]
+
+
+def _secret_parts(value: str) -> tuple[set[str], set[str]]:
+    """What of one value is masked: pieces, wherever they show whole, and fragment sources, whose windows are
+    masked wherever they show."""
+    pieces = {value.strip()}
+    document = _document(value)
+    if document is None:
+        pieces |= set(_lines(value))
+        sources = set(_high_runs(value)) or set(_lines(value))
+    else:
+        keys, scalars = document
+        sources = {run for text in keys + scalars for run in _high_runs(text)}
+        if sources:
+            holding = [text for text in (*_lines(value), *scalars) if _high_runs(text)]
+            pieces |= {*holding, *(line for text in holding for line in _lines(text) if _high_runs(line))}
+        else:  # no random part: the values are the secret (never the keys)
+            pieces |= {*_lines(value), *scalars}
+            sources = {line for text in scalars for line in _lines(text)}
+    pieces.add(value)  # as it is, surrounding whitespace included, for its escaped forms (a repr's trailing \n)
+    return {p for p in pieces if len(p.strip()) >= MIN_SECRET_LENGTH}, {
+        s for s in sources if len(s) >= MIN_SECRET_LENGTH
+    }
+
+
+# ------------------------------------------------------------------ the forms a part can take
+
+
+def _python_forms(text: str) -> set[str]:
+    """Escaped once: repr() and ascii() (with and without `'` escaped: the repr of something that holds a `"`
+    escapes it), unicode-escape (pytest's parametrize ids), JSON (ensure_ascii or not)."""
+    quoted = repr(text + "'\"")[1:-4]  # `'` quoting, `'` escaped (the `\'"` added is cut off again)
+    quoted_ascii = ascii(text + "'\"")[1:-4]
+    return {
+        text,
+        quoted,
+        quoted.replace("\\'", "'"),
+        quoted_ascii,
+        quoted_ascii.replace("\\'", "'"),
+        text.encode("unicode_escape").decode("ascii"),
+        json.dumps(text)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+    }
+
+
+def _markup_forms(text: str) -> set[str]:
+    """As itself, or XML/HTML-escaped (junit.xml holds pytest's repr in an attribute)."""
+    escaped = html.escape(text, quote=True)
+    return {
+        text,
+        html.escape(text, quote=False),
+        escaped,
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;"),
+        # ElementTree writes a newline inside an attribute as &#10;.
+        escaped.replace("\n", "&#10;").replace("\r", "&#13;"),
+    }
+
+
+def _forms(part: str) -> set[str]:
+    """Every way a piece or fragment source can be written (see the module's docstring)."""
+    encoded = {part, urllib.parse.quote(part, safe=""), urllib.parse.quote(part), urllib.parse.quote_plus(part)}
+    escaped = {twice for plain in encoded for once in _python_forms(plain) for twice in _python_forms(once)}
+    return {form for text in escaped for form in _markup_forms(text) if form}
+
+
+def _windows(source: str) -> Iterator[bytes]:
+    """Each MIN_SECRET_LENGTH-byte run of a source's UTF-8 form that stays on one line (a mask must not
+    swallow the newline after a value's last line)."""
+    data, size = source.encode(), MIN_SECRET_LENGTH
+    for start in range(len(data) - size + 1):
+        window = data[start : start + size]
+        if b"\n" not in window and b"\r" not in window:
+            yield window
 
 
 class Redactor:
@@ -63,24 +265,21 @@ class Redactor:
 
     def __init__(self, values: Iterable[str | None] = ()) -> None:
         self._needles: set[str] = set()
-        self._bytes: re.Pattern[bytes] | None = None
+        self._sources: set[str] = set()
+        self._encoded: list[bytes] = []
         self._grams: frozenset[bytes] = frozenset()
         self.add(values)
 
     def add(self, values: Iterable[str | None]) -> None:
         for value in values:
             if value:
-                for piece in _pieces(value):
-                    self._needles |= _encodings(piece)
-        # Longest first: a whole value is replaced before one of its lines could match inside it.
-        ordered = sorted(self._needles, key=len, reverse=True)
-        encoded = sorted({n.encode() for n in ordered}, key=len, reverse=True)
-        self._bytes = re.compile(b"|".join(map(re.escape, encoded))) if encoded else None
-        size = MIN_SECRET_LENGTH
-        # Fragments never span a line end: a mask must not swallow the newline after a value's last line.
-        self._grams = frozenset(
-            g for n in encoded for i in range(len(n) - size + 1) if not {10, 13} & set(g := n[i : i + size])
-        )
+                pieces, sources = _secret_parts(value)
+                # A form that starts or ends with whitespace would swallow the newline after a value's last
+                # line (the stripped value is a piece of its own).
+                self._needles |= {form for piece in pieces for form in _forms(piece) if form == form.strip()}
+                self._sources |= {form for source in sources for form in _forms(source)}
+        self._encoded = sorted({n.encode() for n in self._needles})
+        self._grams = frozenset(window for source in self._sources for window in _windows(source))
 
     def __bool__(self) -> bool:
         return bool(self._needles)
@@ -91,7 +290,7 @@ class Redactor:
         return max((len(n.encode()) for n in self._needles), default=0)
 
     def _fragment_spans(self, data: bytes) -> list[tuple[int, int]]:
-        """Runs of consecutive 8-byte windows that occur in a value: a set lookup per position (a regex
+        """Runs of consecutive 8-byte windows of a fragment source: a set lookup per position (a regex
         alternation of thousands of fragments is a hundred times slower)."""
         grams, size = self._grams, MIN_SECRET_LENGTH
         spans: list[tuple[int, int]] = []
@@ -107,9 +306,16 @@ class Redactor:
 
     def spans(self, data: bytes, fragments: bool = True) -> list[tuple[int, int]]:
         """Where values (and, with `fragments`, runs of 8+ bytes of a value) are in `data`: merged ranges."""
-        if self._bytes is None:
+        if not self._encoded:
             return []
-        found = [(m.start(), m.end()) for m in self._bytes.finditer(data)]
+        found = []
+        # Every occurrence of every form, overlaps merged below: bytes.find per form is twenty times faster
+        # than one regex alternation of hundreds of them.
+        for needle in self._encoded:
+            start = data.find(needle)
+            while start != -1:
+                found.append((start, start + len(needle)))
+                start = data.find(needle, start + 1)
         if fragments:
             found += self._fragment_spans(data)
         merged: list[tuple[int, int]] = []
@@ -131,24 +337,78 @@ class Redactor:
         parts.append(value[position:])
         return b"".join(parts)
 
-    def text(self, value: str) -> str:
+    def text(self, value: str, fragments: bool = True) -> str:
         if not self._needles:
             return value
-        return self.binary(value.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+        return self.binary(value.encode("utf-8", "surrogateescape"), fragments).decode("utf-8", "surrogateescape")
 
-    def data(self, value: Any) -> Any:  # noqa: ANN401 - any JSON shape in, the same shape out
-        """A JSON-shaped value (report.json, module results) with every string redacted."""
+    def data(self, value: Any, fragments: bool = True) -> Any:  # noqa: ANN401 - any JSON shape in, the same shape out
+        """A JSON-shaped value (report.json, module results) with every string redacted: values, and keys
+        where a key holds one. A number whose digits hold a value becomes MASK."""
+        return self._cleaned(value, fragments)[0]
+
+    def _cleaned(self, value: Any, fragments: bool) -> tuple[Any, bool]:  # noqa: ANN401 - as data()
+        """data(), and whether anything changed."""
         if isinstance(value, str):
-            return self.text(value)
+            cleaned = self.text(value, fragments)
+            return cleaned, cleaned != value
         if isinstance(value, dict):
-            return {self.text(k) if isinstance(k, str) else k: self.data(v) for k, v in value.items()}
+            changed = False
+            result = {}
+            for key, item in value.items():
+                new_key, key_changed = self._cleaned(key, fragments) if isinstance(key, str) else (key, False)
+                result[new_key], item_changed = self._cleaned(item, fragments)
+                changed = changed or key_changed or item_changed
+            return result, changed
         if isinstance(value, list | tuple):
-            return [self.data(v) for v in value]
-        return value
+            items = [self._cleaned(item, fragments) for item in value]
+            return [item for item, _ in items], any(changed for _, changed in items)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and self._needles and self.spans(repr(value).encode(), fragments):
+            return MASK, True
+        return value, False
+
+    def _json(self, data: bytes, fragments: bool) -> bytes | None:
+        """A JSON file redacted value by value, written back the way it was laid out (indented or not);
+        None when it does not parse."""
+        try:
+            document = json.loads(data)
+        except ValueError:
+            return None
+        cleaned, changed = self._cleaned(document, fragments)
+        if not changed:
+            return data
+        indent = 2 if b"\n" in data.strip() else None
+        return json.dumps(cleaned, indent=indent).encode() + (b"\n" if data.endswith(b"\n") else b"")
+
+    def _xml(self, data: bytes, fragments: bool) -> bytes | None:
+        """An XML file redacted string by string (text, tails, attribute values, comments); None when it does
+        not parse, or has a DTD."""
+        from testbed.junit import parse_xml  # noqa: PLC0415 - junitparser's import only where XML is read
+
+        try:
+            root = parse_xml(data, comments=True)
+        except (ET.ParseError, ValueError):
+            return None
+        changed = False
+        for element in root.iter():
+            for name, value in list(element.attrib.items()):
+                element.attrib[name] = self.text(value, fragments)
+                changed = changed or element.attrib[name] != value
+            for field in ("text", "tail"):
+                value = getattr(element, field)
+                if value:
+                    setattr(element, field, cleaned := self.text(value, fragments))
+                    changed = changed or cleaned != value
+        if not changed:
+            return data
+        written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+        return written + (b"\n" if data.endswith(b"\n") else b"")
 
     def file(self, path: Path, fragments: bool = True) -> bool:
-        """Scrub one regular file in place (never through a symlink); True when it held a value. Without
-        `fragments` only whole values are looked for (fast, for large trees such as htmlcov)."""
+        """Scrub one regular file in place (never through a symlink); True when it held a value. JSON and XML
+        files are redacted structurally (they stay valid), others as text. Without `fragments` only whole
+        values are looked for (fast, for large trees such as htmlcov)."""
         if not self._needles:
             return False
         try:
@@ -158,7 +418,13 @@ class Redactor:
             data = path.read_bytes()
         except OSError:
             return False
-        cleaned = self.binary(data, fragments)
+        structured = {".json": self._json, ".xml": self._xml}.get(path.suffix.lower())
+        try:
+            cleaned = structured(data, fragments) if structured else None
+        except RecursionError:  # nested deeper than Python recurses: as text
+            cleaned = None
+        # A value spread over the syntax (or a file that does not parse) is still caught as text.
+        cleaned = self.binary(data if cleaned is None else cleaned, fragments)
         if cleaned == data:
             return False
         tmp = path.with_name(f".{path.name}.redacted")
