@@ -197,12 +197,12 @@ def test_an_xml_file_with_a_dtd_is_never_expanded_and_scrubbed_as_text(tmp_path:
         '<?xml version="1.0"?><!DOCTYPE t [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
         f'<testsuite name="&b;" tests="1"><testcase name="t" classname="{value}"/></testsuite>'
     )
-    with pytest.raises(ET.ParseError, match="a DTD is not allowed"):
+    with pytest.raises(ET.ParseError, match="document type declaration"):
         junit.parse_xml(laughs.encode())
     path = tmp_path / "junit.xml"
     path.write_text(laughs)
     assert redact.Redactor([value]).file(path)
     assert path.read_text() == laughs.replace(value, "***")
     summary = junit.parse(path)
-    assert summary is not None and summary.problem is not None and "a DTD is not allowed" in summary.problem
+    assert summary is not None and summary.problem is not None and "document type declaration" in summary.problem
 

@@ -152,15 +152,3 @@ def test_a_shard_plain_ansible_playbook_ran_is_read_from_its_folder(
     assert report["shards"][0]["shard"] == "shard 1/1" and report["service"] == "svc"
     if junit is not None:
         assert report["tests"]["passed"] + report["tests"]["failed"] == junit.count("<testcase")
-
-
-def test_merge_names_the_file_that_is_unreadable(tmp_path: Path) -> None:
-    folder = tmp_path / "run-1"
-    folder.mkdir()
-    (folder / "state.json").write_text('{"run_id": "run-1", "booted": "boo***315cc953')
-    (folder / "report.json").write_text(json.dumps({"exit_code": 0}))
-    with pytest.raises(TestbedError, match=r"unreadable: .*/run-1/state\.json: Unterminated string"):
-        merge.load(folder)
-    (folder / "state.json").write_text("[]")
-    with pytest.raises(TestbedError, match=r"unreadable: .*/run-1/state\.json is not a JSON object"):
-        merge.load(folder)
