@@ -113,7 +113,9 @@ def suites(xml: junitparser.JUnitXml | junitparser.TestSuite) -> list[junitparse
 
 class _NoDoctype(ET.TreeBuilder):
     def doctype(self, name: str, pubid: str, system: str) -> None:
-        raise ET.ParseError("has a document type declaration (a DTD: entity bombs, external entities), which pytest never writes")
+        raise ET.ParseError(
+            "has a document type declaration (a DTD: entity bombs, external entities), which pytest never writes"
+        )
 
 
 def parse_xml(data: bytes, *, comments: bool = False) -> ET.Element:
