@@ -9,13 +9,14 @@ import importlib.util
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from testbed import tools
 from testbed.errors import ExitCode, TestbedError
@@ -138,8 +139,11 @@ def install(root: Path | None = None) -> list[str]:
             todo.append(collection)
         if todo:
             with zipfile.ZipFile(_wheel()) as wheel:
+                # Every entry of every collection is checked before the first file is written.
+                members = {collection.name: _members(wheel, collection) for collection in todo}
                 for collection in todo:
-                    lines.append(f"{collection.name} {_extract(wheel, collection, root)}: installed in {root}")
+                    version = _extract(wheel, collection, members[collection.name], root)
+                    lines.append(f"{collection.name} {version}: installed in {root}")
     return lines
 
 
@@ -173,15 +177,60 @@ def _wheel() -> Path:
     return wheel
 
 
-def _extract(wheel: zipfile.ZipFile, collection: Collection, root: Path) -> str:
-    """Unpack one collection beside its final place, then swap it in: a reader never sees half a collection."""
+def _unsafe(member: zipfile.ZipInfo, rest: str) -> str | None:
+    """Why a wheel entry may not be unpacked (its name, after the collection's prefix, is `rest`), or None."""
+    kind = stat.S_IFMT(member.external_attr >> 16)  # the Unix file type, when the archive records one
+    if PurePosixPath(rest).is_absolute():
+        return "an absolute path"
+    if ".." in PurePosixPath(rest).parts:
+        return "a '..' component"
+    if stat.S_ISLNK(kind):
+        return "a symbolic link"
+    if kind and not (stat.S_ISREG(kind) or (stat.S_ISDIR(kind) and member.is_dir())):
+        return "a device or other special file"
+    return None
+
+
+def _members(wheel: zipfile.ZipFile, collection: Collection) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The collection's files in the wheel with their paths inside its folder; an entry that could land
+    anywhere else (or be anything but a file) is refused, naming it, before anything is unpacked."""
     prefix = f"ansible_collections/{collection.folder}/"
-    members = [m for m in wheel.infolist() if m.filename.startswith(prefix) and not m.is_dir()]
+    members = []
+    for member in wheel.infolist():
+        if not member.filename.startswith(prefix):
+            continue
+        rest = member.filename.removeprefix(prefix)
+        why = _unsafe(member, rest)
+        if why is not None:
+            raise TestbedError(
+                f"collections: {wheel.filename} holds {member.filename!r}, {why} (testbed unpacks only files "
+                f"inside {collection.name}'s folder), so nothing was installed; delete {wheel.filename} and run "
+                f"`{INSTALL_COMMAND}` again to download ansible {ANSIBLE_RELEASE} from the package index",
+                ExitCode.CONFIG,
+            )
+        if not member.is_dir():
+            members.append((member, rest))
+    return members
+
+
+def _inside(staging: Path, member: zipfile.ZipInfo, rest: str) -> Path:
+    """Where an entry is written: its name was checked, and this holds whatever else a name might do."""
+    path = staging / rest
+    if not path.resolve().is_relative_to(staging.resolve()):
+        raise TestbedError(f"collections: {member.filename!r} would be unpacked outside {staging}")
+    return path
+
+
+def _extract(
+    wheel: zipfile.ZipFile, collection: Collection, members: list[tuple[zipfile.ZipInfo, str]], root: Path
+) -> str:
+    """Unpack one collection beside its final place, then swap it in: a reader never sees half a collection."""
     try:
-        version = str(json.loads(wheel.read(prefix + "MANIFEST.json"))["collection_info"]["version"])
-    except (KeyError, ValueError):
+        manifest = json.loads(wheel.read(f"ansible_collections/{collection.folder}/MANIFEST.json"))
+        version = str(manifest["collection_info"]["version"])
+    except (KeyError, TypeError, ValueError):
         version = "none"
-    if not collection.accepts(version) or any(".." in Path(m.filename).parts for m in members):
+    if not collection.accepts(version):
         raise TestbedError(
             f"collections: ansible {ANSIBLE_RELEASE} bundles {collection.name} {version}, "
             f"testbed needs {collection.requirement}",
@@ -191,14 +240,17 @@ def _extract(wheel: zipfile.ZipFile, collection: Collection, root: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        for member in members:
-            path = staging / member.filename.removeprefix(prefix)
+        for member, rest in members:
+            path = _inside(staging, member, rest)
             path.parent.mkdir(parents=True, exist_ok=True)
             with wheel.open(member) as source, path.open("wb") as sink:
                 shutil.copyfileobj(source, sink)
         (staging / _MARKER).write_text(f"ansible {ANSIBLE_RELEASE}\n", encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
+    except OSError as exc:  # a full disk, or entries that collide (a file where a folder must go)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise TestbedError(f"collections: unpacking {collection.name} into {target.parent} failed: {exc}") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
