@@ -4,6 +4,7 @@ virtualenvs where it can (pip when told or when uv is absent). Speed is measured
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -252,6 +253,8 @@ def test_collections_install_unpacks_nothing_from_a_wheel_with_an_entry_that_lea
     cache = tmp_path / "cache"
     wheel = _hostile_wheel(cache, {entry: (content, mode)})
     monkeypatch.setenv("TESTBED_CACHE_DIR", str(cache))
+    # As if the pinned release itself were hostile: its hash is the one recorded, and still nothing escapes.
+    monkeypatch.setattr(collections_install, "ANSIBLE_WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
     root = tmp_path / "site" / "ansible_collections"
 
     with pytest.raises(TestbedError) as refused:
@@ -263,3 +266,44 @@ def test_collections_install_unpacks_nothing_from_a_wheel_with_an_entry_that_lea
     assert refused.value.exit_code == 10
     assert _files(outside) == [] and not (tmp_path / "ESCAPED").exists()
     assert _files(tmp_path / "site") == []  # not one collection, not a half-unpacked folder
+
+
+def test_collections_install_refuses_a_cached_wheel_that_is_not_pypis_and_unpacks_nothing(tmp_path: Path):
+    cache = tmp_path / "cache"
+    wheel = _hostile_wheel(cache, {})  # well-formed, the right collection versions, but not PyPI's file
+    root = tmp_path / "site"
+    result = run([sys.executable, "-m", "testbed", "collections", "install", "--path", str(root)],
+                 env=clean_env(TESTBED_CACHE_DIR=str(cache)))
+    assert result.returncode == 10, result.stdout + result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    actual = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert line == (
+        f"testbed: error: collections: {wheel} has sha256 {actual}, not {collections_install.ANSIBLE_WHEEL_SHA256} "
+        f"(PyPI's ansible {collections_install.ANSIBLE_RELEASE} wheel); nothing was installed: delete it and run "
+        f"`testbed collections install` again to download it, or put the wheel PyPI publishes for ansible "
+        f"{collections_install.ANSIBLE_RELEASE} there"
+    )
+    assert not root.exists()
+    assert wheel.is_file()  # the user's file: testbed says what to do, and leaves it
+
+
+def test_collections_install_refuses_a_downloaded_wheel_that_is_not_pypis_and_keeps_none(tmp_path: Path):
+    # A package index (here a local folder pip is pointed at) that serves another file under the release's name.
+    index = tmp_path / "index"
+    info = f"ansible-{collections_install.ANSIBLE_RELEASE}.dist-info"
+    served = _hostile_wheel(index, {
+        f"{info}/METADATA": (f"Metadata-Version: 2.1\nName: ansible\nVersion: {collections_install.ANSIBLE_RELEASE}\n"
+                             .encode(), stat.S_IFREG | 0o644),
+        f"{info}/WHEEL": (b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n", stat.S_IFREG | 0o644),
+    })
+    cache = tmp_path / "cache"
+    env = clean_env(TESTBED_CACHE_DIR=str(cache), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(served.parent))
+    result = run([sys.executable, "-m", "testbed", "collections", "install", "--path", str(tmp_path / "site")],
+                 env=env)
+    assert result.returncode == 10, result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    assert f"the ansible {collections_install.ANSIBLE_RELEASE} wheel pip downloaded has sha256 " in line, line
+    assert "check the package index pip uses (PIP_INDEX_URL)" in line
+    assert not (cache / "wheels" / served.name).exists()  # not cached: the next attempt downloads again
+    assert not (tmp_path / "site").exists()

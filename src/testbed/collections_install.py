@@ -5,6 +5,7 @@ ansible_collections/, where ansible-core finds them with no configuration."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.util
 import json
 import os
@@ -23,6 +24,9 @@ from testbed.errors import ExitCode, TestbedError
 
 # The release the collections are taken from; requirements.yml names the same ranges for Galaxy users.
 ANSIBLE_RELEASE = "12.3.0"
+# PyPI's sha256 of that release's wheel (https://pypi.org/simple/ansible/): the cached or downloaded file is
+# checked against it before anything in it is read. Change both together.
+ANSIBLE_WHEEL_SHA256 = "cd156f82fa87f7a899212b0efa9f7ca3a24d609212de9f78428a572eb01e5414"
 INSTALL_COMMAND = "testbed collections install"
 _MARKER = ".testbed-installed"  # in a collection's folder: testbed put it there, and may replace it
 
@@ -138,7 +142,9 @@ def install(root: Path | None = None) -> list[str]:
                 )
             todo.append(collection)
         if todo:
-            with zipfile.ZipFile(_wheel()) as wheel:
+            wheel_file = _wheel()
+            _check_sha256(wheel_file, cached=True)
+            with zipfile.ZipFile(wheel_file) as wheel:
                 # Every entry of every collection is checked before the first file is written.
                 members = {collection.name: _members(wheel, collection) for collection in todo}
                 for collection in todo:
@@ -173,8 +179,31 @@ def _wheel() -> Path:
         if result.returncode != 0 or not downloaded.is_file():
             lines = (result.stderr.strip() or result.stdout.strip()).splitlines() or ["no wheel was downloaded"]
             raise TestbedError(f"collections: downloading {spec} failed: {lines[-1]}", ExitCode.CONFIG)
+        _check_sha256(downloaded, cached=False)
         downloaded.replace(wheel)
     return wheel
+
+
+def _check_sha256(wheel: Path, *, cached: bool) -> None:
+    """The wheel is the one PyPI publishes for the pinned release, or one line saying what to do."""
+    digest = hashlib.sha256()
+    with wheel.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() == ANSIBLE_WHEEL_SHA256:
+        return
+    found = f"has sha256 {digest.hexdigest()}, not {ANSIBLE_WHEEL_SHA256} (PyPI's ansible {ANSIBLE_RELEASE} wheel)"
+    if cached:
+        what = (
+            f"delete it and run `{INSTALL_COMMAND}` again to download it, or put the wheel PyPI publishes for "
+            f"ansible {ANSIBLE_RELEASE} there"
+        )
+        raise TestbedError(f"collections: {wheel} {found}; nothing was installed: {what}", ExitCode.CONFIG)
+    raise TestbedError(
+        f"collections: the ansible {ANSIBLE_RELEASE} wheel pip downloaded {found}; nothing was installed: check "
+        f"the package index pip uses (PIP_INDEX_URL), or put the wheel from PyPI at {wheel_path()}",
+        ExitCode.CONFIG,
+    )
 
 
 def _unsafe(member: zipfile.ZipInfo, rest: str) -> str | None:
