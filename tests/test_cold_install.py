@@ -4,11 +4,14 @@ virtualenvs where it can (pip when told or when uv is absent). Speed is measured
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ import yaml
 from conftest import BIN, FIXTURES, PROJECT, clean_env, run
 from testbed import collections_install, dependencies, secrets, tools
 from testbed.config import load_catalogue, load_service_config
+from testbed.errors import TestbedError
 
 UV = str(BIN / "uv") if (BIN / "uv").is_file() else shutil.which("uv")
 
@@ -201,3 +205,105 @@ def test_a_pip_style_service_gets_its_virtualenv_from_uv_or_from_pip_when_told(
     assert made_by_uv == (installer == "uv")
     probe = "import iniconfig, pytest_cov, pytest_timeout"
     assert subprocess.run([str(python), "-c", probe], check=False).returncode == 0
+
+
+def _hostile_wheel(cache: Path, entries: dict[str, tuple[bytes, int]]) -> Path:
+    """An `ansible` wheel in testbed's cache holding the three collections testbed takes from it (a MANIFEST and
+    a module each), plus `entries`: name -> (content, Unix mode)."""
+    wheel = cache / "wheels" / f"ansible-{collections_install.ANSIBLE_RELEASE}-py3-none-any.whl"
+    wheel.parent.mkdir(parents=True)
+    versions = {"community.docker": "4.8.5", "community.library_inventory_filtering_v1": "1.1.5",
+                "amazon.aws": "10.1.2"}
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for collection in collections_install.NEEDED:
+            prefix = f"ansible_collections/{collection.folder}/"
+            manifest = {"collection_info": {"version": versions[collection.name]}}
+            archive.writestr(prefix + "MANIFEST.json", json.dumps(manifest))
+            archive.writestr(prefix + "plugins/modules/thing.py", "# a module\n")
+        for name, (content, mode) in entries.items():
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3  # Unix: the mode below is read
+            info.external_attr = mode << 16
+            archive.writestr(info, content)
+    return wheel
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(
+    ("entry", "content", "mode", "why"),
+    [
+        ("ansible_collections/community/docker/{outside}/ESCAPED", b"x", stat.S_IFREG | 0o644, "an absolute path"),
+        ("ansible_collections/community/docker/../../../../ESCAPED", b"x", stat.S_IFREG | 0o644, "a '..' component"),
+        ("ansible_collections/community/docker/plugins/link", b"/etc/passwd", stat.S_IFLNK | 0o777,
+         "a symbolic link"),
+        ("ansible_collections/community/docker/plugins/tty", b"", stat.S_IFCHR | 0o600,
+         "a device or other special file"),
+    ],
+    ids=["absolute", "dotdot", "symlink", "device"],
+)
+def test_collections_install_unpacks_nothing_from_a_wheel_with_an_entry_that_leaves_its_folder(
+    entry: str, content: bytes, mode: int, why: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    entry = entry.replace("{outside}", str(outside))  # the name's remainder is absolute: `docker//tmp/...`
+    cache = tmp_path / "cache"
+    wheel = _hostile_wheel(cache, {entry: (content, mode)})
+    monkeypatch.setenv("TESTBED_CACHE_DIR", str(cache))
+    # As if the pinned release itself were hostile: its hash is the one recorded, and still nothing escapes.
+    monkeypatch.setattr(collections_install, "ANSIBLE_WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
+    root = tmp_path / "site" / "ansible_collections"
+
+    with pytest.raises(TestbedError) as refused:
+        collections_install.install(root)
+
+    message = str(refused.value)
+    assert f"holds {entry!r}, {why}" in message
+    assert f"delete {wheel} and run `testbed collections install` again" in message
+    assert refused.value.exit_code == 10
+    assert _files(outside) == [] and not (tmp_path / "ESCAPED").exists()
+    assert _files(tmp_path / "site") == []  # not one collection, not a half-unpacked folder
+
+
+def test_collections_install_refuses_a_cached_wheel_that_is_not_pypis_and_unpacks_nothing(tmp_path: Path):
+    cache = tmp_path / "cache"
+    wheel = _hostile_wheel(cache, {})  # well-formed, the right collection versions, but not PyPI's file
+    root = tmp_path / "site"
+    result = run([sys.executable, "-m", "testbed", "collections", "install", "--path", str(root)],
+                 env=clean_env(TESTBED_CACHE_DIR=str(cache)))
+    assert result.returncode == 10, result.stdout + result.stderr
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    actual = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert line == (
+        f"testbed: error: collections: {wheel} has sha256 {actual}, not {collections_install.ANSIBLE_WHEEL_SHA256} "
+        f"(PyPI's ansible {collections_install.ANSIBLE_RELEASE} wheel); nothing was installed: delete it and run "
+        f"`testbed collections install` again to download it, or put the wheel PyPI publishes for ansible "
+        f"{collections_install.ANSIBLE_RELEASE} there"
+    )
+    assert not root.exists()
+    assert wheel.is_file()  # the user's file: testbed says what to do, and leaves it
+
+
+def test_collections_install_refuses_a_downloaded_wheel_that_is_not_pypis_and_keeps_none(tmp_path: Path):
+    # A package index (here a local folder pip is pointed at) that serves another file under the release's name.
+    index = tmp_path / "index"
+    info = f"ansible-{collections_install.ANSIBLE_RELEASE}.dist-info"
+    served = _hostile_wheel(index, {
+        f"{info}/METADATA": (f"Metadata-Version: 2.1\nName: ansible\nVersion: {collections_install.ANSIBLE_RELEASE}\n"
+                             .encode(), stat.S_IFREG | 0o644),
+        f"{info}/WHEEL": (b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n", stat.S_IFREG | 0o644),
+    })
+    cache = tmp_path / "cache"
+    env = clean_env(TESTBED_CACHE_DIR=str(cache), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(served.parent))
+    result = run([sys.executable, "-m", "testbed", "collections", "install", "--path", str(tmp_path / "site")],
+                 env=env)
+    assert result.returncode == 10, result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    assert f"the ansible {collections_install.ANSIBLE_RELEASE} wheel pip downloaded has sha256 " in line, line
+    assert "check the package index pip uses (PIP_INDEX_URL)" in line
+    assert not (cache / "wheels" / served.name).exists()  # not cached: the next attempt downloads again
+    assert not (tmp_path / "site").exists()

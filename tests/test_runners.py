@@ -284,6 +284,46 @@ def test_runner_playbook_names_what_a_host_lacks_in_one_line(prepared: Hosts) ->
     assert _recap(result.stdout)["host2"]["changed"] == 0
 
 
+def test_runner_playbook_names_a_dependency_the_wheelhouse_lacks_for_the_hosts_python(hosts: Hosts) -> None:
+    # A wheelhouse built with a newer Python than the host's: redis without async-timeout, which redis needs only
+    # below Python 3.11.3 (the hosts run Debian's 3.11.2). A venv and wheelhouse of their own: the other tests'
+    # are left alone, whichever order the tests run in.
+    lacking = hosts.work / "wheelhouse-lacking"
+    lacking.mkdir(exist_ok=True)
+    (redis,) = (hosts.work / "wheelhouse").glob("redis-*.whl")
+    shutil.copy2(redis, lacking / redis.name)
+    version = hosts.exec("host2", "python3 -c 'import platform; print(platform.python_version())'").stdout.strip()
+    options = json.dumps({
+        "runner_host_venv": "/opt/testbed/venv-lacking", "runner_host_wheelhouse": str(lacking),
+        "runner_host_wheelhouse_dest": "/opt/testbed/wheelhouse-lacking", "runner_host_pip_packages": ["redis"],
+        "runner_host_pip_extra_args": "",
+    })
+    try:
+        result = hosts.playbook("playbooks/runner.yml", "--limit", "host2", "-e", options)
+        assert result.returncode != 0
+        output = result.stdout + result.stderr
+        assert output.count("FAILED!") == 1, output[-6000:]
+        # Ansible's own one-line report of the failure (the task result below it is wrapped YAML).
+        (line,) = [line for line in output.splitlines() if line.startswith("[ERROR]") and "runner host" in line]
+        assert (
+            f"runner host host2: the wheelhouse {lacking} lacks async-timeout>=4.0.3; python_full_version < "
+            f'"3.11.3" (from redis) for the host\'s Python {version}; add it (pip download --only-binary=:all: '
+            f"--no-deps --python-version {version} --dest {lacking} 'async-timeout>=4.0.3') or build the wheelhouse "
+            f'for Python {version} as README\'s "Self-hosted runners" shows'
+        ) in line, line
+        assert "Install testbed into the virtual environment" not in result.stdout  # pip never started
+
+        # What the line says to do is enough: the missing wheel added, the same play installs.
+        (timeout,) = (hosts.work / "wheelhouse").glob("async_timeout-*.whl")
+        shutil.copy2(timeout, lacking / timeout.name)
+        again = hosts.playbook("playbooks/runner.yml", "--limit", "host2", "-e", options)
+        assert again.returncode == 0, again.stdout[-6000:]
+        hosts.exec("host2", "/opt/testbed/venv-lacking/bin/python -c 'import redis, async_timeout'")  # or raises
+    finally:
+        hosts.exec("host2", "rm -rf /opt/testbed/venv-lacking /opt/testbed/wheelhouse-lacking "
+                   "/opt/testbed/wheelhouse-lacking.tar", check=False)
+
+
 def _remote_run(hosts: Hosts, service: Path, runs: Path, host: str, *extra: str) -> subprocess.CompletedProcess[str]:
     started = time.monotonic()
     result = cli("run", "--inventory", str(hosts.inventory), "--limit", host, "--service", str(service),

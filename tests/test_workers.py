@@ -19,7 +19,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import FIXTURES, clean_env, cli, image_args, leftovers, playbook, run_folder_of, run_testbed
+from conftest import (
+    FIXTURES,
+    clean_env,
+    cli,
+    image_args,
+    leftovers,
+    playbook,
+    run,
+    run_folder_of,
+    run_testbed,
+    run_testbed_argv,
+)
 from testbed import junit
 from testbed.errors import ExitCode
 
@@ -268,3 +279,36 @@ def test_a_migration_added_while_up_lands_on_the_fresh_state_and_the_reset_keeps
         for selection in ("fresh", "note"):
             reset = cli("test", "--service", str(suite), "--", "-k", selection)
             assert reset.returncode == 0 and "1 passed" in reset.stdout, reset.stdout + reset.stderr
+
+
+def test_more_workers_than_cpus_runs_with_one_notice_saying_so(suite: Path, tmp_path: Path) -> None:
+    # This process and all it starts may use one CPU (its affinity), whatever the machine has.
+    argv = ["taskset", "--cpu-list", str(min(os.sched_getaffinity(0))),
+            *run_testbed_argv(suite, tmp_path / "runs", "--workers", "2", "--", "-k", "alone")]
+    result = run(argv)
+    assert result.returncode == 0, result.stdout + result.stderr
+    notices = [line for line in result.stdout.splitlines() if "pytest workers on" in line]
+    assert notices == ["ℹ️  Workers: 2 pytest workers on 1 CPU take turns, each with servers of its own; "
+                       "--workers auto starts one per CPU (never more than the tests)"], result.stdout
+    assert "✅ Tests: 7 passed in" in result.stdout and "on 2 workers" in result.stdout  # what was asked, still
+    assert leftovers(_run_id(result.stdout)) == []
+
+
+@pytest.mark.parametrize("where", ["--workers", "tests.workers"])
+def test_auto_workers_are_never_more_than_the_tests(suite: Path, tmp_path: Path, where: str) -> None:
+    # One test selected: `auto` (the CPUs) starts one pytest, no xdist worker beside it.
+    if where == "--workers":
+        asked = ["--workers", "auto"]
+    else:
+        config = (suite / "testbed.yml").read_text()
+        (suite / "testbed.yml").write_text(config.replace("  paths: [tests]\n", "  paths: [tests]\n  workers: auto\n"))
+        asked = []
+    result = run_testbed(suite, tmp_path / "runs", *asked, "--", "-k", "fresh")
+    assert result.returncode == 0, result.stdout + result.stderr
+    tests_line = next(line for line in result.stdout.splitlines() if line.startswith("✅ Tests:"))
+    assert tests_line.startswith("✅ Tests: 1 passed in") and "workers" not in tests_line, tests_line
+    folder = run_folder_of(result.stdout)
+    assert json.loads((folder / "report.json").read_text())["tests"]["passed"] == 1
+    assert "created:" not in (folder / "pytest.log").read_text()  # xdist's line when it starts workers
+    assert "pytest workers on" not in result.stdout
+    assert leftovers(folder.name) == []

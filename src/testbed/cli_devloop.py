@@ -95,7 +95,7 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
 
         record = state.load()
         options = run_options(args, config, "playbooks/test.yml")
-        asked = int(options.extravars.get("testbed_workers", 0))
+        asked = workers.count(options.extravars["testbed_workers"], "--workers") if args.workers is not None else 0
         # a test path removed or an env value grown since `up`
         check_before_start(config, worker_count=asked or record.workers)
         workers.check_instances(record.servers, asked, record.workers)  # before anything starts

@@ -118,7 +118,9 @@ def run_options(args: argparse.Namespace, config: ServiceConfig, playbook: str) 
         limit=getattr(args, "limit", ""),
     )
     if getattr(args, "workers", None) is not None:  # `--workers ''` is refused, not taken as the default
-        options.extravars["testbed_workers"] = str(workers.count(args.workers, "--workers"))
+        # `auto` goes on as such: the tests phase starts no more workers than the tests it collects.
+        asked = workers.count(args.workers, "--workers")
+        options.extravars["testbed_workers"] = "auto" if args.workers == "auto" else str(asked)
     if getattr(args, "no_reset", False):
         options.extravars["testbed_reset"] = False
     return options

@@ -5,23 +5,28 @@ ansible_collections/, where ansible-core finds them with no configuration."""
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import importlib.util
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from testbed import tools
 from testbed.errors import ExitCode, TestbedError
 
 # The release the collections are taken from; requirements.yml names the same ranges for Galaxy users.
 ANSIBLE_RELEASE = "12.3.0"
+# PyPI's sha256 of that release's wheel (https://pypi.org/simple/ansible/): the cached or downloaded file is
+# checked against it before anything in it is read. Change both together.
+ANSIBLE_WHEEL_SHA256 = "cd156f82fa87f7a899212b0efa9f7ca3a24d609212de9f78428a572eb01e5414"
 INSTALL_COMMAND = "testbed collections install"
 _MARKER = ".testbed-installed"  # in a collection's folder: testbed put it there, and may replace it
 
@@ -137,9 +142,14 @@ def install(root: Path | None = None) -> list[str]:
                 )
             todo.append(collection)
         if todo:
-            with zipfile.ZipFile(_wheel()) as wheel:
+            wheel_file = _wheel()
+            _check_sha256(wheel_file, cached=True)
+            with zipfile.ZipFile(wheel_file) as wheel:
+                # Every entry of every collection is checked before the first file is written.
+                members = {collection.name: _members(wheel, collection) for collection in todo}
                 for collection in todo:
-                    lines.append(f"{collection.name} {_extract(wheel, collection, root)}: installed in {root}")
+                    version = _extract(wheel, collection, members[collection.name], root)
+                    lines.append(f"{collection.name} {version}: installed in {root}")
     return lines
 
 
@@ -169,19 +179,87 @@ def _wheel() -> Path:
         if result.returncode != 0 or not downloaded.is_file():
             lines = (result.stderr.strip() or result.stdout.strip()).splitlines() or ["no wheel was downloaded"]
             raise TestbedError(f"collections: downloading {spec} failed: {lines[-1]}", ExitCode.CONFIG)
+        _check_sha256(downloaded, cached=False)
         downloaded.replace(wheel)
     return wheel
 
 
-def _extract(wheel: zipfile.ZipFile, collection: Collection, root: Path) -> str:
-    """Unpack one collection beside its final place, then swap it in: a reader never sees half a collection."""
+def _check_sha256(wheel: Path, *, cached: bool) -> None:
+    """The wheel is the one PyPI publishes for the pinned release, or one line saying what to do."""
+    digest = hashlib.sha256()
+    with wheel.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() == ANSIBLE_WHEEL_SHA256:
+        return
+    found = f"has sha256 {digest.hexdigest()}, not {ANSIBLE_WHEEL_SHA256} (PyPI's ansible {ANSIBLE_RELEASE} wheel)"
+    if cached:
+        what = (
+            f"delete it and run `{INSTALL_COMMAND}` again to download it, or put the wheel PyPI publishes for "
+            f"ansible {ANSIBLE_RELEASE} there"
+        )
+        raise TestbedError(f"collections: {wheel} {found}; nothing was installed: {what}", ExitCode.CONFIG)
+    raise TestbedError(
+        f"collections: the ansible {ANSIBLE_RELEASE} wheel pip downloaded {found}; nothing was installed: check "
+        f"the package index pip uses (PIP_INDEX_URL), or put the wheel from PyPI at {wheel_path()}",
+        ExitCode.CONFIG,
+    )
+
+
+def _unsafe(member: zipfile.ZipInfo, rest: str) -> str | None:
+    """Why a wheel entry may not be unpacked (its name, after the collection's prefix, is `rest`), or None."""
+    kind = stat.S_IFMT(member.external_attr >> 16)  # the Unix file type, when the archive records one
+    if PurePosixPath(rest).is_absolute():
+        return "an absolute path"
+    if ".." in PurePosixPath(rest).parts:
+        return "a '..' component"
+    if stat.S_ISLNK(kind):
+        return "a symbolic link"
+    if kind and not (stat.S_ISREG(kind) or (stat.S_ISDIR(kind) and member.is_dir())):
+        return "a device or other special file"
+    return None
+
+
+def _members(wheel: zipfile.ZipFile, collection: Collection) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The collection's files in the wheel with their paths inside its folder; an entry that could land
+    anywhere else (or be anything but a file) is refused, naming it, before anything is unpacked."""
     prefix = f"ansible_collections/{collection.folder}/"
-    members = [m for m in wheel.infolist() if m.filename.startswith(prefix) and not m.is_dir()]
+    members = []
+    for member in wheel.infolist():
+        if not member.filename.startswith(prefix):
+            continue
+        rest = member.filename.removeprefix(prefix)
+        why = _unsafe(member, rest)
+        if why is not None:
+            raise TestbedError(
+                f"collections: {wheel.filename} holds {member.filename!r}, {why} (testbed unpacks only files "
+                f"inside {collection.name}'s folder), so nothing was installed; delete {wheel.filename} and run "
+                f"`{INSTALL_COMMAND}` again to download ansible {ANSIBLE_RELEASE} from the package index",
+                ExitCode.CONFIG,
+            )
+        if not member.is_dir():
+            members.append((member, rest))
+    return members
+
+
+def _inside(staging: Path, member: zipfile.ZipInfo, rest: str) -> Path:
+    """Where an entry is written: its name was checked, and this holds whatever else a name might do."""
+    path = staging / rest
+    if not path.resolve().is_relative_to(staging.resolve()):
+        raise TestbedError(f"collections: {member.filename!r} would be unpacked outside {staging}")
+    return path
+
+
+def _extract(
+    wheel: zipfile.ZipFile, collection: Collection, members: list[tuple[zipfile.ZipInfo, str]], root: Path
+) -> str:
+    """Unpack one collection beside its final place, then swap it in: a reader never sees half a collection."""
     try:
-        version = str(json.loads(wheel.read(prefix + "MANIFEST.json"))["collection_info"]["version"])
-    except (KeyError, ValueError):
+        manifest = json.loads(wheel.read(f"ansible_collections/{collection.folder}/MANIFEST.json"))
+        version = str(manifest["collection_info"]["version"])
+    except (KeyError, TypeError, ValueError):
         version = "none"
-    if not collection.accepts(version) or any(".." in Path(m.filename).parts for m in members):
+    if not collection.accepts(version):
         raise TestbedError(
             f"collections: ansible {ANSIBLE_RELEASE} bundles {collection.name} {version}, "
             f"testbed needs {collection.requirement}",
@@ -191,14 +269,17 @@ def _extract(wheel: zipfile.ZipFile, collection: Collection, root: Path) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        for member in members:
-            path = staging / member.filename.removeprefix(prefix)
+        for member, rest in members:
+            path = _inside(staging, member, rest)
             path.parent.mkdir(parents=True, exist_ok=True)
             with wheel.open(member) as source, path.open("wb") as sink:
                 shutil.copyfileobj(source, sink)
         (staging / _MARKER).write_text(f"ansible {ANSIBLE_RELEASE}\n", encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
+    except OSError as exc:  # a full disk, or entries that collide (a file where a folder must go)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise TestbedError(f"collections: unpacking {collection.name} into {target.parent} failed: {exc}") from exc
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

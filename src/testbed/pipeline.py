@@ -147,8 +147,10 @@ def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
     asked = str(params.get("workers") or "0")
     count = workers.count(config.tests.workers if asked == "0" else asked, "workers")
     check_before_start(config, worker_count=count)
+    crowded = workers.crowding(count)
     existing = _existing_run(params.get("run_id") or "", count)
     if existing is not None:
+        existing["notices"] = [*existing["notices"], *crowded]
         return existing
     servers = {name: dict(settings) for name, settings in config.servers.items()}
     for name, image in (params.get("images") or {}).items():
@@ -197,7 +199,7 @@ def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
     _record_controller(state)
     (run_folder / "diagnostics").mkdir(exist_ok=True)
     (run_folder / "diagnostics" / "config.json").write_text(json.dumps(config.as_dict(), indent=2), encoding="utf-8")
-    return _context(state.load(), notices)
+    return _context(state.load(), [*notices, *crowded])
 
 
 def record(run_id: str, resources: list[Mapping[str, Any]]) -> None:
@@ -268,7 +270,7 @@ def pytest_phase(
 ) -> dict[str, Any]:
     """run_tests, failing the phase with pytest's own exit code when the tests did not pass."""
     count = 0 if asked_workers in ("", "0") else workers.count(asked_workers, "workers")
-    result = run_tests(run_id, extra_args, count, reset)
+    result = run_tests(run_id, extra_args, count, reset, auto=asked_workers == "auto")
     rc = result["rc"]
     gone = "; ".join(result["servers_gone"])
     if result.get("untrusted"):

@@ -4,6 +4,7 @@ result (counts from the JUnit report, coverage, whether an exit 0 can be believe
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -117,12 +118,35 @@ def servers_gone(record: RunRecord) -> list[str]:
     return lines
 
 
+def _tests_collected(
+    argv: list[str], state: RunState, run_id: str, env: dict[str, str], cwd: Path, deadline: float
+) -> int | None:
+    """How many tests pytest collects with `argv` (a `--collect-only` pass without xdist, under the supervisor
+    like every process of the tests), or None when it cannot tell: the real run then reports what is wrong."""
+    rc, out, _ = supervisor.run(
+        [*argv, "--collect-only", "-q", "-p", "no:xdist"],
+        state=state,
+        run_id=run_id,
+        what="test collection",
+        deadline=deadline,
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    if rc == ExitCode.NO_TESTS:
+        return 0
+    found = re.findall(rb"^(\d+)(?:/\d+)? tests? collected", out, re.MULTILINE) if rc == 0 else []
+    return int(found[-1]) if found else None
+
+
 def run_tests(
-    run_id: str, extra_args: list[str] | None = None, asked_workers: int = 0, reset: bool = True
+    run_id: str, extra_args: list[str] | None = None, asked_workers: int = 0, reset: bool = True, *, auto: bool = False
 ) -> dict[str, Any]:
     """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
     from a command line or Ansible's environment. A dev-loop run first goes back to its migrated state
-    (unless `reset` is off); with workers, each gets its own share of every server."""
+    (unless `reset` is off); with workers, each gets its own share of every server. Workers that came from
+    `auto` (this run's, or the service's `tests.workers`) are never more than the tests collected."""
     from testbed import junit  # noqa: PLC0415
 
     state = RunState.find(run_id)
@@ -151,13 +175,32 @@ def run_tests(
     env["PYTHONPYCACHEPREFIX"] = str(tools.cache_home() / "pycache")
     junit_path = run_folder / "junit.xml"
     junit_path.unlink(missing_ok=True)  # a report from an earlier `testbed test` must not stand for this one
-    argv = [
+    selection = [
         str(python),
         "-m",
         "pytest",
         *config.tests.paths,
         *pytest_arguments(config, facts),
         *(extra_args or []),
+    ]
+    split = shard.pytest_args(record.shard, run_folder, config.directory)
+    phase_started = time.monotonic()  # tests.deadline bounds the whole phase, the count below included
+    if count > 1 and (auto or (not asked_workers and config.tests.workers == "auto")):
+        # xdist starts its workers before any of them collects (it cannot know the tests' number), so they are
+        # counted first: a pass that only reads the durations (pytest-split picks a shard's tests by them).
+        reading = [arg for arg in split if arg not in ("--store-durations", "--clean-durations")]
+        tests = _tests_collected(
+            [*selection, *reading, "-p", "no:cacheprovider"],
+            state,
+            run_id,
+            env,
+            config.directory,
+            config.tests.deadline,
+        )
+        if tests is not None:
+            count = max(1, min(count, tests))
+    argv = [
+        *selection,
         f"--junitxml={junit_path}",
         "-o",
         "junit_family=xunit1",
@@ -166,7 +209,7 @@ def run_tests(
         "-p",
         "no:cacheprovider",
     ]
-    argv += shard.pytest_args(record.shard, run_folder, config.directory)
+    argv += split
     gate, gate_args = _open_gate(config, record, count, reset, env)
     argv += gate_args
     if config.tests.coverage:
@@ -186,7 +229,7 @@ def run_tests(
                 state=state,
                 run_id=run_id,
                 what="tests",
-                deadline=config.tests.deadline,
+                deadline=max(1.0, config.tests.deadline - (time.monotonic() - phase_started)),
                 env=env,
                 cwd=config.directory,
                 stdout=log,
