@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root
+from testbed.supervisor import OWNER_VARIABLE
 
 MAX_VERBOSITY = 2  # -vvv and above print decrypted lookup values
 
@@ -28,7 +29,14 @@ def runner_envvars(project: Path, verbose: int = 0, remote: bool = False) -> dic
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         # ansible-runner turns host key checking off unless told: SSH hosts must be in known_hosts.
         **({"ANSIBLE_HOST_KEY_CHECKING": "True"} if remote else {}),
+        # What the run's tests and install end with if this command is killed (testbed.supervisor).
+        **({} if remote else {OWNER_VARIABLE: _this_process()}),
     }
+
+
+def _this_process() -> str:
+    identity = ProcessIdentity.of(os.getpid())
+    return f"{os.getpid()}:{identity.start_time if identity else 0}"
 
 
 def runner_arguments(
