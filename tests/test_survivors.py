@@ -341,6 +341,56 @@ def test_teardown_finds_the_servers_when_the_state_files_are_gone(survivors: Pat
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _up_without_state(survivors: Path, runs: Path, run_id: str, env: dict[str, str]) -> None:
+    """`testbed up`, then a `testbed test` whose test deletes the run's state file (both copies)."""
+    up = cli("up", "--service", str(survivors), "--backend", "native", "--ports", "auto", "--run-folder", str(runs),
+             "--run-id", run_id, env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    deleted = cli("test", "--service", str(survivors), "--", "-k", "deletes_its_state", env=env)
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert len((survivors / "out" / "deleted").read_text().split()) == 2
+    assert not (runtime_root() / run_id / "state.json").exists() and leftovers(run_id), "the servers still run"
+
+
+@pytest.mark.slow
+def test_down_finds_an_environment_whose_state_file_is_gone(survivors: Path, runs: Path) -> None:
+    """`down` names the run with the command that stops it (not "no environment is up"), `status` lists it,
+    and `down --run-id` stops its servers from what remains (not "no run")."""
+    run_id = _run_id("lost-state")
+    env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
+    try:
+        _up_without_state(survivors, runs, run_id, env)
+        down = cli("down", "--service", str(survivors), env=env)
+        assert down.returncode == 12, down.stdout + down.stderr
+        lines = down.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"run {run_id} lost its state file but still runs " in lines[0], lines
+        assert "postgres (pid " in lines[0] and "nats-server (pid " in lines[0]
+        assert lines[0].endswith(f"`testbed down --run-id {run_id}` stops it"), lines
+        status = cli("status", env=env)
+        assert f"{run_id}  state file gone  still running: " in status.stdout, status.stdout
+    finally:
+        down = cli("down", "--run-id", run_id, env=env)
+    assert down.returncode == 0 and "✅ Teardown: nothing left behind" in down.stdout, down.stdout + down.stderr
+    assert _processes_of(run_id) == [] and leftovers(run_id) == []
+
+
+@pytest.mark.slow
+def test_gc_stops_the_servers_of_a_run_whose_state_file_is_gone(survivors: Path, runs: Path) -> None:
+    """gc removes such a run's runtime folder once it is stale, and stops its servers first (it used to
+    remove the folder under a running PostgreSQL, which then held its fixed port)."""
+    run_id = _run_id("lost-gc")
+    env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
+    try:
+        _up_without_state(survivors, runs, run_id, env)
+        an_hour_ago = time.time() - 3600
+        os.utime(runtime_root() / run_id, (an_hour_ago, an_hour_ago))
+        gc = cli("gc", "--run-id-prefix", run_id, env=env)
+        assert gc.returncode == 0, gc.stdout + gc.stderr
+        assert _processes_of(run_id) == [] and leftovers(run_id) == []
+    finally:
+        cli("down", "--run-id", run_id, env=env)
+
+
 def _segments_created_by(pid: int) -> list[str]:
     lines = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
     return [line for line in lines if int(line.split()[4]) == pid]
