@@ -52,10 +52,11 @@ class DiskFull(TestbedError):
     def __init__(
         self, path: Path, error: int = errno.ENOSPC, message: str | None = None, doing: str = "writing"
     ) -> None:
+        self.summary = f"{os.strerror(error).lower()}: {describe_filesystem(path)} is full"  # what a log says
         super().__init__(
             message
-            or f"{os.strerror(error).lower()}: {describe_filesystem(path)} is full ({doing} {path}); free space "
-            "there, or point testbed at a larger filesystem (--run-folder, TESTBED_RUNTIME_DIR)",
+            or f"{self.summary} ({doing} {path}); free space there, or point testbed at a larger filesystem "
+            "(--run-folder, TESTBED_RUNTIME_DIR)",
             ExitCode.PROVISIONING,
         )
         self.path = path
@@ -229,9 +230,10 @@ def replace_in(dir_fd: int, name: str, data: bytes, mode: int, shown: Path) -> N
 
 
 def open_log_fd(path: Path, root: Path | None = None, *, append: bool = True) -> int:
-    """A log file's descriptor, opened for writing (appended to, or emptied), following no link from `root`
-    (default: its folder) down, the file itself included."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
+    """A log file's descriptor, opened for writing (appended to, or emptied; readable, for what a capped log
+    keeps of an earlier one), following no link from `root` (default: its folder) down, the file itself
+    included."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_APPEND if append else os.O_TRUNC)
     with folder(path.parent, root if root is not None else path.parent, create=True) as dir_fd:
         try:
             return os.open(path.name, flags, 0o644, dir_fd=dir_fd)

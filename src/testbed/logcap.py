@@ -26,6 +26,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from testbed import files
+from testbed.errors import TestbedError
 from testbed.files import DiskFull, failure, write_all
 
 MiB = 1024 * 1024
@@ -50,13 +52,12 @@ class CappedLog:
 
     def __init__(self, fd: int, path: Path, head: int, tail: int) -> None:
         self.fd, self.path, self.head, self.tail = fd, path, head, tail
-        self.written = os.lseek(fd, 0, os.SEEK_END)  # a restarted server appends to its earlier log
-        self.kept = bytearray()  # the bytes after the head: at most `tail` of them once cutting
-        if self.written > head:
-            os.lseek(fd, head, os.SEEK_SET)
-            self.kept = bytearray(os.read(fd, tail + 1))[-tail:]
-            os.lseek(fd, 0, os.SEEK_END)
-        self.cut = 0
+        # A server restarted on a new port appends to its earlier log: what is there counts.
+        size = os.fstat(fd).st_size
+        self.written = size
+        # The bytes after the head: at most `tail` of them once cutting.
+        self.kept = bytearray(os.pread(fd, min(size - head, tail), max(head, size - tail)) if size > head else b"")
+        self.cut = max(size - head - tail, 0)
         self._dirty = False
         self._rewritten = 0.0
 
@@ -133,31 +134,36 @@ def check_note(runtime_dir: Path) -> None:
 
 
 def _pump(note: Path, logs: dict[int, CappedLog]) -> None:
+    """Read every server's pipe until its last writer closes it. A log that cannot be written any more (a
+    full disk, or anything else) is given up and its pipe only drained: the pump never dies under a server."""
     dropping: set[int] = set()
+
+    def give_up(fd: int, error: OSError | DiskFull) -> None:
+        dropping.add(fd)
+        logs[fd].give_up(error.summary if isinstance(error, DiskFull) else f"cannot write this log: {error}")
+        if isinstance(error, DiskFull):
+            with contextlib.suppress(OSError, TestbedError):
+                files.write(note, str(error) + "\n", root=note.parent)
+
     while logs:
         ready, _, _ = select.select(list(logs), [], [], _REWRITE_EVERY)
         for fd in ready:
             chunk = os.read(fd, 65536)
-            log = logs[fd]
             if not chunk:
-                with contextlib.suppress(OSError):
-                    log.close()
+                with contextlib.suppress(OSError, DiskFull):
+                    logs[fd].close()
                 os.close(fd)
                 del logs[fd]
-                continue
-            if fd in dropping:
-                continue
+            elif fd not in dropping:
+                try:
+                    logs[fd].write(chunk)
+                except (OSError, DiskFull) as error:
+                    give_up(fd, error)
+        for fd in [fd for fd in logs if fd not in dropping]:
             try:
-                log.write(chunk)
-            except DiskFull as full:
-                dropping.add(fd)
-                log.give_up(str(full).split(" (writing", 1)[0])
-                with contextlib.suppress(OSError):
-                    note.write_text(str(full) + "\n", encoding="utf-8")
-        for fd, log in logs.items():
-            if fd not in dropping:
-                with contextlib.suppress(DiskFull):
-                    log.flush()
+                logs[fd].flush()
+            except (OSError, DiskFull) as error:
+                give_up(fd, error)
 
 
 def main(argv: list[str]) -> int:

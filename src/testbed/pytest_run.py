@@ -113,7 +113,8 @@ def run_tests(
     count = _workers_to_use(record, asked_workers)
     python = record.python or _dependencies_python(config)
     run_folder = record.run_folder
-    os.close(files.open_folder(run_folder))  # a run folder replaced by a link: pytest writes nothing through it
+    run_folder.mkdir(parents=True, exist_ok=True)  # removed by hand since `testbed up`: made again
+    os.close(files.open_folder(run_folder))  # replaced by a link: refused, pytest writes nothing through it
     logcap.check_note(state.runtime_dir)  # a server's log filled its disk
     facts = record.own_facts()
     reset = reset and record.dev_loop  # only an environment `testbed up` left is ever reset

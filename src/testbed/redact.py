@@ -337,7 +337,7 @@ def redacting_log(
             if pipe.full is None:
                 stream.close()
         except files.DiskFull as full:
-            log.give_up(str(full).split(" (writing", 1)[0])
+            log.give_up(full.summary)
             pipe.filled(full)
             drain(read_fd, done)
         finally:
