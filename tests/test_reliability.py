@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -79,9 +80,15 @@ def test_second_sigint_hurries_the_teardown_but_never_skips_it(service: Path, ru
 
 
 def test_sigkill_then_gc_sweeps_the_orphaned_run(service: Path, runs: Path) -> None:
+    from testbed import reaper  # noqa: PLC0415
+
     process = _start(service, runs)
     _wait_for(process, "✅ Dependencies")
     run_id = _run_id(runs)
+    # The wrapper and its playbook (which would otherwise go on to tear the run down once the tests, whose
+    # owner is gone, end): a crashed host's run, as gc finds it.
+    for pid, _ in reaper.playbooks_of(run_id):
+        os.kill(pid, signal.SIGKILL)
     process.kill()
     process.wait(timeout=10)
     assert leftovers(run_id), "a killed wrapper leaves its servers running"
@@ -145,8 +152,6 @@ def test_fixed_ports_of_a_running_environment_are_reported_taken(service: Path, 
 
 
 def test_gc_removes_a_stale_runtime_folder_that_never_got_state() -> None:
-    import os  # noqa: PLC0415
-
     from testbed.state import runtime_root  # noqa: PLC0415
 
     stale = runtime_root() / "stale-run-without-state"

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -250,18 +251,81 @@ def test_an_interrupt_during_the_install_leaves_nothing(
     assert _processes_of(run_id) == [] and leftovers(run_id) == []
 
 
+def _until(done: Callable[[], bool], timeout: float = 120) -> bool:
+    """Whether `done()` came true within `timeout` seconds (a bound for a loaded machine, not a measure)."""
+    give_up = time.monotonic() + timeout
+    while not done() and time.monotonic() < give_up:
+        time.sleep(0.1)
+    return done()
+
+
 @pytest.mark.slow
-def test_gc_after_a_sigkilled_wrapper_ends_the_tests_tree(survivors: Path, runs: Path) -> None:
+def test_a_sigkilled_wrapper_s_tests_end_and_gc_removes_the_rest(survivors: Path, runs: Path) -> None:
+    """The wrapper and its playbook are SIGKILLed (nothing of the run can tear down): the tests' supervisor
+    sees its owner gone and ends the tests by itself; gc removes the servers."""
+    from testbed import reaper  # noqa: PLC0415
+
     run_id = _run_id("sigkill")
-    result = _interrupt(survivors, runs, run_id, survivors / "out" / "pids", signal.SIGKILL,
-                        "--", "-k", "waits_for_a_signal")
-    assert result.returncode == -signal.SIGKILL
-    pytest_pid = _noted_pids(survivors)[0]
-    assert _alive(pytest_pid), "a killed wrapper leaves the tests running until gc"
+    wrapper = subprocess.Popen(run_testbed_argv(survivors, runs, "--", "-k", "waits_for_a_signal", run_id=run_id),
+                               cwd=PROJECT, env=clean_env(SURVIVORS_RUN_ROOT=str(runs)),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _until(lambda: (survivors / "out" / "pids").exists() or wrapper.poll() is not None)
+        assert wrapper.poll() is None
+        for pid, _ in reaper.playbooks_of(run_id):  # first, so the playbook cannot start its teardown
+            os.kill(pid, signal.SIGKILL)
+    finally:
+        wrapper.kill()
+        wrapper.wait()
+    assert _until(lambda: not any(_alive(pid) for pid in _noted_pids(survivors)))  # pytest and its child
+    assert leftovers(run_id), "the servers stay until gc"
     gc = cli("gc", "--run-id-prefix", run_id)
     assert gc.returncode == 0, gc.stdout + gc.stderr
-    assert [pid for pid in _noted_pids(survivors) if _alive(pid)] == []
     assert _processes_of(run_id) == [] and leftovers(run_id) == []
+
+
+@pytest.mark.slow
+def test_a_sigkilled_testbed_test_leaves_nothing_of_its_tests_running(survivors: Path, runs: Path) -> None:
+    """`testbed test` SIGKILLed while its reset runs: the playbook, the supervisor and pytest (which would wait
+    for a signal forever) all end, and the environment stays up."""
+    import psycopg  # noqa: PLC0415
+
+    from testbed import reaper  # noqa: PLC0415
+
+    run_id = _run_id("kill-test")
+    env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
+    common = ["--service", str(survivors)]
+    up = cli("up", *common, "--backend", "native", "--ports", "auto", "--run-folder", str(runs), "--run-id", run_id,
+             env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        pg = RunState.find(run_id).load().facts["postgres"]
+        # A lock on the template database holds the reset's clone (CREATE DATABASE … TEMPLATE waits for it)
+        # for as long as this transaction stays open: the kill lands inside the reset, on purpose.
+        with psycopg.connect(host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"],
+                             dbname="postgres") as holder:
+            holder.execute(f'COMMENT ON DATABASE "{pg["database"]}_testbed_fresh" IS \'held by the test\'')
+            tests = subprocess.Popen(
+                [sys.executable, "-m", "testbed", "test", *common, "--", "-k", "waits_for_a_signal"],
+                cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            watcher = psycopg.connect(host=pg["host"], port=pg["port"], user=pg["user"], password=pg["password"],
+                                      dbname="postgres", autocommit=True)
+            with watcher:
+                cloning = ("SELECT count(*) FROM pg_stat_activity "
+                           "WHERE query LIKE 'CREATE DATABASE%' AND wait_event_type = 'Lock'")
+                assert _until(lambda: watcher.execute(cloning).fetchone()[0] > 0 or tests.poll() is not None)
+            assert tests.poll() is None
+            tests.kill()
+            tests.wait()
+            holder.rollback()  # the reset goes on: with nobody left to report to, the tests would start
+        assert _until(lambda: not reaper.marked(run_id) and not reaper.playbooks_of(run_id))
+        assert not (survivors / "out" / "pids").exists() or not any(_alive(p) for p in _noted_pids(survivors))
+        assert "✅ PostgreSQL" in cli("status", env=env).stdout  # the environment is still up
+    finally:
+        down = cli("down", *common, "--run-id", run_id, env=env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert cli("gc", "--run-id-prefix", run_id).returncode == 0  # the killed command's private folder
+    assert leftovers(run_id) == []
 
 
 # --- items 7 and 8: teardown without state, servers that die during the tests -----------------------
@@ -275,6 +339,56 @@ def test_teardown_finds_the_servers_when_the_state_files_are_gone(survivors: Pat
     assert _processes_of(run_id) == [] and leftovers(run_id) == [], result.stdout + result.stderr
     assert not (runtime_root() / run_id).exists()
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _up_without_state(survivors: Path, runs: Path, run_id: str, env: dict[str, str]) -> None:
+    """`testbed up`, then a `testbed test` whose test deletes the run's state file (both copies)."""
+    up = cli("up", "--service", str(survivors), "--backend", "native", "--ports", "auto", "--run-folder", str(runs),
+             "--run-id", run_id, env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    deleted = cli("test", "--service", str(survivors), "--", "-k", "deletes_its_state", env=env)
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert len((survivors / "out" / "deleted").read_text().split()) == 2
+    assert not (runtime_root() / run_id / "state.json").exists() and leftovers(run_id), "the servers still run"
+
+
+@pytest.mark.slow
+def test_down_finds_an_environment_whose_state_file_is_gone(survivors: Path, runs: Path) -> None:
+    """`down` names the run with the command that stops it (not "no environment is up"), `status` lists it,
+    and `down --run-id` stops its servers from what remains (not "no run")."""
+    run_id = _run_id("lost-state")
+    env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
+    try:
+        _up_without_state(survivors, runs, run_id, env)
+        down = cli("down", "--service", str(survivors), env=env)
+        assert down.returncode == 12, down.stdout + down.stderr
+        lines = down.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"run {run_id} lost its state file but still runs " in lines[0], lines
+        assert "postgres (pid " in lines[0] and "nats-server (pid " in lines[0]
+        assert lines[0].endswith(f"`testbed down --run-id {run_id}` stops it"), lines
+        status = cli("status", env=env)
+        assert f"{run_id}  state file gone  still running: " in status.stdout, status.stdout
+    finally:
+        down = cli("down", "--run-id", run_id, env=env)
+    assert down.returncode == 0 and "✅ Teardown: nothing left behind" in down.stdout, down.stdout + down.stderr
+    assert _processes_of(run_id) == [] and leftovers(run_id) == []
+
+
+@pytest.mark.slow
+def test_gc_stops_the_servers_of_a_run_whose_state_file_is_gone(survivors: Path, runs: Path) -> None:
+    """gc removes such a run's runtime folder once it is stale, and stops its servers first (it used to
+    remove the folder under a running PostgreSQL, which then held its fixed port)."""
+    run_id = _run_id("lost-gc")
+    env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
+    try:
+        _up_without_state(survivors, runs, run_id, env)
+        an_hour_ago = time.time() - 3600
+        os.utime(runtime_root() / run_id, (an_hour_ago, an_hour_ago))
+        gc = cli("gc", "--run-id-prefix", run_id, env=env)
+        assert gc.returncode == 0, gc.stdout + gc.stderr
+        assert _processes_of(run_id) == [] and leftovers(run_id) == []
+    finally:
+        cli("down", "--run-id", run_id, env=env)
 
 
 def _segments_created_by(pid: int) -> list[str]:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from testbed.errors import ExitCode, TestbedError
+from testbed.files import disk_full_of
 
 if TYPE_CHECKING:
     from ansible.module_utils.basic import AnsibleModule
@@ -19,14 +20,23 @@ def outcome(act: Act, params: Mapping[str, Any], changed: bool) -> dict[str, Any
         result = act(params)
     except TestbedError as exc:
         return {"failed": True, "msg": str(exc), "exit_code": int(exc.exit_code), **exc.details}
+    except OSError as exc:
+        full = disk_full_of(exc)  # a write that did not go through testbed.files: still one line
+        if full is None:
+            return _internal(exc)
+        return {"failed": True, "msg": str(full), "exit_code": int(full.exit_code), **full.details}
     except Exception as exc:
-        return {
-            "failed": True,
-            "msg": f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}",
-            "exit_code": int(ExitCode.INTERNAL_ERROR),
-        }
+        return _internal(exc)
     result.setdefault("changed", changed)
     return result
+
+
+def _internal(exc: Exception) -> dict[str, Any]:
+    return {
+        "failed": True,
+        "msg": f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}",
+        "exit_code": int(ExitCode.INTERNAL_ERROR),
+    }
 
 
 def run(module: AnsibleModule, act: Act, changed: bool) -> None:

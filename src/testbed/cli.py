@@ -143,6 +143,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # noted before the run existed (checkpoint), or after release
         print(NOTED.before_start_line(), file=sys.stderr)
         return int(NOTED.exit_code)
+    except OSError as exc:
+        from testbed.files import disk_full_of  # noqa: PLC0415
+
+        full = disk_full_of(exc)  # a write of the wrapper's own (secrets, the private folder) on a full disk
+        if full is None:
+            raise
+        print(f"testbed: error: {full}", file=sys.stderr)
+        code = int(full.exit_code)
     if NOTED.signum is not None and code not in (ExitCode.SIGINT, ExitCode.SIGTERM):
         # Noted where nothing acted on it (a dev-loop command that ended without a playbook): still its code.
         print(f"❌ Interrupted by {NOTED.name}", file=sys.stderr)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from testbed import workers
 from testbed.cli_shared import leased_run, require_up, run_options, service_config, service_dir, validate
-from testbed.errors import ExitCode, TestbedError
+from testbed.errors import TestbedError
 from testbed.phase_results import ServersReady, ServerUp
 from testbed.run_record import RunRecord
-from testbed.state import RunState, all_runs, new_run_id
+from testbed.state import RunState, all_runs, check_run_id, new_run_id, runtime_root
 from testbed.templating import service_environment
 
 
@@ -109,7 +109,7 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
 
 
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
-    from testbed.teardown import teardown  # noqa: PLC0415
+    from testbed.teardown import teardown, teardown_run_id  # noqa: PLC0415
 
     if args.inventory is not None:  # on the remote host, through playbooks/down.yml
         if not args.run_id:
@@ -120,13 +120,43 @@ def cmd_down(args: argparse.Namespace, project: Path) -> int:
         from testbed.runner import run_playbook  # noqa: PLC0415
 
         return run_playbook(options, project, config.as_dict())
-    state = RunState.find(args.run_id) if args.run_id else require_up(service_dir(args.service, project))
     from testbed.run_guard import tearing_down  # noqa: PLC0415
 
+    state = _state_to_tear_down(args, project)
     with tearing_down(state):
-        result = teardown(state)
+        result = teardown(state) if state.path.is_file() else teardown_run_id(state.runtime_dir.name)
     print("\n".join(result.lines()))
-    return 0 if result.ok else int(ExitCode.TEARDOWN)
+    return 0 if result.ok else int(result.error().exit_code)
+
+
+def _state_to_tear_down(args: argparse.Namespace, project: Path) -> RunState:
+    """The run `down` tears down: by --run-id (also one whose state file is gone, as long as something of it is
+    left), or the service's `up` environment; when there is none, the runs that lost their state file and
+    still run servers are named, with the command that stops them."""
+    from testbed.teardown import stateless_runs, without_state  # noqa: PLC0415
+
+    if args.run_id:
+        check_run_id(args.run_id)
+        try:
+            return RunState.find(args.run_id)
+        except TestbedError:
+            lost = RunState(runtime_root() / args.run_id)
+            if lost.runtime_dir.is_dir() or without_state(args.run_id):
+                return lost  # torn down from what remains of it
+            raise
+    try:
+        return require_up(service_dir(args.service, project))
+    except TestbedError as none_up:
+        lost_runs = [(folder.name, without_state(folder.name)) for folder in stateless_runs()]
+        named = [
+            f"run {run_id} lost its state file but still runs {', '.join(running)}: "
+            f"`testbed down --run-id {run_id}` stops it"
+            for run_id, running in lost_runs
+            if running
+        ]
+        if not named:
+            raise
+        raise TestbedError(f"{none_up}; {'; '.join(named)}", none_up.exit_code) from None
 
 
 def _age(seconds: float) -> str:
@@ -147,6 +177,15 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
         if wanted and record.service != wanted:
             continue
         runs.append(record)
+    from testbed.teardown import stateless_runs, without_state  # noqa: PLC0415
+
+    for folder in stateless_runs():  # a run whose state file is gone (a test deleted it) may still run servers
+        running = without_state(folder.name)
+        if running:
+            print(
+                f"{folder.name}  state file gone  still running: {', '.join(running)}; "
+                f"`testbed down --run-id {folder.name}` stops it"
+            )
     if not runs:
         print("no testbed environments on this host" + (f" for {wanted}" if wanted else ""))
         return 0

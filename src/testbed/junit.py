@@ -24,6 +24,7 @@ __all__ = ["Failure", "JUnitSummary", "load", "parse", "parse_xml", "suites", "s
 
 _MESSAGE_MAX = 500
 _TRACE_LINE = re.compile(r"^(?P<path>[^\s:][^:\n]*?\.py):(?P<line>\d+):", re.MULTILINE)
+_CRASHED = re.compile(r"worker '[^'\n]*' crashed while running ")
 _NATIVE_LINE = re.compile(r'^\s*File "(?P<path>[^"\n]+\.py)", line (?P<line>\d+)', re.MULTILINE)
 _ENCODING = re.compile(rb"""^(?:\xef\xbb\xbf)?\s*<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
 
@@ -156,6 +157,11 @@ def summarise(xml: junitparser.JUnitXml, *, root: str | PurePath | None = None) 
             if failure is not None:
                 failed += 1
                 failures.append(_failure(case, failure, "failure", folder))
+            elif error is not None and _CRASHED.match(error.text or ""):
+                # pytest-xdist's report for a test whose worker died ("node down"): its junit writer calls it
+                # an error "on setup", its terminal summary (and testbed) a failure.
+                failed += 1
+                failures.append(_failure(case, error, "failure", folder))
             elif error is not None:
                 errors += 1
                 failures.append(_failure(case, error, "error", folder))
@@ -186,9 +192,10 @@ def _failure(case: _Case, result: junitparser.Failure | junitparser.Error, kind:
     name = case.name or "?"
     text = result.text or ""
     file, line = _location(classname, case.file, case.line, text, root)
+    crashed = _CRASHED.match(text)  # its message wraps the text in "failed on setup with …": say the text
     return Failure(
         test=f"{classname}::{name}" if classname else name,
-        message=_first_line(result.message or "") or _first_line(text) or kind,
+        message=(_first_line(text) if crashed else _first_line(result.message or "")) or _first_line(text) or kind,
         file=file,
         line=line,
         kind=kind,

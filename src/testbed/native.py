@@ -4,20 +4,25 @@ run for each server comes from its kind (testbed.servers)."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import grp
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from testbed import files, logcap
 from testbed.at_once import each_at_once
 from testbed.errors import ExitCode, TestbedError
+from testbed.files import DiskFull, is_disk_full
 from testbed.state import ProcessIdentity, RunState, runtime_root
 from testbed.supervisor import MARKER
 
@@ -131,12 +136,22 @@ def template_root() -> Path:
     return runtime_root() / "templates"
 
 
-def run_as(account: Account, argv: list[str], what: str, stdin: str | None = None) -> None:
-    """Run a preparation step (initdb, ...) as the servers' account; a failure names `what` and its last line."""
+def run_as(account: Account, argv: list[str], what: str, stdin: str | None = None, where: Path | None = None) -> None:
+    """Run a preparation step (initdb, ...) as the servers' account, writing into `where`; a failure names
+    `what` and its last line, or the full disk under `where`."""
     result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False, **_as_account(account))
     if result.returncode != 0:
-        last = (result.stderr.strip() or result.stdout.strip()).splitlines()[-1:] or ["no output"]
+        output = result.stderr.strip() or result.stdout.strip()
+        full_disk(output, where)
+        last = output.splitlines()[-1:] or ["no output"]
         raise TestbedError(f"{what} failed: {last[0]}", ExitCode.PROVISIONING)
+
+
+def full_disk(output: str, where: Path | None) -> None:
+    """Raise DiskFull when a failed step that wrote into `where` failed for want of space: its output says so
+    (in English), or that filesystem has (next to) nothing left."""
+    if where is not None and (os.strerror(errno.ENOSPC) in output or files.full_filesystem(where)):
+        raise DiskFull(where)
 
 
 def start(state: RunState, servers: Mapping[str, Mapping[str, Any]], log_dir: Path) -> dict[str, Any]:
@@ -156,7 +171,6 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
     found, notices = binaries(servers)
     account = server_account()
     run_dir = state.runtime_dir
-    log_dir.mkdir(parents=True, exist_ok=True)
     from testbed.servers import kind_of  # noqa: PLC0415 - the kinds import this module
 
     launches = [
@@ -164,6 +178,8 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
         for service, settings in servers.items()
     ]
     hints = {service: kind_of(service, settings).exited_hint(settings) for service, settings in servers.items()}
+    # Each server writes into a pipe; the pump keeps its log, capped (testbed.logcap).
+    pipes = _log_pump(state, [item.service for item in launches], log_dir)
 
     started: dict[str, Any] = {}
     lock = threading.Lock()
@@ -179,20 +195,19 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
             os.chown(item.data_dir, owner.uid, owner.gid)
             if item.prepare:
                 item.prepare()
-            with (log_dir / f"{item.service}.log").open("ab") as log:
-                process = subprocess.Popen(
-                    item.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=run_dir,
-                    start_new_session=True,
-                    close_fds=True,
-                    # A declared server's command line need not name the runtime folder, by which teardown
-                    # finds servers when the state file is gone: the marker lets it find this one.
-                    env={**_server_env(), MARKER: run_dir.name} if item.as_invoker else _server_env(),
-                    **_as_account(owner),
-                )
+            process = subprocess.Popen(
+                item.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=pipes[item.service],
+                stderr=subprocess.STDOUT,
+                cwd=run_dir,
+                start_new_session=True,
+                close_fds=True,
+                # A declared server's command line need not name the runtime folder, by which teardown
+                # finds servers when the state file is gone: the marker lets it find this one.
+                env={**_server_env(), MARKER: run_dir.name} if item.as_invoker else _server_env(),
+                **_as_account(owner),
+            )
             identity = ProcessIdentity.of(process.pid)
             if identity is None:
                 hint = f" ({hints[item.service]})" if hints.get(item.service) else ""
@@ -211,7 +226,55 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
             with lock:
                 started[item.service] = {"pid": process.pid, "binary": item.argv[0]}
         except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(Path(exc.filename or item.data_dir), exc.errno or 28) from exc
             raise TestbedError(f"{item.service}: cannot start: {exc}", ExitCode.PROVISIONING) from exc
+        finally:
+            os.close(pipes.pop(item.service))  # the server holds its end now; the pump sees EOF when it exits
 
-    each_at_once(launch, launches)
+    try:
+        each_at_once(launch, launches)
+    finally:
+        for write_end in pipes.values():
+            os.close(write_end)
     return {"started": started, "notices": notices, "user": account.name, "group": grp.getgrgid(account.gid).gr_name}
+
+
+def _log_pump(state: RunState, services: list[str], log_dir: Path) -> dict[str, int]:
+    """Start the pump that keeps these servers' logs (capped, see testbed.logcap), recorded in the state, and
+    return each server's end of its pipe. The log files are opened here, following no link from the run folder
+    down: a refused link or a full disk fails the start at once, in one line."""
+    read_ends: list[int] = []
+    write_ends: dict[str, int] = {}
+    logs: list[BinaryIO] = []
+    try:
+        argv = [sys.executable, "-m", "testbed.logcap", str(state.runtime_dir / logcap.DISK_FULL_NOTE)]
+        for service in services:
+            path = log_dir / f"{service}.log"
+            logs.append(files.open_log(path, root=log_dir.parent))
+            read_end, write_ends[service] = os.pipe()
+            read_ends.append(read_end)
+            argv += [str(read_end), str(logs[-1].fileno()), str(path)]
+        pump = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=state.runtime_dir,
+            start_new_session=True,
+            pass_fds=[*read_ends, *(log.fileno() for log in logs)],
+            env=_server_env(),
+        )
+        identity = ProcessIdentity.of(pump.pid)
+        if identity is not None:  # it ignores SIGTERM: teardown waits for it to read the servers' last words
+            state.record({"kind": "log_pump", **identity.as_dict(), "stop_signal": int(signal.SIGTERM)})
+    except BaseException:
+        for fd in write_ends.values():
+            os.close(fd)
+        raise
+    finally:
+        for fd in read_ends:
+            os.close(fd)
+        for log in logs:
+            log.close()
+    return write_ends

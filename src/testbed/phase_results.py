@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from testbed.errors import ExitCode, TestbedError
 from testbed.servers import ordered
 
 GC_RETRIES = "`testbed gc` retries"
@@ -221,30 +222,66 @@ class TestsRan(PhaseResult):
 
 @dataclass
 class TeardownResult(PhaseResult):
-    """What teardown removed and what it left (`retry`: how to finish the job)."""
+    """What teardown removed and what it left (`retry`: how to finish the job), and what it could not do safely
+    although nothing was left (`refused`: a run folder that became a symbolic link, a full disk; one line each,
+    with the exit code and kind of the first)."""
 
     run_id: str
     removed: list[str] = field(default_factory=list)
     left: list[str] = field(default_factory=list)
     retry: str = GC_RETRIES
+    refused: list[str] = field(default_factory=list)
+    refused_code: int | None = None
+    refused_kind: str | None = None
 
     @property
     def ok(self) -> bool:
-        return not self.left
+        return not self.left and not self.refused
+
+    def refuse(self, error: TestbedError) -> None:
+        if str(error) in self.refused:
+            return
+        if not self.refused:
+            self.refused_code, self.refused_kind = int(error.exit_code), error.details.get("kind")
+        elif error.details.get("kind") != self.refused_kind:
+            self.refused_kind = None
+        self.refused.append(str(error))
 
     @classmethod
     def from_result(cls, res: Mapping[str, Any]) -> TeardownResult:
-        return cls(str(res.get("run_id", "")), list(res.get("removed") or []), list(res.get("left") or []))
+        return cls(
+            str(res.get("run_id", "")),
+            list(res.get("removed") or []),
+            list(res.get("left") or []),
+            refused=list(res.get("refused") or []),
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "removed": self.removed, "left": self.left, "ok": self.ok}
+        return {
+            "run_id": self.run_id,
+            "removed": self.removed,
+            "left": self.left,
+            "refused": self.refused,
+            "ok": self.ok,
+        }
 
     def as_result(self) -> dict[str, Any]:
         return self.as_dict() | {"changed": bool(self.removed)}
 
+    def error(self) -> TestbedError:
+        """The failed phase's error: exit 14 when something was left, else the first refusal's code (and its
+        kind, when the refusals are of one kind: the Renderer says a full disk or a link once per run)."""
+        if self.left:
+            return TestbedError(f"teardown: {self.problem()}", ExitCode.TEARDOWN)
+        error = TestbedError(f"teardown: {self.problem()}", ExitCode(self.refused_code or ExitCode.TEARDOWN))
+        if self.refused_kind:
+            error.details["kind"] = self.refused_kind
+        return error
+
     def problem(self) -> str:
-        """What was left, as the failed phase's message says it (without the phase's name)."""
-        return f"left behind {', '.join(self.left)}; {self.retry}"
+        """What was left or refused, as the failed phase's message says it (without the phase's name)."""
+        left = [f"left behind {', '.join(self.left)}; {self.retry}"] if self.left else []
+        return "; ".join(left + self.refused)
 
     def lines(self) -> list[str]:
-        return [f"❌ Teardown: {self.problem()}"] if self.left else ["✅ Teardown: nothing left behind"]
+        return [f"❌ Teardown: {self.problem()}"] if not self.ok else ["✅ Teardown: nothing left behind"]

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from testbed import docker_api, native, workers
+from testbed import docker_api, files, native, workers
 from testbed.backend_choice import BACKENDS, choose_backend
 from testbed.config import load_service_config
 from testbed.docker_backend import containers
@@ -197,8 +197,7 @@ def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
         with state.update() as data:
             data["lease_until"] = time.time() + int(params["lease_seconds"])
     _record_controller(state)
-    (run_folder / "diagnostics").mkdir(exist_ok=True)
-    (run_folder / "diagnostics" / "config.json").write_text(json.dumps(config.as_dict(), indent=2), encoding="utf-8")
+    files.write(run_folder / "diagnostics" / "config.json", json.dumps(config.as_dict(), indent=2), root=run_folder)
     return _context(state.load(), [*notices, *crowded])
 
 
@@ -315,7 +314,7 @@ def teardown_phase(run_id: str, grace: float = 5.0) -> TeardownResult:
 
     result = teardown_run_id(run_id, grace=grace)
     if not result.ok:
-        error = TestbedError(f"teardown: {result.problem()}", ExitCode.TEARDOWN)
+        error = result.error()
         error.details |= result.as_dict()
         raise error
     return result

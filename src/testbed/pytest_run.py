@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from testbed import redact, secrets, shard, supervisor, tools, workers
+from testbed import files, logcap, redact, secrets, shard, supervisor, tools, workers
 from testbed.config import ServiceConfig
 from testbed.errors import ExitCode, TestbedError
 from testbed.junit import JUnitSummary
@@ -159,6 +159,9 @@ def run_tests(
     count = _workers_to_use(record, asked_workers)
     python = record.python or _dependencies_python(config)
     run_folder = record.run_folder
+    run_folder.mkdir(parents=True, exist_ok=True)  # removed by hand since `testbed up`: made again
+    os.close(files.open_folder(run_folder))  # replaced by a link: refused, pytest writes nothing through it
+    logcap.check_note(state.runtime_dir)  # a server's log filled its disk
     facts = record.own_facts()
     reset = reset and record.dev_loop  # only an environment `testbed up` left is ever reset
     # The user's environment, less Ansible's, ansible-runner's (AWX_*, RUNNER_*) and testbed's own settings.
@@ -222,7 +225,8 @@ def run_tests(
     started = time.monotonic()
     try:
         # pytest's output reaches pytest.log only through the redactor: no secret value is ever on disk.
-        with redact.redacting_log(run_folder / "pytest.log", redactor) as log:
+        # Capped (testbed.logcap); a full disk under it stops pytest at once (DiskFull), not at the deadline.
+        with redact.redacting_log(run_folder / "pytest.log", redactor, root=run_folder) as log:
             # Under a supervisor: whatever the tests start (setsid, nohup, double fork) ends with them.
             rc, _, _ = supervisor.run(
                 argv,
@@ -232,8 +236,9 @@ def run_tests(
                 deadline=max(1.0, config.tests.deadline - (time.monotonic() - phase_started)),
                 env=env,
                 cwd=config.directory,
-                stdout=log,
+                stdout=log.fd,
                 stderr=subprocess.STDOUT,
+                on_start=lambda process: log.stop_on_full(process.terminate),
             )
     finally:
         if gate is not None:
@@ -249,7 +254,8 @@ def run_tests(
     redactor.file(junit_path)
     redactor.file(run_folder / shard.MEASURED_FILE)  # test ids: a parametrized one may carry a value
     redactor.file(run_folder / "coverage.xml", fragments=False)
-    redactor.tree(run_folder / "htmlcov", fragments=False)
+    redactor.tree(run_folder / "htmlcov", fragments=False, root=run_folder)
+    logcap.check_note(state.runtime_dir)
     summary = junit.parse(junit_path)  # None when pytest stopped before writing it (usage errors)
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0} | (summary.counts() if summary else {})
     counts["duration"] = round((summary.duration if summary else 0) or seconds, 2)

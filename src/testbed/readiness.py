@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from testbed import docker_api, native
+from testbed import docker_api, files, logcap, native
 from testbed.docker_backend import published_ports
 from testbed.errors import ExitCode, TestbedError
 from testbed.phase_results import ServersReady, ServerUp
@@ -78,10 +78,11 @@ def ready(run_id: str, timeout: float) -> ServersReady:
         if not lost:
             break
         _restart_on_new_ports(state, lost)
-    diagnostics = record.run_folder / "diagnostics"
-    diagnostics.mkdir(exist_ok=True)
-    (diagnostics / "readiness.json").write_text(
-        json.dumps({k: v.as_dict() for k, v in results.items()}, indent=2), encoding="utf-8"
+    logcap.check_note(state.runtime_dir)  # a server's log filled its disk
+    files.write(
+        record.run_folder / "diagnostics" / "readiness.json",
+        json.dumps({k: v.as_dict() for k, v in results.items()}, indent=2),
+        root=record.run_folder,
     )
     with state.update() as current:
         # "servers" keeps what was asked for (ports 0 under Docker's auto ports); facts hold what is.

@@ -53,16 +53,62 @@ def marked(run_id: str) -> list[int]:
     return [pid for pid, environ in _processes("environ") if wanted in environ]
 
 
+def supervising(run_id: str) -> bool:
+    """A supervisor of the run's tests or install is running (it carries the run's marker)."""
+    for pid in marked(run_id):
+        with contextlib.suppress(OSError):
+            if b"testbed.supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+    return False
+
+
 def servers_in(runtime_dir: Path) -> list[tuple[int, int]]:
-    """Server processes whose command line names a folder inside the run's runtime folder, each with
-    the signal that stops it cleanly (PostgreSQL: SIGINT, fast shutdown)."""
+    """Server processes of a run whose state file is gone, each with the signal that stops it cleanly
+    (PostgreSQL: SIGINT, fast shutdown): those whose command line names a folder inside the run's runtime
+    folder (the servers' data folders, the log pump's note), and postmasters by their pid files there."""
     inside = f"{runtime_dir}/".encode()
-    found = []
+    found: dict[int, int] = {}
     for pid, argv in _processes("cmdline"):
         if any(part.startswith(inside) for part in argv):
             postgres = bool(argv) and argv[0].endswith(b"/postgres")
-            found.append((pid, int(signal.SIGINT if postgres else signal.SIGTERM)))
+            found[pid] = int(signal.SIGINT if postgres else signal.SIGTERM)
+    for pid in _postmasters(runtime_dir):
+        found.setdefault(pid, int(signal.SIGINT))
+    return sorted(found.items())
+
+
+def _postmasters(runtime_dir: Path) -> list[int]:
+    """The postmasters named by pid files in the run's data folders (`postmaster.pid`: the pid, then its data
+    folder), each only if that process is a postgres working in that very folder (its cwd): a reused pid,
+    or a pid file naming another cluster's postmaster, is not ours."""
+    spared = _ancestors()
+    found = []
+    for pid_file in runtime_dir.glob("*/postmaster.pid"):
+        try:
+            lines = pid_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            pid, data = int(lines[0]), Path(lines[1])
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cwd = Path(f"/proc/{pid}/cwd").readlink()
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid not in spared and data == pid_file.parent and cwd == data and argv[0].endswith(b"postgres"):
+            found.append(pid)
     return found
+
+
+def names(pids: Iterable[int]) -> list[str]:
+    """`postgres (pid 12)`, `testbed.logcap (pid 13)`: each live process by its program's (or module's) name."""
+    named = []
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        program = Path(argv[0]).name or "?"
+        if program.startswith("python") and "-m" in argv[:-1]:
+            program = argv[argv.index("-m") + 1]
+        named.append(f"{program} (pid {pid})")
+    return named
 
 
 def playbooks_of(run_id: str) -> list[tuple[int, int]]:

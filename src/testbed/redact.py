@@ -52,11 +52,23 @@ import stat
 import threading
 import urllib.parse
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
+
+from testbed import files, logcap
 
 MASK = "***"
+
+
+class Sink(Protocol):
+    """Where a redacted stream goes: a binary file, or a capped log (testbed.logcap)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> object: ...
+
+
 MIN_SECRET_LENGTH = 8
 SEPARATORS = frozenset("\"'`,:;=&?{}[]()<>#|\\@")
 URL_SEPARATORS = SEPARATORS | frozenset("/.")  # in a word holding "://": a URL's path and host are words apart
@@ -405,20 +417,30 @@ class Redactor:
         written: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
         return written + (b"\n" if data.endswith(b"\n") else b"")
 
-    def file(self, path: Path, fragments: bool = True) -> bool:
-        """Scrub one regular file in place (never through a symlink); True when it held a value. JSON and XML
-        files are redacted structurally (they stay valid), others as text. Without `fragments` only whole
+    def file(self, path: Path, fragments: bool = True, root: Path | None = None) -> bool:
+        """Scrub one regular file in place; True when it held a value. No symbolic link is followed from
+        `root` (default: the file's folder) down, the file itself included. JSON and XML files are redacted
+        structurally (they stay valid), others as text. Without `fragments` only whole
         values are looked for (fast, for large trees such as htmlcov)."""
         if not self._needles:
             return False
         try:
-            info = path.lstat()
+            with files.folder(path.parent, root if root is not None else path.parent) as dir_fd:
+                return self._file_in(dir_fd, path.name, path, fragments)
+        except (OSError, files.LinkRefused):
+            return False
+
+    def _file_in(self, dir_fd: int, name: str, shown: Path, fragments: bool) -> bool:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+        except OSError:
+            return False  # a link, or gone
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
                 return False
-            data = path.read_bytes()
-        except OSError:
-            return False
-        structured = {".json": self._json, ".xml": self._xml}.get(path.suffix.lower())
+            data = handle.read()
+        structured = {".json": self._json, ".xml": self._xml}.get(Path(name).suffix.lower())
         try:
             cleaned = structured(data, fragments) if structured else None
         except RecursionError:  # nested deeper than Python recurses: as text
@@ -427,34 +449,59 @@ class Redactor:
         cleaned = self.binary(data if cleaned is None else cleaned, fragments)
         if cleaned == data:
             return False
-        tmp = path.with_name(f".{path.name}.redacted")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, stat.S_IMODE(info.st_mode))
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(cleaned)
-        tmp.replace(path)
+        try:
+            files.replace_in(dir_fd, name, cleaned, stat.S_IMODE(info.st_mode), shown)
+        except files.DiskFull:
+            # No room for the copy: overwrite in place, which needs none as long as the result is not longer
+            # (a mask is shorter than a value; a structured rewrite can be longer: then as text).
+            _overwrite(dir_fd, name, info, cleaned if len(cleaned) <= len(data) else self.binary(data, fragments))
+        except OSError:
+            return False
         return True
 
-    def tree(self, folder: Path, skip: Iterable[str] = (), fragments: bool = True) -> list[Path]:
-        """Scrub every regular file under a folder (not following symlinks); returns those that held a value."""
+    def tree(
+        self, folder: Path, skip: Iterable[str] = (), fragments: bool = True, root: Path | None = None
+    ) -> list[Path]:
+        """Scrub every regular file under a folder, following no symbolic link from `root` (default: the
+        folder itself) down; returns those that held a value."""
         skipped = set(skip)
         scrubbed: list[Path] = []
-        if not self._needles or not folder.is_dir():
+        if not self._needles:
             return scrubbed
-        for root, dirs, files in os.walk(folder):
-            dirs[:] = [d for d in dirs if d not in skipped]
-            scrubbed += [Path(root) / name for name in files if self.file(Path(root) / name, fragments)]
-        return scrubbed
+        try:
+            top = files.open_folder(folder, root if root is not None else folder)
+        except (OSError, files.LinkRefused):
+            return scrubbed
+        try:
+            for where, dirs, names, dir_fd in os.fwalk(".", dir_fd=top):  # links to folders are not entered
+                dirs[:] = [d for d in dirs if d not in skipped]
+                base = folder / where
+                scrubbed += [base / name for name in names if self._file_in(dir_fd, name, base / name, fragments)]
+        finally:
+            os.close(top)
+        return [Path(os.path.normpath(path)) for path in scrubbed]
 
-    def stream(self, sink: IO[bytes]) -> StreamRedactor:
+    def stream(self, sink: Sink) -> StreamRedactor:
         return StreamRedactor(self, sink)
+
+
+def _overwrite(dir_fd: int, name: str, was: os.stat_result, cleaned: bytes) -> None:
+    """Write `cleaned` over the file that was read (the same one, not one put there since), then cut it."""
+    fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) == (was.st_dev, was.st_ino):
+            files.write_all(fd, cleaned)
+            os.ftruncate(fd, len(cleaned))
+    finally:
+        os.close(fd)
 
 
 class StreamRedactor:
     """Redacts a byte stream chunk by chunk: a value split across two chunks is still caught, because the
     last len(longest)-1 bytes wait for the next chunk (or the end)."""
 
-    def __init__(self, redactor: Redactor, sink: IO[bytes]) -> None:
+    def __init__(self, redactor: Redactor, sink: Sink) -> None:
         self.redactor = redactor
         self.sink = sink
         self._held = b""
@@ -495,37 +542,94 @@ class RedactingWriter:
         return self._out.fileno()
 
 
+class LogPipe:
+    """The write end of a pipe (`fd`) whose every byte lands in a capped log, redacted (see redacting_log);
+    `full` once that log's disk filled up."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.full: files.DiskFull | None = None
+        self._stop: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+
+    def stop_on_full(self, stop: Callable[[], None]) -> None:
+        """Call `stop()` when the log's disk fills up (at once, if it already did)."""
+        with self._lock:
+            self._stop = stop
+            full = self.full
+        if full is not None:
+            stop()
+
+    def filled(self, error: files.DiskFull) -> None:
+        with self._lock:
+            self.full = error
+            stop = self._stop
+        if stop is not None:
+            stop()
+
+
 @contextlib.contextmanager
-def redacting_log(path: Path, redactor: Redactor) -> Iterator[int]:
-    """A pipe's write end for a child's stdout/stderr; what comes through it lands in `path` redacted.
+def redacting_log(
+    path: Path,
+    redactor: Redactor,
+    root: Path | None = None,
+    head: int = logcap.PYTEST_HEAD,
+    tail: int = logcap.PYTEST_TAIL,
+) -> Iterator[LogPipe]:
+    """A pipe for a child's stdout/stderr; what comes through it lands in `path` redacted, capped to its
+    first `head` and last `tail` bytes (testbed.logcap), following no link from `root` down.
 
     The pump stops when the child's copy closes or, once the block ends, after draining what is buffered:
-    a grandchild that keeps the pipe open (a daemon the tests started) cannot hold the run up."""
+    a grandchild that keeps the pipe open (a daemon the tests started) cannot hold the run up. When the
+    disk fills up, the log keeps its head, the pump drops the rest (the child never blocks on a full pipe),
+    `stop_on_full`'s callback is called, and the block's end raises the DiskFull."""
+    log = logcap.CappedLog(files.open_log_fd(path, root, append=False), path, head, tail)
     read_fd, write_fd = os.pipe()
+    pipe = LogPipe(write_fd)
     done = threading.Event()
 
     def pump() -> None:
-        with path.open("wb") as log:
-            stream = redactor.stream(log)
-            try:
-                while True:
-                    ready, _, _ = select.select([read_fd], [], [], 0.1)
-                    if ready:
-                        chunk = os.read(read_fd, _CHUNK)
-                        if not chunk:
-                            break
-                        stream.write(chunk)
-                    elif done.is_set():
+        stream = redactor.stream(log)
+        try:
+            while True:
+                ready, _, _ = select.select([read_fd], [], [], 0.1)
+                if ready:
+                    chunk = os.read(read_fd, _CHUNK)
+                    if not chunk:
                         break
-            finally:
+                    if pipe.full is None:
+                        stream.write(chunk)
+                elif done.is_set():
+                    break
+            if pipe.full is None:
                 stream.close()
+        except files.DiskFull as full:
+            log.give_up(full.summary)
+            pipe.filled(full)
+            drain(read_fd, done)
+        finally:
+            with contextlib.suppress(OSError, files.DiskFull):
+                log.close()
 
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
     try:
-        yield write_fd
+        yield pipe
     finally:
         os.close(write_fd)
         done.set()
         thread.join()
         os.close(read_fd)
+    if pipe.full is not None:
+        raise pipe.full
+
+
+def drain(read_fd: int, done: threading.Event) -> None:
+    """Read and drop what comes through a pipe until its writers close it (or, once `done`, it is empty)."""
+    while True:
+        ready, _, _ = select.select([read_fd], [], [], 0.1)
+        if ready:
+            if not os.read(read_fd, _CHUNK):
+                return
+        elif done.is_set():
+            return

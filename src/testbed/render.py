@@ -96,6 +96,7 @@ class Renderer:
         self.prefix = prefix  # `[host] `: one of several hosts' runs printing into the same output
         self.phases: dict[str, Phase] = {}
         self.failure: tuple[str, ExitCode, str] | None = None
+        self.kinds_said: set[str] = set()  # a full disk, a link: said once, whichever phases hit it
         self.teardown_failed = False
         self.run: dict[str, Any] = {}
         self.tests: dict[str, Any] | None = None
@@ -212,11 +213,16 @@ class Renderer:
         code = ExitCode(res["exit_code"]) if res.get("exit_code") in set(ExitCode) else PHASE_EXIT[phase.name]
         if phase.name == "teardown":
             self.teardown_failed = True
-        if phase.name == "tests" and "tests" in res:
+        kind = res.get("kind")
+        if kind in self.kinds_said:
+            phase.lines.append(failure_line(phase.name, without_phase(phase.name, message)))
+        elif phase.name == "tests" and "tests" in res:
             self._say_result(phase, TestsRan.from_result(res, failure=message))
         else:
             message = without_phase(phase.name, message)
             self._line(phase, failure_line(phase.name, message))
+        if kind:
+            self.kinds_said.add(str(kind))
         for line in res.get("log_tail") or []:
             self.say(f"   │ {line}")
         if self.failure is None or self.failure[0] == "teardown":

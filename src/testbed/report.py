@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from testbed import __version__, github, junit, redact
+from testbed import __version__, files, github, junit, redact
 from testbed.errors import ExitCode, TestbedError
 from testbed.render import PHASES, Renderer
 
@@ -41,19 +41,35 @@ def build_report(
     }
 
 
-def write_report(report: dict[str, Any], out: IO[str], gha: bool, redactor: redact.Redactor | None = None) -> None:
+def write_report(
+    report: dict[str, Any],
+    out: IO[str],
+    gha: bool,
+    redactor: redact.Redactor | None = None,
+    said: Collection[str] = (),
+) -> TestbedError | None:
     """report.json in the run folder, its path on screen, and GitHub's annotations, summary and outputs;
-    the run folder scrubbed of every secret value first (server logs, coverage files, anything a test wrote)."""
+    the run folder scrubbed of every secret value first (server logs, coverage files, anything a test wrote).
+    Nothing is written into a run folder that is gone or a link (teardown names a link); a full disk is
+    said in one line (unless a phase said it already: `said` holds the kinds of failure said) and returned."""
     redactor = redactor or redact.Redactor()
     report = redactor.data(report)
     folder = Path(report["run_folder"])
-    if folder.is_dir():
+    problem: TestbedError | None = None
+    try:
         redactor.tree(folder, skip=("htmlcov",))  # htmlcov: scrubbed when pytest ended
-        (folder / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+        files.write(folder / "report.json", json.dumps(report, indent=2), root=folder)
         out.write(f"📁 Run folder: {folder}\n")
+    except (FileNotFoundError, NotADirectoryError, files.LinkRefused):
+        pass
+    except files.DiskFull as full:
+        problem = full
+        if full.details["kind"] not in said:
+            out.write(f"❌ Report: {full}\n")
     if gha:
         publish_to_github(report, out, redactor)
     out.flush()
+    return problem
 
 
 def publish_to_github(report: Mapping[str, Any], out: IO[str], redactor: redact.Redactor | None = None) -> None:

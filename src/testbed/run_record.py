@@ -13,13 +13,15 @@ from typing import Any
 from testbed.config import ServiceConfig
 from testbed.state import ProcessIdentity
 
-PROCESS_KINDS = ("process", "supervisor", "controller")  # resources stopped by signal, by pid
+# Resources stopped by signal, by pid: servers, the tests' supervisor, the servers' log pump, ansible-playbook.
+PROCESS_KINDS = ("process", "supervisor", "log_pump", "controller")
 
 
 @dataclass(frozen=True)
 class Resource:
     """One thing a run created, recorded the moment it existed: a server's process (`process`), the tests'
-    supervisor, the ansible-playbook driving the run (`controller`), a container, a network, a folder."""
+    supervisor, the pump keeping the servers' logs (`log_pump`), the ansible-playbook driving the run
+    (`controller`), a container, a network, a folder."""
 
     kind: str
     service: str | None = None

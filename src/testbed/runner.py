@@ -9,18 +9,19 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from testbed import extravars_file, github, merge, pipeline, redact, secrets
 from testbed.errors import ExitCode, TestbedError
+from testbed.files import DiskFull, disk_full_of, full_filesystem
 from testbed.interrupts import NOTED, Interrupted
 from testbed.render import HostRenderers, Renderer
 from testbed.report import build_report, write_report
 from testbed.runner_settings import MAX_VERBOSITY, runner_arguments, runner_envvars, runner_private_dir, scrub_artifacts
-from testbed.state import trusted_runtime_root
+from testbed.state import runtime_root, trusted_runtime_root
 from testbed.wrapper_teardown import after_interrupt, sweep_orphans, teardown_run
 
 
@@ -122,37 +123,19 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
     if options.teardown != "never" and not remote:
         sweep_orphans(out)
 
-    if source == "env" and not remote:
-        resolve_env_secrets(config["secrets"], run_id, environ)
-        source = "file"
-
-    def mask_secrets() -> None:
-        values = secrets.read_secrets(run_id).values() if not remote else []
-        redactor.add(values)
-        if gha:
-            try:
-                github.mask(values, sys.__stdout__)
-            except ValueError:
-                out.write("ℹ️  stdout is a file: secret values are not masked there (and never printed)\n")
-
-    renderer.on_secrets = mask_secrets
-    mask_secrets()  # values the wrapper moved from the environment are masked before anything prints
-
-    head_start = _head_start(options, project, run_id, run_root) if source != "ssm" and not remote else None
-
-    private_dir = runner_private_dir(run_id, options.keep_runner_dir)
-    extravars = _extravars(options, run_id, run_root, source, remote)
-    inventory = options.inventory.resolve() if options.inventory else project / "inventory" / "hosts.yml"
-    envvars = runner_envvars(project, options.verbose, remote)
+    renderer.on_secrets = _masker(run_id, remote, gha, redactor, out)
+    ready = _prepare(
+        options, project, config, run_id=run_id, run_root=run_root, source=source, mask_secrets=renderer.on_secrets
+    )
+    head_start, private_dir, inventory, envvars = ready.head_start, ready.private_dir, ready.inventory, ready.envvars
     started = time.time()
     # The handlers stay in place through the teardown: a second signal hurries it, never skips it.
-    with interrupted:
+    with interrupted, _disk_full_in_threads() as disk_full:
         try:
             thread, runner = ansible_runner.run_async(
-                **runner_arguments(private_dir, project, options.playbook, inventory, envvars),
+                **ready.arguments,
                 limit=options.limit or None,
-                # As data: a YAML file whose strings are !unsafe, never templated (a path with {{ }} in it).
-                cmdline=extravars_file.cmdline(extravars_file.write(private_dir / "extravars.yml", extravars)),
+                cmdline=extravars_file.cmdline(ready.extravars),
                 event_handler=renderer,
                 cancel_callback=interrupted,
                 verbosity=min(options.verbose, MAX_VERBOSITY),
@@ -188,7 +171,8 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
         else:
             code = renderer.exit_code(status, rc)
             if status != "successful" and renderer.failure is None:
-                out.write(f"❌ Ansible: playbook ended {status} (rc {rc}); rerun with -v\n")
+                full = disk_full[0] if disk_full else _full_disk(run_root / run_id, remote)
+                code = _unexplained(status, rc, full, out) or code
             if not remote and (
                 options.teardown == "always" or (options.teardown == "on_failure" and code != ExitCode.PASSED)
             ):
@@ -211,8 +195,109 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
             redactor=redactor,
         )
         return merge.worst(list(codes.values()))
-    write_report(build_report(renderer, run_id, run_root / run_id, code, started, options), out, gha, redactor)
-    return int(code)
+    report = build_report(renderer, run_id, run_root / run_id, code, started, options)
+    problem = write_report(report, out, gha, redactor, said=renderer.kinds_said)
+    return int(problem.exit_code if problem is not None and code == ExitCode.PASSED else code)
+
+
+class _Prepared(NamedTuple):
+    head_start: threading.Thread | None
+    private_dir: Path
+    inventory: Path
+    envvars: dict[str, str]
+    arguments: dict[str, Any]
+    extravars: Path
+
+
+def _prepare(
+    options: Options,
+    project: Path,
+    config: dict[str, Any],
+    *,
+    run_id: str,
+    run_root: Path,
+    source: str,
+    mask_secrets: Callable[[], None],
+) -> _Prepared:
+    """What the playbook needs before it starts: the secrets moved into their file, the native servers' head
+    start, ansible-runner's private folder and arguments. On a failure here (a full disk, say) nothing the
+    wrapper made of the run stays."""
+    remote = options.inventory is not None
+    head_start: threading.Thread | None = None
+    try:
+        if source == "env" and not remote:
+            resolve_env_secrets(config["secrets"], run_id, os.environ)
+            source = "file"
+        mask_secrets()  # values the wrapper moved from the environment are masked before anything prints
+        head_start = _head_start(options, project, run_id, run_root) if source != "ssm" and not remote else None
+        private_dir = runner_private_dir(run_id, options.keep_runner_dir)
+        inventory = options.inventory.resolve() if options.inventory else project / "inventory" / "hosts.yml"
+        envvars = runner_envvars(project, options.verbose, remote)
+        arguments = runner_arguments(private_dir, project, options.playbook, inventory, envvars)
+        # As data: a YAML file whose strings are !unsafe, never templated (a path with {{ }} in it).
+        variables = _extravars(options, run_id, run_root, source, remote)
+        extravars = extravars_file.write(private_dir / "extravars.yml", variables)
+    except (TestbedError, OSError):
+        if head_start is not None:
+            head_start.join()
+        if options.teardown != "never" and not remote:
+            teardown_run(run_id, 3.0)
+        shutil.rmtree(runtime_root() / f"runner-{run_id}", ignore_errors=True)
+        raise
+    return _Prepared(head_start, private_dir, inventory, envvars, arguments, extravars)
+
+
+def _masker(run_id: str, remote: bool, gha: bool, redactor: redact.Redactor, out: IO[str]) -> Callable[[], None]:
+    """What teaches the run's redactor (and GitHub's log) the run's secret values, as they resolve."""
+
+    def mask_secrets() -> None:
+        values = secrets.read_secrets(run_id).values() if not remote else []
+        redactor.add(values)
+        if gha:
+            try:
+                github.mask(values, sys.__stdout__)
+            except ValueError:
+                out.write("ℹ️  stdout is a file: secret values are not masked there (and never printed)\n")
+
+    return mask_secrets
+
+
+@contextlib.contextmanager
+def _disk_full_in_threads() -> Iterator[list[DiskFull]]:
+    """ansible-runner's thread writes the playbook's status into the private folder: on a full disk it dies
+    there with a traceback. That error is kept (as a DiskFull, said in one line) instead of printed."""
+    seen: list[DiskFull] = []
+    original = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        full = disk_full_of(args.exc_value) if isinstance(args.exc_value, OSError) else None
+        if full is None:
+            original(args)
+        else:
+            seen.append(full)
+
+    threading.excepthook = hook
+    try:
+        yield seen
+    finally:
+        threading.excepthook = original
+
+
+def _unexplained(status: str, rc: int, full: DiskFull | None, out: IO[str]) -> ExitCode | None:
+    """The playbook failed and no phase said why: a full disk under the runtime folder (`full`) ends Ansible's
+    events (and Ansible) without a phase line; its code, or None."""
+    if full is None:
+        out.write(f"❌ Ansible: playbook ended {status} (rc {rc}); rerun with -v\n")
+        return None
+    out.write(f"❌ Ansible: {full}\n")
+    return full.exit_code
+
+
+def _full_disk(run_folder: Path, remote: bool) -> DiskFull | None:
+    """The run's runtime folder's or run folder's filesystem, when it is (next to) full."""
+    if remote:
+        return None
+    return full_filesystem(runtime_root()) or full_filesystem(run_folder)
 
 
 def _write_host_reports(

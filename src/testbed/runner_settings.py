@@ -9,9 +9,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from testbed import files
 from testbed.state import KEPT_FILE, OWNER_FILE, ProcessIdentity, runtime_root
+from testbed.supervisor import OWNER_VARIABLE
 
 MAX_VERBOSITY = 2  # -vvv and above print decrypted lookup values
+RUNNER_SETTINGS = {
+    "pexpect_timeout": 0.1,
+    # No stdout copy in the private folder: a full disk there would end ansible-runner's thread with a
+    # traceback (the phase lines come from the events, not from that file).
+    "suppress_output_file": True,
+}
 
 
 def runner_envvars(project: Path, verbose: int = 0, remote: bool = False) -> dict[str, str]:
@@ -28,13 +36,23 @@ def runner_envvars(project: Path, verbose: int = 0, remote: bool = False) -> dic
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         # ansible-runner turns host key checking off unless told: SSH hosts must be in known_hosts.
         **({"ANSIBLE_HOST_KEY_CHECKING": "True"} if remote else {}),
+        # What the run's tests and install end with if this command is killed (testbed.supervisor).
+        **({} if remote else {OWNER_VARIABLE: _this_process()}),
     }
+
+
+def _this_process() -> str:
+    identity = ProcessIdentity.of(os.getpid())
+    return f"{os.getpid()}:{identity.start_time if identity else 0}"
 
 
 def runner_arguments(
     private_dir: Path, project: Path, playbook: str, inventory: Path, envvars: dict[str, str]
 ) -> dict[str, Any]:
-    """What every ansible-runner call of testbed's passes (benchmarks/runner_floor.py measures it bare)."""
+    """What every ansible-runner call of testbed's passes (benchmarks/runner_floor.py measures it bare), and
+    its settings in the private folder's env/settings: ansible-runner drops a `settings` argument unless
+    that file exists (it replaces the argument with {} when the file is missing)."""
+    files.write(private_dir / "env" / "settings", json.dumps(RUNNER_SETTINGS), root=private_dir)
     return {
         "private_data_dir": str(private_dir),
         "project_dir": str(project),
@@ -43,7 +61,6 @@ def runner_arguments(
         "envvars": envvars,
         "quiet": True,
         "suppress_env_files": True,
-        "settings": {"pexpect_timeout": 0.1},
     }
 
 
@@ -54,10 +71,7 @@ def runner_private_dir(run_id: str, keep: bool) -> Path:
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if keep:
         (private_dir / KEPT_FILE).touch()
-    (private_dir / OWNER_FILE).write_text(
-        json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
-        encoding="utf-8",
-    )
+    files.write(private_dir / OWNER_FILE, json.dumps(ProcessIdentity.of(os.getpid()).as_dict()))  # type: ignore[union-attr]
     return private_dir
 
 

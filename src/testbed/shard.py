@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 from pathlib import Path
 
+from testbed import files
 from testbed.errors import ExitCode, TestbedError
 from testbed.run_record import ShardInfo
 from testbed.state import RunState
@@ -126,13 +126,13 @@ def pytest_args(shard: ShardInfo | None, run_folder: Path, service_dir: Path) ->
                 prior = read_durations(service_dir / DEFAULT_DURATIONS)
             except TestbedError:
                 prior = {}  # a split would refuse it (shard.check); an order does without
-            measured.write_text(json.dumps(prior), encoding="utf-8")
+            files.write(measured, json.dumps(prior), root=run_folder)
         return [f"--durations-path={measured}", "--store-durations"]
     prior = read_durations(durations_path(service_dir, shard.durations))
-    (run_folder / BEFORE_FILE).write_text(json.dumps(prior, indent=2, sort_keys=True), encoding="utf-8")
+    files.write(run_folder / BEFORE_FILE, json.dumps(prior, indent=2, sort_keys=True), root=run_folder)
     # pytest-split reads and writes one path: it splits by the prior timings written here, then
     # (--clean-durations) replaces them with this shard's own measurements.
-    measured.write_text(json.dumps(prior), encoding="utf-8")
+    files.write(measured, json.dumps(prior), root=run_folder)
     return [
         f"--splits={shard.count}",
         f"--group={shard.index}",
@@ -149,7 +149,7 @@ def keep_coverage_data(data_file: Path, run_folder: Path) -> None:
     """A copy of the run's coverage data in its run folder, for `testbed merge` (named without a leading dot:
     upload-artifact skips hidden files). It holds paths and line numbers, never values."""
     if data_file.is_file():
-        shutil.copyfile(data_file, run_folder / "coverage.data")
+        files.write(run_folder / "coverage.data", data_file.read_bytes(), root=run_folder)
 
 
 def exit_code(shard: ShardInfo | None, rc: int, log: Path) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from testbed import files
 from testbed.errors import ExitCode, TestbedError
 
 STATE_NAME = "state.json"
@@ -171,6 +172,7 @@ class RunState:
         runtime_dir.mkdir(mode=0o755, exist_ok=True)
         check_trusted(runtime_dir, f"run {run_id}'s runtime folder")
         run_folder.mkdir(parents=True, exist_ok=True)
+        os.close(files.open_folder(run_folder))  # a link where the run folder goes is refused, never followed
         state = cls(runtime_dir)
         if not state.path.exists():
             state._write(
@@ -221,11 +223,14 @@ class RunState:
     @contextlib.contextmanager
     def update(self) -> Iterator[dict[str, Any]]:
         """Read-modify-write under an exclusive lock."""
-        with (self.runtime_dir / LOCK_NAME).open("a") as lock:
+        lock = os.open(self.runtime_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
             fcntl.flock(lock, fcntl.LOCK_EX)
             data = self.read()
             yield data
             self._write(data)
+        finally:
+            os.close(lock)
 
     def record(self, resource: Mapping[str, Any]) -> None:
         """Record a resource the moment it exists, before anything else can fail."""
@@ -234,14 +239,15 @@ class RunState:
                 data["resources"].append(dict(resource))
 
     def _write(self, data: Mapping[str, Any]) -> None:
+        """The canonical copy, whole or not at all (DiskFull when the runtime folder's disk is full); then the
+        run folder's mirror, skipped when the run folder is not there, is a link, or its disk is full (teardown
+        names those; the mirror keeps its last whole version)."""
         text = json.dumps(data, indent=2, sort_keys=True)
-        targets = [self.path]
-        if data.get("run_folder") and Path(data["run_folder"]).is_dir():
-            targets.append(Path(data["run_folder"]) / STATE_NAME)
-        for target in targets:
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(target)
+        files.write(self.path, text, root=self.runtime_dir)
+        if data.get("run_folder"):
+            run_folder = Path(data["run_folder"])
+            with contextlib.suppress(FileNotFoundError, files.LinkRefused, files.DiskFull):
+                files.write(run_folder / STATE_NAME, text, root=run_folder)
 
 
 def all_runs(warn: Callable[[str], None] | None = None) -> list[RunState]:

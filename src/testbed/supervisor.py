@@ -8,20 +8,29 @@ reparented to it instead of to init, so "what is left" is simply "every descenda
 found by walking /proc; whatever escapes even that (the supervisor itself SIGKILLed) still carries the
 MARKER variable in its environment, by which teardown and gc find it (testbed.reaper).
 
-The supervisor starts ARGV in a new session; when it ends, on SIGTERM/SIGINT/SIGHUP, or when DEADLINE
-seconds have passed (0: none), it kills every remaining descendant and exits with ARGV's code, 128+signal,
-or ExitCode.DEADLINE."""
+The supervisor starts ARGV in a new session; when it ends, on SIGTERM/SIGINT/SIGHUP, when DEADLINE
+seconds have passed (0: none), or when its owner is gone, it kills every remaining descendant and exits with
+ARGV's code, 128+signal, or ExitCode.DEADLINE.
+
+Its owner is the testbed command driving the run (else the ansible-playbook): a SIGKILLed `testbed test`
+would otherwise leave its tests running, reparented to init, while the playbook (which ignores the hangup of
+its terminal) waits for them. The supervisor watches the owner itself (a pidfd) rather than relying on
+PR_SET_PDEATHSIG, which fires when the *parent* dies: the supervisor's parent is an Ansible worker, which
+outlives the testbed command (and its own controller), so the signal would never come. Once the supervisor
+has ended the tests, the playbook finishes its task and ends by itself (`testbed run`'s tears down)."""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -31,6 +40,7 @@ if TYPE_CHECKING:
     from testbed.state import RunState
 
 MARKER = "TESTBED_SUPERVISED_RUN"  # set for everything a run's tests and install start: <run id>
+OWNER_VARIABLE = "TESTBED_OWNER"  # PID:START_TIME of the testbed command driving a playbook (runner_envvars)
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -98,9 +108,69 @@ def _stop(code: int) -> None:
     raise _Stop(code)
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: [0] state, [1] parent pid, [19] start time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _start_time(pid: int) -> int | None:
+    """The kernel start time of a live process (None when it is gone or a zombie)."""
+    fields = _stat_fields(pid)
+    return None if fields is None or fields[0] == "Z" else int(fields[19])
+
+
+def owner_of_this_process() -> str | None:
+    """Whom a supervisor started from here serves, as `PID:START_TIME`: the testbed command driving the run
+    (OWNER_VARIABLE, which the wrapper sets for its playbook), else the topmost ansible-playbook above this
+    process (a worker is a fork of its controller, and has its command line)."""
+    owner = os.environ.get(OWNER_VARIABLE)
+    if owner:
+        return owner
+    pid, controller = os.getpid(), None
+    while pid > 1:
+        if _is_ansible_playbook(pid):
+            controller = pid
+        fields = _stat_fields(pid)
+        pid = int(fields[1]) if fields else 0
+    start = _start_time(controller) if controller else None
+    return f"{controller}:{start}" if start is not None else None
+
+
+def _watch_owner(owner: str) -> None:
+    """Stop (as on SIGHUP) once the owner has exited: a SIGKILLed `testbed test` must not leave its tests
+    running, reparented to init. A pidfd wakes this thread when it exits (a poll where there is none); the
+    start time tells a reused pid from the owner."""
+    pid_text, _, start_text = owner.partition(":")
+    pid, start = int(pid_text), int(start_text)
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+
+    def gone() -> bool:
+        return _start_time(pid) != start
+
+    def wait() -> None:
+        while not gone():
+            if pidfd is not None:
+                select.select([pidfd], [], [])
+            else:
+                time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
+    owner = None
+    if len(argv) >= 3 and argv[1] == "--owner":
+        owner, argv = argv[2], [argv[0], *argv[3:]]
     if len(argv) < 3 or argv[1] != "--":
-        sys.stderr.write("usage: python -m testbed.supervisor DEADLINE_SECONDS -- ARGV...\n")
+        sys.stderr.write("usage: python -m testbed.supervisor DEADLINE_SECONDS [--owner PID:START] -- ARGV...\n")
         return int(ExitCode.USAGE_ERROR)
     deadline_seconds = float(argv[0])
     # Signals and the deadline interrupt a blocking wait (no polling): the handlers raise.
@@ -109,6 +179,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGALRM, lambda _received, _frame: _stop(int(ExitCode.DEADLINE)))
     _become_subreaper()
     try:
+        if owner:
+            _watch_owner(owner)
         child = subprocess.Popen(argv[2:], start_new_session=True)
         if deadline_seconds > 0:
             signal.setitimer(signal.ITIMER_REAL, deadline_seconds)
@@ -138,13 +210,17 @@ def run(
     cwd: Path,
     stdout: IO[Any] | int | None,
     stderr: IO[Any] | int | None,
+    on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> tuple[int, bytes, bytes]:
     """Run argv under a supervisor in its own session, marked with the run id, recorded in the run's state
     the moment it exists (with the Ansible worker waiting on it, which setsid()s away from the cancel of
     its controller): teardown, the wrapper's signal path and gc stop both. Returns code, stdout, stderr
-    (bytes only where PIPE was asked for)."""
+    (bytes only where PIPE was asked for). The supervisor ends everything when its owner (the testbed
+    command, else the ansible-playbook, driving the run) is gone; `on_start` gets the supervisor's process."""
+    owner = owner_of_this_process()
+    watch = ["--owner", owner] if owner else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "testbed.supervisor", str(deadline), "--", *argv],
+        [sys.executable, "-m", "testbed.supervisor", str(deadline), *watch, "--", *argv],
         cwd=cwd,
         env={**env, MARKER: run_id},
         stdin=subprocess.DEVNULL,
@@ -153,6 +229,8 @@ def run(
         start_new_session=True,
     )
     recorded = _record(state, process.pid, what)
+    if on_start is not None:
+        on_start(process)
     try:
         out, err = process.communicate()
         return process.returncode, out or b"", err or b""

@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from testbed import docker_api, native, reaper, secrets
+from testbed import docker_api, files, logcap, native, reaper, secrets
 from testbed.errors import TestbedError
 from testbed.phase_results import TeardownResult
 from testbed.run_record import PROCESS_KINDS, Resource, RunRecord
 from testbed.state import (
     KEPT_FILE,
     OWNER_FILE,
+    STATE_NAME,
     ProcessIdentity,
     RunState,
     all_runs,
@@ -30,11 +31,11 @@ from testbed.state import (
 
 
 def _save_container_log(container: str, service: str, run_folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        text = docker_api.logs(container)
-        logs = run_folder / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        (logs / f"{service}.log").write_text(text, encoding="utf-8")
+    """The container's log, capped as a native server's is (testbed.logcap); best effort."""
+    with contextlib.suppress(OSError, TestbedError):
+        text = docker_api.logs(container).encode("utf-8", "surrogateescape")
+        capped = logcap.head_and_tail(text, logcap.SERVER_HEAD, logcap.SERVER_TAIL)
+        files.write(run_folder / "logs" / f"{service}.log", capped, root=run_folder)
 
 
 def teardown(
@@ -50,6 +51,17 @@ def teardown(
     record = state.load()
     result = TeardownResult(record.run_id)
     run_folder = record.run_folder
+    # Named (once) and torn down all the same: a run folder that became a link, a disk that filled up.
+    try:
+        os.close(files.open_folder(run_folder))
+    except files.LinkRefused as refused:
+        result.refuse(refused)  # nothing below is written or scrubbed through it
+    except OSError:
+        pass  # gone: nothing to scrub there
+    for folder in (run_folder, state.runtime_dir):
+        full = files.full_filesystem(folder)
+        if full is not None:
+            result.refuse(full)
 
     for item in record.of_kind("container"):
         container, service = item.name or "", item.service or item.name or ""
@@ -64,7 +76,7 @@ def teardown(
         except OSError as exc:
             result.left.append(f"container {container} (engine: {exc})")
 
-    kinds = PROCESS_KINDS if include_controller else ("process", "supervisor")
+    kinds = PROCESS_KINDS if include_controller else tuple(k for k in PROCESS_KINDS if k != "controller")
     servers = record.of_kind(*kinds)
     processes = [(r.identity(), r.signal_to_stop) for r in servers]
     folders = record.of_kind("directory")
@@ -112,6 +124,7 @@ def teardown(
         # Another teardown of the same run (the playbook's own `always`, racing gc after a killed wrapper)
         # finished first and removed the runtime dir: nothing is left to record.
         return result
+    still_there = False
     try:
         with state.update() as current:
             current["torn_down"] = time.time()
@@ -122,7 +135,9 @@ def teardown(
             still_there = bool(current["resources"]) and any(r["kind"] != "controller" for r in current["resources"])
     except FileNotFoundError:
         return result  # the same race, lost between the check and the lock
-    if result.ok and not still_there:
+    except (files.DiskFull, files.LinkRefused) as refused:
+        result.refuse(refused)  # the state file keeps its last whole version; what it lists was removed above
+    if not result.left and not still_there:
         # The canonical state goes with the runtime dir; the run folder keeps the final copy.
         shutil.rmtree(state.runtime_dir, ignore_errors=True)
     return result
@@ -140,12 +155,41 @@ def teardown_run_id(
     return teardown(state, grace=grace, include_controller=include_controller, hurry=hurry)
 
 
+def without_state(run_id: str) -> list[str]:
+    """What still runs of a run whose state file is gone: its servers (found as teardown finds them without
+    it) and what carries its marker, by name and pid; empty when nothing does."""
+    runtime_dir = runtime_root() / run_id
+    pids = {pid for pid, _ in reaper.servers_in(runtime_dir)} if _our_folder(runtime_dir) else set()
+    return reaper.names(sorted(pids | set(reaper.marked(run_id))))
+
+
+def stateless_runs() -> list[Path]:
+    """The runtime folders of this host's runs that have no state file (a test deleted it, or the run
+    never wrote one): teardown finds what is left of them from the folders themselves."""
+    root = runtime_root()
+    if not root.is_dir():
+        return []
+    return [
+        folder
+        for folder in sorted(root.iterdir())
+        if _our_folder(folder)
+        and not folder.name.startswith("runner-")
+        and folder != native.template_root()
+        and not (folder / STATE_NAME).exists()
+    ]
+
+
+def _our_folder(folder: Path) -> bool:
+    return folder.is_dir() and not folder.is_symlink() and owned_by_us(folder)
+
+
 def _teardown_without_state(run_id: str, grace: float) -> TeardownResult:
     """The state file is gone (never written, or deleted by a test): find the run's servers by their data
-    folders in its runtime folder, its tests' stragglers by their marker, its containers by label."""
+    folders and pid files in its runtime folder, its tests' stragglers by their marker, its containers by
+    label; stop them, then remove the folder."""
     result = TeardownResult(run_id)
     runtime_dir = runtime_root() / run_id
-    if runtime_dir.is_dir() and not runtime_dir.is_symlink() and owned_by_us(runtime_dir):
+    if _our_folder(runtime_dir):
         servers = reaper.servers_in(runtime_dir)
         survivors = reaper.kill(servers, grace)
         for pid, _ in servers:
@@ -206,8 +250,18 @@ def _younger_than(path: Path, seconds: float, now: float) -> bool:
 
 
 def _inside(path: Path, folders: tuple[Path, ...]) -> bool:
-    resolved = path.resolve()
-    return any(resolved != folder.resolve() and resolved.is_relative_to(folder.resolve()) for folder in folders)
+    """`path` lies below one of `folders`, with no symbolic link from that folder down to it: a run folder
+    replaced by a link to /etc must not make /etc/x look like the run's."""
+    plain = Path(os.path.normpath(path.absolute()))
+    for folder in folders:
+        if plain == folder or not plain.is_relative_to(folder):
+            continue
+        try:
+            os.close(files.open_folder(plain.parent, folder))
+        except (OSError, files.LinkRefused):
+            continue
+        return True
+    return False
 
 
 def _not_labelled_for(container: str, run_id: str) -> str | None:
@@ -256,16 +310,12 @@ def gc(
         elif record.python and not record.torn_down:
             pythons.append(record.python)
     stale_after = 600  # a run folder without state, untouched this long, belongs to no run in progress
-    for folder in runtime_root().iterdir() if runtime_root().is_dir() else ():
-        if (
-            folder.is_dir()
-            and owned_by_us(folder)
-            and not folder.name.startswith("runner-")
-            and folder != native.template_root()
-            and not (folder / "state.json").exists()
-            and now - folder.stat().st_mtime > stale_after
-        ):
-            shutil.rmtree(folder, ignore_errors=True)
+    for folder in stateless_runs():
+        # Its servers (and anything marked with it) are stopped before the folder goes, unless its tests are
+        # still running: their owner is alive (the supervisor ends them when it is not), and so is its run.
+        stale = now - folder.stat().st_mtime > stale_after
+        if stale and folder.name.startswith(run_id_prefix) and not reaper.supervising(folder.name):
+            results.append(_teardown_without_state(folder.name, grace))
     for template in native.template_root().iterdir() if native.template_root().is_dir() else ():
         # Unused templates expire; a half-copied one (a killed run's) is stale after ten minutes.
         age = now - template.stat().st_mtime

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from testbed.native import Account, Launch, run_as, template_root, which
+from testbed.native import Account, Launch, full_disk, run_as, template_root, which
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 
 if TYPE_CHECKING:
@@ -64,8 +64,9 @@ def _copy_template(template: Path, data: Path) -> bool:
     if not template.is_dir():
         return False
     # cp -a keeps owner and modes (the server's account, 0700); a copy, so runs never share files.
-    result = subprocess.run(["cp", "-a", f"{template}/.", str(data)], capture_output=True, check=False)
+    result = subprocess.run(["cp", "-a", f"{template}/.", str(data)], capture_output=True, text=True, check=False)
     if result.returncode != 0:
+        full_disk(result.stderr, data)
         return False
     with contextlib.suppress(OSError):
         os.utime(template)  # in use: gc keeps templates used within TEMPLATE_TTL
@@ -136,7 +137,7 @@ class Postgres(ServerKind):
             pwfile.chmod(0o600)
             try:
                 initdb = [str(bindir / "initdb"), "-D", str(data), *initdb_options, f"--pwfile={pwfile}"]
-                run_as(account, initdb, "PostgreSQL initdb")
+                run_as(account, initdb, "PostgreSQL initdb", where=data)
             finally:
                 pwfile.unlink(missing_ok=True)
             if settings["database"] != "postgres":
@@ -147,6 +148,7 @@ class Postgres(ServerKind):
                     [str(bindir / "postgres"), "--single", "-D", str(data), "-F", "-c", "fsync=off", "postgres"],
                     "PostgreSQL create database",
                     stdin=f'CREATE DATABASE "{name}";\n',
+                    where=data,
                 )
             _save_template(data, template)
 

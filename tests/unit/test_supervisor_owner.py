@@ -1,0 +1,61 @@
+"""A supervised command ends with its owner: a SIGKILLed `testbed test` (or ansible-playbook, without the
+wrapper) leaves neither its tests nor what they started running, reparented to init."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from testbed import supervisor
+
+
+def _start_time(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_supervisor_ends_everything_when_its_owner_is_gone() -> None:
+    owner = subprocess.Popen(["sleep", "1000"])
+    script = "setsid sleep 1000 & echo $!; sleep 1000"
+    watched = subprocess.Popen(
+        [sys.executable, "-m", "testbed.supervisor", "0", "--owner", f"{owner.pid}:{_start_time(owner.pid)}",
+         "--", "sh", "-c", script],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert watched.stdout is not None
+        escaped = int(watched.stdout.readline())  # in a session of its own: found as a descendant
+        assert _alive(escaped) and watched.poll() is None
+        owner.kill()
+        owner.wait()
+        assert watched.wait(timeout=60) == 129  # as on SIGHUP: the owner hung up
+        assert not _alive(escaped)
+    finally:
+        for process in (owner, watched):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_an_owner_already_gone_or_replaced_ends_it_at_once() -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    done = subprocess.run(
+        [sys.executable, "-m", "testbed.supervisor", "0", "--owner", f"{gone.pid}:1", "--", "sleep", "1000"],
+        timeout=60, check=False,
+    )
+    assert done.returncode == 129
+
+
+def test_the_owner_is_the_testbed_command_when_it_says_so(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(supervisor.OWNER_VARIABLE, "123:456")
+    assert supervisor.owner_of_this_process() == "123:456"
+    monkeypatch.delenv(supervisor.OWNER_VARIABLE)
+    assert supervisor.owner_of_this_process() is None  # not below an ansible-playbook: nobody to watch
