@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from conftest import BIN, PROJECT, run
-from testbed.config import load_catalogue
+from testbed.config.catalogue import load_catalogue
 
 ROLES = sorted(p for p in (PROJECT / "roles").iterdir() if p.is_dir())
 
@@ -56,7 +56,7 @@ def test_readme_documents_every_playbook_variable_and_exit_code() -> None:
     readme = (PROJECT / "README.md").read_text()
     for name in yaml.safe_load((PROJECT / "playbooks" / "vars" / "testbed.yml").read_text()):
         assert f"`{name}`" in readme, name
-    from testbed.errors import ExitCode  # noqa: PLC0415
+    from testbed.core.errors import ExitCode  # noqa: PLC0415
 
     for code in ExitCode:
         assert f"| {int(code)} |" in readme or f"{int(code)} /" in readme or f"/ {int(code)}" in readme, code

@@ -198,7 +198,7 @@ def test_every_action_input_is_used_and_every_output_is_set(action):
     for name in action["inputs"]:
         assert f"inputs.{name} " in text or f"inputs.{name}}}" in text, f"input {name} is never read"
     run_outputs = {"exit-code", "result", "passed", "failed", "errors", "skipped", "coverage", "run-folder"}
-    from testbed.github import outputs  # noqa: PLC0415  # what testbed itself writes to GITHUB_OUTPUT
+    from testbed.report.github import outputs  # noqa: PLC0415  # what testbed itself writes to GITHUB_OUTPUT
 
     assert set(outputs({})) | {"exit-code"} == run_outputs
     for name in run_outputs:
@@ -261,15 +261,15 @@ def test_the_install_steps_outputs_name_the_wheel_collections_install_reads(acti
     script = install["run"].split("<<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
     monkeypatch.setenv("TESTBED_CACHE_DIR", str(tmp_path))
     done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, check=False)
-    from testbed import collections_install  # noqa: PLC0415
+    from testbed.ansible import collections  # noqa: PLC0415
 
-    wheel = tmp_path / "wheels" / f"ansible-{collections_install.ANSIBLE_RELEASE}-py3-none-any.whl"
+    wheel = tmp_path / "wheels" / f"ansible-{collections.ANSIBLE_RELEASE}-py3-none-any.whl"
     assert done.stdout.splitlines() == [
-        f"ansible-release={collections_install.ANSIBLE_RELEASE}", f"ansible-wheel={wheel}"], done.stderr
+        f"ansible-release={collections.ANSIBLE_RELEASE}", f"ansible-wheel={wheel}"], done.stderr
     # ... and the file cached there is the one `testbed collections install` reads instead of downloading.
     wheel.parent.mkdir()
     wheel.touch()
-    assert collections_install._wheel() == wheel
+    assert collections._wheel() == wheel
 
 
 # ------------------------------------------------------------------ the agent_executor workflow: a caller

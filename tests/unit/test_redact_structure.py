@@ -16,7 +16,7 @@ from _pytest._io.saferepr import saferepr
 from _pytest.compat import ascii_escaped
 
 from secret_shapes import Shaped, pem, service_account_json, yaml_document
-from testbed import junit, redact
+from testbed.core import junit, redact
 
 SHAPES = {"json": service_account_json, "yaml": yaml_document, "pem": pem}
 

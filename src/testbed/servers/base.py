@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed.native import Account, Launch
+from testbed.core.host import Account, Launch
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class ServerKind(ABC):
     runs_migrations = False
 
     def worker_share(self, settings: Mapping[str, Any]) -> str:
-        """How pytest-xdist workers share this server (testbed.workers): "instance" gives each worker after the
+        """How pytest-xdist workers share this server (testbed.parallel.workers): "instance" gives each worker after the
         first a server of its own (its own port, so it isolates a service that reads only host and port);
         "logical" means `isolate` carves a share out of the one server (a database per worker); "shared"
         leaves one server to all workers."""

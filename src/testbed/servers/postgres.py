@@ -14,7 +14,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from testbed.native import Account, Launch, full_disk, run_as, template_root, which
+from testbed.core.host import Account, Launch, full_disk, run_as, which
+from testbed.core.paths import template_root
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 
 if TYPE_CHECKING:
@@ -269,7 +270,7 @@ def _admin(fact: Mapping[str, Any], doing: str = "clone") -> Iterator[psycopg.Co
     """A connection outside the databases it creates and drops, as the configured (superuser) account."""
     import psycopg  # noqa: PLC0415 - loaded only where a database is cloned
 
-    from testbed.errors import ExitCode, TestbedError  # noqa: PLC0415
+    from testbed.core.errors import ExitCode, TestbedError  # noqa: PLC0415
 
     maintenance = "template1" if fact["database"] == "postgres" else "postgres"
     try:

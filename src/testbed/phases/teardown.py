@@ -1,0 +1,16 @@
+"""TODO docstring (pipeline)"""
+
+from __future__ import annotations
+
+from testbed.run.outcome import TeardownResult
+
+
+def teardown_phase(run_id: str, grace: float = 5.0) -> TeardownResult:
+    from testbed.teardown.teardown import teardown_run_id  # noqa: PLC0415
+
+    result = teardown_run_id(run_id, grace=grace)
+    if not result.ok:
+        error = result.error()
+        error.details |= result.as_dict()
+        raise error
+    return result

@@ -1,0 +1,194 @@
+"""What of a run is still there although its state file does not say so: processes marked with the run
+(the tests' and the install's stragglers, by testbed.core.supervisor.MARKER in their environment), servers
+whose data folders lie in the run's runtime folder (when a test deleted the state file), and the SysV
+shared memory a SIGKILLed postmaster leaves behind."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from testbed.core.processes import proc_stat
+from testbed.core.supervisor import MARKER
+
+_IPC_RMID = 0
+
+
+def _ancestors() -> set[int]:
+    """This process and those above it: never a target, whatever their environment says."""
+    found, pid = set(), os.getpid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        fields = proc_stat(pid)
+        pid = int(fields[1]) if fields else 0
+    return found
+
+
+def _pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _processes(field: str) -> Iterator[tuple[int, list[bytes]]]:
+    """Every process but this one and its ancestors, with its NUL-separated /proc/<pid>/<field>
+    (`environ` or `cmdline`); processes that vanish or hide it are passed over."""
+    spared = _ancestors()
+    for pid in _pids():
+        if pid in spared:
+            continue
+        try:
+            parts = Path(f"/proc/{pid}/{field}").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        yield pid, parts
+
+
+def marked(run_id: str) -> list[int]:
+    """Processes carrying the run's marker in their environment (started by its tests or install)."""
+    wanted = f"{MARKER}={run_id}".encode()
+    return [pid for pid, environ in _processes("environ") if wanted in environ]
+
+
+def supervising(run_id: str) -> bool:
+    """A supervisor of the run's tests or install is running (it carries the run's marker)."""
+    for pid in marked(run_id):
+        with contextlib.suppress(OSError):
+            if b"testbed.core.supervisor" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+    return False
+
+
+def servers_in(runtime_dir: Path) -> list[tuple[int, int]]:
+    """Server processes of a run whose state file is gone, each with the signal that stops it cleanly
+    (PostgreSQL: SIGINT, fast shutdown): those whose command line names a folder inside the run's runtime
+    folder (the servers' data folders, the log pump's note), and postmasters by their pid files there."""
+    inside = f"{runtime_dir}/".encode()
+    found: dict[int, int] = {}
+    for pid, argv in _processes("cmdline"):
+        if any(part.startswith(inside) for part in argv):
+            postgres = bool(argv) and argv[0].endswith(b"/postgres")
+            found[pid] = int(signal.SIGINT if postgres else signal.SIGTERM)
+    for pid in _postmasters(runtime_dir):
+        found.setdefault(pid, int(signal.SIGINT))
+    return sorted(found.items())
+
+
+def _postmasters(runtime_dir: Path) -> list[int]:
+    """The postmasters named by pid files in the run's data folders (`postmaster.pid`: the pid, then its data
+    folder), each only if that process is a postgres working in that very folder (its cwd): a reused pid,
+    or a pid file naming another cluster's postmaster, is not ours."""
+    spared = _ancestors()
+    found = []
+    for pid_file in runtime_dir.glob("*/postmaster.pid"):
+        try:
+            lines = pid_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            pid, data = int(lines[0]), Path(lines[1])
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cwd = Path(f"/proc/{pid}/cwd").readlink()
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid not in spared and data == pid_file.parent and cwd == data and argv[0].endswith(b"postgres"):
+            found.append(pid)
+    return found
+
+
+def names(pids: Iterable[int]) -> list[str]:
+    """`postgres (pid 12)`, `testbed.core.logcap (pid 13)`: each live process by its program's (or module's) name."""
+    named = []
+    for pid in pids:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        program = Path(argv[0]).name or "?"
+        if program.startswith("python") and "-m" in argv[:-1]:
+            program = argv[argv.index("-m") + 1]
+        named.append(f"{program} (pid {pid})")
+    return named
+
+
+def playbooks_of(run_id: str) -> list[tuple[int, int]]:
+    """The run's ansible-playbook processes (controller and workers: they setsid(), so ansible-runner's
+    cancel, which kills the controller's group, misses them), by the run id in their extravars: inline
+    (`-e '{"testbed_run_id": …}'`), or the wrapper's extravars file in the run's private data dir."""
+    wanted = (
+        f'"testbed_run_id":"{run_id}"'.encode(),
+        f'"testbed_run_id": "{run_id}"'.encode(),
+        f"/runner-{run_id}/extravars.yml".encode(),
+    )
+    return [
+        (pid, int(signal.SIGTERM))
+        for pid, argv in _processes("cmdline")
+        if any(part.endswith(b"ansible-playbook") for part in argv[:2])
+        and any(marker in part for part in argv for marker in wanted)
+    ]
+
+
+def _alive(pid: int) -> bool:
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] != "Z"
+
+
+def kill(targets: Iterable[tuple[int, int]], grace: float) -> list[int]:
+    """Signal each (pid, signal), SIGKILL what is still there after `grace`; the pids still alive."""
+    pending = []
+    for pid, signum in targets:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signum)
+            pending.append(pid)
+    give_up = time.monotonic() + grace
+    while pending and time.monotonic() < give_up:
+        pending = [pid for pid in pending if _alive(pid)]
+        if pending:
+            time.sleep(0.01)
+    for pid in pending:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    give_up = time.monotonic() + 2.0
+    while pending and time.monotonic() < give_up:
+        pending = [pid for pid in pending if _alive(pid)]
+        if pending:
+            time.sleep(0.01)
+    return pending
+
+
+def kill_marked(run_id: str) -> tuple[list[str], list[str]]:
+    """SIGKILL every process marked with the run, again until none is left (they may fork meanwhile)."""
+    removed: list[str] = []
+    for _round in range(20):
+        found = marked(run_id)
+        if not found:
+            return removed, []
+        removed += [f"process {pid} (started by the tests or the install)" for pid in found]
+        kill(((pid, signal.SIGKILL) for pid in found), 0.5)
+    return removed, [f"process {pid} (started by the tests or the install)" for pid in marked(run_id)]
+
+
+def shared_memory(creators: set[int], orphan_owner: int | None) -> tuple[list[str], list[str]]:
+    """Remove SysV shared-memory segments created by one of `creators` (the run's postmasters), and, when
+    `orphan_owner` is given (the dedicated server account), that account's segments nobody is attached
+    to whose creator is gone. Returns removed and left (named)."""
+    removed: list[str] = []
+    left: list[str] = []
+    try:
+        lines = Path("/proc/sysvipc/shm").read_text(encoding="ascii").splitlines()[1:]
+    except OSError:
+        return removed, left
+    libc = ctypes.CDLL(None, use_errno=True)
+    for line in lines:
+        fields = line.split()
+        shmid, cpid, nattch, cuid = int(fields[1]), int(fields[4]), int(fields[6]), int(fields[9])
+        ours = cpid in creators
+        orphan = orphan_owner is not None and cuid == orphan_owner and nattch == 0 and not _alive(cpid)
+        if not (ours or orphan):
+            continue
+        label = f"shared memory segment {shmid} (created by pid {cpid})"
+        if libc.shmctl(shmid, _IPC_RMID, None) == 0:
+            removed.append(label)
+        else:
+            left.append(f"{label}: {os.strerror(ctypes.get_errno())}; `ipcrm -m {shmid}` removes it")
+    return removed, left
