@@ -1,4 +1,5 @@
-"""TODO docstring (runner)"""
+"""`testbed run` and friends: a playbook driven through ansible-runner, with readable phase lines, one
+exit-code table, secrets kept out of every artifact, and a teardown that survives signals."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from testbed.ansible.settings import (
     runner_private_dir,
     scrub_artifacts,
 )
-from testbed.core import errors, redact
+from testbed.core import errors, redact, redacted_output
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.files import DiskFull, disk_full_of, full_filesystem
 from testbed.core.interrupts import NOTED, Interrupted
@@ -57,7 +58,7 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
     gha = github.is_github_actions(environ)
     # Everything the wrapper prints goes through the run's redactor; it learns values as they resolve.
     redactor = redact.Redactor()
-    out = redact.RedactingWriter(out, redactor)  # type: ignore[assignment]
+    out = redacted_output.RedactingWriter(out, redactor)  # type: ignore[assignment]
     renderer: Renderer | HostRenderers = (
         HostRenderers(out, options.shard_hosts, options.verbose, environ)
         if options.shard_hosts

@@ -1,4 +1,4 @@
-"""TODO docstring (runner)"""
+"""What a wrapper command asks of the playbooks (Options), and the playbook variables it becomes."""
 
 from __future__ import annotations
 

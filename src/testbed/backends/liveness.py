@@ -1,4 +1,5 @@
-"""TODO docstring (pytest_run, readiness)"""
+"""Whether a run's servers are still there: a native server's process, a container's state, and the tail
+of a server's log that says why one is gone."""
 
 from __future__ import annotations
 

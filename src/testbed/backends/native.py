@@ -1,4 +1,6 @@
-"""TODO docstring (native)"""
+"""The native backend: the run's servers as processes from locally installed binaries, started
+concurrently, detached in their own sessions, recorded in the state file the moment they exist, their logs
+kept by a capped pump. What to run for each server comes from its kind (testbed.servers)."""
 
 from __future__ import annotations
 

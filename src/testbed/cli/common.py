@@ -1,4 +1,5 @@
-"""TODO docstring (cli_shared)"""
+"""What the commands share: the service's config, the checks made before anything starts, and a run's
+options."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (cli)"""
+"""The `testbed` command: run, merge, up, test, down, status, env, logs, gc, collections. `main()` parses,
+dispatches to one `cmd_*` per command and returns the exit code; a TestbedError is its one line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring (cli)"""
+"""`testbed gc` and `testbed collections install`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TODO docstring (cli)"""
+"""`testbed run` (one run, a shard of a split, or every shard at once with --shards) and `testbed merge`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (config)"""
+"""The collection testbed drives (playbooks, ansible.cfg) and its one service catalogue: the servers
+role's defaults."""
 
 from __future__ import annotations
 

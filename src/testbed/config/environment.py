@@ -1,4 +1,6 @@
-"""TODO docstring (templating)"""
+"""What a service's tests see of a run's servers: the facts each server exposes (`{{ postgres.url }}`),
+and the tests' environment and pytest arguments rendered from them (for each pytest-xdist worker with its own
+facts, where it can be)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (config)"""
+"""A service's testbed.yml: loading and validation against the catalogue, into one typed ServiceConfig;
+every problem is named in one line."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (workers)"""
+"""How many pytest-xdist workers a run asks for (a count, or `auto`: the CPUs testbed may use), and the
+names of their instances of a server (`nats-gw1`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (native)"""
+"""This machine as the native servers see it: the account they run as (never root: PostgreSQL refuses),
+where their binaries are, a preparation step run as that account, and what a server to launch is."""
 
 from __future__ import annotations
 

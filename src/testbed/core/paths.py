@@ -1,4 +1,5 @@
-"""TODO docstring (native, state)"""
+"""Where testbed keeps what a run needs on this machine: the runtime root (trusted only when it is ours and
+writable only by us), the layout of a run's runtime folder, and the kept PostgreSQL templates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (state)"""
+"""Processes by identity (a pid with its kernel start time and boot, so a reused pid never matches), and
+the one way testbed stops them: its stop signal, a grace period (shorter once hurried), then SIGKILL."""
 
 from __future__ import annotations
 

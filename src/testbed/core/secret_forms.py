@@ -1,4 +1,44 @@
-"""TODO docstring (redact)"""
+"""How a secret value can appear in what a run writes or prints.
+
+Whole values. A value is masked as a whole and line by line (a multi-line key printed one line at a time), in
+each form it can take on its way out: raw text and UTF-8 bytes; Python's and JSON's escaping (`repr()` and
+`ascii()` in pytest's assertion messages, unicode-escape in a parametrize id, JSON strings with and without
+ensure_ascii), also twice (an id inside a repr or a JSON file); percent-encoding (`quote`, `quote_plus`: a
+URL's query string); each of those XML/HTML-escaped on top (htmlcov, stdout). Values shorter than
+MIN_SECRET_LENGTH are refused where secrets are resolved: replacing a short string corrupts ordinary output
+(words, numbers, ports) and where the masks land then tells the value anyway.
+
+Fragments. pytest shortens a long repr to its head and tail (`'sk-proj-Ab...9xQz'`) and skips the identical
+part of two long strings it compares, so runs of MIN_SECRET_LENGTH characters of a value are masked too; but
+only of its random parts. A structured secret (a cloud service-account key, a YAML document, a PEM key) shares
+key names, punctuation, words, numbers and URL prefixes (`"type": "`, `https://`, `-----BEGIN`) with ordinary
+text, and masking those would mangle testbed's own output (`see ***coverage.readthedocs.io`). So:
+- a JSON or YAML document (an object or a list) is decoded and its keys and scalar values are read, never
+  its syntax; any other value is read as it is;
+- the text is split at whitespace into words, and each word at the punctuation of JSON, YAML, XML, URLs,
+  e-mail addresses and escapes (SEPARATORS; in a word holding `://` also `/` and `.`, so that a URL's host
+  and path segments are apart) into tokens. A token is plain when each of its pieces between JOINERS (and
+  %-escapes) is a word or a number: lowercase or UPPERCASE letters, or Capitalised and camelCase humps that
+  each hold a vowel, followed by at most 3 digits (`service_account`, `accounts.google.com`, `-----BEGIN`,
+  `privateKeyId`, `x509`, `oauth2`), digits alone (ports, ids, timestamps) or a date-time's `07T06`. Any
+  other token is random: digits amid letters, a hump without a vowel (`VgxBipUgka`), a symbol (`$`, `!`,
+  `*`). A separator glued between two random tokens is random too, so a password's punctuation does not
+  cut it up (`aB3$dE6&gH9(jK2`), while a URL's credentials are apart from its host
+  (`postgres://app:***@db.internal/app`);
+- each run of random characters is a fragment source: its every MIN_SECRET_LENGTH-character window, in
+  every form above, is masked wherever it shows. Nothing else of the value is a fragment.
+A value with no random part at all (a passphrase of words, a number) is all secret: the windows of its
+lines count, as do the windows of a document's values (never its keys). The whole pieces of a JSON or YAML
+document are the document, its scalar values that hold a random run, and each line (of the document or of
+such a value) that holds one; lines of key/value structure alone are not pieces. Any other value's every line
+is a piece. A mask never swallows the line end after a value's last line.
+
+Files. What testbed writes in a run folder as JSON or XML (state.json, report.json, readiness.json,
+durations.json, junit.xml, coverage.xml) is redacted structurally (testbed.core.redact): parsed (XML through
+junit.parse_xml, which refuses a DTD), every string redacted (keys and attribute values too, where they hold
+a value), and written back, so the file stays valid; the serialised result is then scanned as text once more,
+for a value spread over its syntax. Any other file, and a .json or .xml file that does not parse, is redacted
+as text."""
 
 from __future__ import annotations
 

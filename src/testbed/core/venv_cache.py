@@ -1,4 +1,5 @@
-"""TODO docstring (dependencies)"""
+"""The cache of services' virtualenvs (testbed's cache folder): each ready once its install finished, used
+under a lock, and pruned when unused for a week."""
 
 from __future__ import annotations
 

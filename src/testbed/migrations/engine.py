@@ -1,4 +1,44 @@
-"""TODO docstring (migrations)"""
+"""The SQL migration engine: apply a folder of numbered ``*.sql`` files to a PostgreSQL database.
+
+Files
+    ``<version>_<anything>.sql`` (``0001_create.sql``, ``2_add_index.sql``): the numeric prefix is the
+    version; files are applied in numeric version order (``2_`` before ``10_``). Other files are ignored.
+    Reading them is testbed.migrations.files (no psycopg), which preflight shares.
+
+Tracking
+    ``<schema>.testbed_schema_migrations(version, name, checksum, applied_at)``, created if missing, in a
+    schema of testbed's own (``DEFAULT_SCHEMA`` unless the caller names another) so that a suite listing or
+    reflecting its own schemas never sees it. That schema must not be on the connection's search_path
+    (PostgreSQL's default path starts with ``"$user"``: a schema named like the database user is on it),
+    else the service's unqualified ``CREATE TABLE`` would land there. A table left in the service's schema
+    by an older testbed is moved into it, in the same transaction that creates it. ``checksum`` is
+    the sha256 of the file's bytes; an applied file must never change (add a new file instead), and a new file
+    must be numbered above every applied one. A tracked version whose file is gone is logged as a warning
+    and otherwise ignored.
+
+Transactions
+    Each file runs in its own transaction together with its tracking row, so a failing file leaves the
+    database as it was before that file. Files that start with the marker line::
+
+        -- testbed:no-transaction
+
+    (anywhere among the ``--`` comment lines and blank lines at the top) run statement by statement in
+    autocommit mode instead (``CREATE INDEX CONCURRENTLY``, ``VACUUM``, ...; such a statement failing with
+    "cannot run inside a transaction block" in an unmarked file is reported with the marker named); their
+    tracking row is inserted after the last statement succeeded. If such a file fails half-way, the statements before
+    the failing one stay committed and the file is not recorded: keep those files to one statement, or
+    make them safe to re-run (``IF NOT EXISTS``).
+
+Statements
+    Every file is split into statements (testbed.migrations.sql), and each statement is sent on its own. A
+    failing statement is reported with the file's line number: the server's error position (a 1-based
+    character offset into the statement sent) plus the statement's offset in the file; errors without a
+    position point at the statement's first line.
+
+Concurrency
+    A session-level advisory lock (``ADVISORY_LOCK_KEY``, derived from ``'testbed.migrations'``) serialises
+    concurrent runs against the same database; it is waited for up to ``lock_timeout_s`` and released at
+    the end, also on error."""
 
 from __future__ import annotations
 

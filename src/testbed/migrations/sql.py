@@ -1,4 +1,7 @@
-"""TODO docstring (migrations)"""
+"""Splitting a migration file into statements the way ``psql`` does: ``;`` outside quotes, ``E''``
+strings, quoted identifiers, dollar quotes, ``--`` and nested ``/* */`` comments, parentheses and
+``CREATE FUNCTION ... BEGIN ATOMIC ... END`` bodies (assuming ``standard_conforming_strings = on``, the
+default), each statement with its offset in the file."""
 
 from __future__ import annotations
 

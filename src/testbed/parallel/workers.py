@@ -1,4 +1,14 @@
-"""TODO docstring (workers)"""
+"""Parallel tests on one machine: pytest-xdist workers, each with its own share of every server, and the
+dev loop's reset to the freshly migrated state.
+
+Each server kind says how workers share it (ServerKind.worker_share): PostgreSQL logically (a database per
+worker, cloned from the migrated one), the Redis slot and NATS by an instance per worker (a service that
+reads only DRAGONFLY_HOST/PORT or NATS_URL cannot be pointed at a database index or an account otherwise),
+a declared server by instance unless its declaration says `workers: shared`. Instances are ordinary servers
+of the run (`<name>-gw1`, ...), brought up, probed, logged and torn down with the others; worker gw0 uses
+the run's own servers. The service sees its share through the variables it reads anyway and through its
+pytest arguments: the plugin (parallel/plugin/testbed_workers.py) sets each worker's variables, and puts its
+rendering of `tests.pytest_args` in place of the controller's, before the suite's conftest is imported."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (dependencies, pipeline)"""
+"""The dependencies phase: the service's own dependencies installed into an isolated virtualenv (uv, pip
+or Poetry), reused while its inputs are unchanged and locked against two concurrent installs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (pipeline)"""
+"""The migrations phase: the service's migrations applied, and in the dev loop the migrated state kept for
+`testbed test`'s reset (and migrated again when a test dropped it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (pipeline)"""
+"""The preflight phase: validate everything, pick the backend and ports, create the run's state (or reuse
+the run if it exists), start nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (readiness)"""
+"""The readiness phase: wait until every server answers its protocol, retry a native server that lost the
+race for its auto port, and say why one is not ready (gone, its log's tail)."""
 
 from __future__ import annotations
 

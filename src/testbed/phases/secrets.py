@@ -1,4 +1,5 @@
-"""TODO docstring (secrets)"""
+"""The secrets phase's check: every required secret resolved (SSM or the environment), and a failure named
+by its variable and parameter and classified (no access, not found, no credentials), never by a value."""
 
 from __future__ import annotations
 

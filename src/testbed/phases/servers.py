@@ -1,4 +1,5 @@
-"""TODO docstring (pipeline)"""
+"""The servers phase: the native backend's start, and the Docker resources the playbook created recorded in
+the state the moment they exist."""
 
 from __future__ import annotations
 

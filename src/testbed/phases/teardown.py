@@ -1,4 +1,4 @@
-"""TODO docstring (pipeline)"""
+"""The teardown phase: the run torn down from its state file; what is left fails the phase (exit 14)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO docstring (pipeline, pytest_run)"""
+"""The tests phase: the service's pytest run (its argv and environment, under the supervisor, with the dev
+loop's reset and each worker's share ready at the gate), and judging its result (counts from the JUnit report,
+coverage, whether an exit 0 can be believed) into the phase's outcome or its one-line failure."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from testbed.backends.liveness import servers_gone
 from testbed.config import workers as config_workers
 from testbed.config.environment import early_worker_templates, pytest_arguments, service_environment
 from testbed.config.service import ServiceConfig
-from testbed.core import files, installers, logcap, redact, supervisor
+from testbed.core import files, installers, logcap, redact, redacted_output, supervisor
 from testbed.core.environ import passed_on
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.junit import JUnitSummary
@@ -264,7 +266,7 @@ def run_tests(
     try:
         # pytest's output reaches pytest.log only through the redactor: no secret value is ever on disk.
         # Capped (testbed.core.logcap); a full disk under it stops pytest at once (DiskFull), not at the deadline.
-        with redact.redacting_log(run_folder / "pytest.log", redactor, root=run_folder) as log:
+        with redacted_output.redacting_log(run_folder / "pytest.log", redactor, root=run_folder) as log:
             # Under a supervisor: whatever the tests start (setsid, nohup, double fork) ends with them.
             rc, _, _ = supervisor.run(
                 argv,

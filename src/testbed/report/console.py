@@ -1,4 +1,5 @@
-"""TODO docstring (render)"""
+"""What a run prints: ansible-runner's job events turned into phase lines (one per outcome, the same words
+the CLI's direct paths use), the live line on a terminal, and GitHub Actions' collapsible groups."""
 
 from __future__ import annotations
 

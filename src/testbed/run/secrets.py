@@ -1,4 +1,6 @@
-"""TODO docstring (runner, secrets)"""
+"""The run's secrets: one 0600 file in the run's private 0700 folder, the only way values reach pytest;
+where they come from (`auto`: SSM under GitHub Actions, else the environment) and the environment's values
+moved into the file before anything records the environment."""
 
 from __future__ import annotations
 

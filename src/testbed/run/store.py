@@ -1,4 +1,6 @@
-"""TODO docstring (cli_shared, state)"""
+"""Run ids and the state file: every resource is recorded as it is created, so that a run can be torn down
+from its state file alone (after a crash, a cancel, or by hand); the runs of this host, and the environment
+`testbed up` left for a service."""
 
 from __future__ import annotations
 

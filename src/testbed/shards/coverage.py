@@ -1,4 +1,7 @@
-"""TODO docstring (merge, shard_folder)"""
+"""Coverage of a split: the shards' data copied into merge's own folder (its SQLite schema checked first),
+combined through coverage.py's data API from measurements of the service's own Python sources only (each
+shard's recorded service folder, checked, maps its paths onto this one's), and the XML and HTML reports made
+in an isolated interpreter (`python -I`) in the service folder the user named, never a shard's."""
 
 from __future__ import annotations
 

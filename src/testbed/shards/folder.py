@@ -1,4 +1,11 @@
-"""TODO docstring (shard_folder)"""
+"""A shard's run folder as `testbed merge` reads it: untrusted input.
+
+A shard folder is an artifact another job wrote: on GitHub possibly a job of a fork's pull request, on a
+fleet another host. So every file is read through one door (`read`): never through a symlink (the file or a
+folder on the way), only a regular file (not /dev/zero, not a FIFO), and at most `LIMITS[name]` bytes. Every
+value taken from it is checked (`Fields`, against testbed.shards.schema): types, ranges, single-line text.
+Anything else is a one-line refusal (exit 10) naming the shard folder, the file and what is wrong. Nothing in
+a shard folder is ever imported or run."""
 
 from __future__ import annotations
 

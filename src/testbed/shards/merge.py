@@ -1,4 +1,10 @@
-"""TODO docstring (merge)"""
+"""`testbed merge`: the run folders of a suite's shards joined into one report, as if one run had tested it
+all: junit.xml, combined coverage (data, XML, HTML), report.json, the next split's durations, and under
+GitHub Actions one step summary with at most 10 annotations.
+
+The exit code is the worst shard's (testbed.core.errors.worst). A shard folder that is missing or unreadable,
+or a test reported by two shards, is an error naming it (exit 10), before anything is written. Shard folders
+are untrusted input (testbed.shards.folder reads them): nothing in them chooses code, settings or files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (shard_folder)"""
+"""The one schema of what merge takes from a shard: its report.json (ShardReport), its state.json
+(ShardState) and the service name it recorded, each value typed and in range."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO docstring (teardown)"""
+"""`testbed gc`: runs whose owner is gone (or whose lease ran out) torn down, ansible-runner's private
+folders of dead owners removed, unused virtualenvs and PostgreSQL templates pruned."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""TODO docstring (teardown)"""
+"""Teardown from the state file alone: one implementation for the playbooks' `always`, the wrapper's signal
+handler, `testbed down` and `testbed gc`, on both backends; and an environment whose state file is gone, found
+from what remains (its data folders, postmaster.pid, the run's marker)."""
 
 from __future__ import annotations
 
