@@ -3,8 +3,6 @@ state file after the playbook, and a remote host's run torn down through playboo
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 from collections.abc import Callable
@@ -12,10 +10,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from testbed.ansible import extravars
-from testbed.ansible.settings import runner_arguments
+from testbed.ansible.settings import runner_arguments, runner_private_dir
 from testbed.core.errors import ExitCode, TestbedError
-from testbed.core.paths import OWNER_FILE, runtime_root
-from testbed.core.processes import ProcessIdentity
 from testbed.run.outcome import TeardownResult
 
 if TYPE_CHECKING:
@@ -43,12 +39,7 @@ def remote_teardown(
     brings the run folder back and removes the host's workspace."""
     import ansible_runner  # noqa: PLC0415
 
-    private_dir = runtime_root() / f"runner-{run_id}-down"
-    private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (private_dir / OWNER_FILE).write_text(
-        json.dumps(ProcessIdentity.of(os.getpid()).as_dict()),  # type: ignore[union-attr]
-        encoding="utf-8",
-    )
+    private_dir = runner_private_dir(run_id, suffix="-down")
     try:
         result = ansible_runner.run(
             **runner_arguments(private_dir, project, "playbooks/down.yml", inventory, envvars),

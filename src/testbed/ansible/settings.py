@@ -65,10 +65,10 @@ def runner_arguments(
     }
 
 
-def runner_private_dir(run_id: str, keep: bool) -> Path:
-    """ansible-runner's private data dir, owned by this process: gc removes it once its owner is gone (a
-    SIGKILL leaves it behind), unless it was kept on purpose."""
-    private_dir = runtime_root() / f"runner-{run_id}"
+def runner_private_dir(run_id: str, keep: bool = False, suffix: str = "") -> Path:
+    """ansible-runner's private data dir (`runner-<run id><suffix>`), owned by this process: gc removes it once
+    its owner is gone (a SIGKILL leaves it behind), unless it was kept on purpose."""
+    private_dir = runtime_root() / f"runner-{run_id}{suffix}"
     private_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     if keep:
         (private_dir / KEPT_FILE).touch()

@@ -1,4 +1,4 @@
-"""The `testbed` command line: its commands, their options and help (cli.py runs them)."""
+"""The `testbed` command line: its commands, their options and help (testbed.cli.main runs them)."""
 
 from __future__ import annotations
 
@@ -190,3 +190,31 @@ def parser() -> argparse.ArgumentParser:
         help="a collections path, as ansible-galaxy's -p (default: this Python's site-packages)",
     )
     return parser
+
+
+def argv_of(command: str, args: argparse.Namespace, **replace: object) -> list[str]:
+    """The options of a parsed `testbed COMMAND` as a command line again, from the parser's own definitions:
+    each option that differs from its default, with `replace`'s values in place of the parsed ones (None: left
+    out). Positional arguments (pytest's) are the caller's. A run hands its options to the runs it starts
+    (--shards) this way, so that none is dropped."""
+    values = {**vars(args), **replace}
+    sub = next(
+        action.choices[command] for action in parser()._actions if isinstance(action, argparse._SubParsersAction)
+    )
+    argv: list[str] = []
+    for action in sub._actions:
+        value = values.get(action.dest)
+        if not action.option_strings or isinstance(action, argparse._HelpAction) or value is None:
+            continue
+        if value == action.default and action.dest not in replace:
+            continue
+        flag = action.option_strings[-1]
+        if isinstance(action, argparse._CountAction):
+            argv += [flag] * int(value)
+        elif isinstance(action, argparse._StoreTrueAction):
+            argv += [flag] if value else []
+        elif isinstance(action, argparse._AppendAction):
+            argv += [f"{flag}={item}" for item in value]
+        else:
+            argv.append(f"{flag}={value}")
+    return argv

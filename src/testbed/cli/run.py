@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from testbed.cli import arguments as cli_arguments
 from testbed.cli.common import remote_inventory, run_options, service_config, validate
 from testbed.config.service import ServiceConfig
 from testbed.core.errors import TestbedError
@@ -55,17 +56,15 @@ def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) 
         options = run_options(args, config, "playbooks/integration.yml")
         options.extravars |= {"testbed_durations": durations}
         return run_all.run_on_hosts(options, project, config.as_dict(), hosts, total)
-    shard_argv = [
-        *("--service", str(config.directory), "--backend", args.backend, "--secrets", args.secrets),
-        *("--ports", "auto"),  # side by side: free ports
-        *(f"--image={pair}" for pair in args.image),
-        *(["--pull"] if args.pull else []),
-        *("--readiness-timeout", str(args.readiness_timeout)),
-        *(["-" + "v" * args.verbose] if args.verbose else []),
-        *(["--durations", durations] if durations else []),
-        *(["--workers", args.workers] if args.workers is not None else []),
-    ]
     run_root = (args.run_folder or config.directory / "runs").resolve()  # beside the service, as for one run
-    shard_argv += ["--run-folder", str(run_root)]
+    shard_argv = cli_arguments.argv_of(
+        "run",
+        args,
+        service=config.directory,
+        ports="auto",  # side by side: free ports
+        run_folder=run_root,
+        durations=durations or None,
+        shards=None,
+    )
     pytest_args = [a for a in args.pytest_args if a != "--"]
     return run_all.run(shard_argv, pytest_args, total, run_root, config.directory)

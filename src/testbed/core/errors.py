@@ -25,6 +25,29 @@ class ExitCode(IntEnum):
     SIGINT = 130
     SIGTERM = 143
 
+    @property
+    def meaning(self) -> str:
+        """What the code says, in the words the step summary and the docs' exit-code table use."""
+        return _MEANINGS[self]
+
+
+_MEANINGS: dict[int, str] = {
+    ExitCode.PASSED: "the tests passed (and everything was torn down)",
+    ExitCode.TESTS_FAILED: "tests failed",
+    ExitCode.INTERRUPTED: "pytest was interrupted",
+    ExitCode.INTERNAL_ERROR: "pytest internal error (or a testbed crash)",
+    ExitCode.USAGE_ERROR: "pytest usage error",
+    ExitCode.NO_TESTS: "no tests collected (counted as a failure)",
+    ExitCode.CONFIG: "bad input or config",
+    ExitCode.SECRETS: "secrets could not be resolved",
+    ExitCode.PROVISIONING: "provisioning or readiness failed (a full disk included)",
+    ExitCode.MIGRATIONS: "migrations failed",
+    ExitCode.TEARDOWN: "teardown failed: something was left behind, even if the tests passed",
+    ExitCode.DEADLINE: "the tests phase outlived tests.deadline: pytest and everything it started were killed",
+    ExitCode.SIGINT: "interrupted by SIGINT (after tearing down)",
+    ExitCode.SIGTERM: "terminated by SIGTERM (after tearing down)",
+}
+
 
 class TestbedError(Exception):
     """A failure with a one-line message that says what is wrong and how to fix it."""

@@ -23,11 +23,11 @@ class ProcessIdentity:
 
     @classmethod
     def of(cls, pid: int) -> ProcessIdentity | None:
-        start = _start_time(pid)
+        start = start_time(pid)
         return None if start is None else cls(pid, start, boot_id())
 
     def alive(self) -> bool:
-        return self.boot_id == boot_id() and _start_time(self.pid) == self.start_time
+        return self.boot_id == boot_id() and start_time(self.pid) == self.start_time
 
     def as_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "start_time": self.start_time, "boot_id": self.boot_id}
@@ -47,16 +47,59 @@ def proc_stat(pid: int) -> list[str] | None:
     return stat[stat.rindex(")") + 2 :].split()
 
 
-def _start_time(pid: int) -> int | None:
+def start_time(pid: int) -> int | None:
+    """The kernel start time of a live process (None when it is gone, or a zombie: it has exited, and only its
+    parent's wait is missing)."""
     fields = proc_stat(pid)
-    if fields is None or fields[0] == "Z":  # a zombie has exited; only its parent's wait is missing
+    if fields is None or fields[0] == "Z":
         return None
     return int(fields[19])
 
 
+def alive(pid: int) -> bool:
+    return start_time(pid) is not None
+
+
+def parent(pid: int) -> int:
+    """Its parent's pid (0 when it is gone)."""
+    fields = proc_stat(pid)
+    return int(fields[1]) if fields else 0
+
+
+def ancestors(pid: int) -> list[int]:
+    """`pid` and every process above it, nearest first (init excluded)."""
+    found: list[int] = []
+    while pid > 1 and pid not in found:
+        found.append(pid)
+        pid = parent(pid)
+    return found
+
+
+def pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def is_ansible_playbook(pid: int) -> bool:
+    """Whether `pid` is an ansible-playbook process (a controller, or one of its forked workers)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(part.endswith(b"ansible-playbook") for part in argv[:2])
+
+
+def playbook_above(pid: int, *, topmost: bool = False) -> int | None:
+    """The ansible-playbook process above `pid` (itself included): the nearest (a worker), or the topmost (its
+    controller: a worker is a fork of it, with its command line)."""
+    found = [ancestor for ancestor in ancestors(pid) if is_ansible_playbook(ancestor)]
+    if not found:
+        return None
+    return found[-1] if topmost else found[0]
+
+
 def started_at(pid: int) -> float | None:
     """When process `pid` started, as a time.time() value (its start time is in clock ticks since boot)."""
-    start = _start_time(pid)
+    start = start_time(pid)
     try:
         boot = next(
             int(line.split()[1])
@@ -117,3 +160,21 @@ def stop_processes(
         signal_group(identity, signal.SIGKILL)
     wait(time.monotonic() + 2.0, lambda: False)
     return pending
+
+
+def kill_until_gone(
+    find: Callable[[], list[int]], patience: float = 10.0, reap: Callable[[], None] | None = None
+) -> list[int]:
+    """SIGKILL what `find()` lists, again until it lists nothing (what it finds may fork meanwhile) or
+    `patience` runs out; `reap()` after each round (a subreaper's orphans). Returns what is still found."""
+    give_up = time.monotonic() + patience
+    found = find()
+    while found and time.monotonic() < give_up:
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if reap is not None:
+            reap()
+        time.sleep(0.01)
+        found = find()
+    return found

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from testbed.core import processes
 from testbed.core.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -44,23 +45,11 @@ OWNER_VARIABLE = "TESTBED_OWNER"  # PID:START_TIME of the testbed command drivin
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _parents() -> dict[int, int]:
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text(encoding="ascii", errors="replace")
-                parents[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-    return parents
-
-
 def descendants(root: int) -> list[int]:
     """Every process below `root`, by parent links in /proc."""
     children: dict[int, list[int]] = {}
-    for pid, parent in _parents().items():
-        children.setdefault(parent, []).append(pid)
+    for pid in processes.pids():
+        children.setdefault(processes.parent(pid), []).append(pid)
     found: list[int] = []
     pending = list(children.get(root, []))
     while pending:
@@ -79,16 +68,7 @@ def _reap() -> None:
 def kill_descendants(root: int, patience: float = 10.0) -> None:
     """SIGKILL everything below `root` until nothing is left (new forks included), reaping what is
     reparented to us."""
-    give_up = time.monotonic() + patience
-    while time.monotonic() < give_up:
-        below = descendants(root)
-        if not below:
-            return
-        for pid in below:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        _reap()
-        time.sleep(0.01)
+    processes.kill_until_gone(lambda: descendants(root), patience, reap=_reap)
 
 
 def _become_subreaper() -> None:
@@ -108,21 +88,6 @@ def _stop(code: int) -> None:
     raise _Stop(code)
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """/proc/<pid>/stat after the command name: [0] state, [1] parent pid, [19] start time."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2 :].split()
-
-
-def _start_time(pid: int) -> int | None:
-    """The kernel start time of a live process (None when it is gone or a zombie)."""
-    fields = _stat_fields(pid)
-    return None if fields is None or fields[0] == "Z" else int(fields[19])
-
-
 def owner_of_this_process() -> str | None:
     """Whom a supervisor started from here serves, as `PID:START_TIME`: the testbed command driving the run
     (OWNER_VARIABLE, which the wrapper sets for its playbook), else the topmost ansible-playbook above this
@@ -130,13 +95,8 @@ def owner_of_this_process() -> str | None:
     owner = os.environ.get(OWNER_VARIABLE)
     if owner:
         return owner
-    pid, controller = os.getpid(), None
-    while pid > 1:
-        if _is_ansible_playbook(pid):
-            controller = pid
-        fields = _stat_fields(pid)
-        pid = int(fields[1]) if fields else 0
-    start = _start_time(controller) if controller else None
+    controller = processes.playbook_above(os.getpid(), topmost=True)
+    start = processes.start_time(controller) if controller else None
     return f"{controller}:{start}" if start is not None else None
 
 
@@ -152,7 +112,7 @@ def _watch_owner(owner: str) -> None:
         pidfd = None
 
     def gone() -> bool:
-        return _start_time(pid) != start
+        return processes.start_time(pid) != start
 
     def wait() -> None:
         while not gone():
@@ -246,14 +206,12 @@ def run(
 
 
 def _record(state: RunState | None, pid: int, what: str) -> list[dict[str, Any]]:
-    from testbed.core.processes import ProcessIdentity  # noqa: PLC0415 - the supervisor process itself never needs it
-
-    identity = ProcessIdentity.of(pid)
+    identity = processes.ProcessIdentity.of(pid)
     if state is None or identity is None:
         return []
     records = [{"kind": "supervisor", "what": what, **identity.as_dict(), "stop_signal": int(signal.SIGTERM)}]
-    worker = ProcessIdentity.of(os.getpid())
-    if worker is not None and _is_ansible_playbook(os.getpid()):
+    worker = processes.ProcessIdentity.of(os.getpid())
+    if worker is not None and processes.is_ansible_playbook(os.getpid()):
         records.append({"kind": "controller", "what": "ansible worker", **worker.as_dict(), "stop_signal": 15})
     with contextlib.suppress(OSError, ValueError), state.update() as data:
         data["resources"] += [r for r in records if r not in data["resources"]]
@@ -266,14 +224,6 @@ def _unrecord(state: RunState | None, records: list[dict[str, Any]]) -> None:
         return
     with contextlib.suppress(OSError, ValueError), state.update() as data:
         data["resources"] = [r for r in data["resources"] if r != records[0]]
-
-
-def _is_ansible_playbook(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(part.endswith(b"ansible-playbook") for part in cmdline[:2])
 
 
 if __name__ == "__main__":

@@ -20,30 +20,13 @@ from testbed.core import files
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.paths import runtime_root
 from testbed.core.ports import free_port, port_free, port_holder
-from testbed.core.processes import ProcessIdentity, proc_stat
+from testbed.core.processes import ProcessIdentity, playbook_above
 from testbed.parallel import workers as parallel_workers
 from testbed.run.record import RunRecord
 from testbed.run.store import RunState, check_run_id, new_run_id
 from testbed.servers import WORKER_OF, kind_of, unavailable_on
 
 PORT_MODES = ("fixed", "auto")
-
-
-def _playbook_pid() -> int | None:
-    """The ansible-playbook process above this module: the run's owner when no wrapper says otherwise."""
-    pid = os.getppid()
-    while pid > 1:
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            return None
-        if any(part.endswith(b"ansible-playbook") for part in cmdline[:2]):
-            return pid
-        fields = proc_stat(pid)
-        if fields is None:
-            return None
-        pid = int(fields[1])
-    return None
 
 
 def _context(record: RunRecord, notices: list[str]) -> dict[str, Any]:
@@ -116,7 +99,7 @@ def _pick_ports(servers: Mapping[str, dict[str, Any]], ports: str, backend: str)
 def _record_controller(state: RunState) -> None:
     """Record the ansible-playbook running this module: a killed wrapper leaves it running, and gc stops it
     with the servers."""
-    pid = _playbook_pid()
+    pid = playbook_above(os.getppid())
     controller = ProcessIdentity.of(pid) if pid else None
     if controller is None:
         return
@@ -167,7 +150,7 @@ def open_run(params: Mapping[str, Any]) -> dict[str, Any]:
 
     run_id = check_run_id(params.get("run_id") or new_run_id())
     run_folder = Path(params["run_root"]).resolve() / run_id
-    owner_pid = params.get("owner_pid") or _playbook_pid()
+    owner_pid = params.get("owner_pid") or playbook_above(os.getppid())
     owner = ProcessIdentity.of(int(owner_pid)) if owner_pid else None
     state = RunState.create(
         run_id,

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from testbed.config import workers as config_workers
 from testbed.config.environment import early_worker_templates, pytest_arguments, service_environment
 from testbed.config.service import ServiceConfig
 from testbed.core import files, installers, logcap, redact, redacted_output, supervisor
+from testbed.core.coverage_xml import coverage_percent
 from testbed.core.environ import passed_on
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.junit import JUnitSummary
@@ -83,14 +83,6 @@ def pytest_phase(
 def _dependencies_python(config: ServiceConfig) -> Path:
 
     return dependencies.ensure(config)[0]
-
-
-def _coverage_percent(path: Path) -> float | None:
-    try:
-        root = ET.parse(path).getroot()  # noqa: S314 - written by this run's own coverage.py
-    except (OSError, ET.ParseError):
-        return None
-    return round(float(root.get("line-rate", "0")) * 100, 1)
 
 
 def _workers_to_use(record: RunRecord, asked: int) -> int:
@@ -299,7 +291,7 @@ def run_tests(
     summary = junit.parse(junit_path)  # None when pytest stopped before writing it (usage errors)
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0} | (summary.counts() if summary else {})
     counts["duration"] = round((summary.duration if summary else 0) or seconds, 2)
-    coverage = _coverage_percent(run_folder / "coverage.xml") if config.tests.coverage else None
+    coverage = coverage_percent(run_folder / "coverage.xml") if config.tests.coverage else None
     return {
         "rc": rc,
         "untrusted": untrusted_result(rc, summary, empty_group=empty_group),

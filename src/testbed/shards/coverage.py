@@ -11,13 +11,13 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from testbed.config.service import nearest_service_dir
+from testbed.core.coverage_xml import coverage_percent
 from testbed.core.errors import TestbedError
 from testbed.shards.folder import (
     COVERAGE,
@@ -138,11 +138,7 @@ def _coverage_reports(combined: _Combined, out: Path) -> float | None:
         if result.returncode != 0:
             last = (result.stderr.strip() or result.stdout.strip()).splitlines() or ["no output"]
             raise TestbedError(f"merge: coverage {argv[4]} failed (exit {result.returncode}): {last[-1]}")
-    try:
-        root = ET.parse(out / "coverage.xml").getroot()  # noqa: S314 - written just now by coverage.py
-    except (OSError, ET.ParseError):
-        return None
-    return round(float(root.get("line-rate", "0")) * 100, 1)
+    return coverage_percent(out / "coverage.xml")
 
 
 # The tables and automatic indexes of coverage.py's SQLite data file (coverage/sqldata.py, schema 7);

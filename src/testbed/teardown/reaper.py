@@ -9,35 +9,20 @@ import contextlib
 import ctypes
 import os
 import signal
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from testbed.core.processes import proc_stat
+from testbed.core import processes
 from testbed.core.supervisor import MARKER
 
 _IPC_RMID = 0
 
 
-def _ancestors() -> set[int]:
-    """This process and those above it: never a target, whatever their environment says."""
-    found, pid = set(), os.getpid()
-    while pid > 1 and pid not in found:
-        found.add(pid)
-        fields = proc_stat(pid)
-        pid = int(fields[1]) if fields else 0
-    return found
-
-
-def _pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
 def _processes(field: str) -> Iterator[tuple[int, list[bytes]]]:
     """Every process but this one and its ancestors, with its NUL-separated /proc/<pid>/<field>
     (`environ` or `cmdline`); processes that vanish or hide it are passed over."""
-    spared = _ancestors()
-    for pid in _pids():
+    spared = set(processes.ancestors(os.getpid()))
+    for pid in processes.pids():
         if pid in spared:
             continue
         try:
@@ -81,7 +66,7 @@ def _postmasters(runtime_dir: Path) -> list[int]:
     """The postmasters named by pid files in the run's data folders (`postmaster.pid`: the pid, then its data
     folder), each only if that process is a postgres working in that very folder (its cwd): a reused pid,
     or a pid file naming another cluster's postmaster, is not ours."""
-    spared = _ancestors()
+    spared = set(processes.ancestors(os.getpid()))
     found = []
     for pid_file in runtime_dir.glob("*/postmaster.pid"):
         try:
@@ -123,49 +108,30 @@ def playbooks_of(run_id: str) -> list[tuple[int, int]]:
     return [
         (pid, int(signal.SIGTERM))
         for pid, argv in _processes("cmdline")
-        if any(part.endswith(b"ansible-playbook") for part in argv[:2])
-        and any(marker in part for part in argv for marker in wanted)
+        if processes.is_ansible_playbook(pid) and any(marker in part for part in argv for marker in wanted)
     ]
 
 
-def _alive(pid: int) -> bool:
-    fields = proc_stat(pid)
-    return fields is not None and fields[0] != "Z"
-
-
 def kill(targets: Iterable[tuple[int, int]], grace: float) -> list[int]:
-    """Signal each (pid, signal), SIGKILL what is still there after `grace`; the pids still alive."""
-    pending = []
-    for pid, signum in targets:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signum)
-            pending.append(pid)
-    give_up = time.monotonic() + grace
-    while pending and time.monotonic() < give_up:
-        pending = [pid for pid in pending if _alive(pid)]
-        if pending:
-            time.sleep(0.01)
-    for pid in pending:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-    give_up = time.monotonic() + 2.0
-    while pending and time.monotonic() < give_up:
-        pending = [pid for pid in pending if _alive(pid)]
-        if pending:
-            time.sleep(0.01)
-    return pending
+    """Stop each (pid, signal) as processes.stop_processes does (SIGKILL after `grace`); the pids still alive."""
+    identities = [(identity, signum) for pid, signum in targets if (identity := processes.ProcessIdentity.of(pid))]
+    return [identity.pid for identity in processes.stop_processes(identities, grace)]
 
 
 def kill_marked(run_id: str) -> tuple[list[str], list[str]]:
     """SIGKILL every process marked with the run, again until none is left (they may fork meanwhile)."""
-    removed: list[str] = []
-    for _round in range(20):
+    seen: list[int] = []
+
+    def find() -> list[int]:
         found = marked(run_id)
-        if not found:
-            return removed, []
-        removed += [f"process {pid} (started by the tests or the install)" for pid in found]
-        kill(((pid, signal.SIGKILL) for pid in found), 0.5)
-    return removed, [f"process {pid} (started by the tests or the install)" for pid in marked(run_id)]
+        seen.extend(pid for pid in found if pid not in seen)
+        return found
+
+    left = processes.kill_until_gone(find)
+    return (
+        [f"process {pid} (started by the tests or the install)" for pid in seen if pid not in left],
+        [f"process {pid} (started by the tests or the install)" for pid in left],
+    )
 
 
 def shared_memory(creators: set[int], orphan_owner: int | None) -> tuple[list[str], list[str]]:
@@ -183,7 +149,7 @@ def shared_memory(creators: set[int], orphan_owner: int | None) -> tuple[list[st
         fields = line.split()
         shmid, cpid, nattch, cuid = int(fields[1]), int(fields[4]), int(fields[6]), int(fields[9])
         ours = cpid in creators
-        orphan = orphan_owner is not None and cuid == orphan_owner and nattch == 0 and not _alive(cpid)
+        orphan = orphan_owner is not None and cuid == orphan_owner and nattch == 0 and not processes.alive(cpid)
         if not (ours or orphan):
             continue
         label = f"shared memory segment {shmid} (created by pid {cpid})"

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from testbed.core.errors import ExitCode
 from testbed.core.junit import Failure
 
 # GitHub drops a step summary over 1 MiB whole; stay well under it.
@@ -16,21 +17,6 @@ _FAILURES_SHOWN = 50
 _PHASES_SHOWN = 100
 _GANTT_PHASES = 40
 
-_EXIT_MEANINGS = {
-    0: "passed",
-    1: "tests failed",
-    2: "pytest was interrupted",
-    3: "pytest internal error",
-    4: "pytest usage error",
-    5: "no tests collected",
-    10: "configuration error",
-    11: "secrets error",
-    12: "provisioning/readiness failed",
-    13: "migrations failed",
-    14: "teardown failed",
-    130: "interrupted (SIGINT)",
-    143: "terminated (SIGTERM)",
-}
 _STATUS_EMOJI = {
     "ok": "✅",
     "passed": "✅",
@@ -176,7 +162,8 @@ def step_summary(
     icon = "✅" if result == "passed" else "❌"
     headline = f"## {icon} {service} integration tests: {_cell(result, 40)}"
     if isinstance(exit_code, int) and not isinstance(exit_code, bool) and exit_code != 0:
-        headline += f" (exit {exit_code}: {_EXIT_MEANINGS.get(exit_code, 'error')})"
+        meaning = ExitCode(exit_code).meaning if exit_code in set(ExitCode) else "error"
+        headline += f" (exit {exit_code}: {meaning})"
     meta = f"Run `{_cell(report.get('run_id', '?'), 100)}`, backend `{_cell(report.get('backend', '?'), 40)}`"
     if not budget.add([headline, "", meta, ""]):
         return _hard_cut(headline + "\n", max_bytes)
