@@ -18,7 +18,7 @@ import pytest
 
 from conftest import FIXTURES, clean_env, cli, image_args, leftovers, playbook, run_folder_of
 from secret_shapes import pem, service_account_json, yaml_document
-from testbed.core import junit, redact
+from testbed.core import junit, redact, xml_input
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.paths import runtime_root
 from testbed.run import secrets as run_secrets
@@ -223,7 +223,7 @@ def _every_file_parses(folder: Path) -> list[Path]:
         if path.suffix == ".json":
             json.loads(path.read_bytes())
         else:
-            junit.parse_xml(path.read_bytes())
+            xml_input.parse_xml(path.read_bytes())
         checked.append(path)
     return checked
 

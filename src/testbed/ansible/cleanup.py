@@ -12,7 +12,12 @@ from typing import IO, TYPE_CHECKING
 from testbed.ansible import extravars
 from testbed.ansible.settings import runner_arguments, runner_private_dir
 from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.processes import stop_processes
 from testbed.run.outcome import TeardownResult
+from testbed.run.store import RunState
+from testbed.teardown import reaper
+from testbed.teardown.gc import gc
+from testbed.teardown.teardown import teardown_run_id
 
 if TYPE_CHECKING:
     from testbed.ansible.options import Options
@@ -21,8 +26,6 @@ if TYPE_CHECKING:
 
 def sweep_orphans(out: IO[str]) -> None:
     """Every run starts by removing what runs whose owner is gone (or that expired) left behind."""
-    from testbed.teardown.gc import gc  # noqa: PLC0415
-
     try:
         collected = [r for r in gc() if r.removed or r.left]
     except OSError:
@@ -80,8 +83,6 @@ def remote_teardown(
 def teardown_run(run_id: str, grace: float, hurry: Callable[[], bool] | None = None) -> TeardownResult:
     """Tear down whatever the state file still records, the playbook's controller included (it was
     cancelled, or has ended)."""
-    from testbed.teardown.teardown import teardown_run_id  # noqa: PLC0415
-
     return teardown_run_id(run_id, grace=grace, include_controller=True, hurry=hurry)
 
 
@@ -98,8 +99,6 @@ def after_interrupt(
 ) -> ExitCode:
     """The playbook was cancelled, so its `always` did not run: stop what it left running, and tear down
     unless the environment is meant to stay up (`testbed test`)."""
-    from testbed.teardown import reaper  # noqa: PLC0415
-
     remote = options.inventory is not None
     name = interrupted.name
     if options.teardown == "never":
@@ -124,10 +123,6 @@ def after_interrupt(
 def stop_tests(run_id: str, grace: float = 5.0) -> None:
     """Stop a run's playbook processes (its workers setsid() away from the cancelled controller) and the
     tests' supervisor, which ends whatever the tests started; the servers stay up."""
-    from testbed.core.processes import stop_processes  # noqa: PLC0415
-    from testbed.run.store import RunState  # noqa: PLC0415
-    from testbed.teardown import reaper  # noqa: PLC0415
-
     reaper.kill(reaper.playbooks_of(run_id), grace=2.0)
     try:
         record = RunState.find(run_id).load()

@@ -23,6 +23,7 @@ from testbed.ansible.settings import (
     runner_private_dir,
     scrub_artifacts,
 )
+from testbed.config.catalogue import load_catalogue
 from testbed.core import errors, redact, redacted_output
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.files import DiskFull, disk_full_of, full_filesystem
@@ -34,6 +35,7 @@ from testbed.report.console import HostRenderers, Renderer
 from testbed.report.run_report import build_report, write_report
 from testbed.run import secrets
 from testbed.run.secrets import resolve_env_secrets, secrets_source
+from testbed.run.store import new_run_id
 
 
 def run_playbook(options: Options, project: Path, config: dict[str, Any], out: IO[str] = sys.stdout) -> int:
@@ -48,8 +50,6 @@ def run_playbook(options: Options, project: Path, config: dict[str, Any], out: I
 
 def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str], interrupted: Interrupted) -> int:
     import ansible_runner  # noqa: PLC0415 - slow import, only for commands that run playbooks
-
-    from testbed.run.store import new_run_id  # noqa: PLC0415
 
     run_id = options.run_id or new_run_id()
     run_root = (options.run_root or options.service / "runs").resolve()  # beside the service: git-ignore runs/
@@ -274,7 +274,6 @@ def _head_start(options: Options, project: Path, run_id: str, run_root: Path) ->
     Anything that fails here fails again in its own phase, with its message, in the playbook."""
     if options.teardown == "never" or options.backend == "docker":
         return None
-    from testbed.config.catalogue import load_catalogue  # noqa: PLC0415
 
     try:
         context = preflight.open_run(

@@ -26,13 +26,12 @@ from testbed.core.paths import DISK_FULL_NOTE, START_LOCK
 from testbed.core.processes import ProcessIdentity
 from testbed.core.supervisor import MARKER
 from testbed.run.store import RunState
+from testbed.servers import kind_of
 
 
 def binaries(servers: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
     """The binary serving each server, and notices (the Dragonfly stand-in). A missing one is an error
     that says how to install it."""
-    from testbed.servers import kind_of  # noqa: PLC0415 - the kinds import this module
-
     found: dict[str, str] = {}
     notices: list[str] = []
     missing: list[str] = []
@@ -71,7 +70,6 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
     found, notices = binaries(servers)
     account = server_account()
     run_dir = state.runtime_dir
-    from testbed.servers import kind_of  # noqa: PLC0415 - the kinds import this module
 
     launches = [
         kind_of(service, settings).launch(settings, found[service], run_dir, account)

@@ -8,17 +8,19 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from testbed.ansible import collections_install
+from testbed.ansible.options import Options
+from testbed.backends import docker_api
 from testbed.config import workers
 from testbed.config.catalogue import load_catalogue
+from testbed.config.checks import check_before_start
 from testbed.config.service import ServiceConfig, load_service_config, nearest_service_dir
 from testbed.core.errors import ExitCode, TestbedError
+from testbed.run.guard import refuse_run_id_in_use
+from testbed.run.secrets import require_env, secrets_source
 from testbed.run.store import check_run_id
-
-if TYPE_CHECKING:
-    from testbed.ansible.options import Options
+from testbed.servers import unavailable_on
 
 
 def service_dir(arg: Path | None, _project: Path) -> Path:
@@ -46,23 +48,17 @@ def validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     if getattr(args, "run_id", ""):
         check_run_id(args.run_id)
         if getattr(args, "inventory", None) is None:  # a remote run's id names an environment over there
-            from testbed.run.guard import refuse_run_id_in_use  # noqa: PLC0415
-
             refuse_run_id_in_use(args.run_id)
-    from testbed.config.checks import check_before_start  # noqa: PLC0415 - only commands that start servers
 
     asked = getattr(args, "workers", None)  # `--workers ''` is refused, not taken as the default
     count = workers.count(*((config.tests.workers, "'tests.workers'") if asked is None else (asked, "--workers")))
     check_before_start(config, worker_count=count)  # templates, test paths, exec limits, migration files
-    from testbed.servers import unavailable_on  # noqa: PLC0415
 
     unavailable = unavailable_on(config.servers, getattr(args, "backend", None) or "auto")
     if unavailable:  # a declared server without a command (native) or an image (docker) for the backend asked for
         raise TestbedError(unavailable, ExitCode.CONFIG)
-    from testbed.run.secrets import secrets_source  # noqa: PLC0415 - only commands that run playbooks need it
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
-    from testbed.backends import docker_api  # noqa: PLC0415
 
     backend = getattr(args, "backend", "auto")
     # auto picks Docker where its engine answers (a remote host's engine cannot be asked from here).
@@ -71,8 +67,6 @@ def validate(args: argparse.Namespace, config: ServiceConfig) -> None:
     )
     collections_install.require(docker=docker, ssm=source == "ssm")
     if source == "env":
-        from testbed.run.secrets import require_env  # noqa: PLC0415
-
         require_env(config.as_dict()["secrets"], os.environ)
     if getattr(args, "inventory", None) is None:
         _usable_run_root(getattr(args, "run_folder", None) or config.directory / "runs")
@@ -99,7 +93,6 @@ def _usable_run_root(run_root: Path) -> None:
 
 def run_options(args: argparse.Namespace, config: ServiceConfig, playbook: str) -> Options:
     pytest_args = [a for a in getattr(args, "pytest_args", []) if a != "--"]
-    from testbed.ansible.options import Options  # noqa: PLC0415
 
     options = Options(
         service=config.directory,

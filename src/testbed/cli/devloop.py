@@ -10,13 +10,18 @@ from pathlib import Path
 
 from testbed.cli.common import run_options, service_config, service_dir, validate
 from testbed.config import workers
+from testbed.config.checks import check_before_start
 from testbed.config.environment import service_environment
 from testbed.core.errors import TestbedError
 from testbed.core.paths import runtime_root
 from testbed.parallel import workers as parallel_workers
-from testbed.run.outcome import ServersReady, ServerUp
+from testbed.run.guard import tearing_down, testing
+from testbed.run.outcome import ServersReady, ServerUp, failure_line
 from testbed.run.record import RunRecord
+from testbed.run.secrets import redactor, secrets_path
 from testbed.run.store import RunState, all_runs, check_run_id, leased_run, new_run_id, require_up
+from testbed.servers import probes
+from testbed.teardown.teardown import stateless_runs, teardown, teardown_run_id, without_state
 
 
 def cmd_up(args: argparse.Namespace, project: Path) -> int:
@@ -30,12 +35,10 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
         options = run_options(args, config, "playbooks/up.yml")
         options.run_id = existing.load().run_id
         options.teardown = "never"  # what is up stays up if adding fails
-        from testbed.ansible.driver import run_playbook  # noqa: PLC0415
+        from testbed.ansible.driver import run_playbook  # noqa: PLC0415 - start-up cost: what drives playbooks
 
         return run_playbook(options, project, config.as_dict())
     if existing is not None:
-        from testbed.servers import probes  # noqa: PLC0415
-
         record = existing.load()
         results = probes.wait_ready(record.facts, timeout=2.0, servers=record.servers, run_id=record.run_id)
         if all(r.ready for r in results.values()):
@@ -44,14 +47,13 @@ def cmd_up(args: argparse.Namespace, project: Path) -> int:
                 current["lease_until"] = time.time() + args.lease
             return _migrate_existing(record.run_id)
         print(f"ℹ️  environment {record.run_id} is unhealthy; replacing it")
-        from testbed.teardown.teardown import teardown  # noqa: PLC0415
 
         teardown(existing, grace=2.0)
     validate(args, config)
     options = run_options(args, config, "playbooks/up.yml")
     options.lease_seconds = args.lease
     options.teardown = "on_failure"
-    from testbed.ansible.driver import run_playbook  # noqa: PLC0415
+    from testbed.ansible.driver import run_playbook  # noqa: PLC0415 - start-up cost: what drives playbooks
 
     if args.inventory is None:
         return run_playbook(options, project, config.as_dict())
@@ -73,10 +75,9 @@ def already_up(record: RunRecord) -> ServersReady:
 
 def _migrate_existing(run_id: str) -> int:
     """A second `up` applies migrations added since the first (the dev loop), and nothing else."""
-    from testbed.phases.migrations import migrate  # noqa: PLC0415
-    from testbed.run.outcome import failure_line  # noqa: PLC0415
-
     try:
+        from testbed.phases.migrations import migrate  # noqa: PLC0415 - start-up cost: psycopg
+
         migrated = migrate(run_id)
     except TestbedError as exc:
         print(failure_line("migrations", str(exc)))
@@ -88,13 +89,10 @@ def _migrate_existing(run_id: str) -> int:
 def cmd_test(args: argparse.Namespace, project: Path) -> int:
     config = service_config(args.service, project)
     state = require_up(config.directory)
-    from testbed.run.guard import testing  # noqa: PLC0415
 
     # Before anything of this run exists (ansible-runner's folder is named by the run id, which a second
     # `testbed test` shares): one at a time, and `testbed down` refuses meanwhile.
     with testing(state):
-        from testbed.config.checks import check_before_start  # noqa: PLC0415
-
         record = state.load()
         options = run_options(args, config, "playbooks/test.yml")
         asked = workers.count(options.extravars["testbed_workers"], "--workers") if args.workers is not None else 0
@@ -105,13 +103,12 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
         options.run_root = record.run_folder.parent
         options.secrets = "file"
         options.teardown = "never"
-        from testbed.ansible.driver import run_playbook  # noqa: PLC0415
+        from testbed.ansible.driver import run_playbook  # noqa: PLC0415 - start-up cost: what drives playbooks
 
         return run_playbook(options, project, config.as_dict())
 
 
 def cmd_down(args: argparse.Namespace, project: Path) -> int:
-    from testbed.teardown.teardown import teardown, teardown_run_id  # noqa: PLC0415
 
     if args.inventory is not None:  # on the remote host, through playbooks/down.yml
         if not args.run_id:
@@ -119,10 +116,9 @@ def cmd_down(args: argparse.Namespace, project: Path) -> int:
         config = service_config(args.service, project)
         options = run_options(args, config, "playbooks/down.yml")
         options.teardown = "never"
-        from testbed.ansible.driver import run_playbook  # noqa: PLC0415
+        from testbed.ansible.driver import run_playbook  # noqa: PLC0415 - start-up cost: what drives playbooks
 
         return run_playbook(options, project, config.as_dict())
-    from testbed.run.guard import tearing_down  # noqa: PLC0415
 
     state = _state_to_tear_down(args, project)
     with tearing_down(state):
@@ -135,8 +131,6 @@ def _state_to_tear_down(args: argparse.Namespace, project: Path) -> RunState:
     """The run `down` tears down: by --run-id (also one whose state file is gone, as long as something of it is
     left), or the service's `up` environment; when there is none, the runs that lost their state file and
     still run servers are named, with the command that stops them."""
-    from testbed.teardown.teardown import stateless_runs, without_state  # noqa: PLC0415
-
     if args.run_id:
         check_run_id(args.run_id)
         try:
@@ -170,7 +164,6 @@ def _age(seconds: float) -> str:
 
 
 def cmd_status(args: argparse.Namespace, project: Path) -> int:
-    from testbed.servers import probes  # noqa: PLC0415
 
     wanted = service_config(args.service, project).name if args.service else None
     runs = []
@@ -179,7 +172,6 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
         if wanted and record.service != wanted:
             continue
         runs.append(record)
-    from testbed.teardown.teardown import stateless_runs, without_state  # noqa: PLC0415
 
     for folder in stateless_runs():  # a run whose state file is gone (a test deleted it) may still run servers
         running = without_state(folder.name)
@@ -208,7 +200,6 @@ def cmd_status(args: argparse.Namespace, project: Path) -> int:
 
 
 def cmd_env(args: argparse.Namespace, project: Path) -> int:
-    from testbed.run.secrets import secrets_path  # noqa: PLC0415
 
     config = service_config(args.service, project)
     record = require_up(config.directory).load()
@@ -222,12 +213,11 @@ def cmd_env(args: argparse.Namespace, project: Path) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, project: Path) -> int:
-    from testbed.backends import docker_api  # noqa: PLC0415
+    from testbed.backends import docker_api  # noqa: PLC0415 - start-up cost: the Docker SDK's client
 
     config = service_config(args.service, project)
     record = require_up(config.directory).load()
     names = [args.server] if args.server else list(record.servers)
-    from testbed.run.secrets import redactor  # noqa: PLC0415
 
     redact = redactor(record.run_id).text  # a server may log what a test sent it
     containers = record.containers()

@@ -13,6 +13,7 @@ from testbed.cli.maintenance import cmd_collections, cmd_gc
 from testbed.cli.run import cmd_merge, cmd_run
 from testbed.config.catalogue import project_root
 from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.files import disk_full_of
 from testbed.core.interrupts import NOTED
 
 COMMANDS: dict[str, Any] = {
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TestbedError as exc:
         print(f"testbed: error: {exc}", file=sys.stderr)
         if args.command in ("run", "up", "test"):
-            from testbed.report.run_report import publish_failure  # noqa: PLC0415
+            from testbed.report.run_report import publish_failure  # noqa: PLC0415 - start-up cost: junitparser
 
             # Under GitHub Actions a run that fails before its playbook still leaves a step summary.
             publish_failure(args.command, getattr(args.service, "name", "") or "service", exc)
@@ -59,8 +60,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(NOTED.before_start_line(), file=sys.stderr)
         return int(NOTED.exit_code)
     except OSError as exc:
-        from testbed.core.files import disk_full_of  # noqa: PLC0415
-
         full = disk_full_of(exc)  # a write of the wrapper's own (secrets, the private folder) on a full disk
         if full is None:
             raise

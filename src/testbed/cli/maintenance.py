@@ -7,11 +7,10 @@ from pathlib import Path
 
 from testbed.ansible import collections_install
 from testbed.core.errors import ExitCode
+from testbed.teardown.gc import gc
 
 
 def cmd_gc(args: argparse.Namespace, _project: Path) -> int:
-    from testbed.teardown.gc import gc  # noqa: PLC0415
-
     results = gc(ttl=args.ttl, run_id_prefix=args.run_id_prefix)
     left = [item for r in results for item in r.left]
     removed = sum(len(r.removed) for r in results)

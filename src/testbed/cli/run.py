@@ -10,7 +10,6 @@ from testbed.cli.common import remote_inventory, run_options, service_config, va
 from testbed.config.service import ServiceConfig
 from testbed.core.errors import TestbedError
 from testbed.parallel import split
-from testbed.shards import merge, run_all
 
 
 def cmd_run(args: argparse.Namespace, project: Path) -> int:
@@ -20,7 +19,7 @@ def cmd_run(args: argparse.Namespace, project: Path) -> int:
         return _run_shards(args, config, project)
     options = run_options(args, config, "playbooks/integration.yml")
     options.extravars |= _shard_vars(args, config)
-    from testbed.ansible.driver import run_playbook  # noqa: PLC0415
+    from testbed.ansible.driver import run_playbook  # noqa: PLC0415 - start-up cost: what drives playbooks
 
     return run_playbook(options, project, config.as_dict())
 
@@ -37,6 +36,8 @@ def _shard_vars(args: argparse.Namespace, config: ServiceConfig) -> dict[str, st
 
 def cmd_merge(args: argparse.Namespace, _project: Path) -> int:
 
+    from testbed.shards import merge  # noqa: PLC0415 - start-up cost: junitparser, sqlite3 (coverage)
+
     report = merge.merge(args.folders, args.out, args.service.resolve() if args.service else None)
     merge.show(report)
     return int(report["exit_code"])
@@ -49,6 +50,8 @@ def _run_shards(args: argparse.Namespace, config: ServiceConfig, project: Path) 
     if args.shard or args.run_id:
         raise TestbedError("--shards gives each shard its own --shard K/N and run id; leave --shard and --run-id out")
     inventory = remote_inventory(args)
+    from testbed.shards import run_all  # noqa: PLC0415 - start-up cost: the merge's junitparser, sqlite3
+
     hosts = run_all.group_hosts(inventory, args.limit) if inventory else []
     total = run_all.count(args.shards, hosts)
     durations = _shard_vars(argparse.Namespace(**{**vars(args), "shard": f"1/{total}"}), config)["testbed_durations"]

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from testbed import servers as registry
+from testbed.core.templates import render_all
 
 if TYPE_CHECKING:
     from testbed.config.service import ServiceConfig
-from testbed.core.templates import render_all
 
 
 def connection_facts(servers: Mapping[str, Mapping[str, Any]], host: str = "127.0.0.1") -> dict[str, Any]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.paths import runtime_root
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -75,7 +76,6 @@ def disk_full_of(exc: OSError) -> DiskFull | None:
         return None
     if exc.filename:
         return DiskFull(Path(exc.filename), exc.errno or errno.ENOSPC)
-    from testbed.core.paths import runtime_root  # noqa: PLC0415 - state imports this module
 
     return DiskFull(runtime_root(), exc.errno or errno.ENOSPC, doing="writing under")
 

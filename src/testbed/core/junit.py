@@ -12,7 +12,6 @@ family the file is derived from the dotted ``classname`` and the line from the t
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -20,7 +19,9 @@ from typing import Any, cast
 
 import junitparser
 
-__all__ = ["Failure", "JUnitSummary", "load", "parse", "parse_xml", "suites", "summarise"]
+from testbed.core.xml_input import parse_xml
+
+__all__ = ["Failure", "JUnitSummary", "load", "parse", "suites", "summarise"]
 
 _MESSAGE_MAX = 500
 _TRACE_LINE = re.compile(r"^(?P<path>[^\s:][^:\n]*?\.py):(?P<line>\d+):", re.MULTILINE)
@@ -110,22 +111,6 @@ def load(data: bytes) -> junitparser.JUnitXml:
 def suites(xml: junitparser.JUnitXml | junitparser.TestSuite) -> list[junitparser.TestSuite]:
     """The test suites of a report (junitparser before 5 returns a lone <testsuite> as the suite itself)."""
     return [xml] if isinstance(xml, junitparser.TestSuite) else list(xml)
-
-
-class _NoDoctype(ET.TreeBuilder):
-    def doctype(self, name: str, pubid: str, system: str) -> None:
-        raise ET.ParseError(
-            "has a document type declaration (a DTD: entity bombs, external entities), which pytest never writes"
-        )
-
-
-def parse_xml(data: bytes, *, comments: bool = False) -> ET.Element:
-    """An XML document testbed did not write itself (pytest's, a shard's): one with a DTD is refused before
-    any entity is declared; with `comments`, comments and processing instructions are kept in the tree."""
-    parser = ET.XMLParser(target=_NoDoctype(insert_comments=comments, insert_pis=comments))  # noqa: S314 - no DTD
-    parser.feed(data)
-    root: ET.Element = parser.close()
-    return root
 
 
 class _Case(junitparser.TestCase):

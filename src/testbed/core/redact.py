@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from testbed.core import files
 from testbed.core.secret_forms import MIN_SECRET_LENGTH, _forms, _secret_parts
+from testbed.core.xml_input import parse_xml
 
 MASK = "***"
 
@@ -163,8 +164,6 @@ class Redactor:
     def _xml(self, data: bytes, fragments: bool) -> bytes | None:
         """An XML file redacted string by string (text, tails, attribute values, comments); None when it does
         not parse, or has a DTD."""
-        from testbed.core.junit import parse_xml  # noqa: PLC0415 - junitparser's import only where XML is read
-
         try:
             root = parse_xml(data, comments=True)
         except (ET.ParseError, ValueError):

@@ -35,7 +35,7 @@ is a piece. A mask never swallows the line end after a value's last line.
 
 Files. What testbed writes in a run folder as JSON or XML (state.json, report.json, readiness.json,
 durations.json, junit.xml, coverage.xml) is redacted structurally (testbed.core.redact): parsed (XML through
-junit.parse_xml, which refuses a DTD), every string redacted (keys and attribute values too, where they hold
+xml_input.parse_xml, which refuses a DTD), every string redacted (keys and attribute values too, where they hold
 a value), and written back, so the file stays valid; the serialised result is then scanned as text once more,
 for a value spread over its syntax. Any other file, and a .json or .xml file that does not parse, is redacted
 as text."""

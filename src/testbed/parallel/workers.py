@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from testbed.config.workers import instance_name, primaries, worker_name
 from testbed.core.concurrency import each_at_once
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.servers import WORKER_OF, kind_of, migrations_server
 
 if TYPE_CHECKING:
     from testbed.run.record import RunRecord
-from testbed.config.workers import instance_name, primaries, worker_name
 
 PLUGIN = "testbed_workers"  # the module in PLUGIN_DIR that pytest loads with -p
 

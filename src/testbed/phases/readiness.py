@@ -17,7 +17,7 @@ from testbed.core.ports import free_port
 from testbed.run.outcome import ServersReady, ServerUp
 from testbed.run.record import RunRecord
 from testbed.run.store import RunState
-from testbed.servers import kind_of
+from testbed.servers import kind_of, probes
 
 PORT_RETRIES = 3
 
@@ -27,8 +27,6 @@ _IN_USE = ("address already in use", "address in use")
 
 def ready(run_id: str, timeout: float) -> ServersReady:
     """Wait until every server answers its protocol; record the facts tests will see."""
-    from testbed.servers import probes  # noqa: PLC0415 - psycopg, redis and nats-py load only where they probe
-
     state = RunState.find(run_id)
     deadline = time.monotonic() + timeout
     for _attempt in range(PORT_RETRIES + 1):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from testbed.run.outcome import TeardownResult
+from testbed.teardown.teardown import teardown_run_id
 
 
 def teardown_phase(run_id: str, grace: float = 5.0) -> TeardownResult:
-    from testbed.teardown.teardown import teardown_run_id  # noqa: PLC0415
 
     result = teardown_run_id(run_id, grace=grace)
     if not result.ok:

@@ -15,7 +15,7 @@ from testbed.backends.liveness import servers_gone
 from testbed.config import workers as config_workers
 from testbed.config.environment import early_worker_templates, pytest_arguments, service_environment
 from testbed.config.service import ServiceConfig
-from testbed.core import files, installers, logcap, redact, redacted_output, supervisor
+from testbed.core import files, installers, junit, logcap, redact, redacted_output, supervisor
 from testbed.core.coverage_xml import coverage_percent
 from testbed.core.environ import passed_on
 from testbed.core.errors import ExitCode, TestbedError
@@ -25,6 +25,7 @@ from testbed.parallel import split as parallel_split
 from testbed.parallel import workers
 from testbed.parallel.reset_gate import GATE_VARIABLE, ResetGate
 from testbed.phases import dependencies
+from testbed.phases.migrations import migrate
 from testbed.run import secrets
 from testbed.run.outcome import tests_line
 from testbed.run.record import RunRecord
@@ -130,8 +131,6 @@ def _open_gate(
         rebuilt = ""
         if reset:
             if workers.kept_state(record)[1]:  # a test dropped the kept state: never claim a reset to nothing
-                from testbed.phases.migrations import migrate  # noqa: PLC0415 - the pipeline's phases import this module
-
                 rebuilt = migrate(record.run_id).rebuilt_note()
             workers.reset(record.servers, record.facts)
         if count > 1:  # after the reset: both clone from the same template, which allows one at a time
@@ -180,8 +179,6 @@ def run_tests(
     from a command line or Ansible's environment. A dev-loop run first goes back to its migrated state
     (unless `reset` is off); with workers, each gets its own share of every server. Workers that came from
     `auto` (this run's, or the service's `tests.workers`) are never more than the tests collected."""
-    from testbed.core import junit  # noqa: PLC0415
-
     state = RunState.find(run_id)
     record = state.load()
     lost = servers_gone(record)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from testbed.config import workers
 from testbed.config.service import ServiceConfig
 from testbed.core.processes import ProcessIdentity
 
@@ -235,8 +236,6 @@ class RunRecord:
     def own_facts(self) -> dict[str, dict[str, Any]]:
         """The facts of the service's own servers, without the pytest workers' instances: what the service
         and its templates see (worker gw0's share)."""
-        from testbed.config import workers  # noqa: PLC0415 - workers imports the server registry, which imports state
-
         return {name: self.facts[name] for name in workers.primaries(self.servers) if name in self.facts}
 
     @property

@@ -14,18 +14,13 @@ import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from testbed.core import files
 from testbed.core.errors import ExitCode, TestbedError
-from testbed.core.paths import LOCK_NAME, STATE_NAME
-
-if TYPE_CHECKING:
-    from testbed.run.record import RunRecord
-from typing import TYPE_CHECKING
-
-from testbed.core.paths import check_trusted, owned_by_us, runtime_root, trusted_runtime_root
+from testbed.core.paths import LOCK_NAME, STATE_NAME, check_trusted, owned_by_us, runtime_root, trusted_runtime_root
 from testbed.core.processes import ProcessIdentity
+from testbed.run.record import RunRecord
 
 _RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}$")
 
@@ -111,8 +106,6 @@ class RunState:
 
     def load(self) -> RunRecord:
         """The run's state, typed. OSError when the file is gone; ValueError when it is not a run's state."""
-        from testbed.run.record import RunRecord  # noqa: PLC0415 - the record's config imports the registry
-
         return RunRecord.from_dict(self.read())
 
     @contextlib.contextmanager

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.host import Account, Launch, full_disk, run_as, which
 from testbed.core.paths import template_root
 from testbed.servers.base import Binary, ContainerParts, ServerKind
@@ -269,8 +270,6 @@ def fresh_name(database: str) -> str:
 def _admin(fact: Mapping[str, Any], doing: str = "clone") -> Iterator[psycopg.Connection[Any]]:
     """A connection outside the databases it creates and drops, as the configured (superuser) account."""
     import psycopg  # noqa: PLC0415 - loaded only where a database is cloned
-
-    from testbed.core.errors import ExitCode, TestbedError  # noqa: PLC0415
 
     maintenance = "template1" if fact["database"] == "postgres" else "postgres"
     try:

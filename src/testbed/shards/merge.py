@@ -20,6 +20,7 @@ import junitparser
 from testbed.core import junit
 from testbed.core.errors import TestbedError, worst
 from testbed.report import github
+from testbed.run.outcome import tests_line
 from testbed.shards.coverage import _combine, _coverage_reports
 from testbed.shards.folder import (
     shown,
@@ -208,8 +209,6 @@ def merge(
 
 def show(report: dict[str, Any], stream: IO[str] = sys.stdout) -> None:
     """The merge in a few lines, then (under GitHub Actions) the summary and annotations."""
-    from testbed.run.outcome import tests_line  # noqa: PLC0415
-
     mark = "✅" if report["exit_code"] == 0 else "❌"
     lines = [f"{mark} Merged {len(report['shards'])} shards: {tests_line(report['tests'])} (slowest shard)"]
     for entry in report["shards"]:
