@@ -10,6 +10,7 @@ import pytest
 
 from conftest import clean_env, cli, leftovers, run_folder_of, secret_hits
 from testbed.core.errors import ExitCode
+from testbed.core.paths import runtime_root
 from testbed.report.console import Renderer
 
 
@@ -185,7 +186,7 @@ def test_teardown_that_cannot_remove_something_is_14_even_when_tests_pass(servic
         assert "✅ Tests: 5 passed" in result.stdout
         assert "❌ Teardown: left behind directory" in result.stdout
     finally:
-        for pinned in Path("/tmp").glob(f"testbed-*/{run_id}/postgres/pinned"):
+        for pinned in runtime_root().glob(f"{run_id}/postgres/pinned"):
             subprocess.run(["chattr", "-i", str(pinned)], check=True)
         gc = cli("gc", "--run-id-prefix", run_id, "--ttl", "0")
         assert gc.returncode == 0, gc.stdout + gc.stderr
