@@ -7,7 +7,7 @@ import sys
 
 def run() -> int:
     try:
-        from testbed.core.interrupts import NOTED  # noqa: PLC0415 - light, and caught here if a signal beats it
+        from testbed.core.interrupts import NOTED  # noqa: PLC0415 - start-up: a signal that beats it is caught here
 
         NOTED.note()
         from testbed.cli.main import main  # noqa: PLC0415 - start-up cost: after the handlers are in place
