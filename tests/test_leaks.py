@@ -247,7 +247,7 @@ def _run_as_a_shard_and_merge(tmp_path: Path, service: Path, env: dict[str, str]
             assert name in checked, checked
         report = json.loads((folder / "report.json").read_text())
         assert report["duration"] >= 0 and report["tests"]["failed"] >= 4  # testbed's own keys, untouched
-        merged = cli("merge", str(folder), "--out", str(tmp_path / "merged"))
+        merged = cli("merge", str(folder), "--out", str(tmp_path / "merged"), "--service", str(service))
         assert merged.returncode == 1, merged.stdout + merged.stderr
         assert json.loads((tmp_path / "merged" / "report.json").read_text())["tests"] == report["tests"]
         _every_file_parses(tmp_path / "merged")

@@ -96,6 +96,21 @@ class Postgres(ServerKind):
     order = 0
     runs_migrations = True
     run_dir_entries = (SOCKETS, PWFILE)
+    program = "postgres"
+    stop_signal = signal.SIGINT  # fast shutdown
+
+    def left_running(self, data_dir: Path) -> list[int]:
+        """The postmaster its pid file names (`postmaster.pid`: the pid, then its data folder), only if that
+        process is a postgres working in that very folder (its cwd): a reused pid, or a pid file naming
+        another cluster's postmaster, is not this one."""
+        try:
+            lines = (data_dir / "postmaster.pid").read_text(encoding="utf-8", errors="replace").splitlines()
+            pid, data = int(lines[0]), Path(lines[1])
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cwd = Path(f"/proc/{pid}/cwd").readlink()
+        except (OSError, ValueError, IndexError):
+            return []
+        return [pid] if data == data_dir and cwd == data and argv[0].endswith(self.program.encode()) else []
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         return {"port": 5432}
@@ -154,7 +169,7 @@ class Postgres(ServerKind):
                 )
             _save_template(data, template)
 
-        return Launch(NAME, argv, data, signal.SIGINT, prepare)  # SIGINT: fast shutdown
+        return Launch(NAME, argv, data, self.stop_signal, prepare)
 
     def container(self, settings: Mapping[str, Any]) -> ContainerParts:
         return ContainerParts(

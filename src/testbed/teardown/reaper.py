@@ -12,6 +12,7 @@ import signal
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from testbed import servers as registry
 from testbed.core import processes
 from testbed.core.supervisor import MARKER
 
@@ -48,37 +49,27 @@ def supervising(run_id: str) -> bool:
 
 
 def servers_in(runtime_dir: Path) -> list[tuple[int, int]]:
-    """Server processes of a run whose state file is gone, each with the signal that stops it cleanly
-    (PostgreSQL: SIGINT, fast shutdown): those whose command line names a folder inside the run's runtime
-    folder (the servers' data folders, the log pump's note), and postmasters by their pid files there."""
+    """Server processes of a run whose state file is gone, each with the signal that stops its kind cleanly:
+    those whose command line names a folder inside the run's runtime folder (the servers' data folders, the
+    log pump's note), and those a kind finds by what it writes in its data folder (a postmaster's pid file)."""
     inside = f"{runtime_dir}/".encode()
+    stop = {kind.program.encode(): kind.stop_signal for kind in registry.REGISTRY.values() if kind.program}
+    spared = set(processes.ancestors(os.getpid()))
     found: dict[int, int] = {}
     for pid, argv in _processes("cmdline"):
-        if any(part.startswith(inside) for part in argv):
-            postgres = bool(argv) and argv[0].endswith(b"/postgres")
-            found[pid] = int(signal.SIGINT if postgres else signal.SIGTERM)
-    for pid in _postmasters(runtime_dir):
-        found.setdefault(pid, int(signal.SIGINT))
+        if argv and any(part.startswith(inside) for part in argv):
+            found[pid] = int(stop.get(argv[0].rsplit(b"/", 1)[-1], signal.SIGTERM))
+    data_dirs = (
+        [entry for entry in runtime_dir.iterdir() if entry.is_dir() and not entry.is_symlink()]
+        if runtime_dir.is_dir()
+        else []
+    )
+    for kind in registry.REGISTRY.values():
+        for data_dir in data_dirs:
+            for pid in kind.left_running(data_dir):
+                if pid not in spared:
+                    found.setdefault(pid, int(kind.stop_signal))
     return sorted(found.items())
-
-
-def _postmasters(runtime_dir: Path) -> list[int]:
-    """The postmasters named by pid files in the run's data folders (`postmaster.pid`: the pid, then its data
-    folder), each only if that process is a postgres working in that very folder (its cwd): a reused pid,
-    or a pid file naming another cluster's postmaster, is not ours."""
-    spared = set(processes.ancestors(os.getpid()))
-    found = []
-    for pid_file in runtime_dir.glob("*/postmaster.pid"):
-        try:
-            lines = pid_file.read_text(encoding="utf-8", errors="replace").splitlines()
-            pid, data = int(lines[0]), Path(lines[1])
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            cwd = Path(f"/proc/{pid}/cwd").readlink()
-        except (OSError, ValueError, IndexError):
-            continue
-        if pid not in spared and data == pid_file.parent and cwd == data and argv[0].endswith(b"postgres"):
-            found.append(pid)
-    return found
 
 
 def names(pids: Iterable[int]) -> list[str]:
