@@ -1,6 +1,7 @@
 """The GitHub Actions side, validated offline: the composite action (action.yml), the reusable sharded workflow
 (.github/workflows/testbed.yml), the agent_executor workflow that calls it, the example's workflows, the docs
-site's workflow (.github/workflows/docs.yml), and the AWS policy documents. tests/test_action.py runs the action's steps themselves."""
+site's workflow (.github/workflows/docs.yml), and the AWS policy documents. tests/test_action.py runs the action's
+steps themselves."""
 
 import json
 import os
