@@ -118,3 +118,13 @@ def test_readme_is_short_and_shows_the_example_as_it_is() -> None:
     job = yaml.safe_load((example / ".github" / "workflows" / "ci.yml").read_text())["jobs"]
     assert yaml.safe_load(blocks[1]) == {"jobs": job}
     assert len(blocks[1].splitlines()) <= 15
+
+
+def test_docs_check_the_role_inputs_playbooks_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A playbook that gives a role an input its argument_specs lack (a misspelt one) is named."""
+    texts = sources.playbook_texts()
+    extra = ("- hosts: all\n  tasks:\n    - ansible.builtin.import_role: {name: testbed.pipeline.tests}\n"
+             "      vars: {tests_worker: '{{ testbed_workers }}'}\n")
+    monkeypatch.setattr(sources, "playbook_texts", lambda: {**texts, "extra.yml": extra})
+    assert reference.check_playbook_inputs() == [
+        "playbooks/extra.yml sets tests_worker, which roles/tests/meta/argument_specs.yml lacks"]
