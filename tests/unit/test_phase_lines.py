@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from testbed.ansible import cleanup
 from testbed.cli import devloop
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.phases import migrations as phases_migrations
@@ -21,7 +22,6 @@ from testbed.run import outcome as run_outcome
 from testbed.run.outcome import RESULTS, Migrated, PhaseResult, ServersReady, ServerUp, TeardownResult
 from testbed.run.record import RunRecord
 from testbed.run.store import RunState
-from testbed.teardown import teardown as teardown_teardown
 
 
 def _rendered(task_action: str, res: dict[str, Any], failed: bool = False, role: str = "migrations") -> list[str]:
@@ -132,14 +132,14 @@ def test_teardown_is_worded_the_same_by_down_the_wrapper_and_the_event_stream(
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "root"))
     RunState.create("phase-lines", tmp_path / "runs" / "phase-lines", None, {})
     outcome = TeardownResult("phase-lines", removed=["process 1"], left=list(left))
-    monkeypatch.setattr(teardown_teardown, "teardown", lambda state, **_: outcome)
-    monkeypatch.setattr(teardown_teardown, "teardown_run_id", lambda run_id, **_: outcome)
+    # Wherever each path takes teardown from: `testbed down`, the wrapper's sweep, the teardown phase.
+    monkeypatch.setattr(devloop, "teardown", lambda state, **_: outcome)
+    for module in (devloop, cleanup, phases_teardown):
+        monkeypatch.setattr(module, "teardown_run_id", lambda run_id, **_: outcome)
 
     code = devloop.cmd_down(argparse.Namespace(inventory=None, run_id="phase-lines", service=None), tmp_path)
     direct = capsys.readouterr().out.splitlines()
-    from testbed.ansible.cleanup import teardown_run  # noqa: PLC0415
-
-    wrapper = teardown_run("phase-lines", 1.0).lines()  # after a cancel, or the run's final sweep
+    wrapper = cleanup.teardown_run("phase-lines", 1.0).lines()  # after a cancel, or the run's final sweep
     try:
         result = phases_teardown.teardown_phase("phase-lines").as_result()
         rendered = _rendered("testbed_teardown", result, role="teardown")
