@@ -47,9 +47,9 @@ from typing import Any
 import psycopg
 import redis
 
-from testbed.config import load_catalogue
-from testbed.native import Account, server_account, which
-from testbed.ports import free_port
+from testbed.config.catalogue import load_catalogue
+from testbed.core.host import Account, server_account, which
+from testbed.core.ports import free_port
 from testbed.servers import kind_of
 from testbed.servers.base import Binary, ServerKind
 
@@ -675,7 +675,7 @@ def pg_resets(table: Table, facts: Mapping[str, str], repeat: int) -> list[float
 
 
 def dockers(table: Table, place: Workspace, repeat: int) -> None:
-    from testbed import docker_api  # noqa: PLC0415
+    from testbed.backends import docker_api  # noqa: PLC0415
 
     if docker_api.engine_answers(timeout=5) is None:
         table.note("docker", "skipped", "no Docker engine answers")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import ansible_runner
 
-from testbed.runner_settings import runner_arguments, runner_envvars
+from testbed.ansible.settings import runner_arguments, runner_envvars
 
 PROJECT = Path(__file__).resolve().parents[1]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from images.build import image_args
-from testbed import docker_api
-from testbed.state import runtime_root
+from testbed.backends import docker_api
+from testbed.core.paths import runtime_root
 
 PROJECT = Path(__file__).resolve().parents[1]
 FIXTURES = PROJECT / "tests" / "fixtures"

@@ -24,13 +24,14 @@ import pytest
 
 from conftest import BIN, PROJECT, clean_env
 from gha_runner import Job, StepFailed, base_python, read_file_commands
-from testbed import collections_install, tools
+from testbed.ansible import collections_install
+from testbed.core import installers
 
 EXAMPLE = PROJECT / "examples" / "minimal"
 
 
 def _uv() -> Path:
-    for candidate in (BIN / "uv", tools.cache_home() / "tools" / "uv" / "bin" / "uv"):
+    for candidate in (BIN / "uv", installers.cache_home() / "tools" / "uv" / "bin" / "uv"):
         if candidate.is_file():
             return candidate
     pytest.fail("no uv: it is in testbed's dev extra (pip install -e '.[dev]')")

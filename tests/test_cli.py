@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import clean_env, cli, leftovers, run_folder_of, secret_hits
-from testbed.errors import ExitCode
-from testbed.render import Renderer
+from testbed.core.errors import ExitCode
+from testbed.core.paths import runtime_root
+from testbed.report.console import Renderer
 
 
 def _private_runtime(tmp_path: Path) -> tuple[dict[str, str], Path]:
@@ -185,7 +186,7 @@ def test_teardown_that_cannot_remove_something_is_14_even_when_tests_pass(servic
         assert "✅ Tests: 5 passed" in result.stdout
         assert "❌ Teardown: left behind directory" in result.stdout
     finally:
-        for pinned in Path("/tmp").glob(f"testbed-*/{run_id}/postgres/pinned"):
+        for pinned in runtime_root().glob(f"{run_id}/postgres/pinned"):
             subprocess.run(["chattr", "-i", str(pinned)], check=True)
         gc = cli("gc", "--run-id-prefix", run_id, "--ttl", "0")
         assert gc.returncode == 0, gc.stdout + gc.stderr
@@ -241,12 +242,12 @@ def test_a_run_folder_that_cannot_be_made_is_exit_10_before_anything_starts(serv
 # is entered, or while a finalizer runs there (a generator the garbage collector closes: Python's own
 # KeyboardInterrupt is dropped in one, and the run used to go on and pass).
 SIGINT_LANDINGS = [
-    ("testbed.cli:<module>", "call"),  # the CLI's modules import
+    ("testbed.cli.main:<module>", "call"),  # the CLI's modules import
     ("argparse:ArgumentParser.parse_known_args", "call"),
-    ("testbed.cli_shared:validate", "call"),
-    ("testbed.cli_shared:validate", "finalizer"),
-    ("testbed.wrapper_teardown:sweep_orphans", "call"),  # the run's set-up, before the playbook
-    ("testbed.runner:_head_start", "finalizer"),
+    ("testbed.cli.common:validate", "call"),
+    ("testbed.cli.common:validate", "finalizer"),
+    ("testbed.ansible.cleanup:sweep_orphans", "call"),  # the run's set-up, before the playbook
+    ("testbed.ansible.driver:_head_start", "finalizer"),
     ("ansible_runner.interface:run_async", "call"),  # the playbook's start
 ]
 

@@ -18,9 +18,12 @@ import pytest
 import yaml
 
 from conftest import BIN, FIXTURES, PROJECT, clean_env, run
-from testbed import collections_install, dependencies, secrets, tools
-from testbed.config import load_catalogue, load_service_config
-from testbed.errors import TestbedError
+from testbed.ansible import collections_install
+from testbed.config.catalogue import load_catalogue
+from testbed.config.service import load_service_config
+from testbed.core import installers
+from testbed.core.errors import TestbedError
+from testbed.phases import dependencies, secrets
 
 UV = str(BIN / "uv") if (BIN / "uv").is_file() else shutil.which("uv")
 
@@ -185,7 +188,7 @@ def test_poetry_is_installed_on_demand_once_into_the_cache(tmp_path: Path, monke
     (config.directory / "requirements-dev.txt").write_text("# changed\n", encoding="utf-8")
     _, reused = dependencies.ensure(config)
     assert not reused
-    assert tools.poetry() == str(ready.parent / "bin" / "poetry")
+    assert installers.poetry() == str(ready.parent / "bin" / "poetry")
     assert ready.stat().st_mtime_ns == stamp
 
 
@@ -194,7 +197,7 @@ def test_a_pip_style_service_gets_its_virtualenv_from_uv_or_from_pip_when_told(
     installer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("TESTBED_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setenv(tools.INSTALLER_VARIABLE, installer)
+    monkeypatch.setenv(installers.INSTALLER_VARIABLE, installer)
     config = load_service_config(
         _service(tmp_path, "auto", {"requirements.txt": "iniconfig\n"}), load_catalogue(PROJECT)
     )

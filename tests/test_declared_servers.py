@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, cli, leftovers, run_folder_of
-from testbed import reaper
-from testbed.errors import ExitCode
-from testbed.ports import port_free
-from testbed.state import runtime_root
+from testbed.core.errors import ExitCode
+from testbed.core.paths import runtime_root
+from testbed.core.ports import port_free
+from testbed.teardown import reaper
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_declared_servers_in_the_dev_loop_env_and_logs(declared: Path, runs: Pat
 def test_teardown_finds_declared_servers_when_the_state_files_are_gone(declared: Path, runs: Path) -> None:
     """moto's and memcached's command lines name no folder of the run: the marker in their environment
     is how teardown finds them without the state file."""
-    from testbed.teardown import teardown_run_id  # noqa: PLC0415
+    from testbed.teardown.teardown import teardown_run_id  # noqa: PLC0415
 
     up = cli("up", "--service", str(declared), "--backend", "native", "--ports", "auto",
              "--run-folder", str(runs), timeout=300)

@@ -18,7 +18,7 @@ import pytest
 from psycopg import sql
 
 from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
-from testbed.errors import ExitCode
+from testbed.core.errors import ExitCode
 
 pytestmark = pytest.mark.slow
 

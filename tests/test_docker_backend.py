@@ -32,9 +32,9 @@ from conftest import (
     run_testbed_argv,
 )
 from images.events import EngineEvents, existing_volumes
-from testbed import backend_choice, docker_api
-from testbed.errors import ExitCode, TestbedError
-from testbed.ports import free_port
+from testbed.backends import choice, docker_api
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.ports import free_port
 
 pytestmark = pytest.mark.docker
 
@@ -335,7 +335,7 @@ def test_servers_phase_is_idempotent_and_down_removes_everything(
 
 
 def test_auto_picks_docker_when_the_engine_answers_and_every_image_is_here(local_images: dict[str, str]) -> None:
-    backend, reason = backend_choice.choose_backend("auto", local_images, pull=False)
+    backend, reason = choice.choose_backend("auto", local_images, pull=False)
     assert backend == "docker"
     assert reason.endswith("answers and every image is at hand"), reason
 
@@ -346,13 +346,13 @@ def test_auto_picks_native_when_an_image_is_missing_and_its_registry_does_not_an
     port = _closed_port()
     image = f"127.0.0.1:{port}/testbed-missing/nats:nowhere"
     started = time.monotonic()
-    backend, reason = backend_choice.choose_backend("auto", dict(local_images, nats=image), pull=False)
+    backend, reason = choice.choose_backend("auto", dict(local_images, nats=image), pull=False)
     assert time.monotonic() - started < 10
     assert backend == "native"
     assert reason.startswith(f"image {image} is not here and registry 127.0.0.1:{port} does not answer"), reason
     # Asked for docker, the same situation is an error that names the image and the ways out.
     with pytest.raises(TestbedError) as error:
-        backend_choice.choose_backend("docker", dict(local_images, nats=image), pull=False)
+        choice.choose_backend("docker", dict(local_images, nats=image), pull=False)
     assert error.value.exit_code == ExitCode.PROVISIONING
     assert f"image {image} cannot be pulled" in str(error.value)
     assert "--backend native" in str(error.value) and "--image nats=" in str(error.value)
@@ -363,7 +363,7 @@ def test_auto_picks_docker_when_a_missing_image_can_be_pulled(
 ) -> None:
     """A registry that answers is enough (never a pull in preflight); the reason says what will be pulled."""
     image = f"127.0.0.1:{empty_registry[0]}/testbed/nats:2.10"
-    backend, reason = backend_choice.choose_backend("auto", dict(local_images, nats=image), pull=False)
+    backend, reason = choice.choose_backend("auto", dict(local_images, nats=image), pull=False)
     assert backend == "docker"
     assert reason.endswith(f"; {image} will be pulled"), reason
     assert empty_registry[1] == [], "a TCP connect only: nothing was asked of the registry"
@@ -371,10 +371,10 @@ def test_auto_picks_docker_when_a_missing_image_can_be_pulled(
 
 def test_auto_picks_native_without_an_engine(local_images: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
-    assert backend_choice.choose_backend("auto", local_images, pull=False) == ("native", "no Docker engine answers")
-    assert backend_choice.choose_backend("native", local_images, pull=False) == ("native", "asked for")
+    assert choice.choose_backend("auto", local_images, pull=False) == ("native", "no Docker engine answers")
+    assert choice.choose_backend("native", local_images, pull=False) == ("native", "asked for")
     with pytest.raises(TestbedError) as error:
-        backend_choice.choose_backend("docker", local_images, pull=False)
+        choice.choose_backend("docker", local_images, pull=False)
     assert error.value.exit_code == ExitCode.PROVISIONING
     assert "/nonexistent.sock" in str(error.value) and "--backend native" in str(error.value)
 
@@ -400,7 +400,7 @@ def test_registry_check_asks_the_image_registry(
         raise OSError("stubbed: no network in this test")
 
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    problem = backend_choice._registry_answers(image)
+    problem = choice._registry_answers(image)
     assert asked == [address]
     assert problem is not None and "does not answer (stubbed" in problem
 

@@ -1,4 +1,4 @@
-"""testbed.junit and testbed.github: JUnit parsing of a real pytest run, workflow commands, summary."""
+"""testbed.core.junit and testbed.report.github: JUnit parsing of a real pytest run, workflow commands, summary."""
 
 import io
 import os
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from testbed import github, junit
-from testbed.junit import Failure
+from testbed.core import junit
+from testbed.core.junit import Failure
+from testbed.report import github
 
 TEST_MODULE = textwrap.dedent(
     """\

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from conftest import clean_env, playbook
-from testbed.state import new_run_id, runtime_root
+from testbed.core.paths import runtime_root
+from testbed.run.store import new_run_id
 
 SERVICE = Path(__file__).parent / "fixtures" / "services" / "basic"
 

@@ -102,7 +102,8 @@ def test_wheel_carries_the_collection(wheel: Path) -> None:
 def test_installed_wheel_runs_a_foreign_service_from_its_own_folder(installed: Path, tmp_path: Path) -> None:
     service = _foreign_service(tmp_path)
     env = _user_env(installed)
-    where = run([str(installed / "python"), "-c", "from testbed.config import project_root; print(project_root())"],
+    where = run([str(installed / "python"), "-c",
+                 "from testbed.config.catalogue import project_root; print(project_root())"],
                 cwd=service, env=env, timeout=900)
     assert where.stdout.strip().endswith(f"site-packages/{COLLECTION}"), where.stdout + where.stderr
 

@@ -18,10 +18,10 @@ import pytest
 
 from conftest import FIXTURES, clean_env, cli, image_args, leftovers, playbook, run_folder_of
 from secret_shapes import pem, service_account_json, yaml_document
-from testbed import junit, redact
-from testbed import secrets as tb_secrets
-from testbed.errors import ExitCode, TestbedError
-from testbed.state import runtime_root
+from testbed.core import junit, redact, xml_input
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.paths import runtime_root
+from testbed.run import secrets as run_secrets
 
 
 def _token() -> tuple[str, str]:
@@ -135,10 +135,10 @@ def test_stream_redactor_catches_a_value_split_at_any_chunk_boundary() -> None:
 def test_short_value_is_refused_naming_the_variable_only(tmp_path: Path) -> None:
     run_id = f"short-{secrets.token_hex(4)}"
     with pytest.raises(TestbedError) as caught:
-        tb_secrets.write_secret(run_id, "API_KEY", "abc1234")
+        run_secrets.write_secret(run_id, "API_KEY", "abc1234")
     assert caught.value.exit_code == ExitCode.SECRETS
     assert "API_KEY" in str(caught.value) and "abc1234" not in str(caught.value)
-    assert not tb_secrets.secrets_path(run_id).exists()
+    assert not run_secrets.secrets_path(run_id).exists()
 
 
 # ------------------------------------------------------------------ whole runs
@@ -223,7 +223,7 @@ def _every_file_parses(folder: Path) -> list[Path]:
         if path.suffix == ".json":
             json.loads(path.read_bytes())
         else:
-            junit.parse_xml(path.read_bytes())
+            xml_input.parse_xml(path.read_bytes())
         checked.append(path)
     return checked
 
@@ -247,7 +247,7 @@ def _run_as_a_shard_and_merge(tmp_path: Path, service: Path, env: dict[str, str]
             assert name in checked, checked
         report = json.loads((folder / "report.json").read_text())
         assert report["duration"] >= 0 and report["tests"]["failed"] >= 4  # testbed's own keys, untouched
-        merged = cli("merge", str(folder), "--out", str(tmp_path / "merged"))
+        merged = cli("merge", str(folder), "--out", str(tmp_path / "merged"), "--service", str(service))
         assert merged.returncode == 1, merged.stdout + merged.stderr
         assert json.loads((tmp_path / "merged" / "report.json").read_text())["tests"] == report["tests"]
         _every_file_parses(tmp_path / "merged")

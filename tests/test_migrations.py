@@ -21,11 +21,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from testbed import migrations
-from testbed.migrations import ADVISORY_LOCK_KEY, MigrationError, apply, discover
-from testbed.ports import free_port
+from testbed.core.ports import free_port
+from testbed.migrations import engine, sql
+from testbed.migrations.engine import ADVISORY_LOCK_KEY, apply
+from testbed.migrations.files import DEFAULT_SCHEMA, MigrationError, discover
 
-TRACKED = f"{migrations.DEFAULT_SCHEMA}.{migrations.TRACKING_TABLE}"
+TRACKED = f"{DEFAULT_SCHEMA}.{engine.TRACKING_TABLE}"
 PG_USER = "testbed"  # the unprivileged system user that owns the cluster when the tests run as root
 
 
@@ -271,7 +272,7 @@ def test_missing_folder_is_named(tmp_path: Path, db: Db) -> None:
     ],
 )
 def test_split_statements(text: str, expected: list[str]) -> None:
-    statements = migrations._split_statements(text)
+    statements = sql._split_statements(text)
     assert [text[s.start : s.end].strip().lstrip(";").strip() for s in statements] == expected
 
 
@@ -670,7 +671,7 @@ def test_concurrent_applies_apply_each_file_exactly_once(folder: Path, db: Db) -
     workers = 4
     barrier = threading.Barrier(workers)
 
-    def run() -> migrations.MigrationResult:
+    def run() -> engine.MigrationResult:
         barrier.wait()
         return apply(db.conninfo, folder, lock_timeout_s=30)
 

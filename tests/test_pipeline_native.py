@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import PROJECT, cli, leftovers, playbook, run_folder_of, run_testbed
-from testbed import native
+from testbed.backends import native
+from testbed.core import paths
+from testbed.phases import preflight, readiness, servers, teardown
 from testbed.servers import dragonfly
 
 pytestmark = pytest.mark.slow
@@ -128,8 +130,8 @@ def test_down_playbook_cleans_up_after_a_killed_playbook(service: Path, runs: Pa
 def test_project_ansible_cfg_is_used_by_the_wrapper() -> None:
     # The wrapper must point ansible-runner at the collection's ansible.cfg (it ignores it otherwise), whose
     # collections_path resolves testbed.pipeline in a checkout (a symlink kept in git).
-    from testbed.config import project_root  # noqa: PLC0415
-    from testbed.runner_settings import runner_envvars  # noqa: PLC0415
+    from testbed.ansible.settings import runner_envvars  # noqa: PLC0415
+    from testbed.config.catalogue import project_root  # noqa: PLC0415
 
     assert runner_envvars(project_root())["ANSIBLE_CONFIG"] == str(PROJECT / "ansible.cfg")
     assert "collections_path = .collections:" in (PROJECT / "ansible.cfg").read_text()
@@ -151,64 +153,61 @@ def _native_up(service: Path, runs: Path) -> tuple[str, int]:
     PostgreSQL's system identifier, which initdb makes unique and a copy keeps."""
     import psycopg  # noqa: PLC0415
 
-    from testbed import pipeline, readiness  # noqa: PLC0415
-    from testbed.config import load_catalogue  # noqa: PLC0415
+    from testbed.config.catalogue import load_catalogue  # noqa: PLC0415
 
-    run = pipeline.open_run({"service_dir": str(service), "catalogue": load_catalogue(PROJECT), "backend": "native",
+    run = preflight.open_run({"service_dir": str(service), "catalogue": load_catalogue(PROJECT), "backend": "native",
                               "ports": "auto", "run_id": "", "run_root": str(runs), "owner_pid": os.getpid(),
                               "lease_seconds": 0, "images": {}, "pull": False})
     try:
-        pipeline.start_native(run["run_id"])
+        servers.start_native(run["run_id"])
         readiness.ready(run["run_id"], 60)  # as the configured user, password and database
         fact = json.loads((Path(run["runtime_dir"]) / "state.json").read_text())["facts"]["postgres"]
         with psycopg.connect(fact["url"]) as conn:
             row = conn.execute("SELECT system_identifier FROM pg_control_system()").fetchone()
     except BaseException:
-        pipeline.teardown_phase(run["run_id"])
+        teardown.teardown_phase(run["run_id"])
         raise
     return run["run_id"], int(row[0])  # type: ignore[index]
 
 
 def test_postgres_cluster_is_initialised_once_per_credentials_and_copied_after(service: Path, runs: Path) -> None:
-    from testbed import native, pipeline  # noqa: PLC0415
 
     config = service / "testbed.yml"
     # A password of this test's own: its template cannot exist yet.
     config.write_text(config.read_text().replace("basic-pw", f"pw-{os.getpid()}-{id(service)}"))
-    before = set(native.template_root().glob("postgres-*")) if native.template_root().is_dir() else set()
+    before = set(paths.template_root().glob("postgres-*")) if paths.template_root().is_dir() else set()
 
     first, first_id = _native_up(service, runs)
-    pipeline.teardown_phase(first)
-    made = set(native.template_root().glob("postgres-*")) - before
+    teardown.teardown_phase(first)
+    made = set(paths.template_root().glob("postgres-*")) - before
     assert len(made) == 1, "the first run keeps its freshly initialised cluster"
     template = made.pop()
     assert (template.stat().st_mode & 0o777) == 0o700
 
     second, second_id = _native_up(service, runs)
-    pipeline.teardown_phase(second)
+    teardown.teardown_phase(second)
     assert second_id == first_id, "the second run copies the template instead of running initdb"
 
     # Another password is another cluster: a template is never used for credentials it was not made with.
     config.write_text(config.read_text().replace("pw-", "other-pw-"))
     third, third_id = _native_up(service, runs)
-    pipeline.teardown_phase(third)
+    teardown.teardown_phase(third)
     assert third_id != first_id
-    assert len(set(native.template_root().glob("postgres-*")) - before) == 2
+    assert len(set(paths.template_root().glob("postgres-*")) - before) == 2
     for run_id in (first, second, third):
         assert not leftovers(run_id)
-    for path in set(native.template_root().glob("postgres-*")) - before:
+    for path in set(paths.template_root().glob("postgres-*")) - before:
         shutil.rmtree(path)
 
 
 def test_gc_expires_unused_postgres_templates_and_keeps_recent_ones() -> None:
-    from testbed import native  # noqa: PLC0415
 
-    root = native.template_root()
+    root = paths.template_root()
     root.mkdir(parents=True, exist_ok=True)
     old, recent, partial = root / "postgres-gc-test-old", root / "postgres-gc-test-recent", root / ".postgres-gc-x.1"
     for path in (old, recent, partial):
         path.mkdir()
-    week = native.TEMPLATE_TTL + 60
+    week = paths.TEMPLATE_TTL + 60
     os.utime(old, (old.stat().st_atime - week, old.stat().st_mtime - week))
     os.utime(partial, (partial.stat().st_atime - 3600, partial.stat().st_mtime - 3600))
     try:

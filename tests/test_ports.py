@@ -6,14 +6,14 @@ import socket
 from pathlib import Path
 
 from conftest import PROJECT, leftovers
-from testbed import pipeline, readiness
-from testbed.config import load_catalogue
-from testbed.state import RunState
-from testbed.teardown import teardown
+from testbed.config.catalogue import load_catalogue
+from testbed.phases import preflight, readiness, servers
+from testbed.run.store import RunState
+from testbed.teardown.teardown import teardown
 
 
 def test_native_server_that_loses_its_port_is_retried_on_another(service: Path, runs: Path) -> None:
-    context = pipeline.open_run({"service_dir": str(service), "catalogue": load_catalogue(PROJECT),
+    context = preflight.open_run({"service_dir": str(service), "catalogue": load_catalogue(PROJECT),
                                   "backend": "native", "ports": "auto", "run_id": "", "run_root": str(runs)})
     state = RunState.find(context["run_id"])
     with socket.socket() as thief:
@@ -24,7 +24,7 @@ def test_native_server_that_loses_its_port_is_retried_on_another(service: Path, 
         with state.update() as data:
             data["servers"]["postgres"]["port"] = stolen
         try:
-            pipeline.start_native(context["run_id"])
+            servers.start_native(context["run_id"])
             result = readiness.ready(context["run_id"], timeout=30)
             port = next(server.port for server in result.servers if server.name == "postgres")
             assert port != stolen

@@ -12,10 +12,13 @@ from pathlib import Path
 import pytest
 
 from conftest import PROJECT, clean_env, cli
-from testbed import pipeline, run_guard
-from testbed.config import ServiceConfig, load_catalogue, load_service_config
-from testbed.errors import ExitCode, TestbedError
-from testbed.state import ProcessIdentity, RunState, all_runs
+from testbed.config.catalogue import load_catalogue
+from testbed.config.service import ServiceConfig, load_service_config
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.processes import ProcessIdentity
+from testbed.phases import preflight
+from testbed.run import guard
+from testbed.run.store import RunState, all_runs
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +54,7 @@ def _preflight(service: Path, tmp_path: Path) -> TestbedError:
     """The playbooks' preflight (ansible-playbook integration.yml without the wrapper) refuses the same."""
     before = _runs_now()
     with pytest.raises(TestbedError) as info:
-        pipeline.open_run(
+        preflight.open_run(
             {
                 "service_dir": str(service),
                 "catalogue": load_catalogue(),
@@ -191,7 +194,7 @@ def test_down_refuses_while_testbed_test_runs_then_tears_down(service: Path, tmp
     state = _state(tmp_path, "env-under-test", service, owner=None, lease=3600.0)
     env = clean_env(TESTBED_RUNTIME_DIR=str(runtime))
 
-    with run_guard.testing(state):  # what `testbed test` holds while its tests run
+    with guard.testing(state):  # what `testbed test` holds while its tests run
         refused = cli("down", "--run-id", "env-under-test", env=env)
     down = cli("down", "--run-id", "env-under-test", env=env)
 
@@ -245,7 +248,7 @@ def test_down_during_a_real_testbed_test_is_refused_and_the_tests_pass(service: 
 def test_testbed_test_refuses_an_environment_being_torn_down(service: Path, tmp_path: Path, runtime: Path) -> None:
     state = _state(tmp_path, "env-going", service, owner=None, lease=3600.0)
 
-    with run_guard.tearing_down(state):  # what `testbed down` holds while it tears down
+    with guard.tearing_down(state):  # what `testbed down` holds while it tears down
         result = cli("test", "--service", str(service), env=clean_env(TESTBED_RUNTIME_DIR=str(runtime)))
 
     assert result.returncode == ExitCode.PROVISIONING, result.stdout + result.stderr

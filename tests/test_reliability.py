@@ -80,7 +80,7 @@ def test_second_sigint_hurries_the_teardown_but_never_skips_it(service: Path, ru
 
 
 def test_sigkill_then_gc_sweeps_the_orphaned_run(service: Path, runs: Path) -> None:
-    from testbed import reaper  # noqa: PLC0415
+    from testbed.teardown import reaper  # noqa: PLC0415
 
     process = _start(service, runs)
     _wait_for(process, "✅ Dependencies")
@@ -152,7 +152,7 @@ def test_fixed_ports_of_a_running_environment_are_reported_taken(service: Path, 
 
 
 def test_gc_removes_a_stale_runtime_folder_that_never_got_state() -> None:
-    from testbed.state import runtime_root  # noqa: PLC0415
+    from testbed.core.paths import runtime_root  # noqa: PLC0415
 
     stale = runtime_root() / "stale-run-without-state"
     (stale / "private").mkdir(parents=True)
@@ -169,7 +169,7 @@ def test_gc_removes_a_stale_runtime_folder_that_never_got_state() -> None:
 
 
 def test_stopping_reports_each_server_as_it_exits_and_kills_one_that_ignores_its_signal() -> None:
-    from testbed.state import ProcessIdentity, stop_processes  # noqa: PLC0415
+    from testbed.core.processes import ProcessIdentity, stop_processes  # noqa: PLC0415
 
     quick = subprocess.Popen(["sleep", "60"], start_new_session=True)
     # Ignores SIGTERM: only the SIGKILL after the grace period ends it.

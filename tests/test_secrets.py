@@ -24,9 +24,10 @@ import pytest
 import yaml
 
 from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of, run_testbed
-from testbed import secrets as tb_secrets
-from testbed.errors import ExitCode, TestbedError
-from testbed.state import runtime_root
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.paths import runtime_root
+from testbed.phases import secrets as phases_secrets
+from testbed.run import secrets as run_secrets
 
 VARIABLE = "BASIC_API_KEY"
 PARAMETER = "/testbed/test/api_key"
@@ -281,7 +282,7 @@ def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: P
         hits = _hits(needles, [folder, runner_dir, *github_files],
                      {"stdout": _without_masks(out), "stderr": result.stderr})
         assert hits == []
-        assert not tb_secrets.secrets_path(run_id).exists()
+        assert not run_secrets.secrets_path(run_id).exists()
     finally:
         shutil.rmtree(runner_dir, ignore_errors=True)
     assert leftovers(run_id) == []
@@ -383,19 +384,19 @@ def test_playbook_refuses_verbosity_that_would_print_values(aws: FakeAWS, tmp_pa
 def test_secrets_file_is_0600_in_a_0700_folder_and_removed(tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "rt"))
-    assert tb_secrets.write_secret("unit-run", "A", "one-value") is True
-    assert tb_secrets.write_secret("unit-run", "B", "two-value") is True
-    assert tb_secrets.write_secret("unit-run", "C", "") is False
-    path = tb_secrets.secrets_path("unit-run")
+    assert run_secrets.write_secret("unit-run", "A", "one-value") is True
+    assert run_secrets.write_secret("unit-run", "B", "two-value") is True
+    assert run_secrets.write_secret("unit-run", "C", "") is False
+    path = run_secrets.secrets_path("unit-run")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     # The unprivileged server user still reaches the runtime dir around the private folder.
     assert stat.S_IMODE(path.parent.parent.stat().st_mode) == 0o755
-    assert tb_secrets.read_secrets("unit-run") == {"A": "one-value", "B": "two-value"}
+    assert run_secrets.read_secrets("unit-run") == {"A": "one-value", "B": "two-value"}
     assert [p.name for p in path.parent.iterdir()] == [path.name]
-    tb_secrets.remove_secrets("unit-run")
+    run_secrets.remove_secrets("unit-run")
     assert not path.parent.exists()
-    assert tb_secrets.read_secrets("unit-run") == {}
+    assert run_secrets.read_secrets("unit-run") == {}
 
 
 @pytest.mark.parametrize(("message", "reason"), [
@@ -417,7 +418,7 @@ def test_failure_messages_name_variable_and_parameter_only(message: str, reason:
     specs = [{"variable": VARIABLE, "parameter": PARAMETER, "optional": False}]
     results = [{"failed": True, "msg": message, "item": specs[0]}]
     with pytest.raises(TestbedError) as caught:
-        tb_secrets.check_secrets({"source": "ssm", "run_id": "unit-run", "region": REGION, "specs": specs,
+        phases_secrets.check_secrets({"source": "ssm", "run_id": "unit-run", "region": REGION, "specs": specs,
                                   "results": results})
     text = str(caught.value)
     assert caught.value.exit_code == ExitCode.SECRETS
@@ -431,14 +432,14 @@ def test_optional_secret_is_skipped_only_outside_ssm(tmp_path: Path,
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "rt"))
     specs = [{"variable": "NEEDED", "parameter": "/p/needed", "optional": False},
              {"variable": "EXTRA", "parameter": "/p/extra", "optional": True}]
-    tb_secrets.write_secret("unit-run", "NEEDED", "needed-value")
-    done = tb_secrets.check_secrets({"source": "file", "run_id": "unit-run", "specs": specs, "results": []})
+    run_secrets.write_secret("unit-run", "NEEDED", "needed-value")
+    done = phases_secrets.check_secrets({"source": "file", "run_id": "unit-run", "specs": specs, "results": []})
     assert done["resolved"] == ["NEEDED"]
     assert done["skipped_optional"] == ["EXTRA"]
     results = [{"present": True, "item": specs[0]}, {"present": False, "item": specs[1]}]
     expected = r"^secrets: EXTRA: SSM parameter /p/extra not found in us-east-1$"
     with pytest.raises(TestbedError, match=expected):
-        tb_secrets.check_secrets({"source": "ssm", "run_id": "unit-run", "region": REGION, "specs": specs,
+        phases_secrets.check_secrets({"source": "ssm", "run_id": "unit-run", "region": REGION, "specs": specs,
                                   "results": results})
 
 

@@ -11,10 +11,11 @@ import pytest
 
 from conftest import PROJECT
 from testbed import servers
-from testbed.config import load_catalogue, load_service_config
-from testbed.docker_backend import containers
-from testbed.native import Account, Launch
-from testbed.templating import connection_facts, service_environment
+from testbed.backends.docker import containers
+from testbed.config.catalogue import load_catalogue
+from testbed.config.environment import connection_facts, service_environment
+from testbed.config.service import load_service_config
+from testbed.core.host import Account, Launch
 
 SRC = PROJECT / "src" / "testbed"
 
@@ -93,7 +94,7 @@ def test_a_new_kind_is_one_registration_away(tmp_path: Path, monkeypatch: pytest
 
 def test_a_declared_command_s_template_problems_are_named_by_their_place_in_the_declaration(tmp_path: Path) -> None:
     """`native: {command: [memcached, -p, "{{ nope }}", "{{ port }}", "{{ x.y }}"]}`: positions 2 and 4."""
-    from testbed.errors import TestbedError  # noqa: PLC0415
+    from testbed.core.errors import TestbedError  # noqa: PLC0415
 
     settings = {"declared": True, "title": "Cache", "port": 11211,
                 "native_command": ["memcached", "-p", "{{ nope }}", "{{ port }}", "{{ x.y }}"]}  # fmt: skip

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
-from testbed import merge, shard
-from testbed.errors import ExitCode, TestbedError
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.parallel import split as parallel_split
+from testbed.shards import merge
 
 SLOW = "tests/test_slow.py::test_slow"
 
@@ -135,8 +136,8 @@ def _fake_shard(folder: Path, cases: list[str], code: int = 0, durations: dict[s
         "run_id": folder.name, "service": service, "backend": "native", "exit_code": code,
         "tests": {"passed": len(cases), "duration": 0.1 * len(cases)}, "duration": 1.0, "phases": []}))
     if durations is not None:
-        (folder / shard.BEFORE_FILE).write_text(json.dumps({"tests/test_gone.py::test_old": 9.0, "t::a": 5.0}))
-        (folder / shard.MEASURED_FILE).write_text(json.dumps(durations))
+        (folder / parallel_split.BEFORE_FILE).write_text(json.dumps({"tests/test_gone.py::test_old": 9.0, "t::a": 5.0}))
+        (folder / parallel_split.MEASURED_FILE).write_text(json.dumps(durations))
     return folder
 
 
@@ -226,14 +227,14 @@ def test_a_durations_file_that_is_not_durations_is_an_error(tmp_path: Path) -> N
 
 
 def test_missing_or_empty_durations_mean_an_even_split(tmp_path: Path) -> None:
-    assert shard.read_durations(tmp_path / "absent") == {}
+    assert parallel_split.read_durations(tmp_path / "absent") == {}
     (tmp_path / "empty").write_text("")
-    assert shard.read_durations(tmp_path / "empty") == {}
+    assert parallel_split.read_durations(tmp_path / "empty") == {}
     (tmp_path / "old").write_text('[["t::a", 1]]')  # pytest-split's older format
-    assert shard.read_durations(tmp_path / "old") == {"t::a": 1.0}
+    assert parallel_split.read_durations(tmp_path / "old") == {"t::a": 1.0}
     (tmp_path / "bad").write_text('{"t::a": "slow"}')
     with pytest.raises(TestbedError, match="expected a JSON object"):
-        shard.read_durations(tmp_path / "bad")
+        parallel_split.read_durations(tmp_path / "bad")
 
 
 @pytest.mark.slow

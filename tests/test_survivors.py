@@ -29,13 +29,14 @@ from conftest import (
     run_testbed_argv,
     secret_hits,
 )
-from testbed.ports import free_port, port_free, port_holder
-from testbed.state import RunState, runtime_root
-from testbed.teardown import teardown
+from testbed.core.paths import runtime_root
+from testbed.core.ports import free_port, port_free, port_holder
+from testbed.run.store import RunState
+from testbed.teardown.teardown import teardown
 
 SURVIVORS = FIXTURES / "services" / "survivors"
 NOBODY = 65534
-MARKER = "TESTBED_SUPERVISED_RUN"  # testbed.supervisor.MARKER: what the tests' processes carry
+MARKER = "TESTBED_SUPERVISED_RUN"  # testbed.core.supervisor.MARKER: what the tests' processes carry
 
 
 @pytest.fixture
@@ -163,7 +164,7 @@ def test_teardown_removes_no_folder_outside_the_run(tmp_path: Path, monkeypatch:
 def test_the_supervisor_leaves_no_descendant_and_keeps_the_exit_code() -> None:
     """The fast layer: escaping by setsid and by double fork still ends with the supervised command."""
     script = "setsid sleep 1000 & echo $!; (sh -c 'sleep 1000 & echo $!' &); sleep 0; exit 3"
-    done = subprocess.run([sys.executable, "-m", "testbed.supervisor", "0", "--", "sh", "-c", script],
+    done = subprocess.run([sys.executable, "-m", "testbed.core.supervisor", "0", "--", "sh", "-c", script],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 3, done.stderr
     pids = [int(pid) for pid in done.stdout.split()]
@@ -172,7 +173,7 @@ def test_the_supervisor_leaves_no_descendant_and_keeps_the_exit_code() -> None:
 
 def test_the_supervisor_kills_everything_at_its_deadline() -> None:
     script = "trap '' TERM INT ALRM; setsid sleep 1000 & echo $!; sleep 1000"
-    done = subprocess.run([sys.executable, "-m", "testbed.supervisor", "1", "--", "sh", "-c", script],
+    done = subprocess.run([sys.executable, "-m", "testbed.core.supervisor", "1", "--", "sh", "-c", script],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 15, done.stderr  # ExitCode.DEADLINE
     assert [pid for pid in map(int, done.stdout.split()) if _alive(pid)] == []
@@ -263,7 +264,7 @@ def _until(done: Callable[[], bool], timeout: float = 120) -> bool:
 def test_a_sigkilled_wrapper_s_tests_end_and_gc_removes_the_rest(survivors: Path, runs: Path) -> None:
     """The wrapper and its playbook are SIGKILLed (nothing of the run can tear down): the tests' supervisor
     sees its owner gone and ends the tests by itself; gc removes the servers."""
-    from testbed import reaper  # noqa: PLC0415
+    from testbed.teardown import reaper  # noqa: PLC0415
 
     run_id = _run_id("sigkill")
     wrapper = subprocess.Popen(run_testbed_argv(survivors, runs, "--", "-k", "waits_for_a_signal", run_id=run_id),
@@ -290,7 +291,7 @@ def test_a_sigkilled_testbed_test_leaves_nothing_of_its_tests_running(survivors:
     for a signal forever) all end, and the environment stays up."""
     import psycopg  # noqa: PLC0415
 
-    from testbed import reaper  # noqa: PLC0415
+    from testbed.teardown import reaper  # noqa: PLC0415
 
     run_id = _run_id("kill-test")
     env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
@@ -493,7 +494,7 @@ def test_back_to_back_runs_on_fixed_ports_pass_docker(
 def test_the_run_s_playbook_processes_are_found_by_the_wrapper_s_extravars_file(tmp_path: Path):
     """After a cancel the wrapper stops the run's ansible-playbook controller and workers (they setsid()
     away from the cancelled group); the wrapper passes its extravars as a file, and that is how they are found."""
-    from testbed import reaper  # noqa: PLC0415
+    from testbed.teardown import reaper  # noqa: PLC0415
 
     run_id = _run_id("playbooks")
     private = tmp_path / f"runner-{run_id}"
@@ -532,7 +533,7 @@ def test_the_run_s_playbook_processes_are_found_by_the_wrapper_s_extravars_file(
 def test_an_interrupt_of_testbed_test_stops_the_tests_and_keeps_the_environment(survivors: Path, runs: Path) -> None:
     """`testbed test` interrupted: pytest, what the tests started and the playbook stop; the servers stay up
     for the next `testbed test`, and `testbed down` is not refused by a test run that is gone."""
-    from testbed import reaper  # noqa: PLC0415
+    from testbed.teardown import reaper  # noqa: PLC0415
 
     run_id = _run_id("int-test")
     env = clean_env(SURVIVORS_RUN_ROOT=str(runs))

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, cli, image_args, leftovers, playbook, run_folder_of, run_testbed
-from testbed import junit
-from testbed.errors import ExitCode
+from testbed.core import junit
+from testbed.core.errors import ExitCode
 
 pytestmark = pytest.mark.slow
 

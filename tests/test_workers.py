@@ -31,8 +31,8 @@ from conftest import (
     run_testbed,
     run_testbed_argv,
 )
-from testbed import junit
-from testbed.errors import ExitCode
+from testbed.core import junit
+from testbed.core.errors import ExitCode
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,7 @@
 """The GitHub Actions side, validated offline: the composite action (action.yml), the reusable sharded workflow
-(.github/workflows/testbed.yml), the agent_executor workflow that calls it, the example's workflows, and the AWS
-policy documents. tests/test_action.py runs the action's steps themselves."""
+(.github/workflows/testbed.yml), the agent_executor workflow that calls it, the example's workflows, the docs
+site's workflow (.github/workflows/docs.yml), and the AWS policy documents. tests/test_action.py runs the action's
+steps themselves."""
 
 import json
 import os
@@ -20,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "agent-executor-integration-tests.yml"
 REUSABLE = REPO / ".github" / "workflows" / "testbed.yml"
 ACTION = REPO / "action.yml"
+DOCS = REPO / ".github" / "workflows" / "docs.yml"
 EXAMPLE = REPO / "examples" / "minimal"
 EXAMPLE_WORKFLOWS = sorted((EXAMPLE / ".github" / "workflows").glob("*.yml"))
 AWS_DOCS = REPO / "docs" / "aws"
@@ -83,7 +85,8 @@ def _actionlint(*files: Path, cwd: Path = REPO) -> subprocess.CompletedProcess[s
 # ------------------------------------------------------------------ external validators
 
 
-@pytest.mark.parametrize("path", [WORKFLOW, REUSABLE, *EXAMPLE_WORKFLOWS], ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", [WORKFLOW, REUSABLE, DOCS, *EXAMPLE_WORKFLOWS],
+                         ids=lambda p: str(p.relative_to(REPO)))
 def test_workflow_matches_the_github_workflow_schema(path: Path):
     proc = subprocess.run(
         [_tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
@@ -123,6 +126,27 @@ def test_workflows_pass_actionlint_with_the_actions_they_run(tmp_path: Path):
     project = _project(tmp_path / "broken", broken)
     proc = _actionlint(project / ".github" / "workflows" / REUSABLE.name, cwd=project)
     assert proc.returncode == 1 and 'input "worker" is not defined' in proc.stdout, proc.stdout
+
+
+def test_docs_workflow_passes_actionlint():
+    proc = _actionlint(DOCS)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_docs_workflow_builds_the_site_strictly_and_uploads_it():
+    """The site is built as the lint tests build it (--strict: broken links and reference tables that disagree
+    with the code fail), from the dev extra, read-only, and kept as the artifact `docs-site`."""
+    docs = _yaml(DOCS)
+    assert docs["permissions"] == {"contents": "read"}
+    (job,) = docs["jobs"].values()
+    install = _step(job, runs="uv pip install")
+    assert '".[dev]"' in install["run"]
+    build = _step(job, runs="mkdocs build")
+    assert "--strict" in build["run"].split()
+    upload = _step(job, uses="actions/upload-artifact")
+    assert upload["with"]["name"] == "docs-site" and upload["with"]["if-no-files-found"] == "error"
+    assert upload["with"]["path"] == "${{ runner.temp }}/site" and "$RUNNER_TEMP/site" in build["run"]
+    assert "mkdocs-material" in (REPO / "pyproject.toml").read_text()
 
 
 def test_example_workflows_pass_actionlint():
@@ -165,7 +189,7 @@ def _steps(data: dict[str, Any]) -> list[dict[str, Any]]:
     return [step for job in data["jobs"].values() for step in job.get("steps", [])]
 
 
-@pytest.mark.parametrize("path", [ACTION, REUSABLE, WORKFLOW, *EXAMPLE_WORKFLOWS],
+@pytest.mark.parametrize("path", [ACTION, REUSABLE, WORKFLOW, DOCS, *EXAMPLE_WORKFLOWS],
                          ids=lambda p: str(p.relative_to(REPO)))
 def test_every_action_is_pinned_to_a_commit_with_a_version_comment(path: Path):
     for line in _uses_lines(path):
@@ -177,7 +201,7 @@ def test_every_action_is_pinned_to_a_commit_with_a_version_comment(path: Path):
 
 def test_one_pin_per_action_across_the_files():
     pins: dict[str, set[str]] = {}
-    for path in (ACTION, REUSABLE, WORKFLOW, *EXAMPLE_WORKFLOWS):
+    for path in (ACTION, REUSABLE, WORKFLOW, DOCS, *EXAMPLE_WORKFLOWS):
         for line in _uses_lines(path):
             if match := PINNED.match(line):
                 pins.setdefault(match.group(1).split("/")[0] + "/" + match.group(1).split("/")[1], set()).add(
@@ -185,7 +209,7 @@ def test_one_pin_per_action_across_the_files():
     assert pins and all(len(found) == 1 for found in pins.values()), pins
 
 
-@pytest.mark.parametrize("path", [ACTION, REUSABLE, WORKFLOW], ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("path", [ACTION, REUSABLE, WORKFLOW, DOCS], ids=lambda p: str(p.relative_to(REPO)))
 def test_inputs_reach_scripts_through_env_only(path: Path):
     """An expression inside `run:` is pasted into the script before bash reads it: an input holding
     `"; curl … | sh` would run. Every value reaches a script as an environment variable instead."""
@@ -198,7 +222,7 @@ def test_every_action_input_is_used_and_every_output_is_set(action):
     for name in action["inputs"]:
         assert f"inputs.{name} " in text or f"inputs.{name}}}" in text, f"input {name} is never read"
     run_outputs = {"exit-code", "result", "passed", "failed", "errors", "skipped", "coverage", "run-folder"}
-    from testbed.github import outputs  # noqa: PLC0415  # what testbed itself writes to GITHUB_OUTPUT
+    from testbed.report.github import outputs  # noqa: PLC0415  # what testbed itself writes to GITHUB_OUTPUT
 
     assert set(outputs({})) | {"exit-code"} == run_outputs
     for name in run_outputs:
@@ -261,15 +285,15 @@ def test_the_install_steps_outputs_name_the_wheel_collections_install_reads(acti
     script = install["run"].split("<<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
     monkeypatch.setenv("TESTBED_CACHE_DIR", str(tmp_path))
     done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, check=False)
-    from testbed import collections_install  # noqa: PLC0415
+    from testbed.ansible import collections  # noqa: PLC0415
 
-    wheel = tmp_path / "wheels" / f"ansible-{collections_install.ANSIBLE_RELEASE}-py3-none-any.whl"
+    wheel = tmp_path / "wheels" / f"ansible-{collections.ANSIBLE_RELEASE}-py3-none-any.whl"
     assert done.stdout.splitlines() == [
-        f"ansible-release={collections_install.ANSIBLE_RELEASE}", f"ansible-wheel={wheel}"], done.stderr
+        f"ansible-release={collections.ANSIBLE_RELEASE}", f"ansible-wheel={wheel}"], done.stderr
     # ... and the file cached there is the one `testbed collections install` reads instead of downloading.
     wheel.parent.mkdir()
     wheel.touch()
-    assert collections_install._wheel() == wheel
+    assert collections._wheel() == wheel
 
 
 # ------------------------------------------------------------------ the agent_executor workflow: a caller

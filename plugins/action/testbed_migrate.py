@@ -1,5 +1,5 @@
-"""testbed_migrate: run in Ansible's worker on this machine, as a module elsewhere (testbed.ansible_action)."""
+"""testbed_migrate: run in Ansible's worker on this machine, as a module elsewhere (testbed.ansible.action)."""
 
-from testbed.ansible_action import InProcessAction as ActionModule
+from testbed.ansible.action import InProcessAction as ActionModule
 
 __all__ = ["ActionModule"]

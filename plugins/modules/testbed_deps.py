@@ -15,18 +15,19 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, pipeline
+from testbed.ansible import module_shell
+from testbed.phases import dependencies
 
 SPEC = {"run_id": {"type": "str", "required": True}}
 CHANGED = True
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    return pipeline.install_dependencies(params["run_id"]).as_result()
+    return dependencies.install_dependencies(params["run_id"]).as_result()
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
+    module_shell.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

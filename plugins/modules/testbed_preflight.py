@@ -15,13 +15,15 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, pipeline
+from testbed.ansible import module_shell
+from testbed.backends.choice import BACKENDS
+from testbed.phases import preflight
 
 SPEC = {
     "service_dir": {"type": "str", "required": True},
     "catalogue": {"type": "dict", "required": True},
-    "backend": {"type": "str", "default": "auto", "choices": list(pipeline.BACKENDS)},
-    "ports": {"type": "str", "default": "fixed", "choices": list(pipeline.PORT_MODES)},
+    "backend": {"type": "str", "default": "auto", "choices": list(BACKENDS)},
+    "ports": {"type": "str", "default": "fixed", "choices": list(preflight.PORT_MODES)},
     "run_id": {"type": "str", "default": ""},
     "run_root": {"type": "str", "required": True},
     "owner_pid": {"type": "int"},
@@ -34,11 +36,11 @@ CHANGED = True
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    return pipeline.open_run(params)
+    return preflight.open_run(params)
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
+    module_shell.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, pipeline, shard
+from testbed.ansible import module_shell
+from testbed.parallel import split
+from testbed.phases import tests
 
 SPEC = {
     "run_id": {"type": "str", "required": True},
@@ -29,12 +31,12 @@ CHANGED = False
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    shard.record(params["run_id"], params["shard"], params["durations"])
-    return pipeline.pytest_phase(params["run_id"], params["extra_args"], params["workers"], params["reset"])
+    split.record(params["run_id"], params["shard"], params["durations"])
+    return tests.pytest_phase(params["run_id"], params["extra_args"], params["workers"], params["reset"])
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
+    module_shell.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, readiness
+from testbed.ansible import module_shell
+from testbed.phases import readiness
 
 SPEC = {
     "run_id": {"type": "str", "required": True},
@@ -29,7 +30,7 @@ def act(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
+    module_shell.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, pipeline
+from testbed.ansible import module_shell
+from testbed.phases import servers
 
 SPEC = {
     "run_id": {"type": "str", "required": True},
@@ -25,12 +26,12 @@ CHANGED = False
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    pipeline.record(params["run_id"], params["resources"])
+    servers.record(params["run_id"], params["resources"])
     return {}
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
+    module_shell.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, secrets
+from testbed.ansible import module_shell
+from testbed.run import secrets
 
 SPEC = {
     "run_id": {"type": "str", "required": True},
@@ -33,7 +34,7 @@ def act(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
+    module_shell.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

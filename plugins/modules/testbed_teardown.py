@@ -15,18 +15,19 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 
-from testbed import ansible_module, pipeline
+from testbed.ansible import module_shell
+from testbed.phases import teardown
 
 SPEC = {"run_id": {"type": "str", "required": True}, "grace": {"type": "float", "default": 5.0}}
 CHANGED = True
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
-    return pipeline.teardown_phase(params["run_id"], params["grace"]).as_result()
+    return teardown.teardown_phase(params["run_id"], params["grace"]).as_result()
 
 
 def main() -> None:
-    ansible_module.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
+    module_shell.run(AnsibleModule(argument_spec=SPEC), act, CHANGED)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python -m testbed` and the `testbed` command. Signals are noted from its first line (testbed.interrupts),
+"""`python -m testbed` and the `testbed` command. Signals are noted from its first line (testbed.core.interrupts),
 before the CLI's modules import, so a Ctrl-C at any moment of start-up ends in one line and 128 + the signal,
 and one during a run tears it down."""
 
@@ -7,10 +7,10 @@ import sys
 
 def run() -> int:
     try:
-        from testbed.interrupts import NOTED  # noqa: PLC0415 - light, and caught here if a signal beats it
+        from testbed.core.interrupts import NOTED  # noqa: PLC0415 - start-up: a signal that beats it is caught here
 
         NOTED.note()
-        from testbed.cli import main  # noqa: PLC0415 - start-up cost: after the handlers are in place
+        from testbed.cli.main import main  # noqa: PLC0415 - start-up cost: after the handlers are in place
     except KeyboardInterrupt:
         print("❌ Interrupted by SIGINT before anything started", file=sys.stderr)
         return 130  # ExitCode.SIGINT, whose module may not have imported yet

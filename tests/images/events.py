@@ -15,7 +15,7 @@ import time
 from types import TracebackType
 from typing import Any
 
-from testbed import docker_api
+from testbed.backends import docker_api
 
 
 class EngineEvents:

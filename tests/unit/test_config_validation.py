@@ -8,15 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from testbed import config
-from testbed.errors import ExitCode, TestbedError
+from testbed.config import catalogue, service
+from testbed.config import servers as config_servers
+from testbed.config import workers as config_workers
+from testbed.core import paths
+from testbed.core.errors import ExitCode, TestbedError
 
-CATALOGUE = config.load_catalogue()
+CATALOGUE = catalogue.load_catalogue()
 
 
-def _load(tmp_path: Path, text: str) -> config.ServiceConfig:
+def _load(tmp_path: Path, text: str) -> service.ServiceConfig:
     (tmp_path / "testbed.yml").write_text(textwrap.dedent(text), encoding="utf-8")
-    return config.load_service_config(tmp_path, CATALOGUE)
+    return service.load_service_config(tmp_path, CATALOGUE)
 
 
 def _problem(tmp_path: Path, text: str) -> str:
@@ -111,7 +114,7 @@ def test_a_file_that_is_not_a_mapping_says_what_it_must_be(tmp_path: Path) -> No
 
 def test_a_missing_file_says_how_to_create_it(tmp_path: Path) -> None:
     with pytest.raises(TestbedError) as caught:
-        config.load_service_config(tmp_path, CATALOGUE)
+        service.load_service_config(tmp_path, CATALOGUE)
     assert str(caught.value).startswith(f"no testbed.yml in {tmp_path}: create one")
 
 
@@ -153,11 +156,11 @@ def test_a_reserved_server_name_is_refused_saying_what_holds_it(
 
 def test_the_reserved_names_are_those_testbed_uses() -> None:
     """Taken from where each is defined, so a renamed or added entry is reserved without a second list."""
-    from testbed import secrets, server_settings, state, workers  # noqa: PLC0415
 
-    reserved = server_settings._reserved_names(["postgres", "s3"])
-    expected = {state.STATE_NAME, state.LOCK_NAME, secrets.PRIVATE_DIR, workers.SHARES_FILE,
-                workers.instance_name("s3", 1), workers.instance_name("postgres", workers.MAX_WORKERS - 1)}
+    reserved = config_servers._reserved_names(["postgres", "s3"])
+    expected = {*paths.RUNTIME_ENTRIES,
+                config_workers.instance_name("s3", 1),
+                config_workers.instance_name("postgres", config_workers.MAX_WORKERS - 1)}
     assert expected <= set(reserved)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from testbed import config, docker_api, docker_backend
-from testbed.state import runtime_root
+from testbed.backends import docker, docker_api
+from testbed.config import catalogue
+from testbed.core.paths import runtime_root
 
-CATALOGUE = config.load_catalogue()
+CATALOGUE = catalogue.load_catalogue()
 
 
 @pytest.fixture(autouse=True)
@@ -23,7 +24,7 @@ def _specs(ports: str) -> dict[str, dict]:
             for key in ("port", "monitor_port"):
                 if key in settings:
                     settings[key] = 0
-    return {spec["service"]: spec for spec in docker_backend.containers("r1", servers)}
+    return {spec["service"]: spec for spec in docker.containers("r1", servers)}
 
 
 def test_every_container_is_named_and_labelled_for_its_run() -> None:

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed import junit
-from testbed.phase_results import tests_line as phase_words  # not collected as a test
+from testbed.core import junit
+from testbed.run.outcome import tests_line as phase_words  # not collected as a test
 
 
 def test_a_crashed_worker_s_test_counts_as_failed(tmp_path: Path) -> None:

@@ -8,18 +8,19 @@ from pathlib import Path
 
 import pytest
 
-from testbed import config
-from testbed.errors import ExitCode, TestbedError
-from testbed.preflight_checks import check_before_start
+from testbed.config import catalogue
+from testbed.config import service as config_service
+from testbed.config.checks import check_before_start
+from testbed.core.errors import ExitCode, TestbedError
 
-CATALOGUE = config.load_catalogue()
+CATALOGUE = catalogue.load_catalogue()
 
 
-def _service(tmp_path: Path, declaration: str) -> config.ServiceConfig:
+def _service(tmp_path: Path, declaration: str) -> config_service.ServiceConfig:
     (tmp_path / "tests").mkdir()
     text = "name: svc\ninstall: none\nservers:\n  - s3:\n" + textwrap.indent(textwrap.dedent(declaration), " " * 6)
     (tmp_path / "testbed.yml").write_text(text, encoding="utf-8")
-    return config.load_service_config(tmp_path, CATALOGUE)
+    return config_service.load_service_config(tmp_path, CATALOGUE)
 
 
 def test_every_template_of_a_declaration_renders_in_preflight(tmp_path: Path) -> None:

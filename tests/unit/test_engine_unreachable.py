@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed import docker_api
-from testbed.errors import ExitCode, TestbedError
+from testbed.backends import docker_api
+from testbed.core.errors import ExitCode, TestbedError
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from testbed import teardown
-from testbed.state import OWNER_FILE, ProcessIdentity
+from testbed.core.paths import OWNER_FILE
+from testbed.core.processes import ProcessIdentity
+from testbed.teardown import gc
 
 
 @pytest.fixture
@@ -42,6 +43,6 @@ def test_gc_removes_a_private_folder_only_once_it_is_nobody_s(runtime: Path) -> 
     abandoned = _private(runtime, "abandoned", None, age=3600)  # killed between the two
     gone = _private(runtime, "gone", None)
     (gone / OWNER_FILE).write_text(json.dumps({"pid": 1, "start_time": 1, "boot_id": "another boot"}))
-    teardown.gc()
+    gc.gc()
     assert mine.is_dir() and being_made.is_dir()
     assert not abandoned.exists() and not gone.exists()

@@ -12,13 +12,16 @@ from typing import Any
 
 import pytest
 
-from testbed import cli_devloop, pipeline, teardown
-from testbed import phase_results as results
-from testbed.errors import ExitCode, TestbedError
-from testbed.phase_results import Migrated, PhaseResult, ServersReady, ServerUp, TeardownResult
-from testbed.render import RESULTS, Renderer
-from testbed.run_record import RunRecord
-from testbed.state import RunState
+from testbed.ansible import cleanup
+from testbed.cli import devloop
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.phases import migrations as phases_migrations
+from testbed.phases import teardown as phases_teardown
+from testbed.report.console import Renderer
+from testbed.run import outcome as run_outcome
+from testbed.run.outcome import RESULTS, Migrated, PhaseResult, ServersReady, ServerUp, TeardownResult
+from testbed.run.record import RunRecord
+from testbed.run.store import RunState
 
 
 def _rendered(task_action: str, res: dict[str, Any], failed: bool = False, role: str = "migrations") -> list[str]:
@@ -36,8 +39,8 @@ def _rendered(task_action: str, res: dict[str, Any], failed: bool = False, role:
 
 
 def _direct(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], migrate: Any) -> list[str]:
-    monkeypatch.setattr(pipeline, "migrate", migrate)
-    cli_devloop._migrate_existing("r1")
+    monkeypatch.setattr(phases_migrations, "migrate", migrate)
+    devloop._migrate_existing("r1")
     return capsys.readouterr().out.splitlines()
 
 
@@ -68,7 +71,7 @@ def test_a_failed_migration_is_worded_the_same_from_the_cli_and_the_event_stream
 def test_a_play_over_several_hosts_keeps_each_hosts_lines_and_outcome_its_own() -> None:
     """Shards in one play: events of two hosts interleave; each line names its host, and one host failing its
     tests neither hides the other's result nor becomes the other's exit code."""
-    from testbed.render import HostRenderers  # noqa: PLC0415
+    from testbed.report.console import HostRenderers  # noqa: PLC0415
 
     out = io.StringIO()
     renderers = HostRenderers(out, ["runner-1", "r2"])
@@ -110,7 +113,7 @@ def test_servers_a_second_up_finds_are_listed_as_readiness_lists_them() -> None:
         servers={name: {"title": title, "port": 0} for name, title in titles.items()},  # ports 0: Docker's auto
         facts={name: {"host": "127.0.0.1", "port": port} for name, port in ports.items()},
     )
-    direct = cli_devloop.already_up(record).lines()
+    direct = devloop.already_up(record).lines()
     ready = ServersReady(tuple(ServerUp(name, titles[name], port, 0.2, "1.0") for name, port in ports.items()))
     rendered = _rendered("testbed.pipeline.testbed_ready", ready.as_result(), role="readiness")
     assert direct == [f"{line} (already up)" for line in rendered]
@@ -129,16 +132,17 @@ def test_teardown_is_worded_the_same_by_down_the_wrapper_and_the_event_stream(
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "root"))
     RunState.create("phase-lines", tmp_path / "runs" / "phase-lines", None, {})
     outcome = TeardownResult("phase-lines", removed=["process 1"], left=list(left))
-    monkeypatch.setattr(teardown, "teardown", lambda state, **_: outcome)
-    monkeypatch.setattr(teardown, "teardown_run_id", lambda run_id, **_: outcome)
+    # Wherever each path takes teardown from: `testbed down`, the wrapper's sweep, the teardown phase.
+    monkeypatch.setattr(devloop, "teardown", lambda state, **_: outcome)
+    for module in (devloop, cleanup, phases_teardown):
+        monkeypatch.setattr(module, "teardown_run_id", lambda run_id, **_: outcome)
 
-    code = cli_devloop.cmd_down(argparse.Namespace(inventory=None, run_id="phase-lines", service=None), tmp_path)
+    code = devloop.cmd_down(argparse.Namespace(inventory=None, run_id="phase-lines", service=None), tmp_path)
     direct = capsys.readouterr().out.splitlines()
-    from testbed.wrapper_teardown import teardown_run  # noqa: PLC0415
-
-    wrapper = teardown_run("phase-lines", 1.0).lines()  # after a cancel, or the run's final sweep
+    wrapper = cleanup.teardown_run("phase-lines", 1.0).lines()  # after a cancel, or the run's final sweep
     try:
-        rendered = _rendered("testbed_teardown", pipeline.teardown_phase("phase-lines").as_result(), role="teardown")
+        result = phases_teardown.teardown_phase("phase-lines").as_result()
+        rendered = _rendered("testbed_teardown", result, role="teardown")
     except TestbedError as error:  # the module's failure, as the Renderer gets it
         failed = {"msg": str(error), "exit_code": int(error.exit_code), **error.details}
         rendered = _rendered("testbed_teardown", failed, failed=True, role="teardown")
@@ -151,13 +155,13 @@ def test_teardown_is_worded_the_same_by_down_the_wrapper_and_the_event_stream(
 @pytest.mark.parametrize(
     "result",
     [
-        results.BackendChosen("native", "asked for", ("Dragonfly: redis-server stands in",)),
-        results.SecretsResolved(("A",), ("B",)),
-        results.ServersReady((ServerUp("postgres", "PostgreSQL", 15433, 0.5, "15.4"),)),
-        results.Migrated(("0001_init.sql",), ()),
-        results.DependenciesReady("/venvs/svc/bin/python", cached=True),
-        results.TestsRan({"passed": 3, "duration": 1.5}, 91.0, workers=2, reset_seconds=0.25, reset_waited=0.0),
-        results.TeardownResult("r1", removed=["process 1"]),
+        run_outcome.BackendChosen("native", "asked for", ("Dragonfly: redis-server stands in",)),
+        run_outcome.SecretsResolved(("A",), ("B",)),
+        run_outcome.ServersReady((ServerUp("postgres", "PostgreSQL", 15433, 0.5, "15.4"),)),
+        run_outcome.Migrated(("0001_init.sql",), ()),
+        run_outcome.DependenciesReady("/venvs/svc/bin/python", cached=True),
+        run_outcome.TestsRan({"passed": 3, "duration": 1.5}, 91.0, workers=2, reset_seconds=0.25, reset_waited=0.0),
+        run_outcome.TeardownResult("r1", removed=["process 1"]),
     ],
     ids=lambda result: type(result).__name__,
 )

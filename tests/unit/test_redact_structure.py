@@ -16,7 +16,7 @@ from _pytest._io.saferepr import saferepr
 from _pytest.compat import ascii_escaped
 
 from secret_shapes import Shaped, pem, service_account_json, yaml_document
-from testbed import junit, redact
+from testbed.core import junit, redact, xml_input
 
 SHAPES = {"json": service_account_json, "yaml": yaml_document, "pem": pem}
 
@@ -198,7 +198,7 @@ def test_an_xml_file_with_a_dtd_is_never_expanded_and_scrubbed_as_text(tmp_path:
         f'<testsuite name="&b;" tests="1"><testcase name="t" classname="{value}"/></testsuite>'
     )
     with pytest.raises(ET.ParseError, match="document type declaration"):
-        junit.parse_xml(laughs.encode())
+        xml_input.parse_xml(laughs.encode())
     path = tmp_path / "junit.xml"
     path.write_text(laughs)
     assert redact.Redactor([value]).file(path)

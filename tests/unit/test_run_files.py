@@ -1,5 +1,5 @@
-"""testbed.files and what uses it: no write or scrub follows a symbolic link from a run's folder down, a rewrite
-is whole or not at all, a full disk is one DiskFull naming the filesystem; testbed.logcap keeps a log's head and
+"""testbed.core.files and what uses it: no write or scrub follows a symbolic link from a run's folder down, a rewrite
+is whole or not at all, a full disk is one DiskFull naming the filesystem; testbed.core.logcap keeps a log's head and
 tail. The full disks are real: a small tmpfs in a mount namespace of the test's own."""
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from testbed import files, logcap
-from testbed.errors import ExitCode
-from testbed.redact import Redactor
-from testbed.state import RunState
-from testbed.teardown import _inside
+from testbed.core import files, logcap
+from testbed.core.errors import ExitCode
+from testbed.core.redact import Redactor
+from testbed.run.store import RunState
+from testbed.teardown.teardown import _inside
 
 VALUE = "a-secret-value-of-some-length"
 
@@ -142,7 +142,7 @@ def test_a_full_disk_is_one_disk_full_and_the_old_file_stays_whole(tmp_path: Pat
     done = _on_tmpfs(tmp_path, """
         import json
         from pathlib import Path
-        from testbed import files
+        from testbed.core import files
         folder = Path(FOLDER)
         files.write(folder / "state.json", json.dumps({"run_id": "x"}))
         try:
@@ -169,7 +169,7 @@ def test_a_full_disk_is_one_disk_full_and_the_old_file_stays_whole(tmp_path: Pat
 def test_scrubbing_on_a_full_disk_rewrites_in_place(tmp_path: Path) -> None:
     done = _on_tmpfs(tmp_path, f"""
         from pathlib import Path
-        from testbed.redact import Redactor
+        from testbed.core.redact import Redactor
         folder = Path(FOLDER)
         (folder / "pytest.log").write_text("before {VALUE} after\\n")
         try:

@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
-from testbed import config, pipeline, shard
-from testbed.run_record import Resource, RunRecord
-from testbed.state import ProcessIdentity, RunState
-from testbed.templating import connection_facts
+from testbed.config import catalogue
+from testbed.config.environment import connection_facts
+from testbed.core.processes import ProcessIdentity
+from testbed.parallel import split
+from testbed.phases import preflight
+from testbed.run.record import Resource, RunRecord
+from testbed.run.store import RunState
 
 BASIC = Path(__file__).resolve().parents[1] / "fixtures" / "services" / "basic"
 
@@ -23,10 +26,10 @@ BASIC = Path(__file__).resolve().parents[1] / "fixtures" / "services" / "basic"
 def opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunState:
     """A run as preflight leaves it (native, auto ports, a lease), then what every later phase writes."""
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "root"))
-    context = pipeline.open_run(
+    context = preflight.open_run(
         {
             "service_dir": str(BASIC),
-            "catalogue": config.load_catalogue(),
+            "catalogue": catalogue.load_catalogue(),
             "backend": "native",
             "ports": "auto",
             "run_root": str(tmp_path / "runs"),
@@ -48,7 +51,7 @@ def opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> RunState:
         data["facts"] = connection_facts(data["servers"])
         data["versions"] = dict.fromkeys(data["servers"], "1.0")
         data["python"] = "/venvs/basic/bin/python"
-    shard.record("record-trip", "2/3", "")
+    split.record("record-trip", "2/3", "")
     return state
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed.cli_shared import _usable_run_root
-from testbed.errors import TestbedError
+from testbed.cli.common import _usable_run_root
+from testbed.core.errors import TestbedError
 
 
 def test_checks_at_once_into_one_new_folder_all_pass_and_leave_nothing(tmp_path: Path) -> None:

@@ -8,32 +8,34 @@ from pathlib import Path
 
 import pytest
 
-from testbed import merge, redact, shard
-from testbed.errors import ExitCode, TestbedError
-from testbed.run_record import ShardInfo
+from testbed.core import errors, redact, secret_forms
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.parallel import split
+from testbed.run.record import ShardInfo
+from testbed.shards import merge
 
 VALUE = "s3cr3t-välue\nline-two-of-it"
 
 
 @pytest.mark.parametrize(("text", "expected"), [("1/1", (1, 1)), ("2/3", (2, 3)), (" 3/3 ", (3, 3))])
 def test_shard_parses_k_of_n(text: str, expected: tuple[int, int]) -> None:
-    assert shard.parse(text) == expected
+    assert split.parse(text) == expected
 
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "3", "1/0", "a/b", "1/2/3", "-1/2", ""])
 def test_shard_refuses_anything_else_in_one_line(text: str) -> None:
     with pytest.raises(TestbedError) as caught:
-        shard.parse(text)
+        split.parse(text)
     assert caught.value.exit_code == ExitCode.CONFIG
     assert str(caught.value) == f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 2/3"
 
 
 def test_shard_refuses_more_groups_than_merge_takes() -> None:
-    assert shard.parse("1000/1000") == (1000, 1000)
+    assert split.parse("1000/1000") == (1000, 1000)
     with pytest.raises(TestbedError, match=r"--shard '1/1001': a split into at most 1000 shards"):
-        shard.parse("1/1001")
+        split.parse("1/1001")
     with pytest.raises(TestbedError, match="expected K/N"):  # too many digits for a number, not a traceback
-        shard.parse("1/" + "9" * 5000)
+        split.parse("1/" + "9" * 5000)
 
 
 @pytest.mark.parametrize(("log", "sharded", "rc", "expected"), [
@@ -49,15 +51,15 @@ def test_an_empty_shard_is_a_pass_only_when_its_tests_went_elsewhere(
 ) -> None:
     (tmp_path / "pytest.log").write_text(f"header\n{log}\n")
     info = ShardInfo(3, 3) if sharded else None
-    assert shard.exit_code(info, rc, tmp_path / "pytest.log") == expected
+    assert split.exit_code(info, rc, tmp_path / "pytest.log") == expected
 
 
 def test_durations_file_missing_or_empty_means_none_known(tmp_path: Path) -> None:
-    assert shard.read_durations(tmp_path / "none") == {}
+    assert split.read_durations(tmp_path / "none") == {}
     (tmp_path / "empty").write_text("")
-    assert shard.read_durations(tmp_path / "empty") == {}
+    assert split.read_durations(tmp_path / "empty") == {}
     (tmp_path / "some").write_text(json.dumps({"t::a": 1.5}))
-    assert shard.read_durations(tmp_path / "some") == {"t::a": 1.5}
+    assert split.read_durations(tmp_path / "some") == {"t::a": 1.5}
 
 
 @pytest.mark.parametrize(("codes", "expected"), [
@@ -69,7 +71,7 @@ def test_durations_file_missing_or_empty_means_none_known(tmp_path: Path) -> Non
     ([143, 130], 143),
 ])
 def test_merge_reports_the_worst_exit_code(codes: list[int], expected: int) -> None:
-    assert merge.worst(codes) == expected
+    assert errors.worst(codes) == expected
 
 
 def test_redactor_with_no_values_changes_nothing(tmp_path: Path) -> None:
@@ -113,19 +115,19 @@ def test_redactor_scrubs_a_file_in_place_and_never_through_a_symlink(tmp_path: P
 
 
 def test_values_too_short_to_redact_safely() -> None:
-    assert redact.too_short("1234567") and redact.too_short("  1234567  ")
-    assert not redact.too_short("12345678")
+    assert secret_forms.too_short("1234567") and secret_forms.too_short("  1234567  ")
+    assert not secret_forms.too_short("12345678")
 
 
 def test_a_durations_file_that_is_not_durations_is_named(tmp_path: Path) -> None:
     (tmp_path / "bad").write_text("{not json")
     with pytest.raises(TestbedError, match=r"durations file .*bad: not JSON .*; delete it to split evenly"):
-        shard.read_durations(tmp_path / "bad")
+        split.read_durations(tmp_path / "bad")
     (tmp_path / "list").write_text('[["t::a", 2]]')  # pytest-split's older format
-    assert shard.read_durations(tmp_path / "list") == {"t::a": 2.0}
+    assert split.read_durations(tmp_path / "list") == {"t::a": 2.0}
     (tmp_path / "wrong").write_text('{"t::a": true}')
     with pytest.raises(TestbedError, match="expected a JSON object of test id → seconds"):
-        shard.read_durations(tmp_path / "wrong")
+        split.read_durations(tmp_path / "wrong")
 
 
 @pytest.mark.parametrize(

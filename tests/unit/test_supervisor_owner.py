@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from testbed import supervisor
+from testbed.core import supervisor
 
 
 def _start_time(pid: int) -> int:
@@ -25,7 +25,7 @@ def test_the_supervisor_ends_everything_when_its_owner_is_gone() -> None:
     owner = subprocess.Popen(["sleep", "1000"])
     script = "setsid sleep 1000 & echo $!; sleep 1000"
     watched = subprocess.Popen(
-        [sys.executable, "-m", "testbed.supervisor", "0", "--owner", f"{owner.pid}:{_start_time(owner.pid)}",
+        [sys.executable, "-m", "testbed.core.supervisor", "0", "--owner", f"{owner.pid}:{_start_time(owner.pid)}",
          "--", "sh", "-c", script],
         stdout=subprocess.PIPE, text=True,
     )
@@ -48,7 +48,7 @@ def test_an_owner_already_gone_or_replaced_ends_it_at_once() -> None:
     gone = subprocess.Popen(["true"])
     gone.wait()
     done = subprocess.run(
-        [sys.executable, "-m", "testbed.supervisor", "0", "--owner", f"{gone.pid}:1", "--", "sleep", "1000"],
+        [sys.executable, "-m", "testbed.core.supervisor", "0", "--owner", f"{gone.pid}:1", "--", "sleep", "1000"],
         timeout=60, check=False,
     )
     assert done.returncode == 129

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from testbed import config, templating
-from testbed.errors import ExitCode, TestbedError
+from testbed.config import catalogue, environment
+from testbed.config import service as config_service
+from testbed.core import templates
+from testbed.core.errors import ExitCode, TestbedError
 
-CATALOGUE = config.load_catalogue()
+CATALOGUE = catalogue.load_catalogue()
 
 
 def _servers(**ports: int) -> dict[str, dict]:
@@ -22,13 +24,14 @@ def _servers(**ports: int) -> dict[str, dict]:
 
 
 def _service(tmp_path: Path, env: dict[str, str] | None = None, pytest_args: list[str] | None = None,
-             ) -> config.ServiceConfig:
-    return config.ServiceConfig(name="svc", directory=tmp_path, servers={}, migrations=None, install="none", secrets=[],
-                                tests=config.TestsSpec(pytest_args=pytest_args or []), env=env or {})
+             ) -> config_service.ServiceConfig:
+    return config_service.ServiceConfig(name="svc", directory=tmp_path, servers={}, migrations=None, install="none",
+                                        secrets=[], tests=config_service.TestsSpec(pytest_args=pytest_args or []),
+                                        env=env or {})
 
 
 def test_facts_give_each_server_its_host_port_and_url() -> None:
-    facts = templating.connection_facts(_servers(postgres=25432, dragonfly=26379, nats=24222), host="10.0.0.5")
+    facts = environment.connection_facts(_servers(postgres=25432, dragonfly=26379, nats=24222), host="10.0.0.5")
     pg = CATALOGUE["postgres"]
     assert facts["postgres"] == {
         "host": "10.0.0.5", "port": 25432, "user": pg["user"], "password": pg["password"],
@@ -40,12 +43,12 @@ def test_facts_give_each_server_its_host_port_and_url() -> None:
 
 
 def test_facts_cover_only_the_servers_the_service_uses() -> None:
-    assert list(templating.connection_facts(_servers(nats=24222))) == ["nats"]
+    assert list(environment.connection_facts(_servers(nats=24222))) == ["nats"]
 
 
 def test_environment_has_the_standard_variables_then_the_services_own(tmp_path: Path) -> None:
-    facts = templating.connection_facts(_servers(postgres=25432, dragonfly=26379, nats=24222))
-    env = templating.service_environment(_service(tmp_path, {"DATABASE_URL": "{{ postgres.url }}?sslmode=disable",
+    facts = environment.connection_facts(_servers(postgres=25432, dragonfly=26379, nats=24222))
+    env = environment.service_environment(_service(tmp_path, {"DATABASE_URL": "{{ postgres.url }}?sslmode=disable",
                                                          "POSTGRES_PORT": "6000", "PLAIN": "x"}), facts)
     pg = CATALOGUE["postgres"]
     assert env == {
@@ -57,22 +60,22 @@ def test_environment_has_the_standard_variables_then_the_services_own(tmp_path: 
 
 
 def test_environment_without_servers_is_the_services_own(tmp_path: Path) -> None:
-    assert templating.service_environment(_service(tmp_path, {"A": "1"}), {}) == {"A": "1"}
+    assert environment.service_environment(_service(tmp_path, {"A": "1"}), {}) == {"A": "1"}
 
 
 def test_pytest_arguments_are_rendered_in_order(tmp_path: Path) -> None:
-    facts = templating.connection_facts(_servers(nats=24222))
+    facts = environment.connection_facts(_servers(nats=24222))
     service = _service(tmp_path, pytest_args=["-x", "--nats={{ nats.url }}", "-p", "{{ 'no' }}:x"])
-    args = templating.pytest_arguments(service, facts)
+    args = environment.pytest_arguments(service, facts)
     assert args == ["-x", "--nats=nats://127.0.0.1:24222", "-p", "no:x"]
 
 
 def test_every_templating_problem_is_named_in_one_line(tmp_path: Path) -> None:
-    facts = templating.connection_facts(_servers(postgres=25432))
+    facts = environment.connection_facts(_servers(postgres=25432))
     service = _service(tmp_path, {"A": "{{ postgres.uri }}", "B": "{{ redis.url }}/{{ nats.port }}", "C": "{{ oops"},
                        pytest_args=["{{ postgres.port + 'a' }}"])
     with pytest.raises(TestbedError) as caught:
-        templating.check_templates(service, facts)
+        environment.check_templates(service, facts)
     message = str(caught.value)
     assert caught.value.exit_code == ExitCode.CONFIG and "\n" not in message
     assert message.startswith("testbed.yml 'env.A': cannot render '{{ postgres.uri }}': ")
@@ -86,9 +89,9 @@ def test_every_templating_problem_is_named_in_one_line(tmp_path: Path) -> None:
 
 def test_plain_values_are_not_templates(tmp_path: Path) -> None:
     """No `{`: the value is data, even with characters Jinja would care about elsewhere."""
-    assert templating.render_all({"env.A": "50% off #1 %}"}, {}) == {"env.A": "50% off #1 %}"}
+    assert templates.render_all({"env.A": "50% off #1 %}"}, {}) == {"env.A": "50% off #1 %}"}
 
 
 def test_the_sandbox_refuses_python_internals() -> None:
     with pytest.raises(TestbedError, match=r"'env\.A': cannot render"):
-        templating.render("{{ ''.__class__.__mro__[1].__subclasses__() }}", {}, "env.A")
+        templates.render("{{ ''.__class__.__mro__[1].__subclasses__() }}", {}, "env.A")

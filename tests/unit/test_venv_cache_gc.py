@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from testbed import dependencies, teardown
-from testbed.config import ServiceConfig, TestsSpec
-from testbed.state import ProcessIdentity, RunState
+from testbed.config.service import ServiceConfig, TestsSpec
+from testbed.core import venv_cache
+from testbed.core.processes import ProcessIdentity
+from testbed.phases import dependencies
+from testbed.run.store import RunState
+from testbed.teardown import gc
 
 DAY = 24 * 3600
 
@@ -24,7 +27,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(runtime))
-    root = dependencies.cache_root()
+    root = venv_cache.cache_root()
     root.mkdir(parents=True)
     return root
 
@@ -37,7 +40,7 @@ def _venv(cache: Path, name: str, *, last_used: float | None, created: float | N
     (venv / "bin" / "python").touch()
     (cache / f"{name}.lock").touch()
     if last_used is not None:
-        mark = venv / dependencies.READY_MARK
+        mark = venv / venv_cache.READY_MARK
         mark.touch()
         os.utime(mark, (last_used, last_used))
     if created is not None:
@@ -57,7 +60,7 @@ def test_gc_removes_only_the_virtualenvs_nobody_uses(cache: Path, tmp_path: Path
         data["python"] = str(up / "bin" / "python")
     with (cache / "svc-installing.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # an install in progress holds it
-        results = teardown.gc()
+        results = gc.gc()
     assert results == []  # the run that is up is not collected
     assert sorted(p.name for p in cache.iterdir()) == [
         "svc-installing", "svc-installing.lock", "svc-recent", "svc-recent.lock", "svc-up", "svc-up.lock",
@@ -74,6 +77,6 @@ def test_a_reused_virtualenv_counts_as_used(cache: Path, tmp_path: Path) -> None
     venv = _venv(cache, f"svc-{dependencies.fingerprint(service, 'pip')}", last_used=now - 8 * DAY)
     python, reused = dependencies.ensure(service)  # nothing to install: the mark says it is complete
     assert (python, reused) == (venv / "bin" / "python", True)
-    assert (venv / dependencies.READY_MARK).stat().st_mtime > now - 60
-    assert dependencies.prune(in_use=[]) == []
+    assert (venv / venv_cache.READY_MARK).stat().st_mtime > now - 60
+    assert venv_cache.prune(in_use=[]) == []
     assert venv.is_dir()

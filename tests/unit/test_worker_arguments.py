@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from testbed.parallel.plugin.testbed_workers import own_arguments
 
-from testbed import config, workers
-from testbed.templating import early_worker_templates
-from testbed.xdist.testbed_workers import own_arguments
+from testbed.config import catalogue
+from testbed.config import service as config_service
+from testbed.config.environment import early_worker_templates
+from testbed.parallel import workers
 
-CATALOGUE = config.load_catalogue()
+CATALOGUE = catalogue.load_catalogue()
 SHARED_S3 = """
   - s3:
       port: 15000
@@ -25,12 +27,12 @@ SHARED_S3 = """
 """
 
 
-def _config(tmp_path: Path, pytest_args: list[str]) -> config.ServiceConfig:
+def _config(tmp_path: Path, pytest_args: list[str]) -> config_service.ServiceConfig:
     (tmp_path / "testbed.yml").write_text(
         f"servers:\n  - postgres\n  - nats\n{SHARED_S3}migrations: null\n"
         f"tests:\n  paths: [.]\n  pytest_args: {json.dumps(pytest_args)}\n"
     )
-    return config.load_service_config(tmp_path, CATALOGUE)
+    return config_service.load_service_config(tmp_path, CATALOGUE)
 
 
 GW0 = ["--db=postgresql://h:1/app", "-r", "fE", "--nats", "nats://h:2"]

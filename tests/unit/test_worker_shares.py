@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from testbed import config, workers
-from testbed.errors import ExitCode, TestbedError
-from testbed.reset_gate import GATE_VARIABLE, ResetGate
+from testbed.config import catalogue, service
+from testbed.config import workers as config_workers
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.parallel import workers
+from testbed.parallel.reset_gate import GATE_VARIABLE, ResetGate
 from testbed.servers import WORKER_OF, declared
 
-CATALOGUE = config.load_catalogue()
+CATALOGUE = catalogue.load_catalogue()
 
 
 def _servers(*names: str) -> dict[str, dict]:
@@ -26,13 +28,13 @@ def _servers(*names: str) -> dict[str, dict]:
 
 @pytest.mark.parametrize(("given", "expected"), [(1, 1), ("3", 3), (64, 64), ("auto", os.cpu_count() or 1)])
 def test_counts(given: object, expected: int) -> None:
-    assert workers.count(given, "--workers") == expected
+    assert config_workers.count(given, "--workers") == expected
 
 
 @pytest.mark.parametrize("given", [0, "0", 65, "-1", "two", True, 1.5, None])
 def test_bad_counts_name_the_key(given: object) -> None:
     with pytest.raises(TestbedError) as caught:
-        workers.count(given, "'tests.workers'")
+        config_workers.count(given, "'tests.workers'")
     assert caught.value.exit_code == ExitCode.CONFIG
     assert str(caught.value) == f"'tests.workers' must be a number from 1 to 64, or auto; got {given!r}"
 
@@ -43,7 +45,7 @@ def test_the_redis_slot_and_nats_get_an_instance_per_worker_after_the_first_and_
         "dragonfly", "dragonfly-gw1", "dragonfly-gw2", "nats", "nats-gw1", "nats-gw2", "postgres"
     ]
     assert servers["nats-gw2"][WORKER_OF] == "nats" and servers["nats-gw2"]["title"] == "NATS (gw2)"
-    assert workers.primaries(servers).keys() == {"postgres", "dragonfly", "nats"}
+    assert config_workers.primaries(servers).keys() == {"postgres", "dragonfly", "nats"}
     assert workers.with_instances(_servers("postgres", "dragonfly"), 1).keys() == {"postgres", "dragonfly"}
 
 
@@ -130,9 +132,9 @@ def test_a_gate_nobody_answers_stops_pytest(tmp_path: Path) -> None:
 
 def test_tests_workers_in_testbed_yml(tmp_path: Path) -> None:
     (tmp_path / "testbed.yml").write_text("servers: [dragonfly]\ntests:\n  workers: auto\n")
-    assert config.load_service_config(tmp_path, CATALOGUE).tests.workers == "auto"
+    assert service.load_service_config(tmp_path, CATALOGUE).tests.workers == "auto"
     (tmp_path / "testbed.yml").write_text("servers: [dragonfly]\ntests:\n  workers: [2]\n")
     with pytest.raises(TestbedError) as caught:
-        config.load_service_config(tmp_path, CATALOGUE)
+        service.load_service_config(tmp_path, CATALOGUE)
     assert "'tests.workers' must be" in str(caught.value) and caught.value.exit_code == ExitCode.CONFIG
-    assert json.dumps(config.TestsSpec().workers) == "1"
+    assert json.dumps(service.TestsSpec().workers) == "1"

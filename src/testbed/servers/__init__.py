@@ -8,7 +8,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from testbed.errors import TestbedError
+from testbed.core.errors import TestbedError
 from testbed.servers import dragonfly, nats, postgres
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 from testbed.servers.declared import DECLARED_KEY, Declared

@@ -3,13 +3,14 @@ asks the registry (testbed.servers) and never names a kind."""
 
 from __future__ import annotations
 
+import signal
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from testbed.native import Account, Launch
+from testbed.core.host import Account, Launch
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class ServerKind(ABC):
 
     name: str
     order: int = 99  # where it is listed in the run's output
+    # Natively: the program's name (argv[0]'s last part) and the signal that stops it cleanly, by which
+    # teardown stops a server it finds without a state file.
+    program: str = ""
+    stop_signal: int = signal.SIGTERM
     # What a native server of this kind keeps in the run's runtime folder beside its data folder (which is named
     # after the server): no server may be named so.
     run_dir_entries: tuple[str, ...] = ()
@@ -55,6 +60,11 @@ class ServerKind(ABC):
     @abstractmethod
     def container(self, settings: Mapping[str, Any]) -> ContainerParts:
         """The command, environment and tmpfs mounts of its container."""
+
+    def left_running(self, data_dir: Path) -> list[int]:
+        """This kind's server still working in `data_dir` (its data folder in a run whose state file is gone),
+        found by what the server itself writes there and proven to be it; none when it writes nothing such."""
+        return []
 
     def facts(self, settings: Mapping[str, Any], host: str) -> dict[str, Any]:
         """What templates (`{{ name.url }}`) and tests see: at least host, port and url."""
@@ -89,7 +99,7 @@ class ServerKind(ABC):
     runs_migrations = False
 
     def worker_share(self, settings: Mapping[str, Any]) -> str:
-        """How pytest-xdist workers share this server (testbed.workers): "instance" gives each worker after the
+        """How pytest-xdist workers share this server (testbed.parallel.workers): "instance" gives each worker after the
         first a server of its own (its own port, so it isolates a service that reads only host and port);
         "logical" means `isolate` carves a share out of the one server (a database per worker); "shared"
         leaves one server to all workers."""

@@ -28,9 +28,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from testbed import supervisor
-from testbed.errors import ExitCode, TestbedError
-from testbed.native import Account, Launch, which
+from testbed.core import supervisor
+from testbed.core.environ import bad_env_names
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.host import Account, Launch, which
+from testbed.core.templates import render_all
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 
 DECLARED_KEY = "declared"  # marks a server's settings as the service's own declaration
@@ -89,8 +91,6 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         errors.append(f"'{where}.env' must map variable names to strings")
     else:
-        from testbed.templating import bad_env_names  # noqa: PLC0415 - templating imports the registry
-
         errors.extend(bad_env_names(env, f"{where}.env"))  # the rule the top-level `env` keys follow
     if len(errors) > before:
         return None
@@ -158,8 +158,6 @@ def _run_ready_command(argv: list[str], run_id: str) -> str:
 
 
 def _render(argv: list[str], values: Mapping[str, Any], where: str, first: int = 0) -> list[str]:
-    from testbed.templating import render_all  # noqa: PLC0415 - templating imports the registry
-
     # Named by their index in the declaration (`first`: argv may start after the command itself).
     rendered = render_all({f"{where}[{i}]": arg for i, arg in enumerate(argv, start=first)}, values)
     return list(rendered.values())

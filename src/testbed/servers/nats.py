@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from testbed.errors import ExitCode, TestbedError
-from testbed.native import Account, Launch, which
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.host import Account, Launch, which
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 
 NAME = "nats"

@@ -14,7 +14,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from testbed.native import Account, Launch, full_disk, run_as, template_root, which
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.host import Account, Launch, full_disk, run_as, which
+from testbed.core.paths import template_root
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 
 if TYPE_CHECKING:
@@ -94,6 +96,21 @@ class Postgres(ServerKind):
     order = 0
     runs_migrations = True
     run_dir_entries = (SOCKETS, PWFILE)
+    program = "postgres"
+    stop_signal = signal.SIGINT  # fast shutdown
+
+    def left_running(self, data_dir: Path) -> list[int]:
+        """The postmaster its pid file names (`postmaster.pid`: the pid, then its data folder), only if that
+        process is a postgres working in that very folder (its cwd): a reused pid, or a pid file naming
+        another cluster's postmaster, is not this one."""
+        try:
+            lines = (data_dir / "postmaster.pid").read_text(encoding="utf-8", errors="replace").splitlines()
+            pid, data = int(lines[0]), Path(lines[1])
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cwd = Path(f"/proc/{pid}/cwd").readlink()
+        except (OSError, ValueError, IndexError):
+            return []
+        return [pid] if data == data_dir and cwd == data and argv[0].endswith(self.program.encode()) else []
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         return {"port": 5432}
@@ -152,7 +169,7 @@ class Postgres(ServerKind):
                 )
             _save_template(data, template)
 
-        return Launch(NAME, argv, data, signal.SIGINT, prepare)  # SIGINT: fast shutdown
+        return Launch(NAME, argv, data, self.stop_signal, prepare)
 
     def container(self, settings: Mapping[str, Any]) -> ContainerParts:
         return ContainerParts(
@@ -268,8 +285,6 @@ def fresh_name(database: str) -> str:
 def _admin(fact: Mapping[str, Any], doing: str = "clone") -> Iterator[psycopg.Connection[Any]]:
     """A connection outside the databases it creates and drops, as the configured (superuser) account."""
     import psycopg  # noqa: PLC0415 - loaded only where a database is cloned
-
-    from testbed.errors import ExitCode, TestbedError  # noqa: PLC0415
 
     maintenance = "template1" if fact["database"] == "postgres" else "postgres"
     try:

@@ -1,0 +1,48 @@
+"""The shell every testbed Ansible module shares: parameters in, one phase function, one-line errors out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from testbed.core.errors import ExitCode, TestbedError
+from testbed.core.files import disk_full_of
+
+if TYPE_CHECKING:
+    from ansible.module_utils.basic import AnsibleModule
+
+Act = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def outcome(act: Act, params: Mapping[str, Any], changed: bool) -> dict[str, Any]:
+    """The task's result: the phase function's, or `failed` with its one-line message and exit code."""
+    try:
+        result = act(params)
+    except TestbedError as exc:
+        return {"failed": True, "msg": str(exc), "exit_code": int(exc.exit_code), **exc.details}
+    except OSError as exc:
+        full = disk_full_of(exc)  # a write that did not go through testbed.core.files: still one line
+        if full is None:
+            return _internal(exc)
+        return {"failed": True, "msg": str(full), "exit_code": int(full.exit_code), **full.details}
+    except Exception as exc:
+        return _internal(exc)
+    result.setdefault("changed", changed)
+    return result
+
+
+def _internal(exc: Exception) -> dict[str, Any]:
+    return {
+        "failed": True,
+        "msg": f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())}",
+        "exit_code": int(ExitCode.INTERNAL_ERROR),
+    }
+
+
+def run(module: AnsibleModule, act: Act, changed: bool) -> None:
+    """A module's main(), given its AnsibleModule (which the module file builds: Ansible picks how to ship a
+    module by whether its own source imports ansible.module_utils)."""
+    result = outcome(act, module.params, changed)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)

@@ -1,0 +1,2 @@
+"""Where servers run: the choice between Docker and native, each backend's start, and whether they are
+still there."""

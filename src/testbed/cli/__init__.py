@@ -1,0 +1,1 @@
+"""The `testbed` command: arguments, one module per group of commands, and `main`."""
