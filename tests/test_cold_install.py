@@ -128,7 +128,7 @@ def test_ssm_secrets_without_boto3_stop_with_one_line_naming_the_extra(bare: Pat
     assert result.returncode == 10, result.stdout + result.stderr
     assert result.stdout == ""
     (line,) = result.stderr.splitlines()
-    assert "pip install 'testbed[aws]'" in line
+    assert "pip install boto3, testbed's aws extra" in line
 
 
 def test_the_playbooks_name_the_aws_extra_when_the_ssm_lookup_lacks_boto3():
@@ -140,7 +140,7 @@ def test_the_playbooks_name_the_aws_extra_when_the_ssm_lookup_lacks_boto3():
         "message: Failed to import the required Python library (botocore and boto3) on host's Python /venv/bin/python."
     )
     assert secrets._classify_ssm_error(message) == (
-        "boto3 is not installed (pip install 'testbed[aws]', or use --secrets env)"
+        "boto3 is not installed (pip install boto3, testbed's aws extra; or use --secrets env)"
     )
 
 

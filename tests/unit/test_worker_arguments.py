@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from testbed.parallel.plugin.testbed_workers import own_arguments
 
 from testbed.config import catalogue
 from testbed.config import service as config_service
 from testbed.config.environment import early_worker_templates
 from testbed.parallel import workers
+from testbed.parallel.plugin.testbed_workers import own_arguments
 
 CATALOGUE = catalogue.load_catalogue()
 SHARED_S3 = """

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from testbed.parallel.plugin.testbed_workers import balanced_order
 
 from testbed.parallel import workers
+from testbed.parallel.plugin.testbed_workers import balanced_order
 
 IDS = ["t.py::a", "t.py::b", "t.py::c", "t.py::d"]
 

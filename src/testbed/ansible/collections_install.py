@@ -109,13 +109,14 @@ def require(docker: bool, ssm: bool) -> None:
     if absent:
         raise TestbedError(
             f"Ansible collections missing: {', '.join(absent)}; install them with `{INSTALL_COMMAND}` "
-            f"(or pip install 'testbed[ansible]' for the whole bundle)",
+            f"(or pip install ansible=={ANSIBLE_RELEASE} for the whole bundle)",
             ExitCode.CONFIG,
         )
     # amazon.aws's lookup imports boto3 only when it runs: without this, SSM would fail mid-run.
     if ssm and not all(importlib.util.find_spec(name) for name in ("boto3", "botocore")):
         raise TestbedError(
-            "--secrets ssm needs boto3, which is not installed; pip install 'testbed[aws]' (or use --secrets env)",
+            "--secrets ssm needs boto3, which is not installed; pip install boto3, testbed's aws extra "
+            "(or use --secrets env)",
             ExitCode.CONFIG,
         )
 

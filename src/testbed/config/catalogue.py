@@ -21,7 +21,7 @@ def project_root() -> Path:
             return candidate
     raise TestbedError(
         f"cannot find the collection testbed.pipeline beside the testbed package in {package.parent}; "
-        "reinstall testbed (pip install testbed) or install it from a checkout"
+        "reinstall testbed from its wheel or a checkout (pip install <wheel or folder>)"
     )
 
 

@@ -83,7 +83,7 @@ def poetry() -> str:
             _check(venv_argv(home), "dependencies: creating Poetry's virtualenv")
             _check(
                 pip_install_argv(home / "bin" / "python", POETRY_REQUIREMENT),
-                f"dependencies: installing Poetry ({POETRY_REQUIREMENT}; or pip install 'testbed[poetry]')",
+                f"dependencies: installing Poetry ({POETRY_REQUIREMENT}; or pip install poetry beside testbed)",
             )
         except BaseException:
             shutil.rmtree(home, ignore_errors=True)

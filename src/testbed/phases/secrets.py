@@ -20,7 +20,7 @@ _EXCEPTION = re.compile(r"(?:botocore|boto3)\.exceptions\.(\w+)")
 _REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
     (
         ("required python library (botocore and boto3)",),  # amazon.aws's lookup, boto3 absent
-        "boto3 is not installed (pip install 'testbed[aws]', or use --secrets env)",
+        "boto3 is not installed (pip install boto3, testbed's aws extra; or use --secrets env)",
     ),
     (
         ("unable to locate credentials", "nocredentials"),
