@@ -25,15 +25,6 @@ PLAYBOOK_VAR = re.compile(r"\btestbed_[a-z0-9_]+\b")
 
 # Help for the few options whose argparse definition has none (src/testbed/cli_arguments.py), by `dest`; an
 # option's own help, once it has one, wins.
-CLI_FALLBACK_HELP = {
-    "backend": "where the servers run: docker, native, or auto (Docker when its engine answers and every image is "
-    "present or its registry answers, else native; the first line says why)",
-    "readiness_timeout": "seconds each server has to answer its probe before the run fails with its log's tail",
-    "service": "only this service's runs (default: every run of this user)",
-    "action": "`install`: the collections a run needs, from the `ansible` release on PyPI",
-}
-
-
 class ReferenceError(Exception):
     """A reference page that cannot be written, or that disagrees with the code."""
 
@@ -88,7 +79,7 @@ def _options(sub: argparse.ArgumentParser) -> Iterator[argparse.Action]:
 
 
 def option_help(action: argparse.Action) -> str:
-    return action.help or CLI_FALLBACK_HELP.get(action.dest, "")
+    return action.help or ""
 
 
 def _option_row(action: argparse.Action) -> list[str]:

@@ -43,7 +43,13 @@ def parser() -> argparse.ArgumentParser:
         )
 
     def provisioning_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--backend", choices=("auto", "docker", "native"), default="auto")
+        sub.add_argument(
+            "--backend",
+            choices=("auto", "docker", "native"),
+            default="auto",
+            help="where the servers run: docker, native, or auto (Docker when its engine answers and every image is "
+            "present or its registry answers, else native; the first line says why)",
+        )
         sub.add_argument(
             "--ports",
             choices=("fixed", "auto"),
@@ -72,7 +78,13 @@ def parser() -> argparse.ArgumentParser:
             metavar="DIR",
             help="where run folders go (default: the service's runs/)",
         )
-        sub.add_argument("--readiness-timeout", type=int, default=60, metavar="SECONDS")
+        sub.add_argument(
+            "--readiness-timeout",
+            type=int,
+            default=60,
+            metavar="SECONDS",
+            help="seconds each server has to answer its probe before the run fails with its log's tail",
+        )
 
     def workers_option(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
@@ -160,7 +172,9 @@ def parser() -> argparse.ArgumentParser:
     remote_options(down)
 
     status = commands.add_parser("status", help="what runs: backend, ports, health, age")
-    status.add_argument("--service", type=Path, default=None)
+    status.add_argument(
+        "--service", type=Path, default=None, help="only this service's runs (default: every run of this user)"
+    )
 
     env = commands.add_parser("env", help="shell export lines for running pytest by hand or from an IDE")
     service_options(env)
@@ -182,7 +196,11 @@ def parser() -> argparse.ArgumentParser:
     collections = commands.add_parser(
         "collections", help="install the Ansible collections a run needs (community.docker, amazon.aws)"
     )
-    collections.add_argument("action", choices=("install",))
+    collections.add_argument(
+        "action",
+        choices=("install",),
+        help="`install`: the collections a run needs, from the `ansible` release on PyPI",
+    )
     collections.add_argument(
         "--path",
         type=Path,
