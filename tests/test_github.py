@@ -56,7 +56,7 @@ CLASS_MODULE = textwrap.dedent(
 )
 
 
-def _line_of(source: str, needle: str) -> int:
+def line_of(source: str, needle: str) -> int:
     """1-based line number of the first source line containing ``needle``."""
     for number, line in enumerate(source.splitlines(), start=1):
         if needle in line:
@@ -123,12 +123,12 @@ def test_junit_failure_details_are_derived_without_xunit1_attributes(real_junit)
     assert "value is not the answer" in fail.message
     assert "\n" not in fail.message
     assert fail.file == "test_mod.py"
-    assert fail.line == _line_of(TEST_MODULE, "assert value == 42")
+    assert fail.line == line_of(TEST_MODULE, "assert value == 42")
 
     error = by_name["test_mod::test_errors"]
     assert error.kind == "error"
     assert error.file == "test_mod.py"
-    assert error.line == _line_of(TEST_MODULE, 'raise RuntimeError("boom in fixture")')
+    assert error.line == line_of(TEST_MODULE, 'raise RuntimeError("boom in fixture")')
 
 
 def test_junit_without_root_still_finds_file_and_line(real_junit):
@@ -136,7 +136,7 @@ def test_junit_without_root_still_finds_file_and_line(real_junit):
     summary = junit.parse(xml)
     assert summary is not None
     fail = next(f for f in summary.failures if f.test.endswith("test_fails"))
-    assert (fail.file, fail.line) == ("test_mod.py", _line_of(TEST_MODULE, "assert value == 42"))
+    assert (fail.file, fail.line) == ("test_mod.py", line_of(TEST_MODULE, "assert value == 42"))
 
 
 def test_junit_xunit1_class_in_package(real_junit_xunit1):
@@ -148,7 +148,7 @@ def test_junit_xunit1_class_in_package(real_junit_xunit1):
     assert fail.test == "pkg.test_cls.TestThing::test_in_helper"
     assert fail.file == "pkg/test_cls.py"
     # The deepest frame in the test's own file: the assert inside the helper.
-    assert fail.line == _line_of(CLASS_MODULE, "assert x > 5")
+    assert fail.line == line_of(CLASS_MODULE, "assert x > 5")
 
 
 def test_junit_missing_file_is_none(tmp_path):
@@ -298,7 +298,7 @@ def test_annotations_from_a_real_run(real_junit):
     summary = junit.parse(xml, root=folder)
     assert summary is not None
     lines = github.annotations(list(summary.failures), path_prefix="services/agent_executor")
-    expected = f"file=services/agent_executor/test_mod.py,line={_line_of(TEST_MODULE, 'assert value == 42')}"
+    expected = f"file=services/agent_executor/test_mod.py,line={line_of(TEST_MODULE, 'assert value == 42')}"
     assert any(expected in line for line in lines)
 
 

@@ -199,7 +199,7 @@ def ensure_images(*, log: bool = True) -> dict[str, str]:
         return tags
     cache_root = _cache_root()
     cache_root.mkdir(parents=True, exist_ok=True)
-    with _locked(cache_root / ".lock"):
+    with locked(cache_root / ".lock"):
         missing = {key: tag for key, tag in tags.items() if not _image_exists(tag)}
         if not missing:  # another process built them while we waited
             return tags
@@ -500,7 +500,7 @@ def _cache_root() -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -15,7 +15,7 @@ from typing import IO, Any, NamedTuple
 
 from testbed.ansible import extravars as ansible_extravars
 from testbed.ansible.cleanup import after_interrupt, sweep_orphans, teardown_run
-from testbed.ansible.options import Options, _extravars
+from testbed.ansible.options import Options, extravars_of
 from testbed.ansible.settings import (
     MAX_VERBOSITY,
     runner_arguments,
@@ -184,7 +184,7 @@ def _prepare(
         envvars = runner_envvars(project, options.verbose, remote)
         arguments = runner_arguments(private_dir, project, options.playbook, inventory, envvars)
         # As data: a YAML file whose strings are !unsafe, never templated (a path with {{ }} in it).
-        variables = _extravars(options, run_id, run_root, source, remote)
+        variables = extravars_of(options, run_id, run_root, source, remote)
         extravars = ansible_extravars.write(private_dir / "extravars.yml", variables)
     except (TestbedError, OSError):
         if head_start is not None:

@@ -34,7 +34,7 @@ class Options:
     shard_hosts: list[str] = field(default_factory=list)
 
 
-def _extravars(options: Options, run_id: str, run_root: Path, source: str, remote: bool) -> dict[str, Any]:
+def extravars_of(options: Options, run_id: str, run_root: Path, source: str, remote: bool) -> dict[str, Any]:
     """The playbook variables of a wrapper run (passed as data: see extravars_file)."""
     return {
         "testbed_service": str(options.service.resolve()),

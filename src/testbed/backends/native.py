@@ -21,7 +21,7 @@ from testbed.core.concurrency import each_at_once
 from testbed.core.environ import passed_on
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.files import DiskFull, is_disk_full
-from testbed.core.host import Launch, _as_account, invoking_account, server_account
+from testbed.core.host import Launch, as_account, invoking_account, server_account
 from testbed.core.paths import DISK_FULL_NOTE, START_LOCK
 from testbed.core.processes import ProcessIdentity
 from testbed.core.supervisor import MARKER
@@ -104,7 +104,7 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
                 # A declared server's command line need not name the runtime folder, by which teardown
                 # finds servers when the state file is gone: the marker lets it find this one.
                 env={**passed_on(os.environ), MARKER: run_dir.name} if item.as_invoker else passed_on(os.environ),
-                **_as_account(owner),
+                **as_account(owner),
             )
             identity = ProcessIdentity.of(process.pid)
             if identity is None:

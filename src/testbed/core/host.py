@@ -85,7 +85,7 @@ class Launch:
     as_invoker: bool = False
 
 
-def _as_account(account: Account) -> dict[str, Any]:
+def as_account(account: Account) -> dict[str, Any]:
     if account.is_self:
         return {}
     return {"user": account.uid, "group": account.gid, "extra_groups": []}
@@ -94,7 +94,7 @@ def _as_account(account: Account) -> dict[str, Any]:
 def run_as(account: Account, argv: list[str], what: str, stdin: str | None = None, where: Path | None = None) -> None:
     """Run a preparation step (initdb, ...) as the servers' account, writing into `where`; a failure names
     `what` and its last line, or the full disk under `where`."""
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False, **_as_account(account))
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False, **as_account(account))
     if result.returncode != 0:
         output = result.stderr.strip() or result.stdout.strip()
         full_disk(output, where)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from testbed.core import files
-from testbed.core.secret_forms import MIN_SECRET_LENGTH, _forms, _secret_parts
+from testbed.core.secret_forms import MIN_SECRET_LENGTH, forms, secret_parts
 from testbed.core.xml_input import parse_xml
 
 MASK = "***"
@@ -53,11 +53,11 @@ class Redactor:
     def add(self, values: Iterable[str | None]) -> None:
         for value in values:
             if value:
-                pieces, sources = _secret_parts(value)
+                pieces, sources = secret_parts(value)
                 # A form that starts or ends with whitespace would swallow the newline after a value's last
                 # line (the stripped value is a piece of its own).
-                self._needles |= {form for piece in pieces for form in _forms(piece) if form == form.strip()}
-                self._sources |= {form for source in sources for form in _forms(source)}
+                self._needles |= {form for piece in pieces for form in forms(piece) if form == form.strip()}
+                self._sources |= {form for source in sources for form in forms(source)}
         self._encoded = sorted({n.encode() for n in self._needles})
         self._grams = frozenset(window for source in self._sources for window in _windows(source))
 

@@ -188,7 +188,7 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines()]
 
 
-def _secret_parts(value: str) -> tuple[set[str], set[str]]:
+def secret_parts(value: str) -> tuple[set[str], set[str]]:
     """What of one value is masked: pieces, wherever they show whole, and fragment sources, whose windows are
     masked wherever they show."""
     pieces = {value.strip()}
@@ -241,7 +241,7 @@ def _markup_forms(text: str) -> set[str]:
     }
 
 
-def _forms(part: str) -> set[str]:
+def forms(part: str) -> set[str]:
     """Every way a piece or fragment source can be written (see the module's docstring)."""
     encoded = {part, urllib.parse.quote(part, safe=""), urllib.parse.quote(part), urllib.parse.quote_plus(part)}
     escaped = {twice for plain in encoded for once in _python_forms(plain) for twice in _python_forms(once)}

@@ -27,7 +27,7 @@ def cache_root() -> Path:
 
 
 @contextlib.contextmanager
-def _locked(venv: Path, *, wait: bool) -> Iterator[bool]:
+def locked(venv: Path, *, wait: bool) -> Iterator[bool]:
     """The virtualenv's install lock (yields False when `wait` is off and someone holds it). gc removes a lock
     file with its virtualenv while holding it, so a lock taken on a file no longer at that path is retried."""
     path = venv.parent / f"{venv.name}.lock"
@@ -58,11 +58,11 @@ def prune(in_use: Iterable[Path], now: float | None = None) -> list[Path]:
     for venv in sorted(root.iterdir()) if root.is_dir() else ():
         if not venv.is_dir() or venv.is_symlink() or venv.resolve() in keep or not _unused(venv, now):
             continue
-        with _locked(venv, wait=False) as locked:
-            if not locked or not _unused(venv, now):  # being installed, or reused since the first look
+        with locked(venv, wait=False) as ours:
+            if not ours or not _unused(venv, now):  # being installed, or reused since the first look
                 continue
             shutil.rmtree(venv, ignore_errors=True)
-            (venv.parent / f"{venv.name}.lock").unlink(missing_ok=True)  # still held: see _locked
+            (venv.parent / f"{venv.name}.lock").unlink(missing_ok=True)  # still held: see locked
         removed.append(venv)
     return removed
 

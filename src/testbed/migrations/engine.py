@@ -65,7 +65,7 @@ from testbed.migrations.files import (
     discover,
     one_line,
 )
-from testbed.migrations.sql import _is_transaction_control, _line_of, _split_statements, _Statement
+from testbed.migrations.sql import Statement, is_transaction_control, line_of, split_statements
 
 _log = logging.getLogger(__name__)
 
@@ -318,13 +318,13 @@ class _Run:
             done.append(m.name)
         return MigrationResult(applied=done, skipped=skipped)
 
-    def _plan(self, m: Migration) -> list[_Statement]:
-        statements = _split_statements(m.sql)
+    def _plan(self, m: Migration) -> list[Statement]:
+        statements = split_statements(m.sql)
         if m.transactional:
             for st in statements:
-                if _is_transaction_control(st.words):
+                if is_transaction_control(st.words):
                     raise MigrationError(
-                        f"{m.name} line {_line_of(m.sql, st.first)}: {' '.join(st.words).upper()} in a file "
+                        f"{m.name} line {line_of(m.sql, st.first)}: {' '.join(st.words).upper()} in a file "
                         "that runs in its own transaction; remove it (or mark the file with "
                         f"{NO_TRANSACTION_MARKER!r} to manage transactions yourself)"
                     )
@@ -336,16 +336,16 @@ class _Run:
             (m.version, m.name, m.checksum),
         )
 
-    def _execute(self, m: Migration, st: _Statement) -> None:
+    def _execute(self, m: Migration, st: Statement) -> None:
         try:
             self.conn.execute(m.sql[st.start : st.end].encode(), prepare=False)
         except psycopg.Error as e:
             raise self._failure(m, st, e) from None
 
-    def _failure(self, m: Migration, st: _Statement, e: psycopg.Error, note: str = "") -> MigrationError:
+    def _failure(self, m: Migration, st: Statement, e: psycopg.Error, note: str = "") -> MigrationError:
         position = e.diag.statement_position
         offset = st.start + int(position) - 1 if position and position.isdigit() else st.first
-        line = _line_of(m.sql, offset)
+        line = line_of(m.sql, offset)
         if m.transactional and e.sqlstate == _ACTIVE_SQL_TRANSACTION:
             note += (
                 f"; mark the file with a first line {NO_TRANSACTION_MARKER!r} to run it outside a transaction"
@@ -353,14 +353,14 @@ class _Run:
             )
         return MigrationError(f"{m.name} line {line}: {self.redact(_server_message(e))}{note}")
 
-    def _apply_transactional(self, m: Migration, statements: list[_Statement]) -> None:
+    def _apply_transactional(self, m: Migration, statements: list[Statement]) -> None:
         try:
             with self.conn.transaction():
                 for st in statements:
                     self._execute(m, st)
                     if self.conn.info.transaction_status != TransactionStatus.INTRANS:
                         raise MigrationError(
-                            f"{m.name} line {_line_of(m.sql, st.first)}: the statement ended the file's transaction"
+                            f"{m.name} line {line_of(m.sql, st.first)}: the statement ended the file's transaction"
                         )
                 self._record(m)
         except psycopg.Error as e:  # the tracking insert or the COMMIT itself (deferred constraints)
@@ -369,13 +369,13 @@ class _Run:
                 "and committing it)"
             ) from None
 
-    def _apply_autocommit(self, m: Migration, statements: list[_Statement]) -> None:
+    def _apply_autocommit(self, m: Migration, statements: list[Statement]) -> None:
         for index, st in enumerate(statements):
             try:
                 self.conn.execute(m.sql[st.start : st.end].encode(), prepare=False)
             except psycopg.Error as e:
                 note = (
-                    f" (no-transaction file: its statements before line {_line_of(m.sql, st.first)} stayed"
+                    f" (no-transaction file: its statements before line {line_of(m.sql, st.first)} stayed"
                     " committed; the file is not recorded as applied)"
                     if index
                     else ""

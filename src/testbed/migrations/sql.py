@@ -30,7 +30,7 @@ _TX_CONTROL = frozenset({"begin", "start", "commit", "end", "rollback", "abort"}
 
 
 @dataclass(frozen=True)
-class _Statement:
+class Statement:
     """One statement of a file: ``text[start:end]`` is sent; ``first`` is the offset of its first token."""
 
     start: int
@@ -86,7 +86,7 @@ class _Splitter:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self.statements: list[_Statement] = []
+        self.statements: list[Statement] = []
         self._reset(0)
 
     def _reset(self, start: int) -> None:
@@ -112,10 +112,10 @@ class _Splitter:
 
     def _end(self, end: int) -> None:
         if self.first >= 0:
-            self.statements.append(_Statement(self.start, end, self.first, tuple(self.words[:2])))
+            self.statements.append(Statement(self.start, end, self.first, tuple(self.words[:2])))
         self._reset(end)
 
-    def split(self) -> list[_Statement]:
+    def split(self) -> list[Statement]:
         text = self.text
         n = len(text)
         i = 0
@@ -168,17 +168,17 @@ class _Splitter:
             self._end(i + 1)
 
 
-def _split_statements(text: str) -> list[_Statement]:
+def split_statements(text: str) -> list[Statement]:
     """Split SQL text into statements; comment-only/empty pieces are dropped."""
     return _Splitter(text).split()
 
 
-def _line_of(text: str, offset: int) -> int:
+def line_of(text: str, offset: int) -> int:
     offset = max(0, min(offset, len(text)))
     return text.count("\n", 0, offset) + 1
 
 
-def _is_transaction_control(words: Iterable[str]) -> bool:
+def is_transaction_control(words: Iterable[str]) -> bool:
     first, *rest = [*words, "", ""]
     if first == "prepare":
         return rest[0] == "transaction"

@@ -13,7 +13,7 @@ from pathlib import Path
 from testbed.config.service import ServiceConfig
 from testbed.core import installers, supervisor
 from testbed.core.errors import ExitCode, TestbedError
-from testbed.core.venv_cache import READY_MARK, _locked, cache_root
+from testbed.core.venv_cache import READY_MARK, cache_root, locked
 from testbed.run.outcome import DependenciesReady
 from testbed.run.store import RunState
 
@@ -85,7 +85,7 @@ def ensure(config: ServiceConfig, state: RunState | None = None) -> tuple[Path, 
     venv = cache_root() / f"{config.name}-{fingerprint(config, mode)}"
     venv.parent.mkdir(parents=True, exist_ok=True)
     python = venv / "bin" / "python"
-    with _locked(venv, wait=True):
+    with locked(venv, wait=True):
         if (venv / READY_MARK).is_file():
             os.utime(venv / READY_MARK)  # in use: gc keeps virtualenvs used within VENV_TTL
             return python, True

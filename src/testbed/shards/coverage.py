@@ -81,7 +81,7 @@ def _source(name: str, recorded: str | None, service: Path, avoid: Sequence[Path
     return str(real)
 
 
-def _combine(shards: Sequence[Shard], given: Path | None, scratch: Path, avoid: Sequence[Path]) -> _Combined | None:
+def combine(shards: Sequence[Shard], given: Path | None, scratch: Path, avoid: Sequence[Path]) -> _Combined | None:
     """The shards' coverage data as one data file in merge's folder: only the service's own Python sources, the
     shards' paths mapped onto this machine's service folder. None when no shard measured coverage."""
     from coverage import CoverageData  # noqa: PLC0415
@@ -120,7 +120,7 @@ def _combine(shards: Sequence[Shard], given: Path | None, scratch: Path, avoid: 
     return combined
 
 
-def _coverage_reports(combined: _Combined, out: Path) -> float | None:
+def coverage_reports(combined: _Combined, out: Path) -> float | None:
     """The combined data into `out`, then its XML and HTML reports from the service's own coverage settings:
     run in the service folder (its relative omit patterns and file names mean what they mean in one run), in
     an isolated interpreter (-I: neither that folder nor PYTHONPATH on sys.path), over data merge wrote."""

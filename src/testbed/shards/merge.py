@@ -21,7 +21,7 @@ from testbed.core import junit
 from testbed.core.errors import TestbedError, worst
 from testbed.report import github
 from testbed.run.outcome import tests_line
-from testbed.shards.coverage import _combine, _coverage_reports
+from testbed.shards.coverage import combine, coverage_reports
 from testbed.shards.folder import (
     shown,
 )
@@ -154,13 +154,13 @@ def merge(
         shards = sorted((load(f, Path(scratch) / f"{n}.coverage") for n, f in enumerate(resolved)), key=_order)
         one_split(shards)
         _check_out(out, resolved, present)
-        combined = _combine(shards, service_dir, Path(scratch), [*resolved, out])
+        combined = combine(shards, service_dir, Path(scratch), [*resolved, out])
         merged_junit = _merge_junit(shards)
         durations, measured = _durations(shards)
         out.mkdir(parents=True, exist_ok=True)
         merged_junit.write(str(out / "junit.xml"))
         (out / "durations.json").write_text(json.dumps(durations, indent=4, sort_keys=True), encoding="utf-8")
-        coverage = _coverage_reports(combined, out) if combined else None
+        coverage = coverage_reports(combined, out) if combined else None
     summary = junit.parse(out / "junit.xml") or junit.JUnitSummary()
     counts = summary.counts()
     entries = [_shard_entry(s) for s in shards]

@@ -18,7 +18,7 @@ from testbed.run.outcome import TeardownResult
 from testbed.run.record import RunRecord
 from testbed.run.store import all_runs
 from testbed.teardown import reaper
-from testbed.teardown.teardown import _teardown_without_state, stateless_runs, teardown
+from testbed.teardown.teardown import stateless_runs, teardown, teardown_without_state
 
 
 def _prune_private_dirs(stale_after: float, now: float) -> None:
@@ -81,7 +81,7 @@ def gc(
         # still running: their owner is alive (the supervisor ends them when it is not), and so is its run.
         stale = now - folder.stat().st_mtime > stale_after
         if stale and folder.name.startswith(run_id_prefix) and not reaper.supervising(folder.name):
-            results.append(_teardown_without_state(folder.name, grace))
+            results.append(teardown_without_state(folder.name, grace))
     for template in paths.template_root().iterdir() if paths.template_root().is_dir() else ():
         # Unused templates expire; a half-copied one (a killed run's) is stale after ten minutes.
         age = now - template.stat().st_mtime

@@ -146,7 +146,7 @@ def teardown_run_id(
     try:
         state = RunState.find(run_id)
     except TestbedError:
-        return _teardown_without_state(run_id, grace)
+        return teardown_without_state(run_id, grace)
     return teardown(state, grace=grace, include_controller=include_controller, hurry=hurry)
 
 
@@ -178,7 +178,7 @@ def _our_folder(folder: Path) -> bool:
     return folder.is_dir() and not folder.is_symlink() and owned_by_us(folder)
 
 
-def _teardown_without_state(run_id: str, grace: float) -> TeardownResult:
+def teardown_without_state(run_id: str, grace: float) -> TeardownResult:
     """The state file is gone (never written, or deleted by a test): find the run's servers by their data
     folders and pid files in its runtime folder, its tests' stragglers by their marker, its containers by
     label; stop them, then remove the folder."""
