@@ -43,6 +43,12 @@ def test_role_has_argument_specs_in_step_with_its_defaults(role: Path) -> None:
         assert name.startswith(f"{role.name}_"), f"{name} is not prefixed with the role's name"
         assert spec.get("description"), f"{name} has no description"
         assert "type" in spec, f"{name} has no type"
+    # The default ansible-doc shows is the one the role uses; one computed when the role runs is described instead.
+    for name, value in defaults.items():
+        if "{{" in str(value):
+            assert "default" not in specs[name], f"{name}: its spec shows a default the role computes otherwise"
+        elif "default" in specs[name]:
+            assert specs[name]["default"] == value, f"{name}: {specs[name]['default']!r} in the spec, {value!r} used"
     assert (role / "tasks" / "main.yml").is_file()
 
 
