@@ -111,6 +111,13 @@ def test_docs_generated_tables_cover_the_code() -> None:
     roles = reference.render_roles()
     for option in reference.role_options():
         assert f"| `{option}` |" in roles, option
+    modules = reference.render_modules()
+    sections = {part.split(" ", 1)[0]: part for part in modules.split("### testbed.pipeline.")[1:]}
+    for module, found in sources.module_docs().items():
+        for name in [*found["doc"]["options"], *found["return"]]:
+            assert f"| `{name}` |" in sections[module], f"{module}: {name}"
+        assert f"testbed.pipeline.{module}:" in sections[module], f"{module}: no example"
+    assert reference.MARKUP.search(modules) is None, "Ansible markup left as it is"
 
 
 def test_readme_is_short_and_shows_the_example_as_it_is() -> None:
