@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import BIN, PROJECT, clean_env, run
-from testbed.ansible.action import _module_file  # the module file as the action plugin loads it: its SPEC
+from testbed.ansible.action import module_file  # the module file as the action plugin loads it: its SPEC
 
 sys.path.insert(0, str(PROJECT / "docs" / "hooks"))
 import testbed_code as sources  # how the documentation site reads the collection (ansible-doc --json)
@@ -76,7 +76,7 @@ def test_module_documents_its_argument_spec(module: str, documented: dict[str, d
     found = documented[module]
     # This checkout's file, not a copy installed elsewhere.
     assert Path(found["doc"]["filename"]).resolve() == PROJECT / "plugins" / "modules" / f"{module}.py"
-    spec = _module_file(found["doc"]["filename"]).SPEC
+    spec = module_file(found["doc"]["filename"]).SPEC
     assert spec_problems(spec, found["doc"].get("options") or {}) == []
 
 
@@ -119,7 +119,7 @@ def test_module_documentation_is_complete(module: str, documented: dict[str, dic
     tasks = yaml.safe_load(found["examples"])
     calls = [task for task in _tasks(tasks) if f"testbed.pipeline.{module}" in task]
     assert calls, f"{module}: no example calls it by its FQCN"
-    spec = _module_file(doc["filename"]).SPEC
+    spec = module_file(doc["filename"]).SPEC
     for task in calls:
         given = set(task[f"testbed.pipeline.{module}"])
         assert given <= set(spec), f"{module}: an example passes {given - set(spec)}"
@@ -149,7 +149,7 @@ def test_ansible_doc_shows_every_module() -> None:
     shown = pages(text, "MODULE")
     assert sorted(shown) == MODULES
     for module, page in shown.items():
-        spec = _module_file(str(PROJECT / "plugins" / "modules" / f"{module}.py")).SPEC
+        spec = module_file(str(PROJECT / "plugins" / "modules" / f"{module}.py")).SPEC
         options = page.split("OPTIONS", 1)[1].split("ATTRIBUTES:", 1)[0]
         for name, option in spec.items():
             parts = options.split(f" {name}  ", 1)
