@@ -11,9 +11,10 @@ class ModuleDocFragment:
     DOCUMENTATION = r"""
 options: {}
 requirements:
-  - The C(testbed) Python package (C(pip install testbed); its wheel carries this collection) in the Python that
-    runs the module. On a local connection that is the Python Ansible itself runs with; on any other host, the
-    host's C(ansible_python_interpreter) (the role P(testbed.pipeline.runner_host#role) installs it there).
+  - The C(testbed) Python package, installed from its wheel or a checkout (C(pip install <wheel or folder>); the
+    C(testbed) on PyPI is another project), in the Python that runs the module. Its wheel carries this
+    collection. On a local connection that is the Python Ansible itself runs with; on any other host, the host's
+    C(ansible_python_interpreter) (the role P(testbed.pipeline.runner_host#role) installs it there).
   - Python 3.11 or later.
 attributes:
   action:
