@@ -34,7 +34,7 @@ RUN_FOLDER = re.compile(r"Run folder: ([^\s'\"]+)")  # yaml or json (no ansible.
 ALONGSIDE = (
     "test_runners.py", "test_workers.py", "test_worker_args.py", "test_shards.py", "test_reference_service.py",
     "test_lint.py", "test_cold_install.py", "test_images.py", "test_migrations.py", "test_ports.py",
-    "test_github.py", "test_workflow.py", "test_server_registry.py",
+    "test_github.py", "test_workflow.py", "test_server_registry.py", "test_collection_docs.py",
 )
 MACHINE_WIDE = "machine-wide"
 

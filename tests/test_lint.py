@@ -43,6 +43,12 @@ def test_role_has_argument_specs_in_step_with_its_defaults(role: Path) -> None:
         assert name.startswith(f"{role.name}_"), f"{name} is not prefixed with the role's name"
         assert spec.get("description"), f"{name} has no description"
         assert "type" in spec, f"{name} has no type"
+    # The default ansible-doc shows is the one the role uses; one computed when the role runs is described instead.
+    for name, value in defaults.items():
+        if "{{" in str(value):
+            assert "default" not in specs[name], f"{name}: its spec shows a default the role computes otherwise"
+        elif "default" in specs[name]:
+            assert specs[name]["default"] == value, f"{name}: {specs[name]['default']!r} in the spec, {value!r} used"
     assert (role / "tasks" / "main.yml").is_file()
 
 
@@ -105,6 +111,13 @@ def test_docs_generated_tables_cover_the_code() -> None:
     roles = reference.render_roles()
     for option in reference.role_options():
         assert f"| `{option}` |" in roles, option
+    modules = reference.render_modules()
+    sections = {part.split(" ", 1)[0]: part for part in modules.split("### testbed.pipeline.")[1:]}
+    for module, found in sources.module_docs().items():
+        for name in [*found["doc"]["options"], *found["return"]]:
+            assert f"| `{name}` |" in sections[module], f"{module}: {name}"
+        assert f"testbed.pipeline.{module}:" in sections[module], f"{module}: no example"
+    assert reference.MARKUP.search(modules) is None, "Ansible markup left as it is"
 
 
 def test_readme_is_short_and_shows_the_example_as_it_is() -> None:

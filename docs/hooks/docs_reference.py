@@ -287,21 +287,76 @@ def render_roles() -> str:
     return "\n".join(parts)
 
 
+# Ansible's documentation markup (C(code), O(option=value), M(module), P(name#type), RV(key), ...) as Markdown.
+MARKUP = re.compile(r"\b(C|O|V|RV|E|M|P|I|B|U)\(([^()]*)\)|\bL\(([^(),]*),\s*([^()]*)\)")
+OWN_MODULE = "testbed.pipeline."
+
+
+def markdown_of(text: str) -> str:
+    """Ansible markup in a documentation string, as the site shows it: code spans, module links, emphasis."""
+
+    def one(match: re.Match[str]) -> str:
+        kind, inner = match.group(1), match.group(2)
+        if kind is None:
+            return f"[{match.group(3)}]({match.group(4)})"
+        if kind == "M":
+            return (
+                f"[`{inner}`](#module-{inner.removeprefix(OWN_MODULE)})"
+                if inner.startswith(OWN_MODULE)
+                else f"`{inner}`"
+            )
+        if kind == "P":
+            return f"`{inner.partition('#')[0]}`"
+        if kind == "RV":
+            return f"`{inner.rpartition(':')[2] if '#' in inner else inner}`"
+        if kind in ("I", "B"):
+            mark = "*" if kind == "I" else "**"
+            return f"{mark}{inner}{mark}"
+        if kind == "U":
+            return f"<{inner}>"
+        return f"`{inner}`"
+
+    return MARKUP.sub(one, text)
+
+
+def _return_rows(returns: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, spec in returns.items():
+        kind = spec.get("type", "")
+        if spec.get("elements"):
+            kind = f"{kind} of {spec['elements']}"
+        described = markdown_of(text_of(spec.get("description")))
+        rows.append([f"`{name}`", cell(kind), cell(spec.get("returned", "")), cell(described)])
+    return rows
+
+
 def render_modules() -> str:
+    """Each module as ansible-doc reads it (documentation fragments merged): what it does, its options, what it
+    returns and its examples."""
     parts = []
     for module, found in sources.module_docs().items():
-        documentation = found["documentation"]
+        documentation = found["doc"]
         parts.append(f"### testbed.pipeline.{module} {{#module-{module}}}\n")
-        parts.append(cell(documentation.get("short_description", "")) + "\n")
-        if documentation.get("description"):
-            parts.append(cell(text_of(documentation["description"])) + "\n")
-        options = documentation.get("options") or {
-            name: {**spec, "description": spec.get("description", "")} for name, spec in found["spec"].items()
+        parts.append(cell(markdown_of(documentation.get("short_description", ""))) + "\n")
+        parts += [cell(markdown_of(paragraph)) + "\n" for paragraph in _paragraphs(documentation.get("description"))]
+        options = {
+            name: {**spec, "description": markdown_of(text_of(spec.get("description")))}
+            for name, spec in (documentation.get("options") or {}).items()
         }
         if options:
             parts.append(table(["argument", "type", "default", "what it is"], _spec_rows(options)))
-        parts.append(f"`ansible-doc testbed.pipeline.{module}` prints what Ansible knows of it.\n")
+        if found.get("return"):
+            parts.append(table(["returns", "type", "when", "what it is"], _return_rows(found["return"])))
+        if found.get("examples"):
+            parts.append(f"```yaml\n{found['examples'].strip()}\n```\n")
+        parts.append(f"`ansible-doc testbed.pipeline.{module}` prints all Ansible knows of it.\n")
     return "\n".join(parts)
+
+
+def _paragraphs(description: object) -> list[str]:
+    if isinstance(description, list):
+        return [str(part) for part in description]
+    return [str(description)] if description else []
 
 
 # ---------------------------------------------------------------------------------------------- GitHub Actions

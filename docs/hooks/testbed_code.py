@@ -7,7 +7,10 @@ against them; tests/test_lint.py runs the same checks.
 from __future__ import annotations
 
 import argparse
-import ast
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -90,25 +93,28 @@ def playbook_texts() -> dict[str, str]:
     }
 
 
+def ansible_doc(names: list[str], plugin_type: str = "module") -> dict[str, Any]:
+    """What `ansible-doc --json` says of these plugins of this checkout's collection (by short name): documentation
+    fragments merged, as Ansible itself reads it (the modules' DOCUMENTATION is never imported)."""
+    argv = [str(Path(sys.executable).parent / "ansible-doc"), "--json", "-t", plugin_type]
+    argv += [f"testbed.pipeline.{name}" for name in names]
+    env = {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".collections"), "ANSIBLE_NOCOLOR": "1"}
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    found: dict[str, Any] = json.loads(done.stdout)
+    return {name.removeprefix("testbed.pipeline."): data for name, data in found.items()}
+
+
+def module_names() -> list[str]:
+    """The collection's modules, by short name."""
+    return sorted(path.stem for path in MODULES.glob("testbed_*.py"))
+
+
 def module_docs() -> dict[str, dict[str, Any]]:
-    """Each module of the collection: its DOCUMENTATION (read, never imported: the modules import Ansible) and its
-    argument SPEC where that is a plain literal."""
-    modules = {}
-    for path in sorted(MODULES.glob("testbed_*.py")):
-        found: dict[str, Any] = {"documentation": {}, "spec": {}}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                name = node.targets[0].id
-                try:
-                    value = ast.literal_eval(node.value)
-                except ValueError:
-                    continue
-                if name == "DOCUMENTATION":
-                    found["documentation"] = yaml.safe_load(value) or {}
-                elif name == "SPEC":
-                    found["spec"] = value
-        modules[path.stem] = found
-    return modules
+    """Each module of the collection as ansible-doc reads it: `doc` (DOCUMENTATION with its fragments), `examples`
+    (text) and `return` (RETURN)."""
+    return ansible_doc(module_names())
 
 
 def action() -> dict[str, Any]:

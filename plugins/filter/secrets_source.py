@@ -3,15 +3,10 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from typing import Any
-
-from testbed.run.secrets import secrets_source
-
 DOCUMENTATION = r"""
 name: secrets_source
 short_description: Where a run's secrets come from
+version_added: 0.1.0
 description:
   - C(auto) is C(ssm) under GitHub Actions (C(GITHUB_ACTIONS=true) in the controller's environment) and C(env)
     elsewhere; any other value is returned as it is. The same rule as C(testbed run --secrets auto).
@@ -21,7 +16,7 @@ options:
     description: The requested source, C(auto), C(ssm), C(env) or C(file).
     type: str
     required: true
-author: testbed
+author: testbed (@testbed)
 """
 
 EXAMPLES = r"""
@@ -35,6 +30,12 @@ _value:
   description: C(ssm), C(env) or C(file).
   type: str
 """
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from testbed.run.secrets import secrets_source
 
 
 def _source(requested: str) -> str:

@@ -27,7 +27,8 @@ from testbed.ansible import module_shell
 _loaded: dict[str, ModuleType] = {}
 
 
-def _module_file(path: str) -> ModuleType:
+def module_file(path: str) -> ModuleType:
+    """A module file of the collection, loaded once: its SPEC, act and CHANGED (tests read its SPEC here too)."""
     if path not in _loaded:
         spec = importlib.util.spec_from_file_location(f"_testbed_module_{Path(path).stem}", path)
         if spec is None or spec.loader is None:
@@ -68,6 +69,6 @@ class InProcessAction(NormalAction):  # type: ignore[misc]
         if not context.resolved or not context.plugin_resolved_path:
             return None
         try:
-            return _module_file(context.plugin_resolved_path)
+            return module_file(context.plugin_resolved_path)
         except ImportError:  # what the module imports is not here; the target's Python may have it
             return None
