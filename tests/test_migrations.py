@@ -272,7 +272,7 @@ def test_missing_folder_is_named(tmp_path: Path, db: Db) -> None:
     ],
 )
 def test_split_statements(text: str, expected: list[str]) -> None:
-    statements = sql._split_statements(text)
+    statements = sql.split_statements(text)
     assert [text[s.start : s.end].strip().lstrip(";").strip() for s in statements] == expected
 
 

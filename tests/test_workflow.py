@@ -285,7 +285,7 @@ def test_the_install_steps_outputs_name_the_wheel_collections_install_reads(acti
     script = install["run"].split("<<'EOF'\n", 1)[1].split("\nEOF", 1)[0]
     monkeypatch.setenv("TESTBED_CACHE_DIR", str(tmp_path))
     done = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, check=False)
-    from testbed.ansible import collections  # noqa: PLC0415
+    from testbed.ansible import collections_install as collections  # noqa: PLC0415
 
     wheel = tmp_path / "wheels" / f"ansible-{collections.ANSIBLE_RELEASE}-py3-none-any.whl"
     assert done.stdout.splitlines() == [
