@@ -93,7 +93,7 @@ def test_wheel_carries_the_collection(wheel: Path) -> None:
                  "playbooks/up.yml", "playbooks/vars/testbed.yml", "roles/servers/defaults/main.yml",
                  "plugins/modules/testbed_preflight.py", "plugins/action/testbed_preflight.py"):
         assert f"{COLLECTION}/{path}" in names, path
-    assert "testbed/cli.py" in names
+    assert "testbed/cli/main.py" in names and "testbed/parallel/plugin/testbed_workers.py" in names
     strays = [n for n in names if "__pycache__" in n or n.startswith((f"{COLLECTION}/tests/", f"{COLLECTION}/."))]
     assert strays == []
 
