@@ -174,3 +174,24 @@ def test_a_declared_server_name_must_be_a_simple_identifier(tmp_path: Path, name
 def test_a_simple_name_is_declared(tmp_path: Path) -> None:
     loaded = _load(tmp_path, _declaring("s3", "object_store_2"))
     assert list(loaded.servers) == ["postgres", "s3", "object_store_2"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'name: "svc\\n"\n',  # a service name
+        'name: svc\nservers:\n  - "cache\\n": {command: [memcached, -p, "{{ port }}"]}\n',  # a declared server's name
+        'name: svc\nenv:\n  "TOKEN\\n": x\n',  # an environment name
+    ],
+)
+def test_a_name_with_a_trailing_newline_is_refused(tmp_path: Path, text: str) -> None:
+    """`$` matches before a final newline: every name is checked whole (a newline would end a config line)."""
+    assert "\\n" in _problem(tmp_path, text)
+
+
+def test_a_run_id_with_a_trailing_newline_is_refused() -> None:
+    from testbed.run.store import check_run_id  # noqa: PLC0415
+
+    assert check_run_id("abc") == "abc"
+    with pytest.raises(TestbedError, match="run id 'abc\\\\n'"):
+        check_run_id("abc\n")

@@ -113,7 +113,7 @@ def _declared_entry(
         errors.append(f"'servers.{name}' is a catalogue server: list it by name and set 'settings.{name}'")
     elif isinstance(name, str) and name in reserved:
         errors.append(f"'servers.{name}' is reserved: {reserved[name]}; name the server otherwise")
-    elif not isinstance(name, str) or not SERVER_NAME.match(name):
+    elif not isinstance(name, str) or not SERVER_NAME.fullmatch(name):
         errors.append(
             f"'servers' entry {name!r} must be a simple name: a lowercase letter, then lowercase letters, digits or "
             "'_', at most 32 (templates name its facts by it, e.g. `{{ name.url }}`)"

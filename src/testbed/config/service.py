@@ -208,7 +208,7 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
     errors: list[str] = []
     _check_keys(raw, _TOP_LEVEL, "", errors)
     name = raw.get("name", directory.name)
-    if isinstance(name, str) and not SERVICE_NAME.match(name):
+    if isinstance(name, str) and not SERVICE_NAME.fullmatch(name):
         errors.append(f"'name' must be letters, digits, '.', '_' or '-', got {name!r}")
     servers = parse_servers(raw, catalogue, errors) if isinstance(raw.get("servers", []), list) else {}
 
@@ -284,7 +284,7 @@ def _migrations(
         if not isinstance(value, str | None):
             value = None
         user = servers.get(registry.migrations_server(servers) or "", {}).get("user")
-        if not _SCHEMA_NAME.match(schema) or schema.startswith("pg_"):
+        if not _SCHEMA_NAME.fullmatch(schema) or schema.startswith("pg_"):
             errors.append(
                 f"'migrations.schema' must be lowercase letters, digits and '_' (at most 63, not starting with"
                 f" 'pg_'), got {schema!r}"

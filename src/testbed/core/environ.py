@@ -20,7 +20,7 @@ def bad_env_names(names: Iterable[object], where: str) -> list[str]:
     """A problem for each of `names` (the keys of testbed.yml's `where`) that is not an environment variable's."""
     problems = []
     for name in names:
-        if not isinstance(name, str) or not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             shown = name if isinstance(name, str) and name.isprintable() else repr(name)  # one line, always
             problems.append(f"'{where}.{shown}' is not a valid environment variable name")
     return problems

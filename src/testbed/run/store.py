@@ -40,7 +40,7 @@ def new_run_id(environ: Mapping[str, str] | None = None) -> str:
 
 
 def check_run_id(run_id: str) -> str:
-    if not _RUN_ID.match(run_id):
+    if not _RUN_ID.fullmatch(run_id):
         raise TestbedError(
             f"run id {run_id!r} must be 3-63 lowercase letters, digits or '-'; leave it out to get a fresh one"
         )

@@ -204,7 +204,7 @@ class Fields:
         def check(value: object) -> str | None:
             if not isinstance(value, str) or len(value) > width or _CONTROL.search(value):
                 return None
-            return value if pattern is None or pattern.match(value) else None
+            return value if pattern is None or pattern.fullmatch(value) else None
 
         return self._get(key, check, "", what or f"one line of text (at most {width} characters)")
 
