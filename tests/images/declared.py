@@ -61,7 +61,7 @@ def ensure_declared_images(*, log: bool = True) -> dict[str, str]:
         return tags
     wheels = sshd.ensure_wheelhouse([MOTO], log=log)  # outside the lock: it takes the lock itself
     cache_root = build._cache_root()
-    with build._locked(cache_root / ".lock"):
+    with build.locked(cache_root / ".lock"):
         started = time.monotonic()
         base = f"{BASE_REPO}:bookworm-{digest[:8]}"
         if not build._image_exists(base):

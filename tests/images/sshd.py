@@ -73,7 +73,7 @@ def ensure_sshd_image(*, log: bool = True) -> str:
         return tag
     cache_root = build._cache_root()
     cache_root.mkdir(parents=True, exist_ok=True)
-    with build._locked(cache_root / ".lock"):
+    with build.locked(cache_root / ".lock"):
         if build._image_exists(tag):
             return tag
         started = time.monotonic()
@@ -149,7 +149,7 @@ def _cached_folder(name: str, marker: str, fill: Callable[[Path], str], *, log: 
     if (target / marker).is_file():
         return target
     cache_root.mkdir(parents=True, exist_ok=True)
-    with build._locked(cache_root / ".lock"):
+    with build.locked(cache_root / ".lock"):
         if (target / marker).is_file():
             return target
         started = time.monotonic()
