@@ -196,3 +196,27 @@ def test_a_capped_log_goes_on_from_an_earlier_one(tmp_path: Path) -> None:
     again.close()
     data = path.read_bytes()
     assert data.startswith(b"a" * 100 + b"\n[testbed: 50 bytes cut here;") and data.endswith(b"a" * 100 + b"b" * 100)
+
+
+def test_a_log_that_filled_its_disk_gives_back_room_for_the_run_s_records(tmp_path: Path) -> None:
+    """The log fills a 64 KiB disk before reaching its head: cutting it back to the head would free nothing,
+    so it gives back part of itself, and report.json can still be written whole."""
+    done = _on_tmpfs(tmp_path, """
+        import json
+        from pathlib import Path
+        from testbed.core import files, logcap
+        folder = Path(FOLDER)
+        path = folder / "pytest.log"
+        log = logcap.CappedLog(files.open_log_fd(path), path, head=1 << 20, tail=1 << 20)
+        try:
+            while True:
+                log.write(b"x" * 1000 + b"\\n")
+        except files.DiskFull as full:
+            log.give_up(full.summary)
+        log.close()
+        files.write(folder / "report.json", json.dumps({"exit_code": 12, "pad": "r" * 4000}))
+        print(json.loads((folder / "report.json").read_text())["exit_code"])
+        print(path.read_bytes().rstrip().endswith(b"the rest of this log was dropped]"))
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["12", "True"]

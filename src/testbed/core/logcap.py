@@ -34,6 +34,8 @@ from testbed.core.paths import DISK_FULL_NOTE
 MiB = 1024 * 1024
 SERVER_HEAD, SERVER_TAIL = 1 * MiB, 4 * MiB
 PYTEST_HEAD, PYTEST_TAIL = 2 * MiB, 8 * MiB
+# What a log that filled its disk gives back (at most a quarter of itself) so the run's records still fit.
+ROOM_FOR_RECORDS = 256 * 1024
 _REWRITE_EVERY = 0.5  # seconds between rewrites of the kept tail once the log is being cut
 
 
@@ -102,10 +104,14 @@ class CappedLog:
             raise failure(exc, self.path) from exc
 
     def give_up(self, why: str) -> None:
-        """The disk is full: keep only the head, and say so at its end (best effort)."""
+        """The disk is full: keep only the head, less what the run's own records need (report.json, the state
+        file's copy), and say so at its end (best effort). Cutting back to the head alone frees nothing when
+        the log filled the disk before reaching its head."""
         self.cut, self.kept, self._dirty = 0, bytearray(), False
+        keep = min(self.written, self.head)
+        keep -= min(ROOM_FOR_RECORDS, keep // 4)
         with contextlib.suppress(OSError):
-            os.ftruncate(self.fd, min(self.written, self.head))
+            os.ftruncate(self.fd, keep)
             os.lseek(self.fd, 0, os.SEEK_END)
             write_all(self.fd, f"\n[testbed: {why}; the rest of this log was dropped]\n".encode())
 
