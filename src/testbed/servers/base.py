@@ -127,8 +127,11 @@ class ServerKind(ABC):
         """For a "logical" kind: create worker `gwN`'s fresh share and return the fact it connects with."""
         raise NotImplementedError(f"{self.name} shares workers by {self.worker_share}, not logically")
 
-    def test_reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int) -> TestReset | None:
+    def test_reset(
+        self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool = True
+    ) -> TestReset | None:
         """What brings this server back to its freshly migrated state before each test (tests.isolation:
-        test), for the length of the tests phase; `fact` is the run's own, `workers` how many share it. None
-        when nothing can (a declared server without `reset`)."""
+        test), for the length of the tests phase; `fact` is the run's own, `workers` how many share it. Not
+        `eager`: made for a fixture's first request, mid-run (nothing prepared ahead). None when nothing can
+        (a declared server without `reset`)."""
         return None

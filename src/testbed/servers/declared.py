@@ -249,7 +249,9 @@ class Declared(ServerKind):
     def _reset_command(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> list[str]:
         return _render(settings["reset_command"], dict(fact), f"servers.{self.name}.reset")
 
-    def test_reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int) -> TestReset | None:
+    def test_reset(
+        self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool = True
+    ) -> TestReset | None:
         if not settings.get("reset_command"):
             return None
         return _ResetCommand(self.name, lambda worker_fact: self._reset_command(settings, worker_fact))

@@ -79,7 +79,9 @@ class Dragonfly(ServerKind):
         finally:
             client.close()
 
-    def test_reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int) -> TestReset:
+    def test_reset(
+        self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool = True
+    ) -> TestReset:
         return _Flush(str(settings["title"]))
 
     def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:

@@ -92,7 +92,9 @@ class Nats(ServerKind):
             why = str(exc) or type(exc).__name__
             raise TestbedError(f"{settings['title']}: cannot reset JetStream: {why}", ExitCode.PROVISIONING) from exc
 
-    def test_reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int) -> TestReset:
+    def test_reset(
+        self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool = True
+    ) -> TestReset:
         return _DeleteStreams(str(settings["title"]))
 
     def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:

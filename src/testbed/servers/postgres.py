@@ -257,9 +257,11 @@ class Postgres(ServerKind):
         user, password, host, port = fact["user"], fact["password"], fact["host"], fact["port"]
         return {**fact, "database": name, "url": f"postgresql://{user}:{password}@{host}:{port}/{name}"}
 
-    def test_reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int) -> TestReset:
+    def test_reset(
+        self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool = True
+    ) -> TestReset:
         """A pool of clones of the migrated template, swapped in for a worker's database before each test."""
-        return DatabasePool(settings, fact, workers)
+        return DatabasePool(settings, fact, workers, eager=eager)
 
     def conninfo(self, fact: Mapping[str, Any]) -> str:
         return (

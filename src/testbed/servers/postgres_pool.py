@@ -59,12 +59,14 @@ class DatabasePool(TestReset):
     """The pool of one PostgreSQL server, for every worker's database on it. `fact` is the run's own; the
     template is made from its database when the run kept none (a whole-pipeline run, before its tests)."""
 
-    def __init__(self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int) -> None:
+    def __init__(self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool) -> None:
         self.title = str(settings.get("title", "PostgreSQL"))
         self.fact = dict(fact)
         self.database = str(fact["database"])
         self.template = fresh_name(self.database)
-        self.target = PER_WORKER * max(1, workers)
+        # Filled at once for the hand-over; for a fixture only (mid-run), from its first request on.
+        self._wanted = PER_WORKER * max(1, workers)
+        self.target = self._wanted if eager else 0
         self.kept: list[str] = []
         self._ready: list[str] = []
         self._making = 0
@@ -77,6 +79,13 @@ class DatabasePool(TestReset):
         self._admin = self._connect("lock the template of")
         self._sweep(self._admin)
         self._own_template = not exists(self._admin, self.template)
+        if self._own_template and not eager:  # mid-run, the run's database is no longer as migrations left it
+            self._admin.close()
+            raise TestbedError(
+                f"{self.title}: a fresh database mid-run needs the migrated state kept: set tests.isolation: test "
+                "(or --isolation test), or use the dev loop (testbed up / testbed test)",
+                ExitCode.CONFIG,
+            )
         from psycopg import sql  # noqa: PLC0415 - start-up cost: psycopg only where PostgreSQL is isolated
 
         name = sql.Identifier(self.template)
@@ -172,6 +181,9 @@ class DatabasePool(TestReset):
 
     def _take(self) -> str:
         with self._condition:
+            if self.target < self._wanted:  # the first fixture's request of a pool made for fixtures only
+                self.target = self._wanted
+                self._condition.notify_all()
             if not self._condition.wait_for(lambda: self._ready or self._error or self._closing, timeout=WAIT):
                 raise TestbedError(
                     f"{self.title}: no clone of {self.template!r} within {WAIT:g} s", ExitCode.PROVISIONING
