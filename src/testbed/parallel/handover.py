@@ -208,11 +208,8 @@ class Handover:
             raise TestbedError(self.error, ExitCode.PROVISIONING)
 
 
-KEPT_KEY = "kept_databases"  # in the state file: the failing tests' databases --keep-failed kept
-
-
 def keep_databases(state: RunState, names: list[str]) -> None:
     """Note the databases kept for debugging in the run's state file, where `testbed env` finds them."""
     if names:
         with state.update() as current:
-            current[KEPT_KEY] = sorted({*current.get(KEPT_KEY, []), *names})
+            current["kept_databases"] = sorted({*current.get("kept_databases", []), *names})

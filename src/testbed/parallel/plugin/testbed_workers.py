@@ -191,10 +191,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
     if _handover is not None and report.failed and os.environ.get(KEEP_FAILED_VARIABLE) == "1":
-        # One word: the test's id without spaces (testbed makes the database's name from it). A problem here is
+        # One word: the test's name without spaces (testbed names the kept database after it). A problem here is
         # named by the next reset.
         with contextlib.suppress(OSError, _HandoverError):
-            _handover.ask("failed", _worker(), re.sub(r"\s+", "_", item.nodeid) or "test")
+            _handover.ask("failed", _worker(), re.sub(r"\s+", "_", item.name) or "test")
     return report
 
 
