@@ -25,6 +25,7 @@ from typing import Any
 from testbed.core.concurrency import each_at_once
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.paths import HANDOVER_NAME
+from testbed.run.record import RunRecord
 from testbed.run.store import RunState
 from testbed.servers import kind_of
 from testbed.servers.base_reset import TestReset
@@ -122,6 +123,8 @@ class Handover:
             try:
                 return {"ok": self._act(words)}
             except TestbedError as exc:
+                if exc.exit_code == ExitCode.CONFIG:  # a fixture asked for what this run cannot give: its test fails
+                    return {"error": str(exc)}
                 with self._lock:
                     self.error = self.error or str(exc)
             except Exception as exc:  # any failure must reach the test as an answer, never hang it
@@ -206,6 +209,12 @@ class Handover:
         each_at_once(lambda reset: reset.close(), list(self._resets.values()))
         if self.error is not None:
             raise TestbedError(self.error, ExitCode.PROVISIONING)
+
+
+def give_back(record: RunRecord) -> None:
+    """After the tests phase was killed (an interrupt): what each server's per-test reset left, removed."""
+    for name, fact in record.own_facts().items():
+        kind_of(name, record.servers[name]).give_back(record.servers[name], fact)
 
 
 def keep_databases(state: RunState, names: list[str]) -> None:

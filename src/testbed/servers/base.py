@@ -135,3 +135,6 @@ class ServerKind(ABC):
         `eager`: made for a fixture's first request, mid-run (nothing prepared ahead). None when nothing can
         (a declared server without `reset`)."""
         return None
+
+    def give_back(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:  # noqa: B027 - optional
+        """Remove what a per-test reset left when its tests phase was killed (after an interrupt)."""

@@ -19,7 +19,7 @@ from testbed.core.paths import template_root
 from testbed.servers.base import Binary, ContainerParts, ServerKind
 from testbed.servers.base_reset import TestReset
 from testbed.servers.postgres_admin import admin_session, clone, exists, fresh_name, identifier, lock_template
-from testbed.servers.postgres_pool import DatabasePool
+from testbed.servers.postgres_pool import DatabasePool, give_back
 
 NAME = "postgres"
 SOCKETS = "sockets"  # in the run's runtime folder: the server's Unix sockets
@@ -262,6 +262,9 @@ class Postgres(ServerKind):
     ) -> TestReset:
         """A pool of clones of the migrated template, swapped in for a worker's database before each test."""
         return DatabasePool(settings, fact, workers, eager=eager)
+
+    def give_back(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
+        give_back(fact)
 
     def conninfo(self, fact: Mapping[str, Any]) -> str:
         return (

@@ -119,15 +119,8 @@ class DatabasePool(TestReset):
             f"{self.title}: cannot {doing} database {self.database!r}: {first_line(exc)}", ExitCode.PROVISIONING
         )
 
-    def _names(self, admin: psycopg.Connection[Any], *prefixes: str) -> list[str]:
-        rows = admin.execute("SELECT datname FROM pg_database").fetchall()
-        starts = tuple(f"{self.database}{prefix}" for prefix in prefixes)
-        return [str(row[0]) for row in rows if str(row[0]).startswith(starts)]
-
     def _sweep(self, admin: psycopg.Connection[Any]) -> None:
-        """Drop what an earlier tests phase that was killed left (pooled clones, trash, fixtures' copies)."""
-        for name in self._names(admin, POOL, TRASH, COPY):
-            _drop(admin, name)
+        _sweep(admin, self.database)
 
     @staticmethod
     def _end_sessions(admin: psycopg.Connection[Any], database: str) -> None:
@@ -295,6 +288,22 @@ class DatabasePool(TestReset):
             lock_template(self._admin, self.template, locked=False)
             if self._own_template:  # the run's, not the dev loop's kept state: it goes with the run's tests
                 _drop(self._admin, self.template)
+
+
+def _sweep(admin: psycopg.Connection[Any], database: str) -> None:
+    """Drop the pool's databases (pooled clones, trash, fixtures' copies; a test may have taken their names too)."""
+    starts = tuple(f"{database}{prefix}" for prefix in (POOL, TRASH, COPY))
+    for (name,) in admin.execute("SELECT datname FROM pg_database").fetchall():
+        if str(name).startswith(starts):
+            _drop(admin, str(name))
+
+
+def give_back(fact: Mapping[str, Any]) -> None:
+    """What a pool whose tests phase was killed left: its databases dropped, the template unlocked. Best effort."""
+    with contextlib.suppress(Exception), admin_connection(fact, timeout=5) as admin:
+        _sweep(admin, str(fact["database"]))
+        if exists(admin, fresh_name(str(fact["database"]))):
+            lock_template(admin, fresh_name(str(fact["database"])), locked=False)
 
 
 def _drop(admin: psycopg.Connection[Any], name: str) -> None:
