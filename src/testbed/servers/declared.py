@@ -55,13 +55,9 @@ def _reset_problems(spec: Mapping[str, Any], where: str) -> list[str]:
     if "reset" not in spec:
         return []
     if not _strings(spec["reset"]):
-        return [
-            f"'{where}.reset' (run before each test under tests.isolation: test) must be a non-empty list of strings"
-        ]
+        return [f"'{where}.reset' (run before each test with tests.isolation: test) must be a list of strings"]
     if spec.get("workers") == "shared":
-        return [
-            f"'{where}.reset' with 'workers: shared' would reset the server under the other workers' tests: drop one"
-        ]
+        return [f"'{where}.reset' with 'workers: shared' resets the server under other workers' tests: drop one"]
     return []
 
 
