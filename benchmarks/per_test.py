@@ -144,8 +144,9 @@ def kept_connection_figures(state: RunState, repeat: int) -> dict[str, float]:
             for name in names:
                 await nc.request(f"$JS.API.STREAM.{verb}.{name}", b"")
             into.append(time.perf_counter() - asked)
-            for name in names:  # purged streams are still there: gone before the next round
-                await js.delete_stream(name)
+            if verb == "PURGE":  # purged streams are still there: gone before the next round
+                for name in names:
+                    await js.delete_stream(name)
         await nc.close()
         return delete, purge
 

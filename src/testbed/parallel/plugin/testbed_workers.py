@@ -4,6 +4,8 @@ ready (testbed.parallel.reset_gate), then, in a pytest-xdist worker gwN, takes t
 server (its database, its Redis, its NATS) through the very variables the service reads anyway, and through
 its own rendering of `tests.pytest_args`, put in place of the controller's before the options are parsed.
 With durations recorded by earlier runs, each worker collects the tests in a balanced, longest-first order.
+With tests.isolation: test it asks testbed, before each test, to bring the worker's servers back to the migrated
+state (testbed.parallel.handover), and it serves the fixtures testbed_database, testbed_redis and testbed_nats.
 Standard library and pytest only: it runs in the service's environment, where testbed is not installed
 (testbed renders every worker's values into the shares file; nothing is rendered here)."""
 
