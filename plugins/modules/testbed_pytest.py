@@ -70,6 +70,23 @@ options:
         V(false) keeps the data. Any other run is never reset.
     type: bool
     default: true
+  isolation:
+    description:
+      - What starts from the freshly migrated state. V(test) is every test - before each, a pooled PostgreSQL clone
+        of the migrated state takes the name of the worker's database, the Redis slot is flushed, every JetStream
+        stream is deleted, and each declared server's C(reset) command runs. V(worker) is each pytest worker, at the
+        start of the tests (a dev-loop run is reset first). V(run) is as V(worker), except that a dev-loop run is
+        never reset.
+      - Empty is the service's C(tests.isolation) (V(worker) when it sets none).
+    type: str
+    default: ""
+    choices: ["", run, worker, test]
+  keep_failed:
+    description:
+      - With O(isolation=test), the database of each failing test is kept (its name in RV(kept)) instead of
+        dropped, until the environment goes.
+    type: bool
+    default: false
 seealso:
   - module: testbed.pipeline.testbed_deps
     description: Installs the dependencies and records the Python the tests run with.
@@ -95,6 +112,12 @@ EXAMPLES = r"""
   testbed.pipeline.testbed_pytest:
     run_id: local-20250101-120000-a1b2c3
     reset: false
+
+- name: Every test from the freshly migrated state, keeping a failing test's database
+  testbed.pipeline.testbed_pytest:
+    run_id: local-20250101-120000-a1b2c3
+    isolation: test
+    keep_failed: true
 """
 
 RETURN = r"""
@@ -154,6 +177,17 @@ reset_rebuilt:
   returned: when pytest ran, also when the tests failed
   type: str
   sample: ""
+isolation:
+  description: What started from the freshly migrated state (V(run), V(worker) or V(test)).
+  returned: when pytest ran, also when the tests failed
+  type: str
+  sample: test
+kept:
+  description: The databases kept for debugging (O(keep_failed)), one per failing test.
+  returned: when pytest ran, also when the tests failed
+  type: list
+  elements: str
+  sample: [orders_testbed_failed_tests_test_orders_py_test_refund]
 log:
   description: The path of C(pytest.log) in the run folder.
   returned: when pytest ran, also when the tests failed
@@ -198,13 +232,22 @@ SPEC = {
     "durations": {"type": "str", "default": ""},
     "workers": {"type": "str", "default": "0"},
     "reset": {"type": "bool", "default": True},
+    "isolation": {"type": "str", "default": "", "choices": ["", "run", "worker", "test"]},
+    "keep_failed": {"type": "bool", "default": False},
 }
 CHANGED = False
 
 
 def act(params: Mapping[str, Any]) -> dict[str, Any]:
     split.record(params["run_id"], params["shard"], params["durations"])
-    return tests.pytest_phase(params["run_id"], params["extra_args"], params["workers"], params["reset"])
+    return tests.pytest_phase(
+        params["run_id"],
+        params["extra_args"],
+        params["workers"],
+        params["reset"],
+        params["isolation"],
+        keep_failed=params["keep_failed"],
+    )
 
 
 def main() -> None:

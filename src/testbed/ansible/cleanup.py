@@ -13,6 +13,7 @@ from testbed.ansible import extravars
 from testbed.ansible.settings import runner_arguments, runner_private_dir
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.processes import stop_processes
+from testbed.parallel import handover
 from testbed.run.outcome import TeardownResult
 from testbed.run.store import RunState
 from testbed.teardown import reaper
@@ -130,3 +131,4 @@ def stop_tests(run_id: str, grace: float = 5.0) -> None:
         return
     supervisors = [r.identity() for r in record.of_kind("supervisor")]
     stop_processes([(identity, int(signal.SIGTERM)) for identity in supervisors], grace)
+    handover.give_back(record)  # the per-test reset's pool, which its killed process could not give back

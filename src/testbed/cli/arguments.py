@@ -94,6 +94,15 @@ def parser() -> argparse.ArgumentParser:
             help="pytest-xdist workers, each with its own share of every server (auto: the cores)",
         )
 
+    def isolation_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--isolation",
+            choices=("run", "worker", "test"),
+            default=None,
+            help="what starts from the freshly migrated state: each test, each pytest worker, or the run "
+            "(default: tests.isolation, else worker)",
+        )
+
     def remote_options(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--inventory",
@@ -131,6 +140,7 @@ def parser() -> argparse.ArgumentParser:
         help="the durations a shard splits by (default: the service's .test_durations; none: an even split)",
     )
     workers_option(run)
+    isolation_option(run)
     run.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
 
     merge = commands.add_parser("merge", help="join shards' run folders into one report, coverage and durations")
@@ -163,6 +173,12 @@ def parser() -> argparse.ArgumentParser:
         "--no-reset",
         action="store_true",
         help="keep what earlier runs left in the servers (default: start from the freshly migrated state)",
+    )
+    isolation_option(test)
+    test.add_argument(
+        "--keep-failed",
+        action="store_true",
+        help="with --isolation test: keep each failing test's database (named in the summary and by `testbed env`)",
     )
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="after --: extra pytest arguments")
 

@@ -117,6 +117,17 @@ def run_options(args: argparse.Namespace, config: ServiceConfig, playbook: str) 
         options.extravars["testbed_workers"] = "auto" if args.workers == "auto" else str(asked)
     if getattr(args, "no_reset", False):
         options.extravars["testbed_reset"] = False
+    isolation = getattr(args, "isolation", None) or config.tests.isolation
+    if getattr(args, "isolation", None):
+        options.extravars["testbed_isolation"] = args.isolation
+    if getattr(args, "keep_failed", False):
+        if isolation != "test":
+            raise TestbedError(
+                f"--keep-failed keeps the database of a failing test, which only --isolation test gives each test "
+                f"(tests.isolation is {config.tests.isolation}): add --isolation test",
+                ExitCode.CONFIG,
+            )
+        options.extravars["testbed_keep_failed"] = True
     return options
 
 

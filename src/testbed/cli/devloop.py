@@ -209,6 +209,8 @@ def cmd_env(args: argparse.Namespace, project: Path) -> int:
     if path.is_file():
         names = ", ".join(spec.variable for spec in config.secrets) or "none configured"
         print(f"# secrets ({names}) are not printed: they are in {path} (0600, JSON)")
+    for name in record.kept_databases:
+        print(f"# kept by --keep-failed: database {name} (export POSTGRES_DB={shlex.quote(str(name))} to reach it)")
     return 0
 
 

@@ -46,7 +46,12 @@ _TESTS: dict[str, type | tuple[type, ...]] = {
     "timeout": int,
     "deadline": int,
     "workers": (int, str),
+    "isolation": str,
 }
+
+# What starts from the freshly migrated state: every test, each pytest worker (at the start of a run; the dev
+# loop resets before each `testbed test`), or the run (the dev loop keeps what earlier runs left).
+ISOLATIONS = ("run", "worker", "test")
 
 
 _SECRET: dict[str, type | tuple[type, ...]] = {"parameter": str, "optional": bool}
@@ -76,6 +81,7 @@ class TestsSpec:
     timeout: int = 300
     deadline: int = 3600  # seconds for the whole tests phase; then pytest and all it started are killed
     workers: int | str = 1  # pytest-xdist workers, each with its own share of every server; "auto": the cores
+    isolation: str = "worker"  # one of ISOLATIONS
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,7 @@ class ServiceConfig:
                 "timeout": self.tests.timeout,
                 "deadline": self.tests.deadline,
                 "workers": self.tests.workers,
+                "isolation": self.tests.isolation,
             },
             "install": self.install,
             "secrets": [
@@ -229,7 +236,10 @@ def load_service_config(service_dir: Path | str, catalogue: Mapping[str, dict[st
             timeout=tests_raw["timeout"] if isinstance(tests_raw.get("timeout"), int) else 300,
             deadline=tests_raw["deadline"] if isinstance(tests_raw.get("deadline"), int) else 3600,
             workers=tests_raw.get("workers", 1) if isinstance(tests_raw.get("workers", 1), int | str) else 1,
+            isolation=str(tests_raw.get("isolation", "worker")),
         )
+        if tests.isolation not in ISOLATIONS:
+            errors.append(f"'tests.isolation' must be one of {', '.join(ISOLATIONS)}, got {tests_raw['isolation']!r}")
         try:
             workers.count(tests.workers, "'tests.workers'")
         except TestbedError as exc:

@@ -19,6 +19,7 @@ SECRETS_NAME = "secrets.json"  # in PRIVATE_DIR
 TESTS_LOCK = "tests.lock"  # held by `testbed test` (exclusive) and `testbed down` (shared)
 START_LOCK = ".start.lock"  # one native start at a time
 GATE_NAME = "reset.sock"  # the dev loop's reset gate
+HANDOVER_NAME = "handover.sock"  # the per-test reset's socket (tests.isolation: test, the fixtures)
 SHARES_FILE = "worker-shares.json"  # each pytest worker's share of the servers (0600)
 COVERAGE_DATA = "coverage.data"  # the tests' coverage data while pytest runs
 DISK_FULL_NOTE = "disk-full"  # the log pump's one line about a full disk
@@ -29,6 +30,7 @@ RUNTIME_ENTRIES: dict[str, str] = {
     TESTS_LOCK: "the lock `testbed test` holds",
     START_LOCK: "the native start's lock",
     GATE_NAME: "the dev loop's reset gate",
+    HANDOVER_NAME: "the per-test reset's socket",
     SHARES_FILE: "the pytest workers' shares",
     COVERAGE_DATA: "the tests' coverage data",
     DISK_FULL_NOTE: "the log pump's note of a full disk",

@@ -23,6 +23,13 @@ from testbed.core.junit import JUnitSummary
 from testbed.core.paths import COVERAGE_DATA, SHARES_FILE
 from testbed.parallel import split as parallel_split
 from testbed.parallel import workers
+from testbed.parallel.handover import (
+    HANDOVER_VARIABLE,
+    ISOLATION_VARIABLE,
+    KEEP_FAILED_VARIABLE,
+    Handover,
+    keep_databases,
+)
 from testbed.parallel.reset_gate import GATE_VARIABLE, ResetGate
 from testbed.phases import dependencies
 from testbed.phases.migrations import migrate
@@ -33,11 +40,19 @@ from testbed.run.store import RunState
 
 
 def pytest_phase(
-    run_id: str, extra_args: list[str] | None = None, asked_workers: str = "0", reset: bool = True
+    run_id: str,
+    extra_args: list[str] | None = None,
+    asked_workers: str = "0",
+    reset: bool = True,
+    isolation: str = "",
+    *,
+    keep_failed: bool = False,
 ) -> dict[str, Any]:
     """run_tests, failing the phase with pytest's own exit code when the tests did not pass."""
     count = 0 if asked_workers in ("", "0") else config_workers.count(asked_workers, "workers")
-    result = run_tests(run_id, extra_args, count, reset, auto=asked_workers == "auto")
+    result = run_tests(
+        run_id, extra_args, count, reset, auto=asked_workers == "auto", isolation=isolation, keep_failed=keep_failed
+    )
     rc = result["rc"]
     gone = "; ".join(result["servers_gone"])
     if result.get("untrusted"):
@@ -98,16 +113,16 @@ def _workers_to_use(record: RunRecord, asked: int) -> int:
 
 
 def _worker_shares(
-    config: ServiceConfig, record: RunRecord, count: int
+    config: ServiceConfig, worker_facts: dict[str, dict[str, Any]]
 ) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
-    """Each worker after the first: the variables that differ from the run's own (creating its database);
-    and every worker's rendering of tests.pytest_args, gw0's first (none when no worker's differs)."""
-    own_facts = record.own_facts()
+    """Each worker after the first: the variables that differ from the run's own; and every worker's
+    rendering of tests.pytest_args, gw0's first (none when no worker's differs)."""
+    own_facts = worker_facts[config_workers.worker_name(0)]
     own = service_environment(config, own_facts)
     shares = {}
     arguments = {config_workers.worker_name(0): pytest_arguments(config, own_facts)}
-    for index in range(1, count):
-        facts = workers.worker_facts(record.servers, record.facts, index)
+    for index in range(1, len(worker_facts)):
+        facts = worker_facts[config_workers.worker_name(index)]
         theirs = service_environment(config, facts)
         shares[config_workers.worker_name(index)] = {
             key: value for key, value in theirs.items() if own.get(key) != value
@@ -118,12 +133,10 @@ def _worker_shares(
 
 
 def _open_gate(
-    config: ServiceConfig, record: RunRecord, count: int, reset: bool, env: dict[str, str]
-) -> tuple[ResetGate | None, list[str]]:
-    """Start what must be ready before the first test (the dev loop's reset, the workers' shares) while pytest
-    starts; its plugin waits at the gate. Returns the gate and pytest's arguments (none when nothing waits)."""
-    if not reset and count == 1:
-        return None, []
+    config: ServiceConfig, record: RunRecord, count: int, reset: bool, env: dict[str, str], handover: Handover
+) -> tuple[ResetGate, list[str]]:
+    """Start what must be ready before the first test (the dev loop's reset, the workers' shares, the per-test
+    reset's pool) while pytest starts; its plugin waits at the gate. Returns the gate and pytest's arguments."""
     shares_path = record.runtime_dir / SHARES_FILE
 
     def prepare() -> str:
@@ -133,12 +146,21 @@ def _open_gate(
             if workers.kept_state(record)[1]:  # a test dropped the kept state: never claim a reset to nothing
                 rebuilt = migrate(record.run_id).rebuilt_note()
             workers.reset(record.servers, record.facts)
-        if count > 1:  # after the reset: both clone from the same template, which allows one at a time
-            workers.write_shares(shares_path, *_worker_shares(config, record, count))
+        # After the reset: both clone from the same template, which allows one at a time.
+        facts = {config_workers.worker_name(0): record.own_facts()}
+        for index in range(1, count):
+            facts[config_workers.worker_name(index)] = workers.worker_facts(record.servers, record.facts, index)
+        if count > 1:
+            workers.write_shares(shares_path, *_worker_shares(config, facts))
+        handover.start(record.servers, record.own_facts(), facts)
         return rebuilt
 
     gate = ResetGate(record.runtime_dir, prepare)
     env[GATE_VARIABLE] = str(gate.path)
+    env[HANDOVER_VARIABLE] = str(handover.path)
+    env[ISOLATION_VARIABLE] = handover.isolation
+    if handover.keep_failed:
+        env[KEEP_FAILED_VARIABLE] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(workers.PLUGIN_DIR), env.get("PYTHONPATH")]))
     argv = ["-p", workers.PLUGIN]
     if count > 1:
@@ -173,7 +195,14 @@ def _tests_collected(
 
 
 def run_tests(
-    run_id: str, extra_args: list[str] | None = None, asked_workers: int = 0, reset: bool = True, *, auto: bool = False
+    run_id: str,
+    extra_args: list[str] | None = None,
+    asked_workers: int = 0,
+    reset: bool = True,
+    *,
+    auto: bool = False,
+    isolation: str = "",
+    keep_failed: bool = False,
 ) -> dict[str, Any]:
     """Run the service's pytest with the provisioned environment; secrets come from the 0600 file, never
     from a command line or Ansible's environment. A dev-loop run first goes back to its migrated state
@@ -193,7 +222,9 @@ def run_tests(
     os.close(files.open_folder(run_folder))  # replaced by a link: refused, pytest writes nothing through it
     logcap.check_note(state.runtime_dir)  # a server's log filled its disk
     facts = record.own_facts()
-    reset = reset and record.dev_loop  # only an environment `testbed up` left is ever reset
+    isolation = isolation or config.tests.isolation
+    # Only an environment `testbed up` left is ever reset; `run` keeps what earlier runs left in it.
+    reset = reset and record.dev_loop and isolation != "run"
     env = passed_on(os.environ)
     env |= service_environment(config, facts)
     values = secrets.read_secrets(run_id)
@@ -242,7 +273,8 @@ def run_tests(
         "no:cacheprovider",
     ]
     argv += split
-    gate, gate_args = _open_gate(config, record, count, reset, env)
+    handover = Handover(state.runtime_dir, isolation, keep_failed=keep_failed)
+    gate, gate_args = _open_gate(config, record, count, reset, env, handover)
     argv += gate_args
     if config.tests.coverage:
         argv += [f"--cov={target}" for target in config.tests.coverage]
@@ -270,8 +302,11 @@ def run_tests(
                 on_start=lambda process: log.stop_on_full(process.terminate),
             )
     finally:
-        if gate is not None:
+        try:
             gate.close()  # raises the reset's error, which stopped pytest at the gate
+        finally:
+            handover.close()  # raises the per-test reset's first error, which stopped the tests
+            keep_databases(state, handover.kept)
     seconds = time.monotonic() - started
     reported = rc
     rc = parallel_split.exit_code(record.shard, rc, run_folder / "pytest.log")
@@ -297,9 +332,11 @@ def run_tests(
         "seconds": round(seconds, 2),
         "workers": count,
         # The reset's own time, and what it added to the tests phase (pytest starts meanwhile).
-        "reset_seconds": round(gate.seconds, 3) if gate is not None and reset else None,
-        "reset_waited": round(gate.waited, 3) if gate is not None and reset else None,
-        "reset_rebuilt": str(gate.outcome or "") if gate is not None and reset else "",
+        "reset_seconds": round(gate.seconds, 3) if reset else None,
+        "reset_waited": round(gate.waited, 3) if reset else None,
+        "reset_rebuilt": str(gate.outcome or "") if reset else "",
+        "isolation": isolation,
+        "kept": list(handover.kept),
         "log": str(run_folder / "pytest.log"),
         "deadline": config.tests.deadline if rc == ExitCode.DEADLINE else None,
         "servers_gone": servers_gone(record),

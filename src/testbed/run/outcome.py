@@ -181,6 +181,7 @@ class TestsRan(PhaseResult):
     reset_waited: float | None = None
     failure: str | None = None
     reset_rebuilt: str = ""  # what the reset rebuilt first (Migrated.rebuilt_note), when its kept state was gone
+    kept: tuple[str, ...] = ()  # the failing tests' databases --keep-failed kept
 
     @classmethod
     def from_result(cls, res: Mapping[str, Any], failure: str | None = None) -> TestsRan:
@@ -192,6 +193,7 @@ class TestsRan(PhaseResult):
             float(res.get("reset_waited") or 0),
             failure,
             str(res.get("reset_rebuilt") or ""),
+            tuple(str(name) for name in res.get("kept") or ()),
         )
 
     def as_result(self) -> dict[str, Any]:
@@ -202,6 +204,7 @@ class TestsRan(PhaseResult):
             "reset_seconds": self.reset_seconds,
             "reset_waited": self.reset_waited,
             "reset_rebuilt": self.reset_rebuilt,
+            "kept": list(self.kept),
         }
 
     def lines(self) -> list[str]:
@@ -217,6 +220,8 @@ class TestsRan(PhaseResult):
             lines.append(f"✅ Tests: {tests_line(self.tests or {})}{on_workers}")
         if self.coverage is not None:
             lines.append(f"✅ Coverage: {self.coverage:g}%")
+        if self.kept:
+            lines.append(f"ℹ️  Kept for debugging (--keep-failed): {', '.join(self.kept)}; `testbed env` prints them")
         return lines
 
 

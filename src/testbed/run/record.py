@@ -139,12 +139,13 @@ class RunRecord:
     torn_down: float | None = None
     left: list[str] | None = None  # what teardown could not remove
     kept_at: float | None = None  # when a dev-loop run kept its migrated state for the reset
+    kept_databases: list[str] = field(default_factory=list)  # failing tests' databases --keep-failed kept
     extra: dict[str, Any] = field(default_factory=dict)  # keys this version does not know, kept as they are
 
     _KEYS = (
         "run_id", "run_folder", "runtime_dir", "host", "created", "owner", "lease_until", "backend",
         "backend_reason", "service", "ports", "config", "servers", "facts", "versions", "notices", "workers",
-        "resources", "python", "shard", "torn_down", "left", "kept_at",
+        "resources", "python", "shard", "torn_down", "left", "kept_at", "kept_databases",
     )  # fmt: skip
 
     @classmethod
@@ -176,6 +177,7 @@ class RunRecord:
                 torn_down=_optional_float(data.get("torn_down")),
                 left=list(data["left"]) if data.get("left") is not None else None,
                 kept_at=_optional_float(data.get("kept_at")),
+                kept_databases=[str(name) for name in data.get("kept_databases") or []],
                 extra={key: value for key, value in data.items() if key not in cls._KEYS},
             )
         except (KeyError, TypeError, AttributeError) as exc:
@@ -210,6 +212,7 @@ class RunRecord:
             "torn_down": self.torn_down,
             "left": self.left,
             "kept_at": self.kept_at,
+            "kept_databases": self.kept_databases or None,
         }
         values |= {key: value for key, value in optional.items() if value is not None}
         return values | self.extra

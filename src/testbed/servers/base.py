@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from testbed.core.host import Account, Launch
+from testbed.servers.base_reset import TestReset
 
 
 @dataclass(frozen=True)
@@ -125,3 +126,15 @@ class ServerKind(ABC):
     def isolate(self, settings: Mapping[str, Any], fact: Mapping[str, Any], worker: str) -> dict[str, Any]:
         """For a "logical" kind: create worker `gwN`'s fresh share and return the fact it connects with."""
         raise NotImplementedError(f"{self.name} shares workers by {self.worker_share}, not logically")
+
+    def test_reset(
+        self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool = True
+    ) -> TestReset | None:
+        """What brings this server back to its freshly migrated state before each test (tests.isolation:
+        test), for the length of the tests phase; `fact` is the run's own, `workers` how many share it. Not
+        `eager`: made for a fixture's first request, mid-run (nothing prepared ahead). None when nothing can
+        (a declared server without `reset`)."""
+        return None
+
+    def give_back(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:  # noqa: B027 - optional
+        """Remove what a per-test reset left when its tests phase was killed (after an interrupt)."""

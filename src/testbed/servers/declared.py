@@ -34,11 +34,12 @@ from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.host import Account, Launch, which
 from testbed.core.templates import render_all
 from testbed.servers.base import Binary, ContainerParts, ServerKind
+from testbed.servers.base_reset import TestReset
 
 DECLARED_KEY = "declared"  # marks a server's settings as the service's own declaration
 READY_KINDS = ("http", "tcp", "command")
 PROBE_TIMEOUT = 5.0
-_KEYS = ("title", "port", "native", "image", "container_port", "command", "ready", "env", "workers")
+_KEYS = ("title", "port", "native", "image", "container_port", "command", "ready", "env", "workers", "reset")
 WORKER_SHARES = ("instance", "shared")  # a declared server cannot be shared logically: testbed cannot know how
 
 
@@ -48,6 +49,16 @@ def _is_int(value: object) -> bool:
 
 def _strings(value: object) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(item, str) for item in value)
+
+
+def _reset_problems(spec: Mapping[str, Any], where: str) -> list[str]:
+    if "reset" not in spec:
+        return []
+    if not _strings(spec["reset"]):
+        return [f"'{where}.reset' (run before each test with tests.isolation: test) must be a list of strings"]
+    if spec.get("workers") == "shared":
+        return [f"'{where}.reset' with 'workers: shared' resets the server under other workers' tests: drop one"]
+    return []
 
 
 def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
@@ -87,6 +98,7 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
         errors.append(f"'{where}.ready.command' must be a non-empty list of strings")
     if spec.get("workers", "instance") not in WORKER_SHARES:
         errors.append(f"'{where}.workers' must be one of {', '.join(WORKER_SHARES)}, got {spec['workers']!r}")
+    errors.extend(_reset_problems(spec, where))
     env = spec.get("env", {})
     if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
         errors.append(f"'{where}.env' must map variable names to strings")
@@ -105,6 +117,7 @@ def parse(name: str, spec: object, errors: list[str]) -> dict[str, Any] | None:
         "ready": dict(ready),
         "env": dict(env),
         "workers": spec.get("workers", "instance"),
+        "reset_command": list(spec.get("reset", [])),
     }
 
 
@@ -134,14 +147,15 @@ def _http_get(url: str) -> str:
         return f"HTTP {response.status}" + (f" ({server})" if server else "")
 
 
-def _run_ready_command(argv: list[str], run_id: str) -> str:
-    """Run a `ready: {command: [...]}` once. Supervised, as the tests are: whatever it leaves running (`sleep
-    1000 &`) is killed when it ends, or after PROBE_TIMEOUT, and what escapes carries the run's marker."""
+def _run_command(argv: list[str], run_id: str, what: str = "ready command") -> str:
+    """Run a `ready: {command: [...]}` (or a `reset:`) once. Supervised, as the tests are: whatever it leaves
+    running (`sleep 1000 &`) is killed when it ends, or after PROBE_TIMEOUT, and what escapes carries the run's
+    marker."""
     code, out, err = supervisor.run(
         argv,
         state=None,  # not recorded: it is polled, and the marker finds it
         run_id=run_id,
-        what="ready command",
+        what=what,
         deadline=PROBE_TIMEOUT,
         env=dict(os.environ),
         cwd=Path.cwd(),
@@ -150,11 +164,26 @@ def _run_ready_command(argv: list[str], run_id: str) -> str:
     )
     stdout, stderr = out.decode(errors="replace").strip(), err.decode(errors="replace").strip()
     if code == ExitCode.DEADLINE:
-        raise ConnectionError(f"ready command did not finish in {PROBE_TIMEOUT:g}s: stopped")
+        raise ConnectionError(f"{what} did not finish in {PROBE_TIMEOUT:g}s: stopped")
     if code != 0:
         last = (stderr or stdout).splitlines()[-1:] or ["no output"]
-        raise ConnectionError(f"ready command exited {code}: {last[0]}")
+        raise ConnectionError(f"{what} exited {code}: {last[0]}")
     return (stdout.splitlines() or ["ready"])[0][:80]
+
+
+class _ResetCommand(TestReset):
+    """A declared server's `reset:` command, run with the worker's instance's host, port and url before each test;
+    supervised as a ready command is (whatever it leaves running is stopped)."""
+
+    def __init__(self, name: str, argv: Callable[[Mapping[str, Any]], list[str]]) -> None:
+        self.name = name
+        self.argv = argv
+
+    def reset(self, fact: Mapping[str, Any]) -> None:
+        try:
+            _run_command(self.argv(fact), "", "reset command")
+        except ConnectionError as exc:
+            raise TestbedError(f"server {self.name}: {exc}", ExitCode.PROVISIONING) from exc
 
 
 def _render(argv: list[str], values: Mapping[str, Any], where: str, first: int = 0) -> list[str]:
@@ -213,6 +242,16 @@ class Declared(ServerKind):
     def _ready_command(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> list[str]:
         return _render(settings["ready"]["command"], dict(fact), f"servers.{self.name}.ready.command")
 
+    def _reset_command(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> list[str]:
+        return _render(settings["reset_command"], dict(fact), f"servers.{self.name}.reset")
+
+    def test_reset(
+        self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool = True
+    ) -> TestReset | None:
+        if not settings.get("reset_command"):
+            return None
+        return _ResetCommand(self.name, lambda worker_fact: self._reset_command(settings, worker_fact))
+
     def template_problems(self, settings: Mapping[str, Any]) -> list[str]:
         """Each command's templates rendered with the names it gets when it runs (on either backend), so that
         preflight names an unknown one, or a syntax error, by its place in the declaration."""
@@ -222,6 +261,8 @@ class Declared(ServerKind):
         ]
         if "command" in settings["ready"]:
             checks.append(lambda: self._ready_command(settings, self.facts(settings, "127.0.0.1")))
+        if settings.get("reset_command"):
+            checks.append(lambda: self._reset_command(settings, self.facts(settings, "127.0.0.1")))
         problems = []
         for check in checks:
             try:
@@ -244,6 +285,6 @@ class Declared(ServerKind):
         if "http" in ready:
             return _http_get(f"http://{host}:{port}{ready['http']}")
         if "command" in ready:
-            return _run_ready_command(self._ready_command(settings, fact), run_id)
+            return _run_command(self._ready_command(settings, fact), run_id)
         with socket.create_connection((host, port), timeout=2):
             return "accepts TCP connections"

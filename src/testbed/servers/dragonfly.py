@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.host import Account, Launch, which
 from testbed.servers.base import Binary, ContainerParts, ServerKind
+from testbed.servers.base_reset import TestReset
 
 NAME = "dragonfly"
 STAND_IN = "Dragonfly: no dragonfly binary here, redis-server (same protocol) stands in"
@@ -76,6 +79,11 @@ class Dragonfly(ServerKind):
         finally:
             client.close()
 
+    def test_reset(
+        self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool = True
+    ) -> TestReset:
+        return _Flush(str(settings["title"]))
+
     def probe(self, settings: Mapping[str, Any], fact: Mapping[str, Any], run_id: str = "") -> str:
         """Redis `PING`; returns the server's name and version (Dragonfly reports itself in INFO)."""
         import redis  # noqa: PLC0415 - loaded only where a probe runs
@@ -90,6 +98,36 @@ class Dragonfly(ServerKind):
             return f"redis {info.get('redis_version', '?')}"
         finally:
             client.close()
+
+
+class _Flush(TestReset):
+    """FLUSHALL before each test, on a connection kept per worker's instance (0.05-0.25 ms, against about 1 ms
+    for a connection of its own)."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
+        self._clients: dict[tuple[str, int], Any] = {}
+        self._lock = threading.Lock()
+
+    def reset(self, fact: Mapping[str, Any]) -> None:
+        import redis  # noqa: PLC0415 - start-up cost: loaded only where a Redis slot is reset
+
+        where = (str(fact["host"]), int(fact["port"]))
+        with self._lock:
+            client = self._clients.get(where)
+            if client is None:
+                client = self._clients[where] = redis.Redis(
+                    host=where[0], port=where[1], socket_timeout=5, socket_connect_timeout=2
+                )
+        try:
+            client.flushall()
+        except redis.RedisError as exc:
+            raise TestbedError(f"{self.title}: cannot reset (FLUSHALL): {exc}", ExitCode.PROVISIONING) from exc
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            with contextlib.suppress(Exception):
+                client.close()
 
 
 KIND = Dragonfly()

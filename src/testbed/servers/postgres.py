@@ -10,22 +10,18 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.host import Account, Launch, full_disk, run_as, which
 from testbed.core.paths import template_root
 from testbed.servers.base import Binary, ContainerParts, ServerKind
-
-if TYPE_CHECKING:
-    import psycopg
+from testbed.servers.base_reset import TestReset
+from testbed.servers.postgres_admin import admin_session, clone, exists, fresh_name, identifier, lock_template
+from testbed.servers.postgres_pool import DatabasePool, give_back
 
 NAME = "postgres"
-# How a database is cloned from its template (PostgreSQL 15 offers both): FILE_COPY copies the files after a
-# checkpoint, WAL_LOG copies block by block through the WAL. benchmarks/isolation.py measures both.
-CLONE_STRATEGY = "FILE_COPY"
 SOCKETS = "sockets"  # in the run's runtime folder: the server's Unix sockets
 PWFILE = "postgres.pw"  # initdb reads the password from it, in the run's runtime folder, then it goes
 
@@ -226,38 +222,49 @@ class Postgres(ServerKind):
 
     def snapshot(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
         """Keep the migrated database as a template database beside it (`<database>_testbed_fresh`)."""
-        with _admin(fact) as admin:
-            _clone(admin, fact["database"], fresh_name(fact["database"]), force=True)
+        with admin_session(fact) as admin:
+            clone(admin, fact["database"], fresh_name(fact["database"]), force=True)
 
     def kept(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> dict[str, Any] | None:
         fresh = fresh_name(fact["database"])
-        with _admin(fact) as admin:
-            if not _exists(admin, fresh):
+        with admin_session(fact) as admin:
+            if not exists(admin, fresh):
                 return None
+            # Locked by a per-test pool whose tests phase was killed: migrations connect to it, snapshot drops it.
+            lock_template(admin, fresh, locked=False)
         return {**fact, "database": fresh}
 
     def empty(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
         """Drop the database (ending its sessions) and create it empty, from template0 (which nothing changes)."""
-        with _admin(fact, "empty") as admin:
-            _clone(admin, "template0", fact["database"], force=True)
+        with admin_session(fact, "empty") as admin:
+            clone(admin, "template0", fact["database"], force=True)
 
     def reset(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
         """Drop the database (ending its sessions) and clone it again from the template `snapshot` kept."""
-        with _admin(fact) as admin:
-            if not _exists(admin, fresh_name(fact["database"])):
+        with admin_session(fact) as admin:
+            if not exists(admin, fresh_name(fact["database"])):
                 return  # never snapshotted (not a dev-loop run): nothing to go back to
-            _clone(admin, fresh_name(fact["database"]), fact["database"], force=True)
+            clone(admin, fresh_name(fact["database"]), fact["database"], force=True)
 
     def isolate(self, settings: Mapping[str, Any], fact: Mapping[str, Any], worker: str) -> dict[str, Any]:
         """`<database>_<worker>`, cloned fresh from the template (or from the database itself while it is
         still fresh: a whole-pipeline run, before its tests)."""
         database = str(fact["database"])
-        name = _identifier(f"{database}_{worker}")
-        with _admin(fact) as admin:
+        name = identifier(f"{database}_{worker}")
+        with admin_session(fact) as admin:
             fresh = fresh_name(database)
-            _clone(admin, fresh if _exists(admin, fresh) else database, name, force=True)
+            clone(admin, fresh if exists(admin, fresh) else database, name, force=True)
         user, password, host, port = fact["user"], fact["password"], fact["host"], fact["port"]
         return {**fact, "database": name, "url": f"postgresql://{user}:{password}@{host}:{port}/{name}"}
+
+    def test_reset(
+        self, settings: Mapping[str, Any], fact: Mapping[str, Any], workers: int, *, eager: bool = True
+    ) -> TestReset:
+        """A pool of clones of the migrated template, swapped in for a worker's database before each test."""
+        return DatabasePool(settings, fact, workers, eager=eager)
+
+    def give_back(self, settings: Mapping[str, Any], fact: Mapping[str, Any]) -> None:
+        give_back(fact)
 
     def conninfo(self, fact: Mapping[str, Any]) -> str:
         return (
@@ -267,55 +274,3 @@ class Postgres(ServerKind):
 
 
 KIND = Postgres()
-
-
-def _identifier(name: str) -> str:
-    """PostgreSQL truncates names to 63 bytes: a longer one keeps its start and a digest of the whole."""
-    if len(name.encode()) <= 63:
-        return name
-    return name.encode()[:50].decode(errors="ignore") + "_" + hashlib.sha256(name.encode()).hexdigest()[:12]
-
-
-def fresh_name(database: str) -> str:
-    """The template database that keeps `database` as migrations left it (the dev loop's reset)."""
-    return _identifier(f"{database}_testbed_fresh")
-
-
-@contextlib.contextmanager
-def _admin(fact: Mapping[str, Any], doing: str = "clone") -> Iterator[psycopg.Connection[Any]]:
-    """A connection outside the databases it creates and drops, as the configured (superuser) account."""
-    import psycopg  # noqa: PLC0415 - loaded only where a database is cloned
-
-    maintenance = "template1" if fact["database"] == "postgres" else "postgres"
-    try:
-        with psycopg.connect(
-            host=fact["host"],
-            port=fact["port"],
-            user=fact["user"],
-            password=fact["password"],
-            dbname=maintenance,
-            connect_timeout=5,
-            autocommit=True,
-        ) as conn:
-            yield conn
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        what = f"PostgreSQL: cannot {doing} database {fact['database']!r}: {first}"
-        raise TestbedError(what, ExitCode.PROVISIONING) from exc
-
-
-def _exists(admin: psycopg.Connection[Any], name: str) -> bool:
-    return admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is not None
-
-
-def _clone(admin: psycopg.Connection[Any], source: str, target: str, *, force: bool) -> None:
-    """`target` as a fresh copy of `source` (dropping an older `target` and, with force, its sessions)."""
-    from psycopg import sql  # noqa: PLC0415
-
-    drop = "DROP DATABASE IF EXISTS {} WITH (FORCE)" if force else "DROP DATABASE IF EXISTS {}"
-    admin.execute(sql.SQL(drop).format(sql.Identifier(target)))
-    admin.execute(
-        sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY {}").format(
-            sql.Identifier(target), sql.Identifier(source), sql.SQL(CLONE_STRATEGY)
-        )
-    )

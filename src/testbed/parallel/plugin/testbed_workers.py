@@ -4,17 +4,23 @@ ready (testbed.parallel.reset_gate), then, in a pytest-xdist worker gwN, takes t
 server (its database, its Redis, its NATS) through the very variables the service reads anyway, and through
 its own rendering of `tests.pytest_args`, put in place of the controller's before the options are parsed.
 With durations recorded by earlier runs, each worker collects the tests in a balanced, longest-first order.
+With tests.isolation: test it asks testbed, before each test, to bring the worker's servers back to the migrated
+state (testbed.parallel.handover), and it serves the fixtures testbed_database, testbed_redis and testbed_nats.
 Standard library and pytest only: it runs in the service's environment, where testbed is not installed
 (testbed renders every worker's values into the shares file; nothing is rendered here)."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
+import re
 import socket
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +28,9 @@ GATE_VARIABLE = "TESTBED_RESET_GATE"
 SHARES_VARIABLE = "TESTBED_WORKER_SHARES"
 DURATIONS_VARIABLE = "TESTBED_DURATIONS"  # pytest-split's durations file, test id -> seconds
 ARGUMENTS_KEY = "pytest_args"  # in the shares file: each worker's rendering of tests.pytest_args, gw0's first
+HANDOVER_VARIABLE = "TESTBED_HANDOVER"  # testbed's per-test reset (testbed.parallel.handover): its socket
+ISOLATION_VARIABLE = "TESTBED_ISOLATION"  # `test`: ask for a reset before each test
+KEEP_FAILED_VARIABLE = "TESTBED_KEEP_FAILED"  # "1": report each failing test, whose database testbed keeps
 
 _arguments: dict[str, list[str]] = {}  # the shares file's ARGUMENTS_KEY, read at import
 
@@ -128,6 +137,111 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if os.environ.get("PYTEST_XDIST_WORKER") and workers > 1 and path and not shuffled:
         order = balanced_order([item.nodeid for item in items], _read_durations(path), workers)
         items[:] = [items[index] for index in order]
+
+
+class _Handover:
+    """This process's line to testbed's per-test reset: one connection, kept, one request at a time."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stream: Any = None
+
+    def ask(self, *words: str) -> Any:  # noqa: ANN401 - the JSON answer's "ok" value
+        if self._stream is None:
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            connection.connect(self.path)
+            self._stream = connection.makefile("rwb")
+        self._stream.write((" ".join(words) + "\n").encode())
+        self._stream.flush()
+        line = self._stream.readline()
+        answer = json.loads(line) if line else {"error": "testbed went away"}
+        if "error" in answer:
+            raise _HandoverError(str(answer["error"]))
+        return answer["ok"]
+
+
+class _HandoverError(Exception):
+    pass
+
+
+_handover = _Handover(os.environ[HANDOVER_VARIABLE]) if os.environ.get(HANDOVER_VARIABLE) else None
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+
+
+def _stop(item: pytest.Item, problem: str) -> None:
+    # No test runs on a half-reset server: this one errors in its setup, before any fixture, and the session
+    # stops (pytest.exit in an xdist worker would crash it); testbed fails the run with the same line.
+    item.session.shouldstop = f"testbed: {problem}"
+    pytest.fail(f"testbed: {problem}", pytrace=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before every fixture of the test, the session's included: each test starts from the migrated state.
+    if _handover is None or os.environ.get(ISOLATION_VARIABLE) != "test":
+        return
+    try:
+        _handover.ask("reset", _worker())
+    except (OSError, _HandoverError) as exc:
+        _stop(item, str(exc))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if _handover is not None and report.failed and os.environ.get(KEEP_FAILED_VARIABLE) == "1":
+        # One word: the test's name without spaces (testbed names the kept database after it). A problem here is
+        # named by the next reset.
+        with contextlib.suppress(OSError, _HandoverError):
+            _handover.ask("failed", _worker(), re.sub(r"\s+", "_", item.name) or "test")
+    return report
+
+
+@dataclass(frozen=True)
+class TestbedDatabase:
+    """A fresh database of one test's own, cloned from the migrated state (testbed_database)."""
+
+    __test__ = False
+    url: str
+    database: str
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+def _ask_for_fixture(*words: str) -> Any:  # noqa: ANN401 - the answer's "ok" value
+    if _handover is None:
+        pytest.fail("testbed's fixtures need the tests to run under testbed (testbed run, testbed test)", pytrace=False)
+    try:
+        return _handover.ask(*words)
+    except (OSError, _HandoverError) as exc:
+        pytest.fail(f"testbed: {exc}", pytrace=False)
+
+
+@pytest.fixture
+def testbed_database() -> Iterator[TestbedDatabase]:
+    """A fresh PostgreSQL database of this test's own, from testbed's pool of clones of the migrated state; nothing
+    of the worker's is renamed, so connections held across tests stay. Dropped after the test."""
+    answer = _ask_for_fixture("database", _worker())
+    database = TestbedDatabase(**answer)
+    yield database
+    _ask_for_fixture("release", database.database)
+
+
+@pytest.fixture
+def testbed_redis() -> str:
+    """The worker's Redis slot (the `dragonfly` server), emptied now: its URL."""
+    return str(_ask_for_fixture("clean", _worker(), "dragonfly"))
+
+
+@pytest.fixture
+def testbed_nats() -> str:
+    """The worker's NATS, with every JetStream stream deleted now: its URL."""
+    return str(_ask_for_fixture("clean", _worker(), "nats"))
 
 
 _wait_at_gate()  # at import: `-p` plugins are imported before any conftest

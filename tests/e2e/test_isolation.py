@@ -1,0 +1,208 @@
+"""tests.isolation: test, end to end with real servers: every test starts from the freshly migrated state (a pooled
+PostgreSQL clone swapped in for the worker's database, the Redis slot flushed, JetStream streams deleted).
+
+The fixture service's tests/clean leaves a row, a key and a stream behind in each test and asserts it started
+without any, in a random order: it fails with `worker` (shown first in each test) and passes with `test`.
+tests/held shows a held connection closed and the fixtures' path; tests/hostile attacks the pool."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of, run_testbed
+from testbed.core import junit
+from testbed.core.errors import ExitCode
+
+pytestmark = pytest.mark.slow
+CLEAN = 12  # tests in tests/clean
+POOLED = ("_testbed_pool_", "_testbed_trash_", "_testbed_copy_")
+
+
+@pytest.fixture
+def suite(tmp_path: Path) -> Path:
+    target = tmp_path / "isolation"
+    shutil.copytree(FIXTURES / "services" / "isolation", target)
+    return target
+
+
+def _run_id(output: str) -> str:
+    return run_folder_of(output).name
+
+
+def _failures(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("❌")]
+
+
+@contextlib.contextmanager
+def _environment_up(suite: Path, *args: str) -> Iterator[dict[str, object]]:
+    """`testbed up` of the suite for the block (its PostgreSQL fact), then `testbed down`: nothing may be left."""
+    up = cli("up", "--service", str(suite), "--ports", "auto", "--backend", "native", *args)
+    assert up.returncode == 0, up.stdout + up.stderr
+    try:
+        yield json.loads((run_folder_of(up.stdout) / "state.json").read_text())["facts"]["postgres"]
+    finally:
+        down = cli("down", "--service", str(suite))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(_run_id(up.stdout)) == []
+
+
+def _databases(fact: dict[str, object]) -> dict[str, tuple[bool, bool]]:
+    """Every database of the environment's server -> (is a template, takes connections)."""
+    with psycopg.connect(host=fact["host"], port=fact["port"], user=fact["user"], password=fact["password"],
+                         dbname="postgres") as admin:
+        rows = admin.execute("SELECT datname, datistemplate, datallowconn FROM pg_database").fetchall()
+    return {name: (template, allowed) for name, template, allowed in rows}
+
+
+def _nothing_pooled_left(fact: dict[str, object]) -> None:
+    databases = _databases(fact)
+    assert [name for name in databases if any(marker in name for marker in POOLED)] == []
+    assert databases[f"{fact['database']}_testbed_fresh"] == (False, True), "the template is unlocked again"
+
+
+def _test(suite: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return cli("test", "--service", str(suite), *args, env=env)
+
+
+@pytest.mark.parametrize("backend", ["native", pytest.param("docker", marks=pytest.mark.docker)])
+def test_every_test_starts_clean_on_two_workers_with_testbed_run(
+    suite: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    images = request.getfixturevalue("local_images") if backend == "docker" else None
+    shared = run_testbed(suite, tmp_path / "runs", "--workers", "2", "--isolation", "worker", "--", "tests/clean",
+                         backend=backend, images=images)
+    assert shared.returncode == ExitCode.TESTS_FAILED, shared.stdout + shared.stderr
+    assert "from an earlier test" in (run_folder_of(shared.stdout) / "junit.xml").read_text()
+    assert leftovers(_run_id(shared.stdout)) == []
+
+    config = suite / "testbed.yml"
+    config.write_text(config.read_text().replace("  paths: [tests]\n", "  paths: [tests]\n  isolation: test\n"))
+    isolated = run_testbed(suite, tmp_path / "runs", "--workers", "2", "--", "tests/clean", backend=backend,
+                           images=images)
+    assert isolated.returncode == 0, isolated.stdout + isolated.stderr
+    assert f"✅ Tests: {CLEAN} passed in" in isolated.stdout and "on 2 workers" in isolated.stdout
+    assert leftovers(_run_id(isolated.stdout)) == []
+
+
+def test_plain_ansible_playbook_takes_testbed_isolation(suite: Path, tmp_path: Path) -> None:
+    extravars: dict[str, object] = {
+        "testbed_service": str(suite), "testbed_backend": "native", "testbed_ports": "auto",
+        "testbed_run_root": str(tmp_path / "runs"), "testbed_workers": 2, "testbed_pytest_args": ["tests/clean"],
+    }
+    for isolation, passed in (("worker", False), ("test", True)):
+        result = playbook("integration.yml", extravars | {"testbed_isolation": isolation})
+        assert (result.returncode == 0) is passed, result.stdout[-3000:]
+        summary = junit.parse(run_folder_of(result.stdout) / "junit.xml")
+        assert summary is not None and (summary.counts()["passed"] == CLEAN) is passed
+        assert leftovers(_run_id(result.stdout)) == []
+
+
+def test_the_dev_loop_isolates_each_test_and_gives_back_its_pool(suite: Path) -> None:
+    with _environment_up(suite, "--workers", "2") as fact:
+        assert _test(suite, "--workers", "2", "--", "tests/clean").returncode == ExitCode.TESTS_FAILED
+        for _ in range(2):  # the pool is given back after each run, and made again by the next
+            isolated = _test(suite, "--workers", "2", "--isolation", "test", "--", "tests/clean")
+            assert isolated.returncode == 0, isolated.stdout + isolated.stderr
+            assert f"✅ Tests: {CLEAN} passed in" in isolated.stdout
+            _nothing_pooled_left(fact)
+        # A connection held across tests is closed by the swap; the fixtures give fresh servers of a test's own.
+        held = _test(suite, "--workers", "1", "--isolation", "test", "--", "tests/held")
+        assert held.returncode == 0, held.stdout + held.stderr
+        assert "✅ Tests: 4 passed in" in held.stdout
+        # A test that drops its own database, one that takes the pool's next names: the tests after them start
+        # clean, and the names it took go with the pool.
+        hostile = _test(suite, "--workers", "1", "--isolation", "test", "--", "tests/hostile", "-k",
+                        "drops or takes or then_starts")
+        assert hostile.returncode == 0, hostile.stdout + hostile.stderr
+        assert "✅ Tests: 6 passed in" in hostile.stdout
+        _nothing_pooled_left(fact)
+
+
+def test_fixtures_without_per_test_isolation_name_what_they_need(suite: Path, tmp_path: Path) -> None:
+    # In a whole-pipeline run the migrated state is not kept under `worker`: the fixture says how to get it.
+    result = run_testbed(suite, tmp_path / "runs", "--", "tests/held", "-k", "fixtures")
+    assert result.returncode == ExitCode.TESTS_FAILED, result.stdout + result.stderr
+    assert "❌ Tests: 2 errors in" in result.stdout  # in the fixture, before the test
+    log = (run_folder_of(result.stdout) / "pytest.log").read_text()
+    assert "a fresh database mid-run needs the migrated state kept: set tests.isolation: test" in log
+    assert leftovers(_run_id(result.stdout)) == []
+
+
+def test_keep_failed_keeps_the_failing_tests_database_until_the_environment_goes(suite: Path) -> None:
+    with _environment_up(suite) as fact:
+        refused = _test(suite, "--keep-failed")
+        assert refused.returncode == ExitCode.CONFIG
+        assert refused.stderr.strip().splitlines() == [
+            "testbed: error: --keep-failed keeps the database of a failing test, which only --isolation test gives "
+            "each test (tests.isolation is worker): add --isolation test"
+        ]
+        failed = _test(suite, "--isolation", "test", "--keep-failed", "--", "tests/hostile", "-p", "no:xdist", "-k",
+                       "fails_on_purpose or then_starts")
+        assert failed.returncode == ExitCode.TESTS_FAILED, failed.stdout + failed.stderr
+        kept = "isolation_testbed_failed_test_fails_on_purpose"
+        assert f"ℹ️  Kept for debugging (--keep-failed): {kept}; `testbed env` prints them" in failed.stdout
+        env = cli("env", "--service", str(suite))
+        assert f"# kept by --keep-failed: database {kept} (export POSTGRES_DB={kept} to reach it)" in env.stdout
+        with psycopg.connect(host=fact["host"], port=fact["port"], user=fact["user"], password=fact["password"],
+                             dbname=kept) as db:
+            assert db.execute("SELECT test FROM marks ORDER BY test").fetchall() == [
+                ("migrated",), ("the failing test was here",)]
+        _nothing_pooled_left(fact)
+
+
+def test_a_clone_that_fails_stops_the_tests_with_one_line(suite: Path) -> None:
+    with _environment_up(suite) as fact:
+        # A test sits on the template: every clone after it fails. The clones made before serve the next tests;
+        # then the run stops, and no test runs on a database that was not swapped.
+        result = _test(suite, "--isolation", "test", "--", "tests/hostile", "-p", "no:xdist", "-k",
+                       "holds_a_session or then_starts")
+        assert result.returncode == ExitCode.PROVISIONING, result.stdout + result.stderr
+        assert _failures(result.stdout) == [
+            "❌ Tests: PostgreSQL: cannot clone database 'isolation': source database \"isolation_testbed_fresh\" "
+            "is being accessed by other users"]
+        summary = junit.parse(run_folder_of(result.stdout) / "junit.xml")
+        assert summary is not None and summary.counts()["passed"] == 3 and summary.counts()["errors"] == 1
+        assert summary.total == 4, "the last test never ran"
+        _nothing_pooled_left(fact)
+
+
+def test_a_test_that_kills_the_database_server_fails_the_run_with_one_line(suite: Path, tmp_path: Path) -> None:
+    result = run_testbed(suite, tmp_path / "runs", "--isolation", "test", "--", "tests/hostile", "-p", "no:xdist",
+                         "-k", "kills or then_starts")
+    assert result.returncode == ExitCode.PROVISIONING, result.stdout + result.stderr
+    failures = _failures(result.stdout)
+    assert len(failures) == 1 and failures[0].startswith("❌ Tests: PostgreSQL: cannot swap in a fresh database"), \
+        result.stdout
+    assert leftovers(_run_id(result.stdout)) == []
+
+
+def test_ctrl_c_in_the_middle_of_a_test_leaves_no_pooled_database(suite: Path, tmp_path: Path) -> None:
+    with _environment_up(suite, "--workers", "2") as fact:
+        started = tmp_path / "started"
+        tests = subprocess.Popen(
+            [sys.executable, "-m", "testbed", "test", "--service", str(suite), "--workers", "2", "--isolation", "test",
+             "--", "tests/hostile", "-k", "waits_to_be_interrupted or then_starts"],
+            cwd=PROJECT, env=clean_env(ISOLATION_STARTED=str(started)), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            while not started.exists() and tests.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    tests.wait(timeout=0.05)
+            assert tests.poll() is None, tests.communicate()
+            tests.send_signal(signal.SIGINT)
+            out, err = tests.communicate(timeout=120)
+        finally:
+            if tests.poll() is None:
+                tests.kill()
+        assert tests.returncode == ExitCode.SIGINT, out + err
+        _nothing_pooled_left(fact)
