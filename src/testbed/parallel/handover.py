@@ -167,18 +167,29 @@ class Handover:
                 self._untouched.discard(worker)
                 return
             failed = self._failed.pop(worker, None)
-        for name in share:
+        # Every server of the share at once: the test waits for the slowest reset, not for their sum.
+        each_at_once(lambda name: self._reset_one(name, share[name], failed), list(share))
+
+    def _reset_one(self, name: str, fact: Mapping[str, Any], failed: str | None) -> None:
+        try:
             reset = self._reset_of(name)
             if reset is None:
-                continue
-            kept = reset.keep(share[name], failed) if failed is not None else None
+                return
+            kept = reset.keep(fact, failed) if failed is not None else None
             if kept is not None:
-                self.kept.append(kept)
+                with self._lock:
+                    self.kept.append(kept)
             else:
-                reset.reset(share[name])
+                reset.reset(fact)
             problem = reset.failure()
-            if problem is not None:
-                raise TestbedError(problem, ExitCode.PROVISIONING)
+        except TestbedError:
+            raise
+        except Exception as exc:  # in a thread of its own: it must come back as the one error, never be lost
+            raise TestbedError(
+                f"per-test reset of {name} failed: {type(exc).__name__}: {exc}", ExitCode.PROVISIONING
+            ) from exc
+        if problem is not None:
+            raise TestbedError(problem, ExitCode.PROVISIONING)
 
     def _postgres(self) -> TestReset | None:
         name = next((name for name in self._make if kind_of(name, self._servers[name]).runs_migrations), None)
