@@ -27,8 +27,6 @@ from support.gha_runner import Job, StepFailed, base_python, read_file_commands
 from testbed.ansible import collections_install
 from testbed.core import installers
 
-pytestmark = pytest.mark.usefixtures("machine_wide")
-
 EXAMPLE = PROJECT / "examples" / "minimal"
 
 
@@ -152,6 +150,7 @@ def example(tmp_path: Path) -> Path:
     return workspace
 
 
+@pytest.mark.usefixtures("fixed_ports")
 def test_the_action_runs_the_example_service_and_sets_its_outputs(example: Path, tmp_path: Path):
     stand_ins = StandIns()
     job = _job(tmp_path, example, stand_ins, backend="native").run()
@@ -214,6 +213,7 @@ def _sha256_16(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+@pytest.mark.usefixtures("fixed_ports")
 def test_a_failing_test_fails_the_job_with_testbeds_code_after_the_upload(example: Path, tmp_path: Path):
     (example / "tests" / "test_broken.py").write_text(
         "import notes\n\n\ndef test_notes_are_counted():\n    with notes.connect() as conn:\n"

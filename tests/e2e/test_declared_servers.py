@@ -22,7 +22,7 @@ from testbed.core.paths import runtime_root
 from testbed.core.ports import port_free
 from testbed.teardown import reaper
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("machine_wide")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from psycopg import sql
 from support import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
 from testbed.core.errors import ExitCode
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("machine_wide")]
+pytestmark = pytest.mark.slow
 
 
 def test_up_test_status_env_logs_down(service: Path, runs: Path) -> None:

@@ -28,24 +28,21 @@ from support import (
     image_args,
     leftovers,
     playbook,
+    refusing_port,
     run_folder_of,
     run_testbed,
     run_testbed_argv,
+    unique_run_id,
 )
 from testbed.backends import choice, docker_api
 from testbed.core.errors import ExitCode, TestbedError
-from testbed.core.ports import free_port
 
-pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("machine_wide")]
+pytestmark = pytest.mark.docker
 
 RECAP = re.compile(r"^\S+\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.MULTILINE)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _run_id(what: str) -> str:
-    return f"dk-{what}-{uuid.uuid4().hex[:6]}"
 
 
 def _failures(out: str) -> list[str]:
@@ -67,11 +64,6 @@ def _docker(*args: str) -> str:
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, f"docker {' '.join(args)}: {proc.stderr}"
     return proc.stdout
-
-
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    return free_port()
 
 
 @pytest.fixture
@@ -109,6 +101,13 @@ class _Registry(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
+def refused() -> Iterator[int]:
+    """A registry port that refuses connections for the whole test."""
+    with refusing_port() as port:
+        yield port
+
+
+@pytest.fixture
 def empty_registry() -> Iterator[tuple[int, list[str]]]:
     """A registry on loopback (the engine treats 127.0.0.0/8 as insecure: plain HTTP) without images."""
     seen: list[str] = []
@@ -130,7 +129,7 @@ def empty_registry() -> Iterator[tuple[int, list[str]]]:
 def test_docker_run_passes_end_to_end_and_leaves_nothing(
     service: Path, runs: Path, local_images: dict[str, str], events: EngineEvents
 ) -> None:
-    run_id = _run_id("e2e")
+    run_id = unique_run_id("dk-e2e")
     result = run_testbed(service, runs, backend="docker", run_id=run_id, images=local_images, timeout=300)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
@@ -175,7 +174,7 @@ def test_auto_picks_docker_and_a_failing_test_exits_1(
     Docker, and the run goes through every phase on it."""
     tests = service / "tests" / "test_servers.py"
     tests.write_text(tests.read_text() + "\n\ndef test_fails():\n    assert 1 == 2\n")
-    run_id = _run_id("fail")
+    run_id = unique_run_id("dk-fail")
     result = run_testbed(service, runs, backend="auto", run_id=run_id, images=local_images, timeout=300)
     out = result.stdout
     assert result.returncode == 1, out + result.stderr
@@ -195,7 +194,7 @@ def test_broken_migration_exits_13_and_tears_down(
 ) -> None:
     broken = "-- a comment\n\nALTER TABLE items\n  ADD COLUMN x SELEC;\n"
     (service / "migrations" / "0003_broken.sql").write_text(broken)
-    run_id = _run_id("migr")
+    run_id = unique_run_id("dk-migr")
     result = run_testbed(service, runs, backend="docker", run_id=run_id, images=local_images, timeout=300)
     out = result.stdout
     assert result.returncode == ExitCode.MIGRATIONS, out + result.stderr
@@ -225,7 +224,7 @@ def never_ready_image(local_images: dict[str, str]) -> Iterator[str]:
 def test_container_that_never_becomes_ready_exits_12_naming_it(
     service: Path, runs: Path, local_images: dict[str, str], never_ready_image: str, events: EngineEvents
 ) -> None:
-    run_id = _run_id("ready")
+    run_id = unique_run_id("dk-ready")
     started = time.monotonic()
     result = run_testbed(service, runs, "--readiness-timeout", "3", backend="docker", run_id=run_id,
                          images=dict(local_images, postgres=never_ready_image), timeout=300)
@@ -244,15 +243,15 @@ def test_container_that_never_becomes_ready_exits_12_naming_it(
 @pytest.mark.parametrize("registry", ["down", "without-the-tag"])
 def test_missing_image_fails_fast_in_one_line_creating_nothing(
     service: Path, runs: Path, local_images: dict[str, str], events: EngineEvents,
-    empty_registry: tuple[int, list[str]], registry: str,
+    empty_registry: tuple[int, list[str]], registry: str, refused: int,
 ) -> None:
     """A tag that exists nowhere: its registry does not answer (preflight says so), or answers without it
     (the pull, before any container, says so). Either way one line, exit 12, no container."""
     port, seen = empty_registry
     if registry == "down":
-        port = _closed_port()
+        port = refused
     image = f"127.0.0.1:{port}/testbed-missing/postgres:nowhere-{uuid.uuid4().hex[:6]}"
-    run_id = _run_id("miss")
+    run_id = unique_run_id("dk-miss")
     started = time.monotonic()
     result = run_testbed(service, runs, backend="docker", run_id=run_id, images=dict(local_images, postgres=image),
                          timeout=300)
@@ -293,7 +292,7 @@ def _recap(output: str) -> dict[str, int]:
 def test_servers_phase_is_idempotent_and_down_removes_everything(
     service: Path, runs: Path, local_images: dict[str, str], events: EngineEvents
 ) -> None:
-    run_id = _run_id("idem")
+    run_id = unique_run_id("dk-idem")
     extravars = {"testbed_service": str(service), "testbed_backend": "docker", "testbed_ports": "auto",
                  "testbed_run_root": str(runs), "testbed_run_id": run_id, "testbed_images": local_images,
                  # Under a lease: a concurrent `testbed gc` leaves it alone once up.yml's process is gone.
@@ -341,9 +340,9 @@ def test_auto_picks_docker_when_the_engine_answers_and_every_image_is_here(local
 
 
 def test_auto_picks_native_when_an_image_is_missing_and_its_registry_does_not_answer(
-    local_images: dict[str, str],
+    local_images: dict[str, str], refused: int,
 ) -> None:
-    port = _closed_port()
+    port = refused
     image = f"127.0.0.1:{port}/testbed-missing/nats:nowhere"
     started = time.monotonic()
     backend, reason = choice.choose_backend("auto", dict(local_images, nats=image), pull=False)
@@ -457,6 +456,7 @@ class EngineProxy:
                 sock.close()
 
 
+@pytest.mark.usefixtures("machine_wide")  # containers left ownerless on purpose: another run would collect them
 @pytest.mark.slow
 def test_engine_that_stops_answering_mid_run_is_named_and_gc_cleans_up(
     service: Path, runs: Path, local_images: dict[str, str], events: EngineEvents
@@ -464,7 +464,7 @@ def test_engine_that_stops_answering_mid_run_is_named_and_gc_cleans_up(
     folder = Path(tempfile.mkdtemp(prefix="tb-engine-"))  # short: a unix socket path has ~107 bytes
     sock = folder / "docker.sock"
     proxy = EngineProxy(sock, docker_api.socket_path())
-    run_id = _run_id("gone")
+    run_id = unique_run_id("dk-gone")
     argv = run_testbed_argv(service, runs, "-v", backend="docker", run_id=run_id, images=local_images)
     lines: list[str] = []
     try:
@@ -515,7 +515,7 @@ def test_two_concurrent_docker_runs_with_auto_ports_both_pass(
     service: Path, tmp_path: Path, local_images: dict[str, str], events: EngineEvents
 ) -> None:
     results: dict[str, subprocess.CompletedProcess[str]] = {}
-    ids = {name: _run_id(f"par-{name}") for name in ("a", "b")}
+    ids = {name: unique_run_id(f"dk-par-{name}") for name in ("a", "b")}
 
     def run(name: str) -> None:
         results[name] = run_testbed(service, tmp_path / name, backend="docker", run_id=ids[name],

@@ -15,9 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from support import FIXTURES, clean_env, cli, leftovers, run, run_folder_of, run_testbed, run_testbed_argv, secret_hits
+from support import (
+    FIXTURES,
+    clean_env,
+    cli,
+    leftovers,
+    run,
+    run_folder_of,
+    run_testbed,
+    run_testbed_argv,
+    secret_hits,
+    unique_run_id,
+)
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("machine_wide")]
+pytestmark = pytest.mark.slow
 
 
 def _one_failure_line(output: str) -> str:
@@ -100,10 +111,6 @@ def runtime_root() -> Iterator[Path]:
     shutil.rmtree(f"{folder}.out", ignore_errors=True)
 
 
-def _run_id(what: str) -> str:
-    return f"disk-{what}-{secrets.token_hex(3)}"
-
-
 def _on_small_disk(size: str, folder: Path, argv: list[str], env: dict[str, str], *,
                    filled: bool = False) -> subprocess.CompletedProcess[str]:
     """argv with a tmpfs of `size` on `folder`, in a mount namespace of its own (the tmpfs goes with it; what
@@ -137,7 +144,7 @@ def test_test_output_filling_the_run_folder_s_disk_is_named_at_once(survivors: P
     one line naming the filesystem, exit 12, torn down; every file testbed wrote parses."""
     config = survivors / "testbed.yml"
     config.write_text(config.read_text().replace("  paths: [tests]\n", "  paths: [tests]\n  deadline: 300\n"))
-    run_id = _run_id("output")
+    run_id = unique_run_id("disk-output")
     argv = run_testbed_argv(survivors, runs, "--", "-k", "prints_a_lot", "-s", run_id=run_id)
     result = _on_small_disk("2m", runs, argv, clean_env(SURVIVORS_RUN_ROOT=str(runs), SURVIVORS_PRINT_MB="8"))
     assert result.returncode == 12, result.stdout + result.stderr
@@ -153,7 +160,7 @@ def test_test_output_filling_the_run_folder_s_disk_is_named_at_once(survivors: P
 
 def test_pytest_log_keeps_its_head_and_tail(survivors: Path, runs: Path) -> None:
     """12 MB of output: pytest.log keeps the first 2 MiB and the last 8 MiB, and says what was cut."""
-    run_id = _run_id("capped")
+    run_id = unique_run_id("disk-capped")
     result = run_testbed(survivors, runs, "--", "-k", "prints_a_lot", "-s", run_id=run_id,
                          env=clean_env(SURVIVORS_RUN_ROOT=str(runs), SURVIVORS_PRINT_MB="12"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -195,7 +202,7 @@ def _chatty_service(tmp_path: Path) -> Path:
 
 
 def test_a_declared_server_flooding_its_log_is_capped(tmp_path: Path, runs: Path) -> None:
-    run_id = _run_id("flood")
+    run_id = unique_run_id("disk-flood")
     result = run_testbed(_chatty_service(tmp_path), runs, run_id=run_id)
     assert result.returncode == 0, result.stdout + result.stderr
     log = (runs / run_id / "logs" / "chatty.log").read_bytes()
@@ -207,7 +214,7 @@ def test_a_declared_server_flooding_its_log_is_capped(tmp_path: Path, runs: Path
 
 def test_a_declared_server_filling_the_run_folder_s_disk_is_named(tmp_path: Path, runs: Path) -> None:
     """The log pump cannot write: the server goes on (its output is dropped), readiness names the disk."""
-    run_id = _run_id("floodfull")
+    run_id = unique_run_id("disk-floodfull")
     result = _on_small_disk("2m", runs, run_testbed_argv(_chatty_service(tmp_path), runs, run_id=run_id), clean_env())
     assert result.returncode == 12, result.stdout + result.stderr
     line = _one_failure_line(result.stdout)
@@ -221,7 +228,7 @@ def test_a_declared_server_filling_the_run_folder_s_disk_is_named(tmp_path: Path
 def test_a_full_runtime_folder_is_named_and_leaves_nothing(survivors: Path, runs: Path, runtime_root: Path,
                                                            size: str) -> None:
     root = runtime_root
-    run_id = _run_id("root")
+    run_id = unique_run_id("disk-root")
     argv = run_testbed_argv(survivors, runs, "--", "-k", "passes", run_id=run_id)
     result = _on_small_disk(size, root, argv, clean_env(TESTBED_RUNTIME_DIR=str(root)), filled=size == "256k")
     assert result.returncode == 12, result.stdout + result.stderr
@@ -236,7 +243,7 @@ def test_a_full_runtime_folder_is_named_and_leaves_nothing(survivors: Path, runs
 def test_a_test_filling_the_runtime_folder_is_named(survivors: Path, runs: Path, runtime_root: Path) -> None:
     """Full while Ansible writes its events there: one line naming the disk (whichever part noticed), exit 12."""
     root = runtime_root
-    run_id = _run_id("filled")
+    run_id = unique_run_id("disk-filled")
     argv = run_testbed_argv(survivors, runs, "--", "-k", "fills_the_runtime_folder", run_id=run_id)
     result = _on_small_disk("128m", root, argv, clean_env(TESTBED_RUNTIME_DIR=str(root)))
     assert result.returncode == 12, result.stdout + result.stderr
@@ -263,7 +270,7 @@ def test_a_run_folder_that_becomes_a_link_is_not_written_through(survivors: Path
                                                                   tmp_path: Path) -> None:
     """A test replaces its run folder with a link: teardown scrubs nothing and writes no state there."""
     victim = tmp_path / "victim"
-    run_id = _run_id("link")
+    run_id = unique_run_id("disk-link")
     result = _linked_run(survivors, runs, victim, run_id, "--", "-k", "links_its_run_folder")
     assert result.returncode == 10, result.stdout + result.stderr
     line = _one_failure_line(result.stdout)
@@ -278,7 +285,7 @@ def test_a_run_folder_that_becomes_a_link_is_not_written_through(survivors: Path
 
 def test_a_run_folder_that_is_a_link_is_refused_before_anything(survivors: Path, runs: Path, tmp_path: Path) -> None:
     victim = tmp_path / "victim"
-    run_id = _run_id("planted")
+    run_id = unique_run_id("disk-planted")
     runs.mkdir()
     (runs / run_id).symlink_to(victim, target_is_directory=True)
     result = _linked_run(survivors, runs, victim, run_id, "--", "-k", "passes")

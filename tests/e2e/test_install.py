@@ -18,9 +18,6 @@ import yaml
 
 from support import BIN, FIXTURES, PROJECT, clean_env, cli, leftovers, run, run_folder_of
 
-pytestmark = pytest.mark.usefixtures("machine_wide")
-
-
 COLLECTION = "ansible_collections/testbed/pipeline"
 
 

@@ -16,14 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from support import FIXTURES, clean_env, cli, image_args, leftovers, playbook, run_folder_of
+from support import FIXTURES, clean_env, cli, image_args, leftovers, playbook, run_folder_of, without_masks
 from support.secret_shapes import pem, service_account_json, yaml_document
 from testbed.core import junit, redact, xml_input
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.paths import runtime_root
 from testbed.run import secrets as run_secrets
-
-pytestmark = pytest.mark.usefixtures("machine_wide")
 
 
 def _token() -> tuple[str, str]:
@@ -52,10 +50,6 @@ def _hits(needles: list[str], roots: list[Path], texts: dict[str, str]) -> list[
     for where, text in texts.items():
         found += [f"{needle} in {where}" for needle in needles if needle in text]
     return found
-
-
-def _without_masks(stdout: str) -> str:
-    return "\n".join(line for line in stdout.splitlines() if not line.startswith("::add-mask::"))
 
 
 class _Watch:
@@ -179,7 +173,7 @@ def _run_leaky(tmp_path: Path, backend: str, github: bool, images: dict[str, str
         assert "Incorrect API key provided: ***" in (folder / "pytest.log").read_text()
         assert "Incorrect API key provided: ***" in (folder / "junit.xml").read_text()
         places = [folder, runner_dir, runtime_root() / run_id, *(github_files if github else [])]
-        hits = _hits(needles, places, {"stdout": _without_masks(out), "stderr": result.stderr})
+        hits = _hits(needles, places, {"stdout": without_masks(out), "stderr": result.stderr})
         assert hits == []
         if github:
             assert "Incorrect API key provided: ***" in out  # the ::error annotation, masked
@@ -399,6 +393,7 @@ def test_os_exit_zero_is_not_a_pass(tmp_path: Path, case: str) -> None:
 # ------------------------------------------------------------------ a step summary for every failure
 
 
+@pytest.mark.usefixtures("fixed_ports")
 @pytest.mark.parametrize("case", ["config", "secrets", "provisioning"])
 def test_early_failure_still_writes_the_step_summary(tmp_path: Path, case: str) -> None:
     service = _leaky(tmp_path)

@@ -17,7 +17,7 @@ from testbed.core import paths
 from testbed.phases import preflight, readiness, servers, teardown
 from testbed.servers import dragonfly
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("machine_wide")]
+pytestmark = pytest.mark.slow
 
 
 def test_wrapper_runs_the_whole_pipeline_and_leaves_nothing(service: Path, runs: Path) -> None:
@@ -102,6 +102,7 @@ def test_server_that_never_becomes_ready(service: Path, runs: Path) -> None:
     shutil.rmtree(request_cleanup)
 
 
+@pytest.mark.usefixtures("fixed_ports")
 def test_fixed_port_taken_fails_in_preflight_naming_holder(service: Path, runs: Path) -> None:
     with socket.socket() as holder:
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -170,6 +171,7 @@ def _native_up(service: Path, runs: Path) -> tuple[str, int]:
     return run["run_id"], int(row[0])  # type: ignore[index]
 
 
+@pytest.mark.usefixtures("machine_wide")  # counts the machine's PostgreSQL templates
 def test_postgres_cluster_is_initialised_once_per_credentials_and_copied_after(service: Path, runs: Path) -> None:
 
     config = service / "testbed.yml"
@@ -200,6 +202,7 @@ def test_postgres_cluster_is_initialised_once_per_credentials_and_copied_after(s
         shutil.rmtree(path)
 
 
+@pytest.mark.usefixtures("machine_wide")  # a gc of every run and of the machine's templates
 def test_gc_expires_unused_postgres_templates_and_keeps_recent_ones() -> None:
 
     root = paths.template_root()

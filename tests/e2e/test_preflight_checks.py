@@ -20,9 +20,6 @@ from testbed.phases import preflight
 from testbed.run import guard
 from testbed.run.store import RunState, all_runs
 
-pytestmark = pytest.mark.usefixtures("machine_wide")
-
-
 
 @pytest.fixture(autouse=True)
 def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

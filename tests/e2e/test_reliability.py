@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from support import PROJECT, clean_env, cli, leftovers, run_folder_of
+from support import PROJECT, clean_env, cli, leftovers, only_run_in, run_folder_of
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("machine_wide")]
+pytestmark = pytest.mark.slow
 
 SLOW_TEST = "import time\n\ndef test_takes_a_while():\n    time.sleep(120)\n"
 
@@ -42,18 +42,13 @@ def _wait_for(process: subprocess.Popen[str], needle: str, timeout: float = 120)
     raise AssertionError(f"never saw {needle!r}:\n" + "\n".join(lines))
 
 
-def _run_id(runs: Path) -> str:
-    folders = list(runs.iterdir())
-    assert len(folders) == 1
-    return folders[0].name
-
-
+@pytest.mark.usefixtures("machine_wide")  # a signal on a schedule, and a timed teardown
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_mid_tests_tears_down_within_7_seconds(service: Path, runs: Path, signum: int, code: int) -> None:
     process = _start(service, runs)
     _wait_for(process, "✅ Dependencies")
     time.sleep(1.0)  # pytest is inside the slow test now
-    run_id = _run_id(runs)
+    run_id = only_run_in(runs)
     assert leftovers(run_id), "servers should be running mid-tests"
     sent = time.monotonic()
     process.send_signal(signum)
@@ -66,11 +61,12 @@ def test_signal_mid_tests_tears_down_within_7_seconds(service: Path, runs: Path,
     assert leftovers(run_id) == []
 
 
+@pytest.mark.usefixtures("machine_wide")  # two signals on a schedule
 def test_second_sigint_hurries_the_teardown_but_never_skips_it(service: Path, runs: Path) -> None:
     process = _start(service, runs)
     _wait_for(process, "✅ Dependencies")
     time.sleep(1.0)
-    run_id = _run_id(runs)
+    run_id = only_run_in(runs)
     process.send_signal(signal.SIGINT)
     time.sleep(0.05)
     process.send_signal(signal.SIGINT)
@@ -79,12 +75,13 @@ def test_second_sigint_hurries_the_teardown_but_never_skips_it(service: Path, ru
     assert leftovers(run_id) == []
 
 
+@pytest.mark.usefixtures("machine_wide")  # a gc of every run, of a run left without its owner on purpose
 def test_sigkill_then_gc_sweeps_the_orphaned_run(service: Path, runs: Path) -> None:
     from testbed.teardown import reaper  # noqa: PLC0415
 
     process = _start(service, runs)
     _wait_for(process, "✅ Dependencies")
-    run_id = _run_id(runs)
+    run_id = only_run_in(runs)
     # The wrapper and its playbook (which would otherwise go on to tear the run down once the tests, whose
     # owner is gone, end): a crashed host's run, as gc finds it.
     for pid, _ in reaper.playbooks_of(run_id):
@@ -105,7 +102,7 @@ def test_sigkill_then_gc_sweeps_the_orphaned_run(service: Path, runs: Path) -> N
 def test_gc_leaves_a_live_run_alone(service: Path, runs: Path) -> None:
     process = _start(service, runs)
     _wait_for(process, "✅ Dependencies")
-    run_id = _run_id(runs)
+    run_id = only_run_in(runs)
     try:
         gc = cli("gc", "--run-id-prefix", run_id)
         assert gc.returncode == 0
@@ -137,6 +134,7 @@ def test_two_concurrent_runs_with_auto_ports_both_pass(service: Path, tmp_path: 
     assert ports[0] != ports[1]
 
 
+@pytest.mark.usefixtures("fixed_ports")
 def test_fixed_ports_of_a_running_environment_are_reported_taken(service: Path, runs: Path) -> None:
     # Two runs with fixed ports cannot share a host: the second fails in preflight, naming the holder.
     first = _start(service, runs, "--ports", "fixed")
@@ -151,6 +149,7 @@ def test_fixed_ports_of_a_running_environment_are_reported_taken(service: Path, 
     assert all(not leftovers(p.name) for p in runs.iterdir() if p.is_dir())
 
 
+@pytest.mark.usefixtures("machine_wide")  # a gc of every run
 def test_gc_removes_a_stale_runtime_folder_that_never_got_state() -> None:
     from testbed.core.paths import runtime_root  # noqa: PLC0415
 
@@ -168,32 +167,3 @@ def test_gc_removes_a_stale_runtime_folder_that_never_got_state() -> None:
         fresh.rmdir()
 
 
-def test_stopping_reports_each_server_as_it_exits_and_kills_one_that_ignores_its_signal() -> None:
-    from testbed.core.processes import ProcessIdentity, stop_processes  # noqa: PLC0415
-
-    quick = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    # Ignores SIGTERM: only the SIGKILL after the grace period ends it.
-    stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; echo trapped; while :; do sleep 0.05; done"],
-                                start_new_session=True, stdout=subprocess.PIPE, text=True)
-    assert stubborn.stdout is not None and stubborn.stdout.readline() == "trapped\n"
-    identities = [ProcessIdentity.of(p.pid) for p in (quick, stubborn)]
-    assert all(identities)
-    seen: list[tuple[int, bool]] = []
-
-    def stopped(identity: ProcessIdentity) -> None:
-        seen.append((identity.pid, stubborn.poll() is None and stubborn.pid != identity.pid))
-
-    try:
-        left = stop_processes([(i, signal.SIGTERM) for i in identities if i], grace=1.0, stopped=stopped)
-    finally:
-        for process in (quick, stubborn):
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-        stubborn.stdout.close()
-    assert left == []
-    # The quick one is reported while the stubborn one still runs; each is reported once.
-    assert [pid for pid, _ in seen] == [quick.pid, stubborn.pid]
-    assert seen[0][1] is True
-    assert quick.returncode == -signal.SIGTERM
-    assert stubborn.returncode == -signal.SIGKILL, "ignored SIGTERM, so the grace period ended in SIGKILL"

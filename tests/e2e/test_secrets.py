@@ -8,7 +8,6 @@ import hashlib
 import json
 import secrets
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -16,40 +15,35 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import yaml
 
-from support import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of, run_testbed
+from support import (
+    FIXTURES,
+    PROJECT,
+    clean_env,
+    cli,
+    leftovers,
+    playbook,
+    refusing_port,
+    run_folder_of,
+    run_testbed,
+    unique_run_id,
+    without_masks,
+)
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.paths import runtime_root
+from testbed.core.ports import free_port
 from testbed.phases import secrets as phases_secrets
 from testbed.run import secrets as run_secrets
-
-pytestmark = pytest.mark.usefixtures("machine_wide")
-
 
 VARIABLE = "BASIC_API_KEY"
 PARAMETER = "/testbed/test/api_key"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _closed_port() -> Iterator[int]:
-    """A loopback port that refuses connections: bound (so no one else takes it) but never listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -92,7 +86,7 @@ def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeAWS]:
     import boto3  # noqa: PLC0415
 
     home = tmp_path_factory.mktemp("moto")
-    port = _free_port()
+    port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     log = (home / "moto.log").open("wb")
     server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
@@ -209,10 +203,6 @@ def _watched_run(service: Path, runs: Path, env: dict[str, str], run_id: str, *e
     return result, watch
 
 
-def _run_id() -> str:
-    return f"secrets-{secrets.token_hex(4)}"
-
-
 def _hits(needles: dict[str, str], roots: list[Path], texts: dict[str, str]) -> list[str]:
     """Where any needle occurs: file paths (every file under the roots, read as bytes) and named texts."""
     found = []
@@ -225,17 +215,13 @@ def _hits(needles: dict[str, str], roots: list[Path], texts: dict[str, str]) -> 
     return found
 
 
-def _without_masks(stdout: str) -> str:
-    return "\n".join(line for line in stdout.splitlines() if not line.startswith("::add-mask::"))
-
-
 # ------------------------------------------------------------------ delivered, and never leaked
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("github", [False, True], ids=["local", "github-actions"])
 def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: Path, github: bool) -> None:
-    service, runs, run_id = _service(tmp_path, aws.value), tmp_path / "runs", _run_id()
+    service, runs, run_id = _service(tmp_path, aws.value), tmp_path / "runs", unique_run_id("secrets")
     extra_env: dict[str, str] = {}
     github_files: list[Path] = []
     if github:
@@ -283,7 +269,7 @@ def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: P
                      "logs/dragonfly.log", "state.json", "report.json", "durations.json"):
             assert (folder / name).is_file(), name
         hits = _hits(needles, [folder, runner_dir, *github_files],
-                     {"stdout": _without_masks(out), "stderr": result.stderr})
+                     {"stdout": without_masks(out), "stderr": result.stderr})
         assert hits == []
         assert not run_secrets.secrets_path(run_id).exists()
     finally:
@@ -294,7 +280,7 @@ def test_ssm_value_reaches_the_tests_and_leaks_nowhere(aws: FakeAWS, tmp_path: P
 @pytest.mark.slow
 def test_env_value_is_moved_out_of_the_environment_before_ansible_runner(tmp_path: Path) -> None:
     value = "tbe-" + secrets.token_urlsafe(24)
-    service, runs, run_id = _service(tmp_path, value), tmp_path / "runs", _run_id()
+    service, runs, run_id = _service(tmp_path, value), tmp_path / "runs", unique_run_id("secrets")
     env = clean_env(**{VARIABLE: value})
     runner_dir = runtime_root() / f"runner-{run_id}"
     try:
@@ -329,11 +315,11 @@ FAILURES = {
 @pytest.mark.parametrize("case", list(FAILURES))
 def test_ssm_failure_is_one_line_exit_11_and_starts_nothing(aws: FakeAWS, tmp_path: Path, case: str) -> None:
     parameter = "/testbed/test/no_such_parameter" if case == "missing-parameter" else PARAMETER
-    service, runs, run_id = _service(tmp_path, aws.value, parameter), tmp_path / "runs", _run_id()
+    service, runs, run_id = _service(tmp_path, aws.value, parameter), tmp_path / "runs", unique_run_id("secrets")
     creds = {"missing-parameter": aws.reader, "access-denied": aws.denied, "no-credentials": None,
              "unreachable-endpoint": aws.reader}[case]
     started = time.monotonic()
-    with _closed_port() as closed:
+    with refusing_port() as closed:
         endpoint = f"http://127.0.0.1:{closed}" if case == "unreachable-endpoint" else None
         result, watch = _watched_run(service, runs, _aws_env(aws, creds, endpoint), run_id)
     out = result.stdout
@@ -370,7 +356,7 @@ def test_ci_alone_does_not_switch_to_ssm(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_playbook_refuses_verbosity_that_would_print_values(aws: FakeAWS, tmp_path: Path) -> None:
-    service, runs, run_id = _service(tmp_path, aws.value), tmp_path / "runs", _run_id()
+    service, runs, run_id = _service(tmp_path, aws.value), tmp_path / "runs", unique_run_id("secrets")
     env = _aws_env(aws, aws.reader, ANSIBLE_VERBOSITY="4")
     result = playbook("integration.yml", {"testbed_service": str(service), "testbed_backend": "native",
                                           "testbed_ports": "auto", "testbed_run_root": str(runs),

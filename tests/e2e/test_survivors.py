@@ -6,10 +6,8 @@ fixed ports that only TIME_WAIT connections hold are free."""
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,21 +19,20 @@ import pytest
 from support import (
     FIXTURES,
     PROJECT,
+    alive,
     clean_env,
     cli,
     image_args,
+    leave_time_wait,
     leftovers,
     run_testbed,
     run_testbed_argv,
     secret_hits,
+    unique_run_id,
 )
 from testbed.core.paths import runtime_root
-from testbed.core.ports import free_port, port_free, port_holder
+from testbed.core.ports import free_port
 from testbed.run.store import RunState
-from testbed.teardown.teardown import teardown
-
-pytestmark = pytest.mark.usefixtures("machine_wide")
-
 
 SURVIVORS = FIXTURES / "services" / "survivors"
 NOBODY = 65534
@@ -49,10 +46,6 @@ def survivors(tmp_path: Path) -> Path:
     return target
 
 
-def _run_id(what: str) -> str:
-    return f"surv-{what}-{secrets.token_hex(3)}"
-
-
 def _survivors_run(service: Path, runs: Path, run_id: str, *extra: str,
                    ports: str = "auto") -> subprocess.CompletedProcess[str]:
     """The survivors service finds its runs folder through the environment."""
@@ -62,14 +55,6 @@ def _survivors_run(service: Path, runs: Path, run_id: str, *extra: str,
 
 def _noted_pids(service: Path) -> list[int]:
     return [int(pid) for pid in (service / "out" / "pids").read_text().split()]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _processes_of(run_id: str) -> list[str]:
@@ -140,56 +125,29 @@ def test_gc_ignores_a_state_file_another_user_owns(tmp_path: Path) -> None:
         result = cli("gc", env=clean_env(TESTBED_RUNTIME_DIR=str(root)))
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"ignoring {planted / 'state.json'}: not owned by you" in result.stderr
-        assert victim.is_dir() and _alive(target.pid)
+        assert victim.is_dir() and alive(target.pid)
         assert (planted / "state.json").is_file()
     finally:
         target.kill()
         target.wait()
 
 
-def test_teardown_removes_no_folder_outside_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TESTBED_RUNTIME_DIR", str(tmp_path / "root"))
-    victim = tmp_path / "victim"
-    victim.mkdir()
-    state = RunState.create("surv-outside", tmp_path / "runs" / "surv-outside", None, {})
-    inside = state.runtime_dir / "data"
-    inside.mkdir()
-    state.record({"kind": "directory", "service": "x", "path": str(victim)})
-    state.record({"kind": "directory", "service": "y", "path": str(inside)})
-    result = teardown(state, grace=1)
-    assert victim.is_dir()
-    assert f"directory {victim} (outside the run's folders: not removed)" in result.left
-    assert not inside.exists() and f"directory {inside}" in result.removed
 
 
 # --- items 5 and 6: nothing survives, the deadline --------------------------------------------------
 
-def test_the_supervisor_leaves_no_descendant_and_keeps_the_exit_code() -> None:
-    """The fast layer: escaping by setsid and by double fork still ends with the supervised command."""
-    script = "setsid sleep 1000 & echo $!; (sh -c 'sleep 1000 & echo $!' &); sleep 0; exit 3"
-    done = subprocess.run([sys.executable, "-m", "testbed.core.supervisor", "0", "--", "sh", "-c", script],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 3, done.stderr
-    pids = [int(pid) for pid in done.stdout.split()]
-    assert pids and [pid for pid in pids if _alive(pid)] == [], done.stdout
 
 
-def test_the_supervisor_kills_everything_at_its_deadline() -> None:
-    script = "trap '' TERM INT ALRM; setsid sleep 1000 & echo $!; sleep 1000"
-    done = subprocess.run([sys.executable, "-m", "testbed.core.supervisor", "1", "--", "sh", "-c", script],
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 15, done.stderr  # ExitCode.DEADLINE
-    assert [pid for pid in map(int, done.stdout.split()) if _alive(pid)] == []
 
 
 @pytest.mark.slow
 def test_what_the_tests_start_does_not_outlive_a_run(survivors: Path, runs: Path) -> None:
-    run_id = _run_id("children")
+    run_id = unique_run_id("surv-children")
     result = _survivors_run(survivors, runs, run_id, "--", "-k", "leaves_children")
     assert result.returncode == 0, result.stdout + result.stderr
     pids = _noted_pids(survivors)
     assert len(pids) == 3  # plain child, own session, nohup'd grandchild
-    assert [pid for pid in pids if _alive(pid)] == []
+    assert [pid for pid in pids if alive(pid)] == []
     assert _processes_of(run_id) == [] and leftovers(run_id) == []
 
 
@@ -198,14 +156,14 @@ def test_a_test_that_ignores_alarm_is_killed_at_the_deadline(survivors: Path, ru
     config = survivors / "testbed.yml"
     config.write_text(config.read_text().replace("  paths: [tests]\n", "  paths: [tests]\n  deadline: 5\n"
                                                                         "  timeout: 600\n"))
-    run_id = _run_id("deadline")
+    run_id = unique_run_id("surv-deadline")
     result = _survivors_run(survivors, runs, run_id, "--", "-k", "ignores_alarm")
     assert result.returncode == 15, result.stdout + result.stderr
     assert _failures(result.stdout) == [
         "❌ Tests: outlived tests.deadline (5 s): pytest and everything it started were killed; "
         f"see {runs / run_id / 'pytest.log'}"
     ]
-    assert [pid for pid in _noted_pids(survivors) if _alive(pid)] == []
+    assert [pid for pid in _noted_pids(survivors) if alive(pid)] == []
     assert _processes_of(run_id) == [] and leftovers(run_id) == []
 
 
@@ -230,12 +188,12 @@ def _interrupt(service: Path, runs: Path, run_id: str, started: Path, signum: in
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupt_during_the_tests_leaves_nothing(survivors: Path, runs: Path, signum: int) -> None:
-    run_id = _run_id("int-tests")
+    run_id = unique_run_id("surv-int-tests")
     result = _interrupt(survivors, runs, run_id, survivors / "out" / "pids", signum, "--", "-k", "waits_for_a_signal")
     assert result.returncode == 128 + signum, result.stdout + result.stderr
     assert f"❌ Interrupted by {signal.Signals(signum).name}: tearing down" in result.stdout
     assert "✅ Teardown: nothing left behind" in result.stdout
-    assert [pid for pid in _noted_pids(survivors) if _alive(pid)] == []  # pytest and its own-session child
+    assert [pid for pid in _noted_pids(survivors) if alive(pid)] == []  # pytest and its own-session child
     assert _processes_of(run_id) == [] and leftovers(run_id) == []  # no ansible-playbook, worker, server
 
 
@@ -247,7 +205,7 @@ def test_an_interrupt_during_the_install_leaves_nothing(
     config = survivors / "testbed.yml"
     config.write_text(config.read_text().replace(
         "install: none", "install: \"touch install-started && nohup sleep 1000 >/dev/null 2>&1 & sleep 1000\""))
-    run_id = _run_id("int-install")
+    run_id = unique_run_id("surv-int-install")
     result = _interrupt(survivors, runs, run_id, survivors / "install-started", signum,
                         TESTBED_CACHE_DIR=str(tmp_path / "cache"))  # a fresh virtualenv: the command runs
     assert result.returncode == 128 + signum, result.stdout + result.stderr
@@ -263,13 +221,14 @@ def _until(done: Callable[[], bool], timeout: float = 120) -> bool:
     return done()
 
 
+@pytest.mark.usefixtures("machine_wide")  # a run left ownerless on purpose: another run would collect it
 @pytest.mark.slow
 def test_a_sigkilled_wrapper_s_tests_end_and_gc_removes_the_rest(survivors: Path, runs: Path) -> None:
     """The wrapper and its playbook are SIGKILLed (nothing of the run can tear down): the tests' supervisor
     sees its owner gone and ends the tests by itself; gc removes the servers."""
     from testbed.teardown import reaper  # noqa: PLC0415
 
-    run_id = _run_id("sigkill")
+    run_id = unique_run_id("surv-sigkill")
     wrapper = subprocess.Popen(run_testbed_argv(survivors, runs, "--", "-k", "waits_for_a_signal", run_id=run_id),
                                cwd=PROJECT, env=clean_env(SURVIVORS_RUN_ROOT=str(runs)),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -281,7 +240,7 @@ def test_a_sigkilled_wrapper_s_tests_end_and_gc_removes_the_rest(survivors: Path
     finally:
         wrapper.kill()
         wrapper.wait()
-    assert _until(lambda: not any(_alive(pid) for pid in _noted_pids(survivors)))  # pytest and its child
+    assert _until(lambda: not any(alive(pid) for pid in _noted_pids(survivors)))  # pytest and its child
     assert leftovers(run_id), "the servers stay until gc"
     gc = cli("gc", "--run-id-prefix", run_id)
     assert gc.returncode == 0, gc.stdout + gc.stderr
@@ -296,7 +255,7 @@ def test_a_sigkilled_testbed_test_leaves_nothing_of_its_tests_running(survivors:
 
     from testbed.teardown import reaper  # noqa: PLC0415
 
-    run_id = _run_id("kill-test")
+    run_id = unique_run_id("surv-kill-test")
     env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
     common = ["--service", str(survivors)]
     up = cli("up", *common, "--backend", "native", "--ports", "auto", "--run-folder", str(runs), "--run-id", run_id,
@@ -323,7 +282,7 @@ def test_a_sigkilled_testbed_test_leaves_nothing_of_its_tests_running(survivors:
             tests.wait()
             holder.rollback()  # the reset goes on: with nobody left to report to, the tests would start
         assert _until(lambda: not reaper.marked(run_id) and not reaper.playbooks_of(run_id))
-        assert not (survivors / "out" / "pids").exists() or not any(_alive(p) for p in _noted_pids(survivors))
+        assert not (survivors / "out" / "pids").exists() or not any(alive(p) for p in _noted_pids(survivors))
         assert "✅ PostgreSQL" in cli("status", env=env).stdout  # the environment is still up
     finally:
         down = cli("down", *common, "--run-id", run_id, env=env)
@@ -336,7 +295,7 @@ def test_a_sigkilled_testbed_test_leaves_nothing_of_its_tests_running(survivors:
 
 @pytest.mark.slow
 def test_teardown_finds_the_servers_when_the_state_files_are_gone(survivors: Path, runs: Path) -> None:
-    run_id = _run_id("stateless")
+    run_id = unique_run_id("surv-stateless")
     result = _survivors_run(survivors, runs, run_id, "--", "-k", "deletes_its_state")
     deleted = (survivors / "out" / "deleted").read_text().split()
     assert len(deleted) == 2, deleted  # the runtime copy and the run folder's
@@ -360,7 +319,7 @@ def _up_without_state(survivors: Path, runs: Path, run_id: str, env: dict[str, s
 def test_down_finds_an_environment_whose_state_file_is_gone(survivors: Path, runs: Path) -> None:
     """`down` names the run with the command that stops it (not "no environment is up"), `status` lists it,
     and `down --run-id` stops its servers from what remains (not "no run")."""
-    run_id = _run_id("lost-state")
+    run_id = unique_run_id("surv-lost-state")
     env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
     try:
         _up_without_state(survivors, runs, run_id, env)
@@ -378,11 +337,12 @@ def test_down_finds_an_environment_whose_state_file_is_gone(survivors: Path, run
     assert _processes_of(run_id) == [] and leftovers(run_id) == []
 
 
+@pytest.mark.usefixtures("machine_wide")  # a stale run without its state file: another run's start would collect it
 @pytest.mark.slow
 def test_gc_stops_the_servers_of_a_run_whose_state_file_is_gone(survivors: Path, runs: Path) -> None:
     """gc removes such a run's runtime folder once it is stale, and stops its servers first (it used to
     remove the folder under a running PostgreSQL, which then held its fixed port)."""
-    run_id = _run_id("lost-gc")
+    run_id = unique_run_id("surv-lost-gc")
     env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
     try:
         _up_without_state(survivors, runs, run_id, env)
@@ -402,7 +362,7 @@ def _segments_created_by(pid: int) -> list[str]:
 
 @pytest.mark.slow
 def test_postgres_killed_during_the_tests_is_named_and_its_memory_removed(survivors: Path, runs: Path) -> None:
-    run_id = _run_id("pg-killed")
+    run_id = unique_run_id("surv-pg-killed")
     result = _survivors_run(survivors, runs, run_id, "--", "-k", "kills_postgres")
     assert result.returncode == 1, result.stdout + result.stderr
     failures = _failures(result.stdout)
@@ -415,7 +375,7 @@ def test_postgres_killed_during_the_tests_is_named_and_its_memory_removed(surviv
 
 @pytest.mark.slow
 def test_nats_killed_during_passing_tests_exits_12_naming_it(survivors: Path, runs: Path) -> None:
-    run_id = _run_id("nats-killed")
+    run_id = unique_run_id("surv-nats-killed")
     result = _survivors_run(survivors, runs, run_id, "--", "-k", "kills_nats")
     assert result.returncode == 12, result.stdout + result.stderr
     failures = _failures(result.stdout)
@@ -427,33 +387,6 @@ def test_nats_killed_during_passing_tests_exits_12_naming_it(survivors: Path, ru
 
 
 # --- item 9: ports -------------------------------------------------------------------------------
-
-def _time_wait(port: int) -> None:
-    """Leave a TIME_WAIT connection on the port's own side: the side that closes first keeps it."""
-    with socket.socket() as listener:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", port))
-        listener.listen()
-        client = socket.create_connection(("127.0.0.1", port))
-        accepted, _ = listener.accept()
-        accepted.close()
-        client.recv(1)  # the FIN arrived
-        client.close()
-    with socket.socket() as plain, pytest.raises(OSError):  # what the old check did: it fails now
-        plain.bind(("127.0.0.1", port))
-
-
-def test_a_port_held_only_by_time_wait_is_free_and_a_listener_is_named() -> None:
-    port = free_port()
-    _time_wait(port)
-    assert port_free(port)
-    with socket.socket() as holder:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        holder.bind(("127.0.0.1", port))
-        holder.listen()
-        assert not port_free(port)
-        assert f"(pid {os.getpid()})" in port_holder(port)
-
 
 def _fixed_ports(service: Path) -> list[int]:
     """Random high ports nobody else's tests use, set as the service's fixed ports."""
@@ -468,12 +401,12 @@ def _fixed_ports(service: Path) -> list[int]:
 def test_back_to_back_runs_on_fixed_ports_pass_native(survivors: Path, runs: Path) -> None:
     ports = _fixed_ports(survivors)
     for attempt in range(2):
-        run_id = _run_id(f"fixed{attempt}")
+        run_id = unique_run_id(f"surv-fixed{attempt}")
         result = _survivors_run(survivors, runs, run_id, "--", "-k", "passes", ports="fixed")
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"✅ PostgreSQL: Running on port {ports[0]}" in result.stdout
         for port in ports:
-            _time_wait(port)
+            leave_time_wait(port)
 
 
 @pytest.mark.slow
@@ -483,14 +416,14 @@ def test_back_to_back_runs_on_fixed_ports_pass_docker(
     ports = _fixed_ports(survivors)
     images = image_args({server: tag for server, tag in local_images.items() if server in ("postgres", "nats")})
     for attempt in range(2):
-        run_id = _run_id(f"dfixed{attempt}")
+        run_id = unique_run_id(f"surv-dfixed{attempt}")
         result = cli("run", "--service", str(survivors), "--backend", "docker", "--ports", "fixed",
                      "--run-folder", str(runs), "--run-id", run_id, *images, "--", "-k", "passes", timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"✅ NATS: Running on port {ports[1]}" in result.stdout
         assert leftovers(run_id) == []
         for port in ports:
-            _time_wait(port)
+            leave_time_wait(port)
     assert secret_hits(runs) == []
 
 
@@ -499,7 +432,7 @@ def test_the_run_s_playbook_processes_are_found_by_the_wrapper_s_extravars_file(
     away from the cancelled group); the wrapper passes its extravars as a file, and that is how they are found."""
     from testbed.teardown import reaper  # noqa: PLC0415
 
-    run_id = _run_id("playbooks")
+    run_id = unique_run_id("surv-playbooks")
     private = tmp_path / f"runner-{run_id}"
     private.mkdir()
     (private / "extravars.yml").write_text("testbed_seconds: 60\n", encoding="utf-8")
@@ -523,7 +456,7 @@ def test_the_run_s_playbook_processes_are_found_by_the_wrapper_s_extravars_file(
             time.sleep(0.1)
         pids = {pid for pid, _ in found}
         assert controller.pid in pids and len(pids) >= 2, found  # the controller and its worker
-        assert reaper.playbooks_of(_run_id("other")) == []  # another run's id finds nothing
+        assert reaper.playbooks_of(unique_run_id("surv-other")) == []  # another run's id finds nothing
         assert reaper.kill(found, grace=5.0) == []
         controller.wait(timeout=10)
     finally:
@@ -538,7 +471,7 @@ def test_an_interrupt_of_testbed_test_stops_the_tests_and_keeps_the_environment(
     for the next `testbed test`, and `testbed down` is not refused by a test run that is gone."""
     from testbed.teardown import reaper  # noqa: PLC0415
 
-    run_id = _run_id("int-test")
+    run_id = unique_run_id("surv-int-test")
     env = clean_env(SURVIVORS_RUN_ROOT=str(runs))
     common = ["--service", str(survivors)]
     up = cli("up", *common, "--backend", "native", "--ports", "auto", "--run-folder", str(runs), "--run-id", run_id,
@@ -559,7 +492,7 @@ def test_an_interrupt_of_testbed_test_stops_the_tests_and_keeps_the_environment(
                 tests.kill()
         assert tests.returncode == 130, out + err
         assert "❌ Interrupted by SIGINT: stopping the tests" in out
-        assert [pid for pid in _noted_pids(survivors) if _alive(pid)] == []  # pytest and its own-session child
+        assert [pid for pid in _noted_pids(survivors) if alive(pid)] == []  # pytest and its own-session child
         assert reaper.marked(run_id) == [] and reaper.playbooks_of(run_id) == []
         assert cli("status", env=env).returncode == 0
     finally:

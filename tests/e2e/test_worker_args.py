@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support import FIXTURES, cli, image_args, leftovers, playbook, run_folder_of, run_testbed
+from support import FIXTURES, cli, image_args, leftovers, playbook, run_folder_of, run_id_of, run_testbed
 from testbed.core import junit
 from testbed.core.errors import ExitCode
 
@@ -30,10 +30,6 @@ def suite(tmp_path: Path) -> Path:
     return target
 
 
-def _run_id(output: str) -> str:
-    return run_folder_of(output).name
-
-
 def _images(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
     return request.getfixturevalue("local_images") if backend == "docker" else {}
 
@@ -46,7 +42,7 @@ def test_the_suite_collides_when_workers_share_the_servers(suite: Path, tmp_path
     result = run_testbed(suite, tmp_path / "runs", "--", "-n", "2")
     assert result.returncode == ExitCode.TESTS_FAILED, result.stdout + result.stderr
     assert "another worker's or test's" in (run_folder_of(result.stdout) / "junit.xml").read_text()
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -60,7 +56,7 @@ def test_testbed_run_gives_each_worker_its_servers_in_its_arguments(
     assert result.returncode == 0, out
     assert f"✅ Tests: {TESTS} passed in" in out and f"on {count} workers" in out
     assert f"✅ NATS (gw{count - 1}): Running on port" in out
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -79,7 +75,7 @@ def test_testbed_test_gives_each_worker_its_servers_in_its_arguments(
     finally:
         down = cli("down", "--service", str(suite))
     assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers(_run_id(up.stdout)) == []
+    assert leftovers(run_id_of(up.stdout)) == []
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -99,7 +95,7 @@ def test_plain_ansible_playbook_gives_each_worker_its_servers_in_its_arguments(
     assert result.returncode == 0, result.stdout[-3000:]
     summary = junit.parse(run_folder_of(result.stdout) / "junit.xml")
     assert summary is not None and summary.counts()["passed"] == TESTS and summary.total == TESTS
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_a_shard_gives_each_worker_its_servers_in_its_arguments(suite: Path, tmp_path: Path) -> None:
@@ -109,7 +105,7 @@ def test_a_shard_gives_each_worker_its_servers_in_its_arguments(suite: Path, tmp
     summary = junit.parse(run_folder_of(result.stdout) / "junit.xml")
     assert summary is not None and summary.failed == summary.errors == 0 and summary.total >= 2
     assert "on 2 workers" in out
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_a_suite_making_its_own_worker_databases_from_its_url_still_passes(tmp_path: Path) -> None:
@@ -121,7 +117,7 @@ def test_a_suite_making_its_own_worker_databases_from_its_url_still_passes(tmp_p
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert "✅ Tests: 5 passed in" in out and "on 2 workers" in out
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_a_template_pytest_reads_before_the_workers_get_theirs_is_refused_before_anything_starts(

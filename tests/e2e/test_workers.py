@@ -28,6 +28,7 @@ from support import (
     playbook,
     run,
     run_folder_of,
+    run_id_of,
     run_testbed,
     run_testbed_argv,
 )
@@ -44,10 +45,6 @@ def suite(tmp_path: Path) -> Path:
     return target
 
 
-def _run_id(output: str) -> str:
-    return run_folder_of(output).name
-
-
 @contextlib.contextmanager
 def _environment_up(suite: Path, *args: str) -> Iterator[subprocess.CompletedProcess[str]]:
     """`testbed up` of the suite for the body of the block, then `testbed down`: nothing of it may be left."""
@@ -58,7 +55,7 @@ def _environment_up(suite: Path, *args: str) -> Iterator[subprocess.CompletedPro
     finally:
         down = cli("down", "--service", str(suite))
     assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers(_run_id(up.stdout)) == []
+    assert leftovers(run_id_of(up.stdout)) == []
 
 
 def test_the_colliding_suite_fails_when_workers_share_the_servers(suite: Path, tmp_path: Path) -> None:
@@ -67,7 +64,7 @@ def test_the_colliding_suite_fails_when_workers_share_the_servers(suite: Path, t
     assert result.returncode == ExitCode.TESTS_FAILED, result.stdout + result.stderr
     junit = (run_folder_of(result.stdout) / "junit.xml").read_text()
     assert "another test holds" in junit or "assert" in junit
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 @pytest.mark.parametrize("count", [2, 3])
@@ -80,7 +77,7 @@ def test_each_worker_gets_its_own_servers_natively(suite: Path, tmp_path: Path, 
     for index in range(1, count):
         assert f"✅ Dragonfly (gw{index}): Running on port" in out and f"✅ NATS (gw{index}): Running on port" in out
     assert "PostgreSQL (gw" not in out
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_testbed_run_from_inside_an_xdist_worker_still_gives_each_worker_its_servers(
@@ -92,7 +89,7 @@ def test_testbed_run_from_inside_an_xdist_worker_still_gives_each_worker_its_ser
     result = run_testbed(suite, tmp_path / "runs", "--workers", "2", "--", "-k", "alone", env=outer)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✅ Tests: 7 passed in" in result.stdout
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 @pytest.mark.docker
@@ -106,7 +103,7 @@ def test_each_worker_gets_its_own_servers_on_docker(
     out = result.stdout + result.stderr
     assert result.returncode == 0, out
     assert f"on {count} workers" in out and f"✅ NATS (gw{count - 1}): Running on port" in out
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_plain_ansible_playbook_takes_testbed_workers(suite: Path, tmp_path: Path) -> None:
@@ -122,7 +119,7 @@ def test_plain_ansible_playbook_takes_testbed_workers(suite: Path, tmp_path: Pat
     assert result.returncode == 0, result.stdout[-3000:]
     summary = junit.parse(run_folder_of(result.stdout) / "junit.xml")
     assert summary is not None and summary.counts()["passed"] == 7 and summary.total == 7
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 @pytest.mark.parametrize("backend", ["native", pytest.param("docker", marks=pytest.mark.docker)])
@@ -152,7 +149,7 @@ def test_workers_in_the_dev_loop_grow_the_environment_on_up(suite: Path) -> None
         ]
         grown = cli("up", "--service", str(suite), "--workers", "2")
         assert grown.returncode == 0, grown.stdout + grown.stderr
-        assert "✅ NATS (gw1): Running on port" in grown.stdout and _run_id(grown.stdout) == _run_id(up.stdout)
+        assert "✅ NATS (gw1): Running on port" in grown.stdout and run_id_of(grown.stdout) == run_id_of(up.stdout)
         # test_fresh leaves a row, a key and a stream on whichever worker ran it: each next run starts reset.
         for selection, passed in (("fresh", 1), ("alone", 7), ("fresh", 1), ("alone", 7)):
             test = cli("test", "--service", str(suite), "--workers", "2", "--", "-k", selection)
@@ -194,10 +191,10 @@ def test_a_server_that_died_since_up_is_named_before_the_tests_and_up_replaces_i
         assert not (run_folder_of(test.stdout) / "pytest.log").exists(), "pytest never started"
         replaced = cli("up", "--service", str(suite), "--ports", "auto", "--workers", "2")
         assert replaced.returncode == 0, replaced.stdout + replaced.stderr
-        assert f"ℹ️  environment {_run_id(up.stdout)} is unhealthy; replacing it" in replaced.stdout
+        assert f"ℹ️  environment {run_id_of(up.stdout)} is unhealthy; replacing it" in replaced.stdout
         test = cli("test", "--service", str(suite), "--workers", "2", "--", "-k", "alone")
         assert test.returncode == 0, test.stdout + test.stderr
-    assert leftovers(_run_id(replaced.stdout)) == []
+    assert leftovers(run_id_of(replaced.stdout)) == []
 
 
 def test_bad_worker_counts_are_refused_before_anything_starts(suite: Path, tmp_path: Path) -> None:
@@ -222,7 +219,7 @@ def test_the_reference_service_passes_with_two_workers(tmp_path: Path) -> None:
     assert result.returncode == 0, out
     report = json.loads((run_folder_of(result.stdout) / "report.json").read_text())
     assert report["tests"]["failed"] == 0 and report["tests"]["passed"] >= 40 and "on 2 workers" in out
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_a_declared_server_gets_an_instance_per_worker_unless_shared(tmp_path: Path) -> None:
@@ -252,7 +249,7 @@ def test_a_declared_server_gets_an_instance_per_worker_unless_shared(tmp_path: P
     assert gw0["MEMCACHED_ADDRESS"] != gw1["MEMCACHED_ADDRESS"]  # its own memcached
     assert gw1["MEMCACHED_ADDRESS"].endswith(":" + gw1["CACHE_PORT"])  # templates see the worker's instance
     assert gw0["AWS_ENDPOINT_URL"] == gw1["AWS_ENDPOINT_URL"] and gw0["S3_URL"] == gw1["S3_URL"]  # shared
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_a_migration_added_while_up_lands_on_the_fresh_state_and_the_reset_keeps_it(suite: Path) -> None:
@@ -291,7 +288,7 @@ def test_more_workers_than_cpus_runs_with_one_notice_saying_so(suite: Path, tmp_
     assert notices == ["ℹ️  Workers: 2 pytest workers on 1 CPU take turns, each with servers of its own; "
                        "--workers auto starts one per CPU (never more than the tests)"], result.stdout
     assert "✅ Tests: 7 passed in" in result.stdout and "on 2 workers" in result.stdout  # what was asked, still
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 @pytest.mark.parametrize("where", ["--workers", "tests.workers"])

@@ -14,9 +14,6 @@ from support import FIXTURES, clean_env, playbook
 from testbed.core.paths import runtime_root
 from testbed.run.store import new_run_id
 
-pytestmark = pytest.mark.usefixtures("machine_wide")
-
-
 SERVICE = FIXTURES / "services" / "basic"
 
 # What the playbook registered, by the module that returned it (tests/fixtures/playbooks/module_paths.yml).

@@ -20,9 +20,9 @@ from testbed.backends import docker_api
 from testbed.core.paths import runtime_root
 
 __all__ = [
-    "BIN", "FIXTURES", "PROJECT", "RUN_FOLDER", "SECRET", "clean_env", "cli", "image_args", "leftovers", "only_run_in",
-    "playbook", "refusing_port", "run", "run_folder_of", "run_id_of", "run_testbed", "run_testbed_argv", "secret_hits",
-    "unique_run_id", "without_masks",
+    "BIN", "FIXTURES", "PROJECT", "RUN_FOLDER", "SECRET", "alive", "clean_env", "cli", "image_args", "leave_time_wait",
+    "leftovers", "only_run_in", "playbook", "refusing_port", "run", "run_folder_of", "run_id_of", "run_testbed",
+    "run_testbed_argv", "secret_hits", "unique_run_id", "without_masks",
 ]
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -113,6 +113,35 @@ def refusing_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
+
+
+def leave_time_wait(port: int) -> None:
+    """Leave a TIME_WAIT connection on the port's own side (the side that closes first keeps it): a plain bind
+    of the port fails after this, as it did for testbed's old port check."""
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = listener.accept()
+        accepted.close()
+        client.recv(1)  # the FIN arrived
+        client.close()
+    with socket.socket() as plain:
+        try:
+            plain.bind(("127.0.0.1", port))
+        except OSError:
+            return
+    raise AssertionError(f"port {port} holds no TIME_WAIT connection: a plain bind succeeded")
+
+
+def alive(pid: int) -> bool:
+    """Whether the process still runs (a zombie has ended: only its parent has not reaped it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def leftovers(run_id: str) -> list[str]:

@@ -7,18 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import alive
 from testbed.core import supervisor
 
 
 def _start_time(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_the_supervisor_ends_everything_when_its_owner_is_gone() -> None:
@@ -32,11 +26,11 @@ def test_the_supervisor_ends_everything_when_its_owner_is_gone() -> None:
     try:
         assert watched.stdout is not None
         escaped = int(watched.stdout.readline())  # in a session of its own: found as a descendant
-        assert _alive(escaped) and watched.poll() is None
+        assert alive(escaped) and watched.poll() is None
         owner.kill()
         owner.wait()
         assert watched.wait(timeout=60) == 129  # as on SIGHUP: the owner hung up
-        assert not _alive(escaped)
+        assert not alive(escaped)
     finally:
         for process in (owner, watched):
             if process.poll() is None:
@@ -59,3 +53,21 @@ def test_the_owner_is_the_testbed_command_when_it_says_so(monkeypatch) -> None: 
     assert supervisor.owner_of_this_process() == "123:456"
     monkeypatch.delenv(supervisor.OWNER_VARIABLE)
     assert supervisor.owner_of_this_process() is None  # not below an ansible-playbook: nobody to watch
+
+
+def test_the_supervisor_leaves_no_descendant_and_keeps_the_exit_code() -> None:
+    """The fast layer: escaping by setsid and by double fork still ends with the supervised command."""
+    script = "setsid sleep 1000 & echo $!; (sh -c 'sleep 1000 & echo $!' &); sleep 0; exit 3"
+    done = subprocess.run([sys.executable, "-m", "testbed.core.supervisor", "0", "--", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 3, done.stderr
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert pids and [pid for pid in pids if alive(pid)] == [], done.stdout
+
+
+def test_the_supervisor_kills_everything_at_its_deadline() -> None:
+    script = "trap '' TERM INT ALRM; setsid sleep 1000 & echo $!; sleep 1000"
+    done = subprocess.run([sys.executable, "-m", "testbed.core.supervisor", "1", "--", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 15, done.stderr  # ExitCode.DEADLINE
+    assert [pid for pid in map(int, done.stdout.split()) if alive(pid)] == []

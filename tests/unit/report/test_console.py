@@ -174,3 +174,47 @@ def test_each_module_result_reads_back_as_what_it_was(result: PhaseResult) -> No
     assert _rendered(module, result.as_result(), role="teardown" if module == "testbed_teardown" else "tests") == (
         result.lines()
     )
+
+
+def _event(kind: str, role: str, action: str, res: dict, **data: object) -> dict:
+    return {"event": kind, "event_data": {"role": role, "task_action": action, "res": res, **data}}
+
+
+def test_renderer_turns_events_into_phase_lines_and_exit_codes() -> None:
+    out = io.StringIO()
+    renderer = Renderer(out)
+    renderer(_event("runner_on_ok", "preflight", "testbed_preflight",
+                    {"backend": "native", "backend_reason": "asked for", "notices": ["note"], "service": "s"}))
+    renderer(_event("runner_on_ok", "readiness", "testbed_ready", {"servers": {
+        "nats": {"title": "NATS", "port": 14222}, "postgres": {"title": "PostgreSQL", "port": 15433}}}))
+    renderer(_event("runner_on_ok", "migrations", "testbed_migrate", {"applied": ["1.sql", "2.sql"]}))
+    renderer(_event("runner_on_failed", "tests", "testbed_pytest", {
+        "msg": "Tests: 1 passed, 1 failed in 3.2s (pytest exit 1; see x)", "exit_code": 1,
+        "tests": {"passed": 1, "failed": 1, "duration": 3.2}, "coverage": 87.5}))
+    renderer(_event("runner_on_failed", "secrets", "testbed_secret", {"msg": "ignored"}, ignore_errors=True))
+    renderer(_event("runner_on_ok", "teardown", "testbed_teardown", {"removed": []}))
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "✅ Backend: native (asked for)", "ℹ️  note",
+        "✅ PostgreSQL: Running on port 15433", "✅ NATS: Running on port 14222",
+        "✅ Migrations: Applied successfully (2 new)",
+        "❌ Tests: 1 passed, 1 failed in 3.2s (pytest exit 1; see x)", "✅ Coverage: 87.5%",
+        "✅ Teardown: nothing left behind",
+    ]
+    assert renderer.exit_code("failed", 2) == ExitCode.TESTS_FAILED
+    assert renderer.tests == {"passed": 1, "failed": 1, "duration": 3.2}
+
+
+def test_renderer_teardown_failure_after_passing_tests_is_14() -> None:
+    renderer = Renderer(io.StringIO())
+    renderer(_event("runner_on_ok", "tests", "testbed_pytest", {"tests": {"passed": 3, "duration": 1.0}}))
+    renderer(_event("runner_on_failed", "teardown", "testbed_teardown",
+                    {"msg": "teardown: left behind directory /x", "exit_code": 14}))
+    assert renderer.exit_code("failed", 2) == ExitCode.TEARDOWN
+
+
+def test_renderer_first_failure_wins_over_a_later_teardown_failure() -> None:
+    renderer = Renderer(io.StringIO())
+    renderer(_event("runner_on_failed", "migrations", "testbed_migrate", {"msg": "migrations: x", "exit_code": 13}))
+    renderer(_event("runner_on_failed", "teardown", "testbed_teardown", {"msg": "left", "exit_code": 14}))
+    assert renderer.exit_code("failed", 2) == ExitCode.MIGRATIONS
