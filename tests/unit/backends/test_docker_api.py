@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from testbed.backends import docker_api
+from testbed.backends import docker, docker_api
 from testbed.core.errors import ExitCode, TestbedError
+from testbed.run.record import RunRecord
 
 
 @pytest.fixture
@@ -57,7 +58,24 @@ def test_engine_that_never_answers(monkeypatch: pytest.MonkeyPatch, short_dir: P
         with pytest.raises(docker_api.EngineUnreachable) as caught:
             docker_api.request("GET", "/version", timeout=0.2)
     assert str(caught.value) == f"no Docker engine answers on {path} (no answer within 0.2s)"
-    assert isinstance(caught.value, OSError)  # callers that catch OSError print it as is
+
+
+def test_a_caller_that_catches_oserror_names_the_engine(monkeypatch: pytest.MonkeyPatch, short_dir: Path) -> None:
+    """The Docker backend catches OSError around the engine's answers and prints it as is: the line names the
+    socket and why, and what to do."""
+    _engine_at(monkeypatch, short_dir / "docker.sock")
+    record = RunRecord.from_dict({
+        "run_id": "r1", "run_folder": str(short_dir / "runs"), "runtime_dir": str(short_dir / "r1"),
+        "servers": {"postgres": {"title": "PostgreSQL"}},
+        "resources": [{"kind": "container", "service": "postgres", "name": "testbed-r1-postgres"}],
+    })
+    with pytest.raises(TestbedError) as failed:
+        docker.published_ports(record)
+    assert failed.value.exit_code == ExitCode.PROVISIONING
+    assert str(failed.value) == (
+        "PostgreSQL: cannot read the ports of container testbed-r1-postgres: no Docker engine answers on "
+        f"{short_dir / 'docker.sock'} (No such file or directory); once it answers, `testbed gc` removes what the "
+        "run left")
 
 
 def test_an_engine_not_on_a_unix_socket_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
