@@ -21,10 +21,11 @@ from typing import Any
 import psycopg
 import pytest
 
+from support import write_lines
 from testbed.core.ports import free_port
-from testbed.migrations import engine, sql
+from testbed.migrations import engine
 from testbed.migrations.engine import ADVISORY_LOCK_KEY, apply
-from testbed.migrations.files import DEFAULT_SCHEMA, MigrationError, discover
+from testbed.migrations.files import DEFAULT_SCHEMA, MigrationError
 
 TRACKED = f"{DEFAULT_SCHEMA}.{engine.TRACKING_TABLE}"
 PG_USER = "testbed"  # the unprivileged system user that owns the cluster when the tests run as root
@@ -159,12 +160,6 @@ def folder(tmp_path: Path) -> Path:
     return path
 
 
-def write(folder: Path, name: str, *lines: str) -> Path:
-    path = folder / name
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
 def error_of(conninfo: str, folder: Path, **kwargs: Any) -> str:
     with pytest.raises(MigrationError) as info:
         apply(conninfo, folder, **kwargs)
@@ -177,45 +172,17 @@ def error_of(conninfo: str, folder: Path, **kwargs: Any) -> str:
 # ------------------------------------------------------------------------------------------------ discovery
 
 
-def test_discover_sorts_by_numeric_version_and_reads_files(folder: Path) -> None:
-    write(folder, "10_ten.sql", "SELECT 10;")
-    write(folder, "2_two.sql", "-- a comment", "", "-- testbed:no-transaction", "SELECT 2;")
-    write(folder, "0001_one.sql", "SELECT 1;")
-    write(folder, "README.md", "not a migration")
-    (folder / "subdir.sql").mkdir()
-
-    found = discover(folder)
-
-    assert [(m.version, m.name) for m in found] == [(1, "0001_one.sql"), (2, "2_two.sql"), (10, "10_ten.sql")]
-    one = found[0]
-    assert one.path == folder / "0001_one.sql"
-    assert one.sql == "SELECT 1;\n"
-    assert one.checksum == hashlib.sha256(b"SELECT 1;\n").hexdigest()
-    assert [m.transactional for m in found] == [True, False, True]
 
 
-def test_discover_empty_folder_is_fine(folder: Path) -> None:
-    assert discover(folder) == []
 
 
-def test_marker_after_sql_is_rejected(folder: Path) -> None:
-    write(folder, "1_late_marker.sql", "SELECT 1;", "-- testbed:no-transaction", "SELECT 2;")
-    with pytest.raises(
-        MigrationError, match=r"^1_late_marker\.sql line 2: .*must be among the comment lines"
-    ):
-        discover(folder)
 
 
-def test_file_without_numeric_prefix_is_rejected(folder: Path) -> None:
-    write(folder, "1_ok.sql", "SELECT 1;")
-    write(folder, "create_users.sql", "SELECT 1;")
-    with pytest.raises(MigrationError, match=r"create_users\.sql: .*numeric version"):
-        discover(folder)
 
 
 def test_duplicate_versions_name_both_files(folder: Path, db: Db) -> None:
-    write(folder, "1_first.sql", "CREATE TABLE first (id int);")
-    write(folder, "001_second.sql", "CREATE TABLE second (id int);")
+    write_lines(folder, "1_first.sql", "CREATE TABLE first (id int);")
+    write_lines(folder, "001_second.sql", "CREATE TABLE second (id int);")
     message = error_of(db.conninfo, folder)
     assert "duplicate migration version 1" in message
     assert "1_first.sql" in message
@@ -233,56 +200,15 @@ def test_missing_folder_is_named(tmp_path: Path, db: Db) -> None:
 # ------------------------------------------------------------------------------------------------ splitting
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("SELECT 1; SELECT 2", ["SELECT 1;", "SELECT 2"]),
-        ("SELECT ';'; SELECT 'it''s; fine'", ["SELECT ';';", "SELECT 'it''s; fine'"]),
-        (r"SELECT 'a\'; SELECT 2", [r"SELECT 'a\';", "SELECT 2"]),  # standard_conforming_strings
-        (r"SELECT E'\';x'; SELECT e'\\'; SELECT 3", [r"SELECT E'\';x';", r"SELECT e'\\';", "SELECT 3"]),
-        ("SELECT date'2020-01-01'; SELECT 2", ["SELECT date'2020-01-01';", "SELECT 2"]),
-        ('SELECT 1 AS "a;""b"; SELECT 2', ['SELECT 1 AS "a;""b";', "SELECT 2"]),
-        ("SELECT $$a;b$$, $x$ $$; $x$; SELECT 2", ["SELECT $$a;b$$, $x$ $$; $x$;", "SELECT 2"]),
-        ("SELECT 1 AS a$b; SELECT $1; SELECT 3", ["SELECT 1 AS a$b;", "SELECT $1;", "SELECT 3"]),
-        (
-            "/* a /* b; */ c; */ SELECT 1; -- x; y\nSELECT 2;",
-            ["/* a /* b; */ c; */ SELECT 1;", "-- x; y\nSELECT 2;"],
-        ),
-        ("SELECT 1; -- the end;\n/* really; */\n", ["SELECT 1;"]),
-        (";;  ; SELECT 1", ["SELECT 1"]),
-        (
-            "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO u VALUES (1); NOTIFY u); SELECT 1",
-            ["CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO u VALUES (1); NOTIFY u);", "SELECT 1"],
-        ),
-        (
-            "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1;"
-            " SELECT CASE WHEN true THEN 2 END; END; SELECT 3",
-            [
-                "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1;"
-                " SELECT CASE WHEN true THEN 2 END; END;",
-                "SELECT 3",
-            ],
-        ),
-        (
-            "CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END; SELECT 1",
-            ["CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC INSERT INTO t VALUES (1); END;", "SELECT 1"],
-        ),
-        ("SELECT CASE WHEN true THEN 1 END; SELECT 2", ["SELECT CASE WHEN true THEN 1 END;", "SELECT 2"]),
-        ("SELECT 'unterminated; SELECT 2", ["SELECT 'unterminated; SELECT 2"]),
-    ],
-)
-def test_split_statements(text: str, expected: list[str]) -> None:
-    statements = sql.split_statements(text)
-    assert [text[s.start : s.end].strip().lstrip(";").strip() for s in statements] == expected
 
 
 # ------------------------------------------------------------------------------------------------ applying
 
 
 def test_applies_in_numeric_version_order_not_lexical(folder: Path, db: Db) -> None:
-    write(folder, "1_create.sql", "CREATE TABLE log (id serial PRIMARY KEY, v text NOT NULL);")
-    write(folder, "10_ten.sql", "INSERT INTO log (v) VALUES ('ten');", "ALTER TABLE two ADD COLUMN ten int;")
-    write(folder, "2_two.sql", "INSERT INTO log (v) VALUES ('two');", "CREATE TABLE two (id int);")
+    write_lines(folder, "1_create.sql", "CREATE TABLE log (id serial PRIMARY KEY, v text NOT NULL);")
+    write_lines(folder, "10_ten.sql", "INSERT INTO log (v) VALUES ('ten');", "ALTER TABLE two ADD COLUMN ten int;")
+    write_lines(folder, "2_two.sql", "INSERT INTO log (v) VALUES ('two');", "CREATE TABLE two (id int);")
 
     result = apply(db.conninfo, folder)
 
@@ -313,8 +239,8 @@ def test_empty_folder_applies_nothing(folder: Path, db: Db) -> None:
 
 
 def test_rerun_applies_nothing_then_only_new_files(folder: Path, db: Db) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
-    write(folder, "2_b.sql", "INSERT INTO a VALUES (1);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "2_b.sql", "INSERT INTO a VALUES (1);")
     assert apply(db.conninfo, folder).applied == ["1_a.sql", "2_b.sql"]
     before = db.rows(f"SELECT version, applied_at FROM {TRACKED} ORDER BY 1")
 
@@ -326,7 +252,7 @@ def test_rerun_applies_nothing_then_only_new_files(folder: Path, db: Db) -> None
     assert db.rows(f"SELECT version, applied_at FROM {TRACKED} ORDER BY 1") == before
     assert db.value("SELECT count(*) FROM a") == 1
 
-    write(folder, "3_c.sql", "INSERT INTO a VALUES (3);")
+    write_lines(folder, "3_c.sql", "INSERT INTO a VALUES (3);")
     third = apply(db.conninfo, folder)
     assert third.applied == ["3_c.sql"]
     assert third.skipped == ["1_a.sql", "2_b.sql"]
@@ -334,11 +260,11 @@ def test_rerun_applies_nothing_then_only_new_files(folder: Path, db: Db) -> None
 
 
 def test_changed_checksum_fails_naming_the_file(folder: Path, db: Db) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
-    write(folder, "2_b.sql", "INSERT INTO a VALUES (1);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "2_b.sql", "INSERT INTO a VALUES (1);")
     apply(db.conninfo, folder)
-    write(folder, "2_b.sql", "INSERT INTO a VALUES (2);")
-    write(folder, "3_c.sql", "CREATE TABLE c (id int);")
+    write_lines(folder, "2_b.sql", "INSERT INTO a VALUES (2);")
+    write_lines(folder, "3_c.sql", "CREATE TABLE c (id int);")
 
     message = error_of(db.conninfo, folder)
 
@@ -351,11 +277,11 @@ def test_changed_checksum_fails_naming_the_file(folder: Path, db: Db) -> None:
 
 
 def test_out_of_order_new_file_is_rejected(folder: Path, db: Db) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
-    write(folder, "3_c.sql", "CREATE TABLE c (id int);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "3_c.sql", "CREATE TABLE c (id int);")
     apply(db.conninfo, folder)
-    write(folder, "2_b.sql", "CREATE TABLE b (id int);")
-    write(folder, "4_d.sql", "CREATE TABLE d (id int);")
+    write_lines(folder, "2_b.sql", "CREATE TABLE b (id int);")
+    write_lines(folder, "4_d.sql", "CREATE TABLE d (id int);")
 
     message = error_of(db.conninfo, folder)
 
@@ -369,11 +295,11 @@ def test_out_of_order_new_file_is_rejected(folder: Path, db: Db) -> None:
 def test_tracked_version_without_file_is_ignored_with_a_warning(
     folder: Path, db: Db, caplog: pytest.LogCaptureFixture
 ) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
-    write(folder, "2_b.sql", "CREATE TABLE b (id int);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "2_b.sql", "CREATE TABLE b (id int);")
     apply(db.conninfo, folder)
     (folder / "1_a.sql").unlink()
-    write(folder, "3_c.sql", "CREATE TABLE c (id int);")
+    write_lines(folder, "3_c.sql", "CREATE TABLE c (id int);")
 
     with caplog.at_level(logging.WARNING, logger="testbed.migrations"):
         result = apply(db.conninfo, folder)
@@ -387,13 +313,13 @@ def test_tracked_version_without_file_is_ignored_with_a_warning(
 
 
 def _prepare_ok_files(folder: Path) -> None:
-    write(folder, "0001_a.sql", "CREATE TABLE a (id int);")
-    write(folder, "0002_b.sql", "INSERT INTO a VALUES (1);")
+    write_lines(folder, "0001_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "0002_b.sql", "INSERT INTO a VALUES (1);")
 
 
 def test_broken_file_reports_line_and_leaves_db_as_before_it(folder: Path, db: Db) -> None:
     _prepare_ok_files(folder)
-    broken = write(
+    broken = write_lines(
         folder,
         "0003_broken.sql",
         "-- adds the broken table",  # 1
@@ -402,7 +328,7 @@ def test_broken_file_reports_line_and_leaves_db_as_before_it(folder: Path, db: D
         "SELEC 1;",  # 4
         "INSERT INTO a VALUES (3);",  # 5
     )
-    write(folder, "0004_after.sql", "CREATE TABLE after_broken (id int);")
+    write_lines(folder, "0004_after.sql", "CREATE TABLE after_broken (id int);")
 
     message = error_of(db.conninfo, folder)
 
@@ -421,7 +347,7 @@ def test_broken_file_reports_line_and_leaves_db_as_before_it(folder: Path, db: D
 def test_error_in_second_statement_reports_its_file_line(folder: Path, db: Db, transactional: bool) -> None:
     _prepare_ok_files(folder)
     header = [] if transactional else ["-- testbed:no-transaction"]
-    write(
+    write_lines(
         folder,
         "0003_second.sql",
         *header,
@@ -447,7 +373,7 @@ def test_error_in_second_statement_reports_its_file_line(folder: Path, db: Db, t
 
 
 def test_error_without_position_points_at_the_statement(folder: Path, db: Db) -> None:
-    write(folder, "1_div.sql", "SELECT 1;", "-- next one fails at run time", "SELECT", "  1 / 0;")
+    write_lines(folder, "1_div.sql", "SELECT 1;", "-- next one fails at run time", "SELECT", "  1 / 0;")
     assert error_of(db.conninfo, folder) == "1_div.sql line 3: division by zero"
 
 
@@ -458,15 +384,15 @@ def test_line_numbers_with_multibyte_text_and_crlf(folder: Path, db: Db) -> None
 
 
 def test_detail_is_kept_on_the_same_line(folder: Path, db: Db) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int PRIMARY KEY);", "INSERT INTO a VALUES (1);")
-    write(folder, "2_dup.sql", "-- oops", "INSERT INTO a VALUES (1);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int PRIMARY KEY);", "INSERT INTO a VALUES (1);")
+    write_lines(folder, "2_dup.sql", "-- oops", "INSERT INTO a VALUES (1);")
     message = error_of(db.conninfo, folder)
     assert message.startswith('2_dup.sql line 2: duplicate key value violates unique constraint "a_pkey"; ')
     assert "Key (id)=(1) already exists." in message
 
 
 def test_failure_at_commit_rolls_the_file_back(folder: Path, db: Db) -> None:
-    write(
+    write_lines(
         folder,
         "1_deferred.sql",
         "CREATE TABLE p (id int PRIMARY KEY);",
@@ -481,8 +407,8 @@ def test_failure_at_commit_rolls_the_file_back(folder: Path, db: Db) -> None:
 
 
 def test_transaction_control_in_a_transactional_file_is_refused(folder: Path, db: Db) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
-    write(folder, "2_commit.sql", "INSERT INTO a VALUES (1);", "COMMIT;", "INSERT INTO a VALUES (2);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "2_commit.sql", "INSERT INTO a VALUES (1);", "COMMIT;", "INSERT INTO a VALUES (2);")
     message = error_of(db.conninfo, folder)
     assert message.startswith("2_commit.sql line 2: COMMIT in a file that runs in its own transaction")
     assert db.tracked() == []  # refused before anything ran
@@ -490,7 +416,7 @@ def test_transaction_control_in_a_transactional_file_is_refused(folder: Path, db
 
 
 def test_tricky_but_valid_file_runs(folder: Path, db: Db) -> None:
-    write(
+    write_lines(
         folder,
         "1_tricky.sql",
         "CREATE TABLE t (id int, s text);",
@@ -524,13 +450,13 @@ def test_tricky_but_valid_file_runs(folder: Path, db: Db) -> None:
 
 
 def test_no_transaction_marker_allows_create_index_concurrently(folder: Path, db: Db) -> None:
-    write(
+    write_lines(
         folder,
         "1_t.sql",
         "CREATE TABLE t (id int, v int);",
         "INSERT INTO t SELECT g, g FROM generate_series(1, 100) g;",
     )
-    write(
+    write_lines(
         folder,
         "2_index.sql",
         "-- testbed:no-transaction",
@@ -552,8 +478,8 @@ def test_no_transaction_marker_allows_create_index_concurrently(folder: Path, db
 
 
 def test_create_index_concurrently_without_marker_fails(folder: Path, db: Db) -> None:
-    write(folder, "1_t.sql", "CREATE TABLE t (id int);")
-    write(folder, "2_index.sql", "-- forgot the marker", "CREATE INDEX CONCURRENTLY t_id_idx ON t (id);")
+    write_lines(folder, "1_t.sql", "CREATE TABLE t (id int);")
+    write_lines(folder, "2_index.sql", "-- forgot the marker", "CREATE INDEX CONCURRENTLY t_id_idx ON t (id);")
 
     message = error_of(db.conninfo, folder)
 
@@ -567,9 +493,9 @@ def test_create_index_concurrently_without_marker_fails(folder: Path, db: Db) ->
 
 
 def test_no_transaction_file_may_manage_its_own_transactions(folder: Path, db: Db) -> None:
-    write(folder, "1_t.sql", "CREATE TABLE t (id int);")
-    write(folder, "2_tx.sql", "-- testbed:no-transaction", "BEGIN;", "INSERT INTO t VALUES (1);", "COMMIT;")
-    write(folder, "3_open.sql", "-- testbed:no-transaction", "BEGIN;", "INSERT INTO t VALUES (2);")
+    write_lines(folder, "1_t.sql", "CREATE TABLE t (id int);")
+    write_lines(folder, "2_tx.sql", "-- testbed:no-transaction", "BEGIN;", "INSERT INTO t VALUES (1);", "COMMIT;")
+    write_lines(folder, "3_open.sql", "-- testbed:no-transaction", "BEGIN;", "INSERT INTO t VALUES (2);")
 
     message = error_of(db.conninfo, folder)
 
@@ -580,7 +506,7 @@ def test_no_transaction_file_may_manage_its_own_transactions(folder: Path, db: D
 
 @pytest.mark.parametrize("statement", ["VACUUM t;", "ALTER SYSTEM SET work_mem = '5MB';"])
 def test_other_statements_that_need_autocommit_name_the_marker(folder: Path, db: Db, statement: str) -> None:
-    write(folder, "1_t.sql", "CREATE TABLE t (id int);", statement)
+    write_lines(folder, "1_t.sql", "CREATE TABLE t (id int);", statement)
 
     message = error_of(db.conninfo, folder)
 
@@ -602,8 +528,8 @@ def _service_tables(db: Db) -> list[tuple[str, str]]:
 
 
 def test_bookkeeping_lives_in_its_own_schema_off_the_search_path(folder: Path, db: Db) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
-    write(folder, "2_b.sql", "CREATE TABLE b (id int);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "2_b.sql", "CREATE TABLE b (id int);")
 
     apply(db.conninfo, folder)
 
@@ -614,7 +540,7 @@ def test_bookkeeping_lives_in_its_own_schema_off_the_search_path(folder: Path, d
 
 
 def test_bookkeeping_schema_is_configurable(folder: Path, db: Db) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
 
     assert apply(db.conninfo, folder, schema="ops bookkeeping").applied == ["1_a.sql"]
     assert apply(db.conninfo, folder, schema="ops bookkeeping").skipped == ["1_a.sql"]
@@ -626,7 +552,7 @@ def test_bookkeeping_schema_is_configurable(folder: Path, db: Db) -> None:
 
 @pytest.mark.parametrize("schema", ["public", "postgres"], ids=["public", "named-like-the-user"])
 def test_a_schema_on_the_search_path_is_refused_and_not_created(folder: Path, db: Db, schema: str) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
 
     message = error_of(db.conninfo, folder, schema=schema)
 
@@ -639,7 +565,7 @@ def test_a_schema_on_the_search_path_is_refused_and_not_created(folder: Path, db
 
 def test_a_legacy_table_in_public_is_moved_with_its_rows(folder: Path, db: Db) -> None:
     """What testbed before the schema left: the table in public, the first file applied."""
-    first = write(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    first = write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
     with psycopg.connect(db.conninfo, autocommit=True) as conn:
         conn.execute("CREATE TABLE a (id int)")
         conn.execute(
@@ -650,7 +576,7 @@ def test_a_legacy_table_in_public_is_moved_with_its_rows(folder: Path, db: Db) -
             "INSERT INTO testbed_schema_migrations (version, name, checksum) VALUES (1, '1_a.sql', %s)",
             (hashlib.sha256(first.read_bytes()).hexdigest(),),
         )
-    write(folder, "2_b.sql", "CREATE TABLE b (id int);")
+    write_lines(folder, "2_b.sql", "CREATE TABLE b (id int);")
 
     result = apply(db.conninfo, folder)
 
@@ -665,9 +591,9 @@ def test_a_legacy_table_in_public_is_moved_with_its_rows(folder: Path, db: Db) -
 
 
 def test_concurrent_applies_apply_each_file_exactly_once(folder: Path, db: Db) -> None:
-    write(folder, "1_t.sql", "CREATE TABLE runs (file text);", "INSERT INTO runs VALUES ('1');")
-    write(folder, "2_slow.sql", "SELECT pg_sleep(0.3);", "INSERT INTO runs VALUES ('2');")
-    write(folder, "3_last.sql", "INSERT INTO runs VALUES ('3');")
+    write_lines(folder, "1_t.sql", "CREATE TABLE runs (file text);", "INSERT INTO runs VALUES ('1');")
+    write_lines(folder, "2_slow.sql", "SELECT pg_sleep(0.3);", "INSERT INTO runs VALUES ('2');")
+    write_lines(folder, "3_last.sql", "INSERT INTO runs VALUES ('3');")
     workers = 4
     barrier = threading.Barrier(workers)
 
@@ -686,7 +612,7 @@ def test_concurrent_applies_apply_each_file_exactly_once(folder: Path, db: Db) -
 
 
 def test_lock_wait_times_out_and_lock_is_released_after_errors(folder: Path, db: Db) -> None:
-    write(folder, "1_a.sql", "CREATE TABLE a (id int);")
+    write_lines(folder, "1_a.sql", "CREATE TABLE a (id int);")
     with psycopg.connect(db.conninfo, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
         pid = holder.info.backend_pid
@@ -698,7 +624,7 @@ def test_lock_wait_times_out_and_lock_is_released_after_errors(folder: Path, db:
     assert f"backend pid {pid}" in message
     assert db.tracked() == []
 
-    write(folder, "2_broken.sql", "SELEC 1;")
+    write_lines(folder, "2_broken.sql", "SELEC 1;")
     assert error_of(db.conninfo, folder, lock_timeout_s=0).startswith("2_broken.sql line 1:")
     locks = db.value("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
     assert locks == 0
@@ -727,7 +653,7 @@ def test_lock_wait_times_out_and_lock_is_released_after_errors(folder: Path, db:
 def test_messages_never_include_the_password(
     folder: Path, db: Db, pg_server: Server, make_conninfo: Any
 ) -> None:
-    write(folder, "1_a.sql", "SELECT 1;")
+    write_lines(folder, "1_a.sql", "SELECT 1;")
     message = error_of(make_conninfo(pg_server, db), folder)
     assert pg_server.password not in message
     assert message.startswith(("cannot connect to the database: ", "invalid connection string: "))

@@ -22,7 +22,7 @@ from testbed.core.paths import runtime_root
 __all__ = [
     "BIN", "FIXTURES", "PROJECT", "RUN_FOLDER", "SECRET", "alive", "clean_env", "cli", "image_args", "leave_time_wait",
     "leftovers", "only_run_in", "playbook", "refusing_port", "run", "run_folder_of", "run_id_of", "run_testbed",
-    "run_testbed_argv", "secret_hits", "unique_run_id", "without_masks",
+    "run_testbed_argv", "secret_hits", "unique_run_id", "without_masks", "write_lines",
 ]
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -179,3 +179,10 @@ def secret_hits(*places: Path | str) -> list[str]:
         elif SECRET in place:
             hits.append("output")
     return hits
+
+
+def write_lines(folder: Path, name: str, *lines: str) -> Path:
+    """A text file of these lines (each ended by a newline) in the folder: a migration, a test, a config."""
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
