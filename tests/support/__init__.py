@@ -12,17 +12,41 @@ import secrets
 import socket
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 from images.build import image_args
 from testbed.backends import docker_api
 from testbed.core.paths import runtime_root
+from testbed.parallel import workers
 
 __all__ = [
-    "BIN", "FIXTURES", "PROJECT", "RUN_FOLDER", "SECRET", "alive", "clean_env", "cli", "image_args", "leave_time_wait",
-    "leftovers", "only_run_in", "playbook", "refusing_port", "run", "run_folder_of", "run_id_of", "run_testbed",
-    "run_testbed_argv", "secret_hits", "unique_run_id", "without_masks", "write_lines",
+    "BIN",
+    "FIXTURES",
+    "PROJECT",
+    "RUN_FOLDER",
+    "SECRET",
+    "alive",
+    "clean_env",
+    "cli",
+    "image_args",
+    "leave_time_wait",
+    "leftovers",
+    "only_run_in",
+    "playbook",
+    "python_on_small_tmpfs",
+    "refusing_port",
+    "run",
+    "run_folder_of",
+    "run_id_of",
+    "run_testbed",
+    "run_testbed_argv",
+    "run_workers_plugin",
+    "secret_hits",
+    "unique_run_id",
+    "without_masks",
+    "write_lines",
 ]
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -186,3 +210,29 @@ def write_lines(folder: Path, name: str, *lines: str) -> Path:
     path = folder / name
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def python_on_small_tmpfs(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """Python `code` with a 64 KiB tmpfs on tmp_path/disk (FOLDER in the code), in a mount namespace of its own:
+    a full disk, for this process only."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = f"FOLDER = {str(disk)!r}\n" + textwrap.dedent(code)
+    mount = 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"'
+    return subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "sh", str(disk), sys.executable, "-c",
+         script],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
+def run_workers_plugin(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Import testbed's pytest-xdist plugin in a process of its own with this environment; it prints what a
+    worker's POSTGRES_DB and the reset gate's variable are after it ran."""
+    code = "import os, testbed_workers; print(os.environ.get('POSTGRES_DB'), os.environ.get('TESTBED_RESET_GATE'))"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(workers.PLUGIN_DIR), **env},
+        capture_output=True, text=True, check=False, timeout=30,
+    )

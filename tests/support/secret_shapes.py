@@ -74,3 +74,20 @@ def yaml_document() -> Shaped:
         "    -----END EC PRIVATE KEY-----\n"
     )
     return Shaped(text, (password, token, *lines))
+
+
+def token_value() -> tuple[str, str]:
+    """A value with every character XML, JSON and repr escape, around a random core no output may show."""
+    core = secrets.token_hex(12)
+    return f"tb-leak-<&>\"'\\-{core}", core
+
+
+def pem_value() -> tuple[str, str]:
+    """A multi-line value, key-shaped, around a random core."""
+    core = secrets.token_hex(16)
+    return f"-----BEGIN TESTBED KEY-----\nMIIBOgIBAAJBAK{core}\n-----END TESTBED KEY-----", core
+
+
+def fragments(core: str) -> list[str]:
+    """Every 8-character run of the random core: a truncated repr must not show even part of it."""
+    return [core[i : i + 8] for i in range(0, len(core) - 7, 4)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from testbed.core import errors
 from testbed.core.errors import ExitCode, worst
 from testbed.report.github.summary import step_summary
 
@@ -28,3 +29,15 @@ def test_the_summary_of_exit_15_explains_the_deadline() -> None:
 ])
 def test_worst_ranks_signals_over_testbed_over_pytest(codes: list[int], expected: int) -> None:
     assert worst(codes) == expected
+
+
+@pytest.mark.parametrize(("codes", "expected"), [
+    ([], 0),
+    ([0, 1, 5], 5),  # among test outcomes, the larger code
+    ([1, 10], 10),  # a setup failure (10 and up) over any test outcome
+    ([14, 12, 1], 14),
+    ([130, 15, 1], 130),  # an interrupted shard over everything
+    ([143, 130], 143),
+])
+def test_merge_reports_the_worst_exit_code(codes: list[int], expected: int) -> None:
+    assert errors.worst(codes) == expected

@@ -5,15 +5,12 @@ tail. The full disks are real: a small tmpfs in a mount namespace of the test's 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from testbed.core import files, logcap
+from support import python_on_small_tmpfs
+from testbed.core import files
 from testbed.core.errors import ExitCode
 from testbed.core.redact import Redactor
 from testbed.run.store import RunState
@@ -109,65 +106,10 @@ def test_teardown_removes_no_folder_reached_through_a_link(tmp_path: Path, victi
     assert not _inside(linked / "sources.d", (linked,))
 
 
-def test_a_capped_log_keeps_its_head_and_tail(tmp_path: Path) -> None:
-    path = tmp_path / "server.log"
-    log = logcap.CappedLog(files.open_log_fd(path), path, head=100, tail=200)
-    log.write(b"h" * 150)
-    assert path.read_bytes() == b"h" * 150  # under the cap: as it comes
-    for _ in range(100):
-        log.write(b"m" * 50)
-    log.write(b"t" * 200)
-    log.close()
-    data = path.read_bytes()
-    marker = f"\n[testbed: {150 + 5000 + 200 - 300} bytes cut here; this log keeps its first".encode()
-    assert data.startswith(b"h" * 100 + marker) and data.endswith(b"]\n" + b"t" * 200)
-    assert logcap.head_and_tail(b"h" * 150 + b"m" * 5000 + b"t" * 200, 100, 200) == data  # a container's log
-
-
-def _on_tmpfs(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:
-    """Python `code` with a 64 KiB tmpfs on tmp_path/disk (FOLDER in the code), in a mount namespace."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    script = f"FOLDER = {str(disk)!r}\n" + textwrap.dedent(code)
-    mount = 'mount -t tmpfs -o size=64k tmpfs "$1" && shift && exec "$@"'
-    return subprocess.run(
-        ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "sh", str(disk), sys.executable, "-c",
-         script],
-        capture_output=True, text=True, timeout=60, check=False,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-
-
-def test_a_full_disk_is_one_disk_full_and_the_old_file_stays_whole(tmp_path: Path) -> None:
-    done = _on_tmpfs(tmp_path, """
-        import json
-        from pathlib import Path
-        from testbed.core import files
-        folder = Path(FOLDER)
-        files.write(folder / "state.json", json.dumps({"run_id": "x"}))
-        try:
-            with (folder / "filler").open("wb", buffering=0) as filler:
-                while True:
-                    filler.write(b"0" * 4096)
-        except OSError:
-            pass
-        try:
-            files.write(folder / "state.json", json.dumps({"run_id": "x", "more": "y" * 65536}))
-        except files.DiskFull as full:
-            print(full.exit_code, full)
-        print(json.loads((folder / "state.json").read_text()))
-        print(sorted(p.name for p in folder.iterdir()))
-    """)
-    assert done.returncode == 0, done.stderr
-    code, state, names = done.stdout.splitlines()
-    disk = tmp_path / "disk"
-    assert code.startswith(f"12 no space left on device: the filesystem at {disk} (tmpfs, 64.0 KiB) is full "
-                           f"(writing {disk / 'state.json'})")
-    assert state == "{'run_id': 'x'}" and names == "['filler', 'state.json']"  # no temporary file left
 
 
 def test_scrubbing_on_a_full_disk_rewrites_in_place(tmp_path: Path) -> None:
-    done = _on_tmpfs(tmp_path, f"""
+    done = python_on_small_tmpfs(tmp_path, f"""
         from pathlib import Path
         from testbed.core.redact import Redactor
         folder = Path(FOLDER)
@@ -185,14 +127,3 @@ def test_scrubbing_on_a_full_disk_rewrites_in_place(tmp_path: Path) -> None:
     assert done.stdout.splitlines()[1] == "before *** after"
 
 
-def test_a_capped_log_goes_on_from_an_earlier_one(tmp_path: Path) -> None:
-    """A server restarted on a new port (a lost port race) appends to its log; a new pump takes it up."""
-    path = tmp_path / "server.log"
-    first = logcap.CappedLog(files.open_log_fd(path), path, head=100, tail=200)
-    first.write(b"a" * 250)
-    first.close()
-    again = logcap.CappedLog(files.open_log_fd(path), path, head=100, tail=200)
-    again.write(b"b" * 100)
-    again.close()
-    data = path.read_bytes()
-    assert data.startswith(b"a" * 100 + b"\n[testbed: 50 bytes cut here;") and data.endswith(b"a" * 100 + b"b" * 100)

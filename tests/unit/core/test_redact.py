@@ -5,6 +5,7 @@ value are caught whole; in-process (test_leaks runs the same through real runs).
 from __future__ import annotations
 
 import html
+import io
 import json
 import secrets
 import urllib.parse
@@ -15,7 +16,7 @@ import pytest
 from _pytest._io.saferepr import saferepr
 from _pytest.compat import ascii_escaped
 
-from support.secret_shapes import Shaped, pem, service_account_json, yaml_document
+from support.secret_shapes import Shaped, fragments, pem, pem_value, service_account_json, token_value, yaml_document
 from testbed.core import junit, redact, xml_input
 
 SHAPES = {"json": service_account_json, "yaml": yaml_document, "pem": pem}
@@ -206,3 +207,93 @@ def test_an_xml_file_with_a_dtd_is_never_expanded_and_scrubbed_as_text(tmp_path:
     summary = junit.parse(path)
     assert summary is not None and summary.problem is not None and "document type declaration" in summary.problem
 
+
+VALUE = "s3cr3t-välue\nline-two-of-it"  # non-ASCII and a newline: every encoding differs
+
+
+def test_redactor_with_no_values_changes_nothing(tmp_path: Path) -> None:
+    empty = redact.Redactor([None, ""])
+    assert not empty and empty.text("anything") == "anything"
+    path = tmp_path / "f"
+    path.write_text("anything")
+    assert not empty.file(path)
+
+
+def test_redactor_masks_non_ascii_json_and_xml_attribute_encodings() -> None:
+    redactor = redact.Redactor([VALUE])
+    forms = [
+        json.dumps(VALUE),  # \u00e4 and \n escaped
+        json.dumps(VALUE, ensure_ascii=False),
+        repr(VALUE),
+        VALUE.replace("\n", "&#10;"),  # ElementTree's newline inside an attribute
+    ]
+    for form in forms:
+        masked = redactor.text(f"<x a={form}/>")
+        assert "s3cr3t" not in masked and "two-of-it" not in masked, masked
+
+
+def test_redactor_masks_keys_and_values_of_json_shaped_data() -> None:
+    redactor = redact.Redactor(["tok-12345678"])
+    data = {"tok-12345678": ["a tok-12345678 b", {"n": 1, "t": ("tok-12345678",)}], "ok": None}
+    assert redactor.data(data) == {"***": ["a *** b", {"n": 1, "t": ["***"]}], "ok": None}
+
+
+def test_redactor_scrubs_a_file_in_place_and_never_through_a_symlink(tmp_path: Path) -> None:
+    redactor = redact.Redactor(["tok-12345678"])
+    target = tmp_path / "target.log"
+    target.write_text("x tok-12345678 y\n")
+    link = tmp_path / "link.log"
+    link.symlink_to(target)
+    assert not redactor.file(link)
+    assert "tok-12345678" in target.read_text()
+    assert redactor.file(target)
+    assert target.read_text() == "x *** y\n"
+    assert not redactor.file(target)  # nothing left to scrub
+
+
+def test_redactor_masks_every_encoding_and_fragment() -> None:
+    value, core = token_value()
+    redactor = redact.Redactor([value])
+    for form in (value, repr(value), html.escape(repr(value)), html.escape(value), json.dumps(value)):
+        text = redactor.text(f"before {form} after")
+        assert core not in text and all(f not in text for f in fragments(core)), text
+    # pytest's shortened repr shows head and tail: both are fragments of the value.
+    shortened = f"assert '{value[:12]}...{value[-12:]}' == 'x'"
+    assert core[-8:] not in redactor.text(shortened)
+    assert redactor.text("ordinary output, port 5432") == "ordinary output, port 5432"
+
+
+def test_redactor_masks_each_line_of_a_multi_line_value() -> None:
+    pem, core = pem_value()
+    redactor = redact.Redactor([pem])
+    for line in pem.splitlines():
+        assert redactor.text(f"> {line}\n") == "> ***\n"
+    assert core not in redactor.text(repr(pem)) and core not in redactor.text(pem)
+
+
+def test_stream_redactor_catches_a_value_split_at_any_chunk_boundary() -> None:
+    value, core = token_value()
+    redactor = redact.Redactor([value])
+    data = (b"x" * 7 + value.encode() + b"\n") * 3
+    for cut in range(1, len(data)):
+        sink = io.BytesIO()
+        stream = redactor.stream(sink)
+        stream.write(data[:cut])
+        stream.write(data[cut:])
+        stream.close()
+        assert core.encode() not in sink.getvalue() and sink.getvalue().count(b"***") == 3, cut
+
+
+def test_tree_scrub_leaves_the_private_folder_alone(tmp_path: Path) -> None:
+    """Teardown scrubs the run's folders (server logs included) but not the 0600 source it reads values from."""
+    value, core = token_value()
+    redactor = redact.Redactor([value])
+    folder = tmp_path / "run"
+    (folder / "logs").mkdir(parents=True)
+    (folder / "logs" / "postgres.log").write_text(f"FATAL: password authentication failed: {value}\n")
+    (folder / "private").mkdir()
+    (folder / "private" / "secrets.json").write_text(f'{{"K": "{value}"}}')
+    scrubbed = redactor.tree(folder, skip=("private",))
+    assert scrubbed == [folder / "logs" / "postgres.log"]
+    assert core not in (folder / "logs" / "postgres.log").read_text()
+    assert core in (folder / "private" / "secrets.json").read_text()  # the 0600 source itself is not touched
