@@ -11,31 +11,6 @@ import pytest
 from testbed.shards import merge
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 @pytest.mark.parametrize(
     ("junit", "torn_down", "expected"),
     [
