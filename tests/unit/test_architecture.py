@@ -152,8 +152,8 @@ EXEMPT = {
 NOT_YET = {
     "ansible.action", "ansible.cleanup", "ansible.collections_install", "ansible.driver", "ansible.module_shell",
     "ansible.settings", "backends.liveness", "backends.native", "cli.arguments", "cli.devloop", "cli.main", "cli.run",
-    "config.catalogue", "config.servers", "core.host", "core.installers", "core.interrupts", "core.paths",
-    "core.redacted_output", "phases.dependencies", "phases.migrations", "phases.preflight", "phases.readiness",
+    "config.servers", "core.host", "core.installers",
+    "phases.dependencies", "phases.migrations", "phases.preflight", "phases.readiness",
     "phases.tests", "run.guard", "run.store", "servers.base", "servers.declared", "servers.dragonfly", "servers.nats",
     "servers.postgres", "shards.coverage", "shards.folder", "shards.run_all", "shards.schema", "shards.shard",
     "teardown.reaper",
