@@ -154,8 +154,8 @@ NOT_YET = {
     "ansible.settings", "backends.liveness", "backends.native", "cli.arguments", "cli.devloop", "cli.main", "cli.run",
     "config.servers", "core.host", "core.installers",
     "phases.dependencies", "phases.migrations", "phases.preflight", "phases.readiness",
-    "phases.tests", "run.guard", "run.store", "servers.base", "servers.declared", "servers.dragonfly", "servers.nats",
-    "servers.postgres", "shards.coverage", "shards.folder", "shards.run_all", "shards.schema", "shards.shard",
+    "phases.tests", "run.guard", "servers.base", "servers.declared", "servers.dragonfly", "servers.nats",
+    "servers.postgres", "shards.coverage", "shards.folder", "shards.schema", "shards.shard",
     "teardown.reaper",
 }
 
