@@ -155,7 +155,7 @@ NOT_YET = {
     "core.host", "core.installers",
     "phases.dependencies", "phases.migrations", "phases.preflight", "phases.readiness",
     "run.guard", "servers.base", "servers.declared", "servers.dragonfly", "servers.nats",
-    "servers.postgres", "shards.coverage", "shards.folder", "shards.schema", "shards.shard",
+    "servers.postgres", "shards.coverage", "shards.shard",
     "teardown.reaper",
 }
 
