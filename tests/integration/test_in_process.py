@@ -14,6 +14,10 @@ from support import FIXTURES, clean_env, playbook
 from testbed.core.paths import runtime_root
 from testbed.run.store import new_run_id
 
+# Run without the wrapper, as module processes too: such a run's owner is the ansible-playbook found above the
+# module, and a gc of every run on the other worker took the run mid-play (seen once the group was dropped).
+pytestmark = pytest.mark.usefixtures("machine_wide")
+
 SERVICE = FIXTURES / "services" / "basic"
 
 # What the playbook registered, by the module that returned it (tests/fixtures/playbooks/module_paths.yml).
