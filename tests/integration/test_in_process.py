@@ -14,8 +14,8 @@ from support import FIXTURES, clean_env, playbook
 from testbed.core.paths import runtime_root
 from testbed.run.store import new_run_id
 
-# Run without the wrapper, as module processes too: such a run's owner is the ansible-playbook found above the
-# module, and a gc of every run on the other worker took the run mid-play (seen once the group was dropped).
+# Run as module processes, preflight's owner is the nearest ansible-playbook above the module: the task's worker,
+# gone when the task ends, so a gc of every run on the other worker takes the run mid-play (seen without the group).
 pytestmark = pytest.mark.usefixtures("machine_wide")
 
 SERVICE = FIXTURES / "services" / "basic"
