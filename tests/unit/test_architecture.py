@@ -154,7 +154,7 @@ NOT_YET = {
     "backends.liveness", "backends.native", "cli.devloop", "cli.run",
     "core.host", "core.installers",
     "phases.dependencies", "phases.migrations", "phases.preflight", "phases.readiness",
-    "run.guard", "servers.base", "servers.declared", "servers.dragonfly", "servers.nats",
+    "servers.base", "servers.declared", "servers.dragonfly", "servers.nats",
     "servers.postgres", "shards.coverage", "shards.shard",
     "teardown.reaper",
 }
