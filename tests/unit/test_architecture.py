@@ -156,7 +156,6 @@ NOT_YET = {
     "phases.dependencies", "phases.migrations", "phases.preflight", "phases.readiness",
     "servers.base", "servers.declared", "servers.dragonfly", "servers.nats",
     "servers.postgres", "shards.coverage", "shards.shard",
-    "teardown.reaper",
 }
 
 
