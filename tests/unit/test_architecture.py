@@ -154,7 +154,7 @@ NOT_YET = {
     "backends.native", "cli.devloop", "cli.run",
     "core.host", "core.installers",
     "phases.dependencies", "phases.migrations", "phases.preflight", "phases.readiness",
-    "servers.base", "servers.declared", "servers.dragonfly", "servers.nats",
+    "servers.base", "servers.declared",
     "servers.postgres", "shards.coverage", "shards.shard",
 }
 
