@@ -152,7 +152,6 @@ EXEMPT = {
 NOT_YET = {
     "ansible.action", "ansible.cleanup", "ansible.collections_install", "ansible.module_shell",
     "backends.native", "cli.devloop", "cli.run",
-    "core.host", "core.installers",
     "phases.dependencies", "phases.migrations", "phases.readiness",
     "servers.base", "servers.declared",
     "servers.postgres", "shards.coverage", "shards.shard",
