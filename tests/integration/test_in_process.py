@@ -5,6 +5,7 @@ module process, and each result is what the module's RETURN documents."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -13,10 +14,6 @@ import testbed_code as sources  # how the documentation reads each module's RETU
 from support import FIXTURES, clean_env, playbook
 from testbed.core.paths import runtime_root
 from testbed.run.store import new_run_id
-
-# Run as module processes, preflight's owner is the nearest ansible-playbook above the module: the task's worker,
-# gone when the task ends, so a gc of every run on the other worker takes the run mid-play (seen without the group).
-pytestmark = pytest.mark.usefixtures("machine_wide")
 
 SERVICE = FIXTURES / "services" / "basic"
 
@@ -36,6 +33,10 @@ def _run(tmp_path: Path, in_process: bool) -> tuple[dict, list[str]]:
     result = playbook("tests/fixtures/playbooks/module_paths.yml", {
         "testbed_service": str(SERVICE), "testbed_run_id": run_id, "testbed_run_root": str(tmp_path / "runs"),
         "module_paths_out": str(out), "testbed_in_process": in_process,
+        # The run's owner is this test's process. Left to preflight, a module process's owner is the nearest
+        # ansible-playbook above it: the task's worker, gone when the task ends, and then any other run's start
+        # (its sweep of runs whose owner is gone) took this run mid-play.
+        "testbed_owner_pid": os.getpid(),
         # Without pipelining a module process leaves its AnsiballZ file behind (KEEP_REMOTE_FILES): the evidence.
         "ansible_pipelining": False,
     }, env=env)
