@@ -153,7 +153,7 @@ NOT_YET = {
     "ansible.action", "ansible.cleanup", "ansible.collections_install",
     "backends.native", "cli.devloop", "cli.run",
     "phases.migrations", "phases.readiness",
-    "servers.base", "servers.declared",
+    "servers.declared",
     "servers.postgres", "shards.coverage", "shards.shard",
 }
 
