@@ -152,7 +152,7 @@ EXEMPT = {
 NOT_YET = {
     "ansible.action", "ansible.cleanup", "ansible.collections_install",
     "backends.native", "cli.devloop",
-    "phases.migrations", "phases.readiness",
+    "phases.migrations",
     "servers.declared",
     "servers.postgres", "shards.coverage", "shards.shard",
 }
