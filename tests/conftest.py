@@ -14,17 +14,18 @@ from testbed.backends import docker_api
 
 # `./bootstrap test` runs this suite on 2 pytest-xdist workers (`--dist loadgroup --no-loadscope-reorder`). A test
 # that uses what one machine has once asks for `fixed_ports` or `machine_wide`: all such tests form this one
-# group, which runs on one worker, first, one test at a time as without workers. Every other test goes to
-# whichever worker is free, except that a module's tests sharing a module-scoped fixture (SSH hosts, a built
-# wheel) stay together on one worker, so the fixture is built once.
+# group, which runs on one worker, first, one test at a time, so no two of them overlap. Every other test keeps to
+# auto ports and to runs whose owner is alive, which none of them can reach, and goes to whichever worker is free;
+# a module's tests that share a module-scoped fixture (SSH hosts, a built wheel) stay together on one worker, so
+# the fixture is built once.
 MACHINE_WIDE = "machine-wide"
 
 
 @pytest.fixture
 def machine_wide() -> None:
-    """The test uses or watches something every run on the machine shares, so it must run alone: a gc of every
-    run, a run left without its owner or state file on purpose (any other run's start would collect it), a
-    signal sent on a schedule that a loaded machine would miss, or the Docker engine's whole event stream."""
+    """The test uses or watches something every run on the machine shares, so no other such test may overlap it:
+    a gc of every run, a run left without its owner or state file on purpose (another run's start would collect
+    it), a signal sent on a schedule that a loaded machine would miss, or the machine's PostgreSQL templates."""
 
 
 @pytest.fixture
@@ -50,14 +51,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         group = _group(item)
         if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
-    # A stable sort: the machine-wide group first (the longest), then the layers slowest first.
+    # A stable sort: the machine-wide group first (its worker starts on it at once), then the layers slowest first.
     layers = ("e2e", "images", "integration", "unit")
 
     def rank(item: pytest.Item) -> int:
         if _group(item) == MACHINE_WIDE:
             return 0
-        parts = item.path.relative_to(item.config.rootpath / "tests").parts
-        return 1 + (layers.index(parts[0]) if parts[0] in layers else len(layers))
+        return 1 + next((n for n, layer in enumerate(layers) if f"/tests/{layer}/" in item.path.as_posix()),
+                        len(layers))
 
     items.sort(key=rank)
 
