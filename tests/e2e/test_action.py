@@ -387,9 +387,15 @@ def test_a_cancelled_jobs_signal_reaches_testbed_and_its_code_is_kept(tmp_path: 
     wait_file = tmp_path / "wait"
     job.env["WAIT_FILE"] = str(wait_file)
     argv, env, cwd, files = job.prepare(step)
-    # A session of its own, so that a failing test leaves nothing behind; the signal goes to the shell alone.
-    shell = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                             start_new_session=True)
+    # A session of its own, so that a failing test leaves nothing behind; the signal goes to the shell alone. The
+    # runner starts a step's shell with SIGINT at its default: a shell that starts with it ignored (as this
+    # process's children do when the suite was started in the background) cannot trap it.
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        shell = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                 start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         for _ in range(600):  # testbed has installed its handlers once it writes the file
             if wait_file.is_file() and wait_file.read_text() == "ready":
