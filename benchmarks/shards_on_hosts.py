@@ -1,5 +1,5 @@
 """Shards across runner hosts: wall time of one unsharded run against 2 and 3 shards in one play, on the two
-SSH test hosts tests/test_runners.py builds (containers on an internal Docker network, prepared by
+SSH test hosts tests/e2e/test_runners.py builds (containers on an internal Docker network, prepared by
 playbooks/runner.yml). 3 shards on 2 machines: the inventory names host1 twice (host1-b, same address).
 Outside the default tests: it takes several minutes. Everything it starts is removed at its end.
 
@@ -24,8 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from conftest import cli, run_folder_of  # noqa: E402
-from test_runners import (  # noqa: E402
+from e2e.test_runners import (  # noqa: E402
     HOSTS,
     Hosts,
     build_assets,
@@ -33,6 +32,7 @@ from test_runners import (  # noqa: E402
     reference_copy,
     ssh_hosts,
 )
+from support import cli, run_folder_of  # noqa: E402
 
 
 def _timed(hosts: Hosts, argv: list[str]) -> tuple[float, dict[str, object]]:

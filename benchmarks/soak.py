@@ -16,7 +16,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from conftest import cli, leftovers, run_folder_of  # noqa: E402
+from support import cli, leftovers, run_folder_of  # noqa: E402
 
 
 def one_run(runs: Path, backend: str, results: list[tuple[int, str]]) -> None:

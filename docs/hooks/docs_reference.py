@@ -2,7 +2,7 @@
 
 A page asks for a table (or a phrase) with `<!-- generated: NAME -->`, replaced by it, or marks a hand-written table
 with `<!-- checked: NAME -->` on the line before it (the build fails, naming what is missing or extra, when it
-disagrees with the code). tests/test_lint.py runs the same checks on every page. Everything read from testbed
+disagrees with the code). tests/e2e/test_lint.py runs the same checks on every page. Everything read from testbed
 comes through testbed_code.py.
 """
 
@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import testbed_code as sources
 import yaml
+
+import testbed_code as sources
 
 DOCS = Path(__file__).resolve().parents[1]
 GENERATED = re.compile(r"<!-- generated: ([a-z-]+) -->")
@@ -438,7 +439,7 @@ def render(markdown: str) -> str:
 
 
 def problems() -> list[str]:
-    """Every disagreement between the docs and the code, over all pages (what tests/test_lint.py asserts)."""
+    """Every disagreement between the docs and the code, over all pages (what tests/e2e/test_lint.py asserts)."""
     found = [f"{path.relative_to(DOCS)}: {problem}" for path in sorted(DOCS.rglob("*.md"))
              for problem in check(path.read_text(encoding="utf-8"))]  # fmt: skip
     return found + check_playbook_inputs()

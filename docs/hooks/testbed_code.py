@@ -1,7 +1,7 @@
 """What the documentation reads from testbed's code and files, in one place: when a module moves, repoint it here.
 
 The hook (docs_reference.py) writes the reference tables from these at build time and checks the hand-written ones
-against them; tests/test_lint.py runs the same checks.
+against them; tests/e2e/test_lint.py runs the same checks.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of, run_testbed
+from support import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_id_of, run_testbed
 from testbed.core import junit
 from testbed.core.errors import ExitCode
 
@@ -33,10 +33,6 @@ def suite(tmp_path: Path) -> Path:
     target = tmp_path / "isolation"
     shutil.copytree(FIXTURES / "services" / "isolation", target)
     return target
-
-
-def _run_id(output: str) -> str:
-    return run_folder_of(output).name
 
 
 def _failures(output: str) -> list[str]:
@@ -53,7 +49,7 @@ def _environment_up(suite: Path, *args: str) -> Iterator[dict[str, object]]:
     finally:
         down = cli("down", "--service", str(suite))
     assert down.returncode == 0, down.stdout + down.stderr
-    assert leftovers(_run_id(up.stdout)) == []
+    assert leftovers(run_id_of(up.stdout)) == []
 
 
 def _databases(fact: dict[str, object]) -> dict[str, tuple[bool, bool]]:
@@ -83,7 +79,7 @@ def test_every_test_starts_clean_on_two_workers_with_testbed_run(
                          backend=backend, images=images)
     assert shared.returncode == ExitCode.TESTS_FAILED, shared.stdout + shared.stderr
     assert "from an earlier test" in (run_folder_of(shared.stdout) / "junit.xml").read_text()
-    assert leftovers(_run_id(shared.stdout)) == []
+    assert leftovers(run_id_of(shared.stdout)) == []
 
     config = suite / "testbed.yml"
     config.write_text(config.read_text().replace("  paths: [tests]\n", "  paths: [tests]\n  isolation: test\n"))
@@ -91,7 +87,7 @@ def test_every_test_starts_clean_on_two_workers_with_testbed_run(
                            images=images)
     assert isolated.returncode == 0, isolated.stdout + isolated.stderr
     assert f"✅ Tests: {CLEAN} passed in" in isolated.stdout and "on 2 workers" in isolated.stdout
-    assert leftovers(_run_id(isolated.stdout)) == []
+    assert leftovers(run_id_of(isolated.stdout)) == []
 
 
 def test_plain_ansible_playbook_takes_testbed_isolation(suite: Path, tmp_path: Path) -> None:
@@ -104,7 +100,7 @@ def test_plain_ansible_playbook_takes_testbed_isolation(suite: Path, tmp_path: P
         assert (result.returncode == 0) is passed, result.stdout[-3000:]
         summary = junit.parse(run_folder_of(result.stdout) / "junit.xml")
         assert summary is not None and (summary.counts()["passed"] == CLEAN) is passed
-        assert leftovers(_run_id(result.stdout)) == []
+        assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_the_dev_loop_isolates_each_test_and_gives_back_its_pool(suite: Path) -> None:
@@ -135,7 +131,7 @@ def test_fixtures_without_per_test_isolation_name_what_they_need(suite: Path, tm
     assert "❌ Tests: 2 errors in" in result.stdout  # in the fixture, before the test
     log = (run_folder_of(result.stdout) / "pytest.log").read_text()
     assert "a fresh database mid-run needs the migrated state kept: set tests.isolation: test" in log
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_keep_failed_keeps_the_failing_tests_database_until_the_environment_goes(suite: Path) -> None:
@@ -183,7 +179,7 @@ def test_a_test_that_kills_the_database_server_fails_the_run_with_one_line(suite
     failures = _failures(result.stdout)
     assert len(failures) == 1 and failures[0].startswith("❌ Tests: PostgreSQL: cannot swap in a fresh database"), \
         result.stdout
-    assert leftovers(_run_id(result.stdout)) == []
+    assert leftovers(run_id_of(result.stdout)) == []
 
 
 def test_ctrl_c_in_the_middle_of_a_test_leaves_no_pooled_database(suite: Path, tmp_path: Path) -> None:

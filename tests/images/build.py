@@ -26,7 +26,7 @@ parallel sessions).
 
 Importing it: pytest puts the first directory above a test file that has no ``__init__.py`` on
 ``sys.path`` (default "prepend" import mode). ``tests/`` has no ``__init__.py`` while
-``tests/images/`` has one, so from ``tests/conftest.py`` or any test module use::
+``tests/images/`` has one, so from ``tests/conftest.py``, ``tests/support`` or any test module use::
 
     from images.build import ensure_images
 

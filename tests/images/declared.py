@@ -1,4 +1,4 @@
-"""Images for the servers the declared-server tests declare (tests/test_declared_servers.py), built like
+"""Images for the servers the declared-server tests declare (tests/e2e/test_declared_servers.py), built like
 the others without any registry:
 
 * ``testbed-local/memcached:1.6-<hash8>``: Debian's memcached, ENTRYPOINT ``memcached``, CMD

@@ -136,3 +136,55 @@ def test_an_import_inside_a_function_says_why() -> None:
             if "start-up" not in lines[node.lineno - 1]:
                 unexplained.append(f"{name}:{node.lineno}: {lines[node.lineno - 1].strip()}")
     assert unexplained == []
+
+
+# ------------------------------------------------------------------------------ tests that mirror the code
+
+UNIT = Path(__file__).resolve().parent
+# Modules without a unit test file of their own, each with the reason. Pure glue, or tested where its parts are
+# real (a PostgreSQL, a pytest run, an ansible-playbook run):
+EXEMPT = {
+    "__main__": "glue: notes signals, then calls cli.main (tests/e2e/test_cli.py lands a Ctrl-C at each point)",
+    "migrations.engine": "needs a real PostgreSQL: tests/integration/test_migrations.py",
+}
+# Modules with logic that only integration and end-to-end tests reach so far: what they do needs real servers,
+# Ansible or a network (starting native servers, PostgreSQL's reset and templates, the migrations phase, the
+# collections install, the action plugin, the dev-loop commands, remote teardown), or a whole shard folder (merge's
+# coverage and shard reading, tests/e2e/test_shards.py). This list only shrinks: a module listed here that gains
+# its unit test file fails the check below until it is taken off.
+NOT_YET = {
+    "ansible.action", "ansible.cleanup", "ansible.collections_install", "backends.native", "cli.devloop",
+    "phases.migrations", "servers.postgres", "shards.coverage", "shards.shard",
+}
+
+
+def _has_logic(path: Path) -> bool:
+    """A function, or a class with methods, at the module's top level."""
+    return any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+               or (isinstance(node, ast.ClassDef)
+                   and any(isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) for item in node.body))
+               for node in ast.parse(path.read_text(encoding="utf-8")).body)
+
+
+def _mirror(module: str) -> Path:
+    """testbed.a.b → tests/unit/a/test_b.py; a package's own __init__ (testbed.servers) → tests/unit/servers/
+    test_servers.py."""
+    parts = module.split(".")[1:] or ["testbed"]
+    package = _modules()[module].name == "__init__.py" and module != "testbed"
+    return UNIT.joinpath(*(parts if package else parts[:-1]), f"test_{parts[-1]}.py")
+
+
+def test_each_module_with_logic_has_its_unit_test_file() -> None:
+    """tests/unit/<package>/test_<module>.py for every module with functions, but those listed above."""
+    modules = {name.removeprefix("testbed."): path for name, path in _modules().items() if _has_logic(path)}
+    missing = sorted(name for name in modules if not _mirror(f"testbed.{name}").is_file())
+    assert sorted(set(missing) - EXEMPT.keys() - NOT_YET) == [], "write tests/unit/<package>/test_<module>.py"
+    assert sorted(NOT_YET - set(missing)) == [], "these have their unit tests now: take them off NOT_YET"
+    assert sorted(EXEMPT.keys() - modules.keys()) == [], "exempt modules that are gone or have no logic"
+
+
+def test_the_mirror_names_each_module_s_test_file() -> None:
+    assert _mirror("testbed.core.redact") == UNIT / "core" / "test_redact.py"
+    assert _mirror("testbed.servers") == UNIT / "servers" / "test_servers.py"
+    plugin = UNIT / "parallel" / "plugin" / "test_testbed_workers.py"
+    assert _mirror("testbed.parallel.plugin.testbed_workers") == plugin
