@@ -30,7 +30,7 @@ UV = str(BIN / "uv") if (BIN / "uv").is_file() else shutil.which("uv")
 
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv holding testbed and its dependencies (no extras), as `uv pip install` of its wheel leaves it."""
+    """A fresh virtualenv holding testbed and its dependencies (no extras), as installing its wheel leaves it."""
     assert UV, "uv is part of testbed's dev extra: pip install -e '.[dev]'"
     venv = tmp_path_factory.mktemp("bare") / "venv"
     env = clean_env()

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from support import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_id_of, run_testbed
+from support import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of, run_id_of, run_testbed
 from testbed.core import junit
 from testbed.core.errors import ExitCode
 

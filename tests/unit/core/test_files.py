@@ -127,14 +127,3 @@ def test_scrubbing_on_a_full_disk_rewrites_in_place(tmp_path: Path) -> None:
     assert done.stdout.splitlines()[1] == "before *** after"
 
 
-def test_a_capped_log_goes_on_from_an_earlier_one(tmp_path: Path) -> None:
-    """A server restarted on a new port (a lost port race) appends to its log; a new pump takes it up."""
-    path = tmp_path / "server.log"
-    first = logcap.CappedLog(files.open_log_fd(path), path, head=100, tail=200)
-    first.write(b"a" * 250)
-    first.close()
-    again = logcap.CappedLog(files.open_log_fd(path), path, head=100, tail=200)
-    again.write(b"b" * 100)
-    again.close()
-    data = path.read_bytes()
-    assert data.startswith(b"a" * 100 + b"\n[testbed: 50 bytes cut here;") and data.endswith(b"a" * 100 + b"b" * 100)
