@@ -8,7 +8,7 @@ One request a line, one JSON answer a line; `worker` is pytest-xdist's name (gw0
     failed <worker> <test id>      keep the worker's database as this test leaves it (--keep-failed)
     database <worker>              {"url", "name", ...}: a fresh database of the test's own (testbed_database)
     release <name>                 that database's test is over
-    clean <worker> <server>        one server of the worker's share reset now (testbed_redis, testbed_nats)
+    clean <worker> <fixture>       the server that fixture hands out (testbed_redis, testbed_nats), reset now
 Every answer is {"ok": ...} or {"error": one line}; after the first error every request gets it: no test runs
 on a half-reset server, and the tests phase fails with that line (exit 12)."""
 
@@ -148,11 +148,14 @@ class Handover:
             if reset is not None:
                 reset.release(rest[0])
             return True
-        if verb == "clean" and len(rest) == 2 and rest[1] in self._make:
-            reset = self._reset_of(rest[1])
+        if verb == "clean" and len(rest) == 2:
+            name = self._served_by(rest[1])
+            if name is None:  # the fixture's test fails; the run goes on
+                raise TestbedError(f"{rest[1][:40]}: the service has no such server in 'servers'", ExitCode.CONFIG)
+            reset = self._reset_of(name)
             if reset is not None:
-                reset.reset(self._share(rest[0])[rest[1]])
-            return dict(self._share(rest[0])[rest[1]]).get("url")
+                reset.reset(self._share(rest[0])[name])
+            return dict(self._share(rest[0])[name]).get("url")
         raise TestbedError(f"per-test reset: unknown request {' '.join(words)[:80]!r}", ExitCode.INTERNAL_ERROR)
 
     def _share(self, worker: str) -> dict[str, Mapping[str, Any]]:
@@ -190,6 +193,10 @@ class Handover:
             ) from exc
         if problem is not None:
             raise TestbedError(problem, ExitCode.PROVISIONING)
+
+    def _served_by(self, fixture: str) -> str | None:
+        """The run's server that `fixture` (testbed_redis, testbed_nats) hands out, by its kind."""
+        return next((name for name in self._make if kind_of(name, self._servers[name]).fixture == fixture), None)
 
     def _postgres(self) -> TestReset | None:
         name = next((name for name in self._make if kind_of(name, self._servers[name]).runs_migrations), None)

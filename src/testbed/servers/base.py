@@ -45,6 +45,9 @@ class ServerKind(ABC):
     # What a native server of this kind keeps in the run's runtime folder beside its data folder (which is named
     # after the server): no server may be named so.
     run_dir_entries: tuple[str, ...] = ()
+    # The fixture of testbed's pytest plugin that hands a test this kind's server, emptied (testbed_redis, ...);
+    # the plugin runs where testbed is not installed, so it asks by the fixture's name, never the kind's.
+    fixture: str = ""
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         """Each port setting the server publishes -> the port it listens on inside its container."""

@@ -21,6 +21,7 @@ STAND_IN = "Dragonfly: no dragonfly binary here, redis-server (same protocol) st
 class Dragonfly(ServerKind):
     name = NAME
     order = 1
+    fixture = "testbed_redis"
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         return {"port": 6379}

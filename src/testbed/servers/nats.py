@@ -27,6 +27,7 @@ PROBE_TIMEOUT = 5.0  # nats-py can wait forever on a server that accepted the co
 class Nats(ServerKind):
     name = NAME
     order = 2
+    fixture = "testbed_nats"
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         return {"port": 4222, "monitor_port": 8222}

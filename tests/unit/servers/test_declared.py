@@ -19,7 +19,7 @@ def test_a_minimal_declaration_gets_its_defaults() -> None:
     assert errors == []
     assert settings == {declared.DECLARED_KEY: True, "title": "s3", "port": 9000, "container_port": 9000,
                         "native_command": ["moto_server", "-p", "{{ port }}"], "image": "", "container_command": [],
-                        "ready": {"tcp": True}, "env": {}, "workers": "instance"}
+                        "ready": {"tcp": True}, "env": {}, "workers": "instance", "reset_command": []}
 
 
 @pytest.mark.parametrize(("spec", "problem"), [

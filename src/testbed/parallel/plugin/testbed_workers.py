@@ -235,13 +235,13 @@ def testbed_database() -> Iterator[TestbedDatabase]:
 @pytest.fixture
 def testbed_redis() -> str:
     """The worker's Redis slot (the `dragonfly` server), emptied now: its URL."""
-    return str(_ask_for_fixture("clean", _worker(), "dragonfly"))
+    return str(_ask_for_fixture("clean", _worker(), "testbed_redis"))
 
 
 @pytest.fixture
 def testbed_nats() -> str:
     """The worker's NATS, with every JetStream stream deleted now: its URL."""
-    return str(_ask_for_fixture("clean", _worker(), "nats"))
+    return str(_ask_for_fixture("clean", _worker(), "testbed_nats"))
 
 
 _wait_at_gate()  # at import: `-p` plugins are imported before any conftest
