@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from testbed.servers import postgres_admin, postgres_pool
+from testbed.servers import postgres_admin
 
 
 def test_a_name_over_63_bytes_keeps_its_start_and_a_digest_of_the_whole() -> None:
@@ -30,12 +30,3 @@ def test_the_kept_template_is_named_after_its_database() -> None:
 def test_an_error_is_its_first_line_or_its_type(error: BaseException, line: str) -> None:
     assert postgres_admin.first_line(error) == line
 
-
-@pytest.mark.parametrize(("label", "slug"), [
-    ("tests/test_a.py::test_one[x-1]", "tests_test_a_py_test_one_x_1"),
-    ("Ünïcode only", "n_code_only"),
-    ("::[]", "test"),
-    ("t" * 80, "t" * 40),
-])
-def test_a_kept_database_s_name_is_made_of_the_test_s_id(label: str, slug: str) -> None:
-    assert postgres_pool._slug(label) == slug
