@@ -88,13 +88,18 @@ def is_ansible_playbook(pid: int) -> bool:
     return any(part.endswith(b"ansible-playbook") for part in argv[:2])
 
 
-def playbook_above(pid: int, *, topmost: bool = False) -> int | None:
-    """The ansible-playbook process above `pid` (itself included): the nearest (a worker), or the topmost (its
-    controller: a worker is a fork of it, with its command line)."""
-    found = [ancestor for ancestor in ancestors(pid) if is_ansible_playbook(ancestor)]
-    if not found:
+def playbook_above(pid: int) -> int | None:
+    """The controller of the ansible-playbook run above `pid` (itself included): the nearest ansible-playbook
+    process, or the one it was forked from while its parent is one too (a worker is a fork of the controller,
+    with its command line, and ends with its task). A playbook further up that started this one is another
+    run's, not this one's."""
+    chain = ancestors(pid)
+    nearest = next((index for index, ancestor in enumerate(chain) if is_ansible_playbook(ancestor)), None)
+    if nearest is None:
         return None
-    return found[-1] if topmost else found[0]
+    while nearest + 1 < len(chain) and is_ansible_playbook(chain[nearest + 1]):
+        nearest += 1
+    return chain[nearest]
 
 
 def started_at(pid: int) -> float | None:

@@ -90,12 +90,12 @@ def _stop(code: int) -> None:
 
 def owner_of_this_process() -> str | None:
     """Whom a supervisor started from here serves, as `PID:START_TIME`: the testbed command driving the run
-    (OWNER_VARIABLE, which the wrapper sets for its playbook), else the topmost ansible-playbook above this
-    process (a worker is a fork of its controller, and has its command line)."""
+    (OWNER_VARIABLE, which the wrapper sets for its playbook), else the controller of the ansible-playbook run
+    above this process (core.processes.playbook_above)."""
     owner = os.environ.get(OWNER_VARIABLE)
     if owner:
         return owner
-    controller = processes.playbook_above(os.getpid(), topmost=True)
+    controller = processes.playbook_above(os.getpid())
     start = processes.start_time(controller) if controller else None
     return f"{controller}:{start}" if start is not None else None
 
