@@ -72,7 +72,7 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
     if options.teardown != "never" and not remote:
         sweep_orphans(out)
 
-    renderer.on_secrets = _masker(run_id, remote, gha, redactor, out)
+    renderer.on_secrets = masker(run_id, remote, gha, redactor, out)
     ready = _prepare(
         options, project, config, run_id=run_id, run_root=run_root, source=source, mask_secrets=renderer.on_secrets
     )
@@ -196,7 +196,7 @@ def _prepare(
     return _Prepared(head_start, private_dir, inventory, envvars, arguments, extravars)
 
 
-def _masker(run_id: str, remote: bool, gha: bool, redactor: redact.Redactor, out: IO[str]) -> Callable[[], None]:
+def masker(run_id: str, remote: bool, gha: bool, redactor: redact.Redactor, out: IO[str]) -> Callable[[], None]:
     """What teaches the run's redactor (and GitHub's log) the run's secret values, as they resolve."""
 
     def mask_secrets() -> None:
