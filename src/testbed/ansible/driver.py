@@ -269,10 +269,11 @@ def _write_host_reports(
 
 
 def _head_start(options: Options, project: Path, run_id: str, run_root: Path) -> threading.Thread | None:
-    """Start native servers while ansible-playbook is still loading: the playbook's own phases then find
-    the run (preflight is re-entrant, the start is idempotent and locked) and only wait and migrate.
-    Anything that fails here fails again in its own phase, with its message, in the playbook."""
-    if options.teardown == "never" or options.backend == "docker":
+    """Start the servers (native processes, or Docker containers whose images are all here) while
+    ansible-playbook is still loading: the playbook's own phases then find the run (preflight is re-entrant,
+    each start is idempotent and locked) and only wait and migrate. Anything that fails here fails again in
+    its own phase, with its message, in the playbook."""
+    if options.teardown == "never" or options.pull:
         return None
 
     try:
@@ -292,12 +293,13 @@ def _head_start(options: Options, project: Path, run_id: str, run_root: Path) ->
         )
     except TestbedError:
         return None
-    if context["backend"] != "native":
-        return None
+    if context["backend"] == "docker" and not all(spec["present"] for spec in context["containers"]):
+        return None  # the servers role pulls first, and says so in one line when it cannot
+    begin = servers.start_native if context["backend"] == "native" else servers.start_docker
 
     def start() -> None:
         with contextlib.suppress(TestbedError, OSError):
-            servers.start_native(run_id)
+            begin(run_id)
 
     thread = threading.Thread(target=start, daemon=True)
     thread.start()
