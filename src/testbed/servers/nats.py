@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import socket
 from collections.abc import Mapping
@@ -80,6 +79,8 @@ class Nats(ServerKind):
                 await nc.close()
 
         try:
+            import asyncio  # noqa: PLC0415 - start-up cost: every command imports the server kinds
+
             asyncio.run(asyncio.wait_for(delete_streams(), timeout=PROBE_TIMEOUT))
         except (NatsError, OSError, TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
@@ -105,6 +106,8 @@ class Nats(ServerKind):
                 return f"nats-server {nc.connected_server_version}"
             finally:
                 await nc.close()
+
+        import asyncio  # noqa: PLC0415 - start-up cost: every command imports the server kinds
 
         return asyncio.run(asyncio.wait_for(check(), timeout=PROBE_TIMEOUT))
 
