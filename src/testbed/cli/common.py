@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from testbed.ansible.options import Options
+from testbed.backends import docker_api
 from testbed.config import workers
 from testbed.config.catalogue import load_catalogue
 from testbed.config.checks import check_before_start
@@ -58,9 +59,8 @@ def validate(args: argparse.Namespace, config: ServiceConfig) -> None:
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
 
-    # Only the commands that start a run check the engine and the collections (`test`, `down`, `status` never).
+    # Only the commands that start a run check the collections (`test`, `down`, `status` never).
     from testbed.ansible import collections_install  # noqa: PLC0415 - start-up cost of the other commands
-    from testbed.backends import docker_api  # noqa: PLC0415 - start-up cost of the other commands
 
     backend = getattr(args, "backend", "auto")
     # auto picks Docker where its engine answers (a remote host's engine cannot be asked from here).
