@@ -8,9 +8,10 @@ module: testbed_record
 short_description: Record resources (containers, networks) in the run's state file before they are created
 version_added: 0.1.0
 description:
-  - On the Docker backend, the run's network and containers are written into its state file before the
-    C(community.docker) tasks create them, so teardown and C(testbed gc) find them even when the play stops between
-    a container's creation and its next task. Teardown removes only what carries the run's labels.
+  - Resources a playbook creates with other modules (C(community.docker)'s, say) are written into the run's state
+    file before they exist, so teardown and C(testbed gc) find them even when the play stops between a resource's
+    creation and its next task. Teardown removes only what carries the run's labels.
+    M(testbed.pipeline.testbed_docker) records the run's own network and containers itself.
   - Recording a resource twice records it once; the module always reports no change.
   - Runs inside Ansible's worker on a local connection (C(plugins/action/)) and as a module on any other host;
     either way the C(testbed) Python package must be in the Python that runs it.

@@ -306,7 +306,7 @@ def test_servers_phase_is_idempotent_and_down_removes_everything(
         network = docker_api.networks_of(run_id)
         assert [n["Name"] for n in network] == [f"testbed-{run_id}"]
 
-        # The servers role again, in check mode: community.docker's modules report nothing to change.
+        # The servers role again, in check mode: the pull reports nothing to change (testbed_docker skips).
         check = playbook("tests/fixtures/playbooks/servers_again.yml", extravars)
         assert check.returncode == 0, check.stdout[-4000:]
         assert _recap(check.stdout) == {"ok": _recap(check.stdout)["ok"], "changed": 0, "unreachable": 0,

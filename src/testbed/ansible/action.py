@@ -10,33 +10,19 @@ run that way here too (to rule the fast path out when chasing a problem).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.json import Direction, get_module_encoder
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.plugins.action.normal import ActionModule as NormalAction
 
 from testbed.ansible import module_shell
+from testbed.ansible.module_shell import module_file
 
-_loaded: dict[str, ModuleType] = {}
-
-
-def module_file(path: str) -> ModuleType:
-    """A module file of the collection, loaded once: its SPEC, act and CHANGED (tests read its SPEC here too)."""
-    if path not in _loaded:
-        spec = importlib.util.spec_from_file_location(f"_testbed_module_{Path(path).stem}", path)
-        if spec is None or spec.loader is None:
-            raise ImportError(path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _loaded[path] = module
-    return _loaded[path]
+__all__ = ["InProcessAction", "module_file"]
 
 
 class InProcessAction(NormalAction):  # type: ignore[misc]
@@ -51,11 +37,7 @@ class InProcessAction(NormalAction):  # type: ignore[misc]
         # Plain values, as a module process would receive them (the task's are Ansible's tagged types).
         encoder = get_module_encoder("legacy", Direction.CONTROLLER_TO_MODULE)
         args = json.loads(json.dumps(self._task.args, cls=encoder))
-        validation = ArgumentSpecValidator(module.SPEC).validate(args)
-        if validation.error_messages:
-            result.update(failed=True, msg="; ".join(validation.error_messages))
-            return result
-        result.update(module_shell.outcome(module.act, validation.validated_parameters, module.CHANGED))
+        result.update(module_shell.in_process(module, args))
         return result
 
     def _in_process_module(self) -> ModuleType | None:

@@ -103,11 +103,7 @@ def after_interrupt(
     remote = options.inventory is not None
     name = interrupted.name
     if options.teardown == "never":
-        # `testbed test`: the environment stays up, but nothing of this test run may go on without it.
-        out.write(f"❌ Interrupted by {name}: stopping the tests\n")
-        if not remote:
-            stop_tests(run_id)
-        return interrupted.exit_code
+        return interrupted_tests(run_id, interrupted, out, remote=remote)
     out.write(f"❌ Interrupted by {name}: tearing down\n")
     out.flush()
     if not remote:  # the cancel killed the controller's group; its workers setsid() away from it
@@ -118,6 +114,14 @@ def after_interrupt(
         else teardown_run(run_id, 3.0, hurry=lambda: interrupted.count > 1)
     )
     out.write("\n".join(torn_down.lines()) + "\n")
+    return interrupted.exit_code
+
+
+def interrupted_tests(run_id: str, interrupted: Interrupted, out: IO[str], *, remote: bool = False) -> ExitCode:
+    """`testbed test` interrupted: the environment stays up, but nothing of this test run may go on without it."""
+    out.write(f"❌ Interrupted by {interrupted.name}: stopping the tests\n")
+    if not remote:
+        stop_tests(run_id)
     return interrupted.exit_code
 
 

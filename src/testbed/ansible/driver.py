@@ -72,7 +72,7 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
     if options.teardown != "never" and not remote:
         sweep_orphans(out)
 
-    renderer.on_secrets = _masker(run_id, remote, gha, redactor, out)
+    renderer.on_secrets = masker(run_id, remote, gha, redactor, out)
     ready = _prepare(
         options, project, config, run_id=run_id, run_root=run_root, source=source, mask_secrets=renderer.on_secrets
     )
@@ -196,7 +196,7 @@ def _prepare(
     return _Prepared(head_start, private_dir, inventory, envvars, arguments, extravars)
 
 
-def _masker(run_id: str, remote: bool, gha: bool, redactor: redact.Redactor, out: IO[str]) -> Callable[[], None]:
+def masker(run_id: str, remote: bool, gha: bool, redactor: redact.Redactor, out: IO[str]) -> Callable[[], None]:
     """What teaches the run's redactor (and GitHub's log) the run's secret values, as they resolve."""
 
     def mask_secrets() -> None:
@@ -269,10 +269,11 @@ def _write_host_reports(
 
 
 def _head_start(options: Options, project: Path, run_id: str, run_root: Path) -> threading.Thread | None:
-    """Start native servers while ansible-playbook is still loading: the playbook's own phases then find
-    the run (preflight is re-entrant, the start is idempotent and locked) and only wait and migrate.
-    Anything that fails here fails again in its own phase, with its message, in the playbook."""
-    if options.teardown == "never" or options.backend == "docker":
+    """Start the servers (native processes, or Docker containers whose images are all here) while
+    ansible-playbook is still loading: the playbook's own phases then find the run (preflight is re-entrant,
+    each start is idempotent and locked) and only wait and migrate. Anything that fails here fails again in
+    its own phase, with its message, in the playbook."""
+    if options.teardown == "never" or options.pull:
         return None
 
     try:
@@ -292,12 +293,13 @@ def _head_start(options: Options, project: Path, run_id: str, run_root: Path) ->
         )
     except TestbedError:
         return None
-    if context["backend"] != "native":
-        return None
+    if context["backend"] == "docker" and not all(spec["present"] for spec in context["containers"]):
+        return None  # the servers role pulls first, and says so in one line when it cannot
+    begin = servers.start_native if context["backend"] == "native" else servers.start_docker
 
     def start() -> None:
         with contextlib.suppress(TestbedError, OSError):
-            servers.start_native(run_id)
+            begin(run_id)
 
     thread = threading.Thread(target=start, daemon=True)
     thread.start()

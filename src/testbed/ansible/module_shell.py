@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from testbed.core.errors import ExitCode, TestbedError
@@ -12,6 +15,32 @@ if TYPE_CHECKING:
     from ansible.module_utils.basic import AnsibleModule
 
 Act = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+_loaded: dict[str, ModuleType] = {}
+
+
+def module_file(path: str) -> ModuleType:
+    """A module file of the collection, loaded once: its SPEC, act and CHANGED (tests read its SPEC here too)."""
+    if path not in _loaded:
+        spec = importlib.util.spec_from_file_location(f"_testbed_module_{Path(path).stem}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _loaded[path] = module
+    return _loaded[path]
+
+
+def in_process(module: ModuleType, args: Mapping[str, Any]) -> dict[str, Any]:
+    """A module file's task run in this process: `args` validated against its SPEC (types, defaults) as
+    AnsibleModule would, then its act; the result a module process would return."""
+    # Ansible's own validator: the module file imported ansible.module_utils already, so this costs nothing more.
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # noqa: PLC0415
+
+    validation = ArgumentSpecValidator(module.SPEC).validate(dict(args))
+    if validation.error_messages:
+        return {"failed": True, "msg": "; ".join(validation.error_messages)}
+    return outcome(module.act, validation.validated_parameters, module.CHANGED)
 
 
 def outcome(act: Act, params: Mapping[str, Any], changed: bool) -> dict[str, Any]:

@@ -38,11 +38,11 @@ def runner_envvars(project: Path, verbose: int = 0, remote: bool = False) -> dic
         # ansible-runner turns host key checking off unless told: SSH hosts must be in known_hosts.
         **({"ANSIBLE_HOST_KEY_CHECKING": "True"} if remote else {}),
         # What the run's tests and install end with if this command is killed (testbed.core.supervisor).
-        **({} if remote else {OWNER_VARIABLE: _this_process()}),
+        **({} if remote else {OWNER_VARIABLE: this_process()}),
     }
 
 
-def _this_process() -> str:
+def this_process() -> str:
     identity = ProcessIdentity.of(os.getpid())
     return f"{os.getpid()}:{identity.start_time if identity else 0}"
 

@@ -1,5 +1,6 @@
-"""The Docker backend's side of a run: each server's container spec, and the host ports Docker published.
-The containers themselves are started by the servers role (community.docker); native.py is the other backend."""
+"""The Docker backend's side of a run: each server's container spec, the run's network, starting them all at once
+(the servers role's testbed_docker, and the wrapper's head start), and the host ports Docker published; native.py
+is the other backend."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from testbed.backends import docker_api
+from testbed.core.concurrency import each_at_once
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.paths import runtime_root
 from testbed.servers import kind_of
@@ -41,6 +43,33 @@ def containers(run_id: str, servers: Mapping[str, Mapping[str, Any]]) -> list[di
         spec["ports"] = [f"127.0.0.1:{settings[key] or ''}:{inner}" for key, inner in kind.ports(settings).items()]
         specs.append(spec)
     return specs
+
+
+def network(run_id: str) -> tuple[str, dict[str, str]]:
+    """The run's network: its name and labels."""
+    return f"testbed-{run_id}", {docker_api.LABEL_RUN: run_id, docker_api.LABEL_ROOT: str(runtime_root())}
+
+
+def resources(run_id: str, specs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The state file's records of the run's network and containers (made before they exist)."""
+    return [{"kind": "network", "name": network(run_id)[0]}] + [
+        {"kind": "container", "name": spec["name"], "service": spec["service"]} for spec in specs
+    ]
+
+
+def start(run_id: str, specs: list[dict[str, Any]]) -> list[str]:
+    """The run's network, then every container at once (each created, or started, only when it is not running
+    as specified); the services whose containers changed."""
+    name, labels = network(run_id)
+    created = docker_api.ensure_network(name, labels)
+    changed: list[str] = []
+
+    def one(spec: dict[str, Any]) -> None:
+        if docker_api.ensure_container(spec, name):
+            changed.append(spec["service"])
+
+    each_at_once(one, specs)
+    return ([name] if created else []) + sorted(changed)
 
 
 def published_ports(record: RunRecord) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The Docker Engine calls no community.docker module makes for testbed (container logs, port read-back,
-readiness) and teardown outside Ansible (signals, gc), so both share one implementation.
+"""The Docker Engine calls of a run: its network and containers (created at once, in the Ansible worker or the
+wrapper's head start), container logs, port read-back, readiness, and teardown outside Ansible (signals, gc).
 
 They go through the Docker SDK for Python, imported on first use: its import (requests, urllib3) costs
 about 0.09 s, nothing next to a Docker-backend run, but most of a native `testbed down` (0.15 s), which
@@ -11,6 +11,7 @@ native, gc, teardown of a native run that lost its state file). docs/DESIGN.md "
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -27,6 +28,8 @@ LABEL_RUN = "testbed.run"
 LABEL_SERVICE = "testbed.service"
 # Which runtime root (uid, TESTBED_RUNTIME_DIR) owns a container: gc sweeps only its own orphans.
 LABEL_ROOT = "testbed.root"
+# The digest of what a container was created from (image id, spec, network): a change makes it again.
+LABEL_SPEC = "testbed.spec"
 
 # The API version each engine socket negotiated: asked once per process, not before every call.
 _api_versions: dict[str, str] = {}
@@ -190,3 +193,61 @@ def networks_of(run_id: str | None = None) -> list[dict[str, Any]]:
             return list(api.networks(filters={"label": [label]}))
         except docker.errors.APIError:
             return []
+
+
+def ensure_network(name: str, labels: dict[str, str]) -> bool:
+    """The run's network, created when missing; True when it was created."""
+    with _client(30) as api:
+        if any(network["Name"] == name for network in api.networks(names=[name])):
+            return False
+        api.create_network(name, labels=labels, check_duplicate=True)
+    return True
+
+
+def ensure_container(spec: dict[str, Any], network: str) -> bool:
+    """`spec`'s container (testbed.backends.docker.containers) running on `network`: created and started when
+    missing, started when stopped, made again when its image or spec changed (a label holds the spec's digest);
+    True when anything changed."""
+    import docker  # noqa: PLC0415
+
+    made = {key: value for key, value in spec.items() if key != "present"}  # `present` changes once pulled
+    with _client(60) as api:
+        try:
+            return _ensure_container(api, made, network)
+        except docker.errors.APIError as exc:
+            why = " ".join(str(exc.explanation or exc).split())
+            raise TestbedError(f"container {spec['name']}: {why}", ExitCode.PROVISIONING) from exc
+
+
+def _ensure_container(api: docker.APIClient, spec: dict[str, Any], network: str) -> bool:
+    import docker  # noqa: PLC0415
+
+    image = api.inspect_image(spec["image"])["Id"]
+    digest = hashlib.sha256(json.dumps([image, spec, network], sort_keys=True).encode()).hexdigest()
+    try:
+        current = api.inspect_container(spec["name"])
+    except docker.errors.NotFound:
+        current = None
+    if current is not None and (current["Config"].get("Labels") or {}).get(LABEL_SPEC) != digest:
+        api.remove_container(spec["name"], v=True, force=True)
+        current = None
+    if current is None:
+        bindings: dict[int, tuple[str, ...] | tuple[str, int]] = {}
+        for published in spec["ports"]:  # ADDRESS:HOST:CONTAINER; HOST empty: a free port
+            address, host, inner = published.rsplit(":", 2)
+            bindings[int(inner)] = (address, int(host)) if host else (address,)
+        api.create_container(
+            spec["image"],
+            command=spec["command"] or None,  # none: the image's own
+            environment=spec["env"],
+            labels={**spec["labels"], LABEL_SPEC: digest},
+            name=spec["name"],
+            ports=list(bindings),
+            detach=True,
+            use_config_proxy=False,
+            host_config=api.create_host_config(port_bindings=bindings, tmpfs=spec["tmpfs"], network_mode=network),
+        )
+    elif current["State"].get("Running"):
+        return False
+    api.start(spec["name"])
+    return True

@@ -9,7 +9,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from testbed.ansible import collections_install
 from testbed.ansible.options import Options
 from testbed.backends import docker_api
 from testbed.config import workers
@@ -59,6 +58,9 @@ def validate(args: argparse.Namespace, config: ServiceConfig) -> None:
         raise TestbedError(unavailable, ExitCode.CONFIG)
 
     source = secrets_source(getattr(args, "secrets", "auto"), os.environ)
+
+    # Only the commands that start a run check the collections (`test`, `down`, `status` never).
+    from testbed.ansible import collections_install  # noqa: PLC0415 - start-up cost of the other commands
 
     backend = getattr(args, "backend", "auto")
     # auto picks Docker where its engine answers (a remote host's engine cannot be asked from here).

@@ -103,6 +103,10 @@ def cmd_test(args: argparse.Namespace, project: Path) -> int:
         options.run_root = record.run_folder.parent
         options.secrets = "file"
         options.teardown = "never"
+        from testbed.ansible import in_process  # noqa: PLC0415 - start-up cost: the modules' glue
+
+        if in_process.wanted():  # the tests role's tasks here: no ansible-playbook per iteration
+            return in_process.run_tests(options, project)
         from testbed.ansible.driver import run_playbook  # noqa: PLC0415 - start-up cost: what drives playbooks
 
         return run_playbook(options, project, config.as_dict())

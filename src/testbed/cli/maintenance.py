@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from testbed.ansible import collections_install
 from testbed.core.errors import ExitCode
 from testbed.teardown.gc import gc
 
@@ -22,6 +21,7 @@ def cmd_gc(args: argparse.Namespace, _project: Path) -> int:
 
 
 def cmd_collections(args: argparse.Namespace, _project: Path) -> int:
+    from testbed.ansible import collections_install  # noqa: PLC0415 - start-up cost of every other command
 
     root = args.path.resolve() / "ansible_collections" if args.path else None
     for line in collections_install.install(root):

@@ -17,7 +17,7 @@ LOCK_NAME = ".lock"  # beside it: held while the state file is read, changed and
 PRIVATE_DIR = "private"  # the run's 0700 folder: its secrets
 SECRETS_NAME = "secrets.json"  # in PRIVATE_DIR
 TESTS_LOCK = "tests.lock"  # held by `testbed test` (exclusive) and `testbed down` (shared)
-START_LOCK = ".start.lock"  # one native start at a time
+START_LOCK = ".start.lock"  # one start of a run's servers at a time (native or Docker)
 GATE_NAME = "reset.sock"  # the dev loop's reset gate
 HANDOVER_NAME = "handover.sock"  # the per-test reset's socket (tests.isolation: test, the fixtures)
 SHARES_FILE = "worker-shares.json"  # each pytest worker's share of the servers (0600)
@@ -28,7 +28,7 @@ RUNTIME_ENTRIES: dict[str, str] = {
     LOCK_NAME: "its state file's lock",
     PRIVATE_DIR: "its secrets folder",
     TESTS_LOCK: "the lock `testbed test` holds",
-    START_LOCK: "the native start's lock",
+    START_LOCK: "the servers' start lock",
     GATE_NAME: "the dev loop's reset gate",
     HANDOVER_NAME: "the per-test reset's socket",
     SHARES_FILE: "the pytest workers' shares",

@@ -73,6 +73,9 @@ class ResetGate:
         """Stop serving (once the reset is done); raise the reset's error if it failed."""
         self._done.wait()
         self._closing.set()
+        # A connection of its own wakes the accept() at once, instead of at its next timeout.
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as waker:
+            waker.connect(str(self.path))
         for thread in self._threads:
             thread.join(timeout=2)
         with contextlib.suppress(OSError):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from testbed.backends import docker_api, native
+from testbed.backends import docker, native
 from testbed.backends.choice import BACKENDS, choose_backend
 from testbed.backends.docker import containers
 from testbed.config import workers
@@ -18,7 +18,6 @@ from testbed.config.checks import check_before_start
 from testbed.config.service import load_service_config
 from testbed.core import files
 from testbed.core.errors import ExitCode, TestbedError
-from testbed.core.paths import runtime_root
 from testbed.core.ports import free_port, port_free, port_holder
 from testbed.core.processes import ProcessIdentity, playbook_above
 from testbed.parallel import workers as parallel_workers
@@ -32,7 +31,7 @@ PORT_MODES = ("fixed", "auto")
 def _context(record: RunRecord, notices: list[str]) -> dict[str, Any]:
     """What the later phases (the roles) need of a run, from its state: the keys they read."""
     specs = containers(record.run_id, record.servers) if record.backend == "docker" else []
-    network = f"testbed-{record.run_id}"
+    network, network_labels = docker.network(record.run_id)
     return {
         "run_id": record.run_id,
         "run_folder": str(record.run_folder),
@@ -45,11 +44,8 @@ def _context(record: RunRecord, notices: list[str]) -> dict[str, Any]:
         "secrets": record.service_config().as_dict()["secrets"],
         "containers": specs,
         "network": network,
-        "network_labels": {docker_api.LABEL_RUN: record.run_id, docker_api.LABEL_ROOT: str(runtime_root())},
-        "records": (
-            [{"kind": "network", "name": network}]
-            + [{"kind": "container", "name": c["name"], "service": c["service"]} for c in specs]
-        ),
+        "network_labels": network_labels,
+        "records": docker.resources(record.run_id, specs),
     }
 
 

@@ -32,7 +32,6 @@ from testbed.parallel.handover import (
 )
 from testbed.parallel.reset_gate import GATE_VARIABLE, ResetGate
 from testbed.phases import dependencies
-from testbed.phases.migrations import migrate
 from testbed.run import secrets
 from testbed.run.outcome import tests_line
 from testbed.run.record import RunRecord
@@ -143,6 +142,8 @@ def _open_gate(
         """The reset and the workers' shares; returns what the reset had to rebuild first ("" when nothing)."""
         rebuilt = ""
         if reset:
+            from testbed.phases.migrations import migrate  # noqa: PLC0415 - start-up cost: psycopg, off pytest's path
+
             if workers.kept_state(record)[1]:  # a test dropped the kept state: never claim a reset to nothing
                 rebuilt = migrate(record.run_id).rebuilt_note()
             workers.reset(record.servers, record.facts)

@@ -129,14 +129,11 @@ class Renderer:
             return
         phase = self._phase(role)
         if kind == "playbook_on_task_start":
-            self._status = f"{PHASES[role]}: {data.get('task', '')}"
-            self._since = time.monotonic()
+            self._task_started(role, str(data.get("task", "")))
         if kind in ("runner_on_ok", "runner_on_failed", "runner_on_skipped"):
             phase.duration = time.time() - phase.started
-        if kind == "runner_on_ok" and self.verbose:
-            self.say(f"   · {data.get('task', '')}: {'changed' if data.get('res', {}).get('changed') else 'ok'}")
         if kind == "runner_on_ok":
-            self._ok(phase, data.get("task_action", ""), data.get("res") or {})
+            self._task_ok(phase, str(data.get("task", "")), data.get("task_action", ""), data.get("res") or {})
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self._failed(phase, data.get("res") or {})
         elif kind == "runner_on_unreachable":
@@ -147,6 +144,32 @@ class Renderer:
                     "exit_code": int(ExitCode.PROVISIONING),
                 },
             )
+
+    def task_started(self, role: str, task: str) -> None:
+        """A task of `role`'s phase starts (what a playbook_on_task_start event says): the wrapper's own run of
+        a playbook's tasks (testbed.ansible.in_process) reports through these, in the events' words."""
+        with self._lock:
+            self._phase(role)
+            self._task_started(role, task)
+
+    def task_done(self, role: str, task: str, action: str, res: Mapping[str, Any]) -> None:
+        """The task ended with the module result `res` (failed or not), as a runner_on_ok/failed event says."""
+        with self._lock:
+            phase = self._phase(role)
+            phase.duration = time.time() - phase.started
+            if res.get("failed"):
+                self._failed(phase, res)
+            else:
+                self._task_ok(phase, task, action, res)
+
+    def _task_started(self, role: str, task: str) -> None:
+        self._status = f"{PHASES[role]}: {task}"
+        self._since = time.monotonic()
+
+    def _task_ok(self, phase: Phase, task: str, action: str, res: Mapping[str, Any]) -> None:
+        if self.verbose:
+            self.say(f"   · {task}: {'changed' if res.get('changed') else 'ok'}")
+        self._ok(phase, action, res)
 
     def _ok(self, phase: Phase, action: str, res: Mapping[str, Any]) -> None:
         module = action.rsplit(".", 1)[-1]

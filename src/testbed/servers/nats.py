@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import signal
@@ -88,6 +87,8 @@ class Nats(ServerKind):
                 await nc.close()
 
         try:
+            import asyncio  # noqa: PLC0415 - start-up cost: every command imports the server kinds
+
             asyncio.run(asyncio.wait_for(delete_streams(), timeout=PROBE_TIMEOUT))
         except (NatsError, OSError, TimeoutError) as exc:
             why = str(exc) or type(exc).__name__
@@ -119,6 +120,8 @@ class Nats(ServerKind):
             finally:
                 await nc.close()
 
+        import asyncio  # noqa: PLC0415 - start-up cost: every command imports the server kinds
+
         return asyncio.run(asyncio.wait_for(check(), timeout=PROBE_TIMEOUT))
 
 
@@ -138,6 +141,8 @@ class _DeleteStreams(TestReset):
     stream (testbed's migrations are PostgreSQL's), so a purged one would still be there for the next test."""
 
     def __init__(self, title: str) -> None:
+        import asyncio  # noqa: PLC0415 - start-up cost: every command imports the server kinds
+
         self.title = title
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -163,6 +168,8 @@ class _DeleteStreams(TestReset):
                 await _api(nc, f"$JS.API.STREAM.DELETE.{name}", b"", gone_is_fine=True)
 
     def reset(self, fact: Mapping[str, Any]) -> None:
+        import asyncio  # noqa: PLC0415 - start-up cost: every command imports the server kinds
+
         from nats.errors import Error as NatsError  # noqa: PLC0415 - start-up cost
 
         url = str(fact["url"])
@@ -174,6 +181,8 @@ class _DeleteStreams(TestReset):
             raise TestbedError(f"{self.title}: cannot reset JetStream: {why}", ExitCode.PROVISIONING) from exc
 
     def close(self) -> None:
+        import asyncio  # noqa: PLC0415 - start-up cost: every command imports the server kinds
+
         async def close_all() -> None:
             for nc in self._connections.values():
                 with contextlib.suppress(Exception):
