@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from testbed.core import unix_socket
 from testbed.core.concurrency import each_at_once
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.paths import HANDOVER_NAME
@@ -41,7 +42,6 @@ class Handover:
 
     def __init__(self, runtime_dir: Path, isolation: str, *, keep_failed: bool) -> None:
         self.path = runtime_dir / HANDOVER_NAME
-        self.path.unlink(missing_ok=True)
         self.isolation = isolation
         self.keep_failed = keep_failed
         self.kept: list[str] = []  # the failing tests' databases, kept
@@ -55,10 +55,7 @@ class Handover:
         self._lock = threading.Lock()
         self._started = threading.Event()
         self._closing = threading.Event()
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(str(self.path))
-        self._listener.listen(64)
-        self._listener.settimeout(0.2)  # to notice close()
+        self._listener = unix_socket.listen(self.path, 64)
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
@@ -101,13 +98,7 @@ class Handover:
     # -- requests ---------------------------------------------------------------------------------------------
 
     def _serve(self) -> None:
-        while not self._closing.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for connection in unix_socket.connections(self._listener, self._closing):
             threading.Thread(target=self._converse, args=(connection,), daemon=True).start()
 
     def _converse(self, connection: socket.socket) -> None:
@@ -212,11 +203,8 @@ class Handover:
     def close(self) -> None:
         """Keep the databases of tests that failed last on their worker, give back every pool and connection, and
         stop listening. Raises the first error a request met."""
-        self._closing.set()
+        unix_socket.stop(self._listener, self.path, self._closing)
         self._thread.join(timeout=2)
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        self.path.unlink(missing_ok=True)
         for worker, test in list(self._failed.items()):
             with contextlib.suppress(TestbedError):
                 for name, fact in self._share(worker).items():

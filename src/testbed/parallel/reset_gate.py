@@ -7,12 +7,12 @@ the reset's error; a gate that closes without answering (testbed gone) stops pyt
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from testbed.core import unix_socket
 from testbed.core.errors import ExitCode, TestbedError
 from testbed.core.paths import GATE_NAME
 
@@ -24,11 +24,7 @@ class ResetGate:
 
     def __init__(self, runtime_dir: Path, reset: Callable[[], object]) -> None:
         self.path = runtime_dir / GATE_NAME
-        self.path.unlink(missing_ok=True)
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(str(self.path))
-        self._listener.listen(8)
-        self._listener.settimeout(0.2)  # to notice close(); a waiting pytest is answered at once regardless
+        self._listener = unix_socket.listen(self.path, 8)
         self._reset = reset
         self._done = threading.Event()
         self._closing = threading.Event()
@@ -55,13 +51,7 @@ class ResetGate:
         self._done.set()
 
     def _serve(self) -> None:
-        while not self._closing.is_set():
-            try:
-                connection, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for connection in unix_socket.connections(self._listener, self._closing):
             arrived = time.monotonic()
             self._done.wait()
             self.waited = max(self.waited, time.monotonic() - arrived)
@@ -72,14 +62,8 @@ class ResetGate:
     def close(self) -> None:
         """Stop serving (once the reset is done); raise the reset's error if it failed."""
         self._done.wait()
-        self._closing.set()
-        # A connection of its own wakes the accept() at once, instead of at its next timeout.
-        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as waker:
-            waker.connect(str(self.path))
+        unix_socket.stop(self._listener, self.path, self._closing)
         for thread in self._threads:
             thread.join(timeout=2)
-        with contextlib.suppress(OSError):
-            self._listener.close()
-        self.path.unlink(missing_ok=True)
         if self.error is not None:
             raise self.error
