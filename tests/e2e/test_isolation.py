@@ -2,8 +2,8 @@
 PostgreSQL clone swapped in for the worker's database, the Redis slot flushed, JetStream streams deleted).
 
 The fixture service's tests/clean leaves a row, a key and a stream behind in each test and asserts it started
-without any, in a random order: it fails with `worker` (shown first in each test) and passes with `test`.
-tests/held shows a held connection closed and the fixtures' path; tests/hostile attacks the pool."""
+without any, in pytest-randomly's random order: it fails with `worker` (shown first in each test) and passes with
+`test`. tests/held shows a held connection closed and the fixtures' path; tests/hostile attacks the pool."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ from testbed.core.errors import ExitCode
 
 pytestmark = pytest.mark.slow
 CLEAN = 12  # tests in tests/clean
+HOSTILE = ("tests/hostile", "-p", "no:randomly")  # in the order written: each attack, then a test after it
+HELD = ("tests/held", "-p", "no:randomly")  # a connection held by one test, found closed by the next
 POOLED = ("_testbed_pool_", "_testbed_trash_", "_testbed_copy_")
 
 
@@ -87,6 +89,7 @@ def test_every_test_starts_clean_on_two_workers_with_testbed_run(
                            images=images)
     assert isolated.returncode == 0, isolated.stdout + isolated.stderr
     assert f"✅ Tests: {CLEAN} passed in" in isolated.stdout and "on 2 workers" in isolated.stdout
+    assert "Using --randomly-seed=" in (run_folder_of(isolated.stdout) / "pytest.log").read_text()  # in random order
     assert leftovers(run_id_of(isolated.stdout)) == []
 
 
@@ -112,12 +115,12 @@ def test_the_dev_loop_isolates_each_test_and_gives_back_its_pool(suite: Path) ->
             assert f"✅ Tests: {CLEAN} passed in" in isolated.stdout
             _nothing_pooled_left(fact)
         # A connection held across tests is closed by the swap; the fixtures give fresh servers of a test's own.
-        held = _test(suite, "--workers", "1", "--isolation", "test", "--", "tests/held")
+        held = _test(suite, "--workers", "1", "--isolation", "test", "--", *HELD)
         assert held.returncode == 0, held.stdout + held.stderr
         assert "✅ Tests: 4 passed in" in held.stdout
         # A test that drops its own database, one that takes the pool's next names: the tests after them start
         # clean, and the names it took go with the pool.
-        hostile = _test(suite, "--workers", "1", "--isolation", "test", "--", "tests/hostile", "-k",
+        hostile = _test(suite, "--workers", "1", "--isolation", "test", "--", *HOSTILE, "-k",
                         "drops or takes or then_starts")
         assert hostile.returncode == 0, hostile.stdout + hostile.stderr
         assert "✅ Tests: 6 passed in" in hostile.stdout
@@ -142,7 +145,7 @@ def test_keep_failed_keeps_the_failing_tests_database_until_the_environment_goes
             "testbed: error: --keep-failed keeps the database of a failing test, which only --isolation test gives "
             "each test (tests.isolation is worker): add --isolation test"
         ]
-        failed = _test(suite, "--isolation", "test", "--keep-failed", "--", "tests/hostile", "-p", "no:xdist", "-k",
+        failed = _test(suite, "--isolation", "test", "--keep-failed", "--", *HOSTILE, "-p", "no:xdist", "-k",
                        "fails_on_purpose or then_starts")
         assert failed.returncode == ExitCode.TESTS_FAILED, failed.stdout + failed.stderr
         kept = "isolation_testbed_failed_test_fails_on_purpose"
@@ -160,7 +163,7 @@ def test_a_clone_that_fails_stops_the_tests_with_one_line(suite: Path) -> None:
     with _environment_up(suite) as fact:
         # A test sits on the template: every clone after it fails. The clones made before serve the next tests;
         # then the run stops, and no test runs on a database that was not swapped.
-        result = _test(suite, "--isolation", "test", "--", "tests/hostile", "-p", "no:xdist", "-k",
+        result = _test(suite, "--isolation", "test", "--", *HOSTILE, "-p", "no:xdist", "-k",
                        "holds_a_session or then_starts")
         assert result.returncode == ExitCode.PROVISIONING, result.stdout + result.stderr
         assert _failures(result.stdout) == [
@@ -173,7 +176,7 @@ def test_a_clone_that_fails_stops_the_tests_with_one_line(suite: Path) -> None:
 
 
 def test_a_test_that_kills_the_database_server_fails_the_run_with_one_line(suite: Path, tmp_path: Path) -> None:
-    result = run_testbed(suite, tmp_path / "runs", "--isolation", "test", "--", "tests/hostile", "-p", "no:xdist",
+    result = run_testbed(suite, tmp_path / "runs", "--isolation", "test", "--", *HOSTILE, "-p", "no:xdist",
                          "-k", "kills or then_starts")
     assert result.returncode == ExitCode.PROVISIONING, result.stdout + result.stderr
     failures = _failures(result.stdout)
@@ -187,7 +190,7 @@ def test_ctrl_c_in_the_middle_of_a_test_leaves_no_pooled_database(suite: Path, t
         started = tmp_path / "started"
         tests = subprocess.Popen(
             [sys.executable, "-m", "testbed", "test", "--service", str(suite), "--workers", "2", "--isolation", "test",
-             "--", "tests/hostile", "-k", "waits_to_be_interrupted or then_starts"],
+             "--", *HOSTILE, "-k", "waits_to_be_interrupted or then_starts"],
             cwd=PROJECT, env=clean_env(ISOLATION_STARTED=str(started)), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         try:
