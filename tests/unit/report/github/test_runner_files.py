@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from support.gha_runner import read_file_commands
 from support.reports import REPORT
 from testbed.core.junit import Failure
 from testbed.report import github
@@ -19,27 +20,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "GITHUB_OUTPUT": str(tmp_path / "output"),
         **extra,
     }
-
-
-def _read_outputs(path: Path) -> dict[str, str]:
-    """Parse a GITHUB_OUTPUT file the way the runner does (name=value and heredoc forms)."""
-    values: dict[str, str] = {}
-    lines = iter(path.read_text().split("\n"))
-    for line in lines:
-        if not line:
-            continue
-        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
-            name, delimiter = line.split("<<", 1)
-            body = []
-            for inner in lines:
-                if inner == delimiter:
-                    break
-                body.append(inner)
-            values[name] = "\n".join(body)
-        else:
-            name, value = line.split("=", 1)
-            values[name] = value
-    return values
 
 
 def test_write_summary_appends(tmp_path):
@@ -65,7 +45,7 @@ def test_write_outputs(tmp_path):
     env = _env(tmp_path)
     (tmp_path / "output").write_text("earlier=1\n")
     assert github.write_outputs(REPORT, env) is True
-    values = _read_outputs(tmp_path / "output")
+    values = read_file_commands(tmp_path / "output")
     assert values == {
         "earlier": "1",
         "result": "failed",
@@ -83,7 +63,7 @@ def test_write_outputs_when_tests_never_ran_and_multiline_values(tmp_path):
     env = _env(tmp_path)
     report = {**REPORT, "tests": None, "coverage": None, "result": "failed\nfor real"}
     assert github.write_outputs(report, env) is True
-    values = _read_outputs(tmp_path / "output")
+    values = read_file_commands(tmp_path / "output")
     assert values["result"] == "failed\nfor real"
     assert values["passed"] == "0"
     assert values["coverage"] == ""
