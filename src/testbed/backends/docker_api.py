@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -145,18 +146,27 @@ def logs(container: str, tail: int | None = None) -> str:
     return bytes(data).decode("utf-8", "replace")
 
 
+_CONFLICT_RETRIES = 10  # half a second apart
+
+
 def remove_container(container: str) -> bool:
-    """Force-remove a container and its anonymous volumes; True when it is gone."""
+    """Force-remove a container and its anonymous volumes; True when it is gone. A conflict (the engine still
+    creating it for a request whose answer was lost, or removing it already) is retried for a few seconds."""
     import docker  # noqa: PLC0415
 
     with _client(30) as api:
-        try:
-            api.remove_container(container, v=True, force=True)
-        except docker.errors.NotFound:
-            return True
-        except docker.errors.APIError:
-            return False
-    return True
+        for attempt in range(_CONFLICT_RETRIES + 1):
+            try:
+                api.remove_container(container, v=True, force=True)
+            except docker.errors.NotFound:
+                return True
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409 or attempt == _CONFLICT_RETRIES:
+                    return False
+                time.sleep(0.5)
+            else:
+                return True
+    return False
 
 
 def remove_network(network: str) -> bool:
