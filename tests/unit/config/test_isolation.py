@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from testbed.config import catalogue, service
-from testbed.core.errors import ExitCode, TestbedError
-
-CATALOGUE = catalogue.load_catalogue()
-
-
-def _load(tmp_path: Path, text: str) -> service.ServiceConfig:
-    (tmp_path / "testbed.yml").write_text(textwrap.dedent(text), encoding="utf-8")
-    return service.load_service_config(tmp_path, CATALOGUE)
+from support.config_files import config_problem, load_config
+from testbed.config import service
 
 
 def _problem(tmp_path: Path, text: str) -> str:
-    with pytest.raises(TestbedError) as caught:
-        _load(tmp_path, text)
-    assert caught.value.exit_code == ExitCode.CONFIG
-    return str(caught.value).split(": ", 1)[1]
+    return config_problem(tmp_path, text).split(": ", 1)[1]  # without the file's path
 
 
 @pytest.mark.parametrize("isolation", ["run", "worker", "test"])
 def test_each_isolation_is_taken_and_survives_the_state_file(tmp_path: Path, isolation: str) -> None:
-    loaded = _load(tmp_path, f"tests: {{isolation: {isolation}}}\n")
+    loaded = load_config(tmp_path, f"tests: {{isolation: {isolation}}}\n")
     assert loaded.tests.isolation == isolation
     assert service.ServiceConfig.from_dict(loaded.as_dict()).tests.isolation == isolation
 
 
 def test_the_default_is_worker_and_a_state_file_without_the_key_reads_as_worker(tmp_path: Path) -> None:
-    data = _load(tmp_path, "name: plain\n").as_dict()
+    data = load_config(tmp_path, "name: plain\n").as_dict()
     assert data["tests"].pop("isolation") == "worker"
     assert service.ServiceConfig.from_dict(data).tests.isolation == "worker"
 
@@ -68,5 +57,5 @@ def test_a_bad_reset_command_is_named(tmp_path: Path, extra: str, expected: str)
 
 
 def test_a_reset_command_is_kept_and_its_templates_checked(tmp_path: Path) -> None:
-    loaded = _load(tmp_path, _DECLARED.format(extra='reset: [box-flush, "{{ host }}:{{ port }}"]'))
+    loaded = load_config(tmp_path, _DECLARED.format(extra='reset: [box-flush, "{{ host }}:{{ port }}"]'))
     assert loaded.servers["box"]["reset_command"] == ["box-flush", "{{ host }}:{{ port }}"]

@@ -3,36 +3,20 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from testbed.config import catalogue, service
+from support.config_files import CATALOGUE, config_problem, load_config
 from testbed.config import servers as config_servers
+from testbed.config import service
 from testbed.config import workers as config_workers
 from testbed.core import paths
 from testbed.core.errors import ExitCode, TestbedError
 
-CATALOGUE = catalogue.load_catalogue()
-
-
-def _load(tmp_path: Path, text: str) -> service.ServiceConfig:
-    (tmp_path / "testbed.yml").write_text(textwrap.dedent(text), encoding="utf-8")
-    return service.load_service_config(tmp_path, CATALOGUE)
-
-
-def _problem(tmp_path: Path, text: str) -> str:
-    with pytest.raises(TestbedError) as caught:
-        _load(tmp_path, text)
-    assert caught.value.exit_code == ExitCode.CONFIG
-    message = str(caught.value)
-    assert "\n" not in message
-    return message
-
 
 def test_a_minimal_file_gets_every_catalogue_server_with_its_defaults(tmp_path: Path) -> None:
-    loaded = _load(tmp_path, "name: minimal\n")
+    loaded = load_config(tmp_path, "name: minimal\n")
     assert list(loaded.servers) == list(CATALOGUE)
     assert loaded.servers["postgres"]["port"] == CATALOGUE["postgres"]["port"]
     assert (loaded.tests.paths, loaded.tests.timeout, loaded.install) == (["tests"], 300, "auto")
@@ -40,7 +24,7 @@ def test_a_minimal_file_gets_every_catalogue_server_with_its_defaults(tmp_path: 
 
 
 def test_settings_override_one_key_and_keep_the_rest_of_a_nested_default(tmp_path: Path) -> None:
-    loaded = _load(tmp_path, """\
+    loaded = load_config(tmp_path, """\
         servers: [postgres]
         settings:
           postgres:
@@ -80,16 +64,16 @@ def test_settings_override_one_key_and_keep_the_rest_of_a_nested_default(tmp_pat
     ("migrations: {folder: m, colour: x}\n", "unknown key 'migrations.colour' (allowed: folder, schema)"),
 ], ids=lambda value: value.split(":")[0] if value.endswith("\n") else None)
 def test_each_problem_is_named_with_its_key(tmp_path: Path, text: str, expected: str) -> None:
-    assert expected in _problem(tmp_path, text)
+    assert expected in config_problem(tmp_path, text)
 
 
 def test_migrations_need_postgres(tmp_path: Path) -> None:
     (tmp_path / "migrations").mkdir()
-    assert "'migrations' needs 'postgres' in 'servers'" in _problem(tmp_path, "servers: [nats]\n")
+    assert "'migrations' needs 'postgres' in 'servers'" in config_problem(tmp_path, "servers: [nats]\n")
 
 
 def test_every_problem_is_named_in_the_one_line(tmp_path: Path) -> None:
-    message = _problem(tmp_path, "colour: blue\nservers: [mysql]\ntests: {timeout: x}\nenv: {1ST: x}\n")
+    message = config_problem(tmp_path, "colour: blue\nservers: [mysql]\ntests: {timeout: x}\nenv: {1ST: x}\n")
     assert message.startswith(f"{tmp_path / 'testbed.yml'}: ")
     for part in ("unknown key 'colour'", "unknown server 'mysql'", "'tests.timeout' must be an integer",
                  "'env.1ST' is not a valid"):
@@ -99,17 +83,17 @@ def test_every_problem_is_named_in_the_one_line(tmp_path: Path) -> None:
 
 def test_a_server_listed_twice_is_named(tmp_path: Path) -> None:
     """`servers: [postgres, postgres]` used to load as one postgres: a slip that hid what was meant."""
-    message = _problem(tmp_path, "servers: [postgres, nats, postgres]\n")
+    message = config_problem(tmp_path, "servers: [postgres, nats, postgres]\n")
     assert message == f"{tmp_path / 'testbed.yml'}: 'servers' lists 'postgres' twice: list each server once"
 
 
 def test_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
-    message = _problem(tmp_path, "name: ok\nservers: [postgres\n")
+    message = config_problem(tmp_path, "name: ok\nservers: [postgres\n")
     assert message.startswith(f"{tmp_path / 'testbed.yml'} line ") and "not valid YAML" in message, message
 
 
 def test_a_file_that_is_not_a_mapping_says_what_it_must_be(tmp_path: Path) -> None:
-    assert "must be a mapping of keys (name, servers, settings, ...)" in _problem(tmp_path, "- postgres\n")
+    assert "must be a mapping of keys (name, servers, settings, ...)" in config_problem(tmp_path, "- postgres\n")
 
 
 def test_a_missing_file_says_how_to_create_it(tmp_path: Path) -> None:
@@ -129,10 +113,10 @@ def _declaring(*names: str, env: str = "") -> str:
 def test_a_declared_servers_env_keys_follow_the_rule_of_the_top_level_env(tmp_path: Path, key: str) -> None:
     """`testbed env` printed `export X=1;touch /tmp/pwned;Y=…` (a command when evaluated) and `testbed test`
     ended in `internal error: ValueError`: the key is refused like a top-level one, in one line."""
-    message = _problem(tmp_path, _declaring("s3", env=f"      env: {{{json.dumps(key)}: x}}\n"))
+    message = config_problem(tmp_path, _declaring("s3", env=f"      env: {{{json.dumps(key)}: x}}\n"))
     shown = key if key.isprintable() else repr(key)
     assert f"'servers.s3.env.{shown}' is not a valid environment variable name" in message, message
-    top_level = _problem(tmp_path, f"env: {{{json.dumps(key)}: x}}\n")
+    top_level = config_problem(tmp_path, f"env: {{{json.dumps(key)}: x}}\n")
     assert f"'env.{shown}' is not a valid environment variable name" in top_level, top_level
 
 
@@ -150,7 +134,7 @@ def test_a_reserved_server_name_is_refused_saying_what_holds_it(
 ) -> None:
     """`nats-gw1` silently became worker gw1's NATS (a plain TCP listener: no NATS for it); `private` wiped the
     run's secrets (exit 11); `state.json` left a folder every gc reported and none removed."""
-    message = _problem(tmp_path, _declaring(*names))
+    message = config_problem(tmp_path, _declaring(*names))
     assert f"'servers.{reserved}' is reserved: {why}; name the server otherwise" in message, message
 
 
@@ -166,13 +150,13 @@ def test_the_reserved_names_are_those_testbed_uses() -> None:
 
 @pytest.mark.parametrize("name", ["S3", "my-s3", "s3.cache", "_s3", "3s", "s" * 33, "s3 cache", "ünï"])
 def test_a_declared_server_name_must_be_a_simple_identifier(tmp_path: Path, name: str) -> None:
-    message = _problem(tmp_path, _declaring(name))
+    message = config_problem(tmp_path, _declaring(name))
     assert f"'servers' entry {name!r} must be a simple name: a lowercase letter, then lowercase letters, digits or " \
            "'_', at most 32" in message, message
 
 
 def test_a_simple_name_is_declared(tmp_path: Path) -> None:
-    loaded = _load(tmp_path, _declaring("s3", "object_store_2"))
+    loaded = load_config(tmp_path, _declaring("s3", "object_store_2"))
     assert list(loaded.servers) == ["postgres", "s3", "object_store_2"]
 
 
@@ -186,7 +170,7 @@ def test_a_simple_name_is_declared(tmp_path: Path) -> None:
 )
 def test_a_name_with_a_trailing_newline_is_refused(tmp_path: Path, text: str) -> None:
     """`$` matches before a final newline: every name is checked whole (a newline would end a config line)."""
-    assert "\\n" in _problem(tmp_path, text)
+    assert "\\n" in config_problem(tmp_path, text)
 
 
 def test_a_run_id_with_a_trailing_newline_is_refused() -> None:
