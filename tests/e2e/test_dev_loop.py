@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from support import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of
+from support import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of, waiting_test
 from testbed.core.errors import ExitCode
 
 pytestmark = pytest.mark.slow
@@ -162,16 +161,7 @@ def test_a_second_testbed_test_at_once_is_refused_naming_the_running_one(service
     """Two `testbed test` at once on one environment: one crashed in ansible-runner (its folder is named by the
     run id, which they share), the other reported spurious failures. The second is refused, before anything
     of it starts, naming the first."""
-    started, release = service / "started.fifo", service / "release.fifo"
-    os.mkfifo(started)
-    os.mkfifo(release)
-    (service / "tests" / "test_waits.py").write_text(
-        "def test_waits_for_the_outer_test():\n"
-        f"    with open({str(started)!r}, 'w') as fifo:\n"  # blocks until the outer test reads
-        "        fifo.write('started')\n"
-        f"    with open({str(release)!r}) as fifo:\n"  # blocks until the outer test writes
-        "        assert fifo.read() == 'go'\n"
-    )
+    started, release = waiting_test(service)
     up = cli("up", "--service", str(service), "--backend", "native", "--ports", "auto", "--run-folder", str(runs))
     assert up.returncode == 0, up.stdout + up.stderr
     run_id = next(runs.iterdir()).name

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from support import PROJECT, clean_env, cli
+from support import PROJECT, clean_env, cli, waiting_test
 from testbed.config.catalogue import load_catalogue
 from testbed.config.service import load_service_config
 from testbed.core.errors import ExitCode, TestbedError
@@ -210,16 +210,7 @@ def test_down_refuses_while_testbed_test_runs_then_tears_down(service: Path, tmp
 
 def test_down_during_a_real_testbed_test_is_refused_and_the_tests_pass(service: Path, runs: Path) -> None:
     """End to end: `testbed up`, a `testbed test` whose test waits on a FIFO, `testbed down` meanwhile."""
-    started, release = service / "started.fifo", service / "release.fifo"
-    os.mkfifo(started)
-    os.mkfifo(release)
-    (service / "tests" / "test_waits.py").write_text(
-        "def test_waits_for_the_outer_test():\n"
-        f"    with open({str(started)!r}, 'w') as fifo:\n"  # blocks until the outer test reads
-        "        fifo.write('started')\n"
-        f"    with open({str(release)!r}) as fifo:\n"  # blocks until the outer test writes
-        "        assert fifo.read() == 'go'\n"
-    )
+    started, release = waiting_test(service)
     env = clean_env()  # the real runtime root: the server user cannot reach a private one under tmp_path
     up = cli("up", "--service", str(service), "--backend", "native", "--ports", "auto", "--run-folder", str(runs),
              env=env)

@@ -212,6 +212,22 @@ def write_lines(folder: Path, name: str, *lines: str) -> Path:
     return path
 
 
+def waiting_test(service: Path) -> tuple[Path, Path]:
+    """A test `test_waits_for_the_outer_test` in the service's tests that writes `started` into the first FIFO,
+    then waits until the outer test writes `go` into the second: a `testbed test` held at a known point."""
+    started, release = service / "started.fifo", service / "release.fifo"
+    os.mkfifo(started)
+    os.mkfifo(release)
+    (service / "tests" / "test_waits.py").write_text(
+        "def test_waits_for_the_outer_test():\n"
+        f"    with open({str(started)!r}, 'w') as fifo:\n"  # blocks until the outer test reads
+        "        fifo.write('started')\n"
+        f"    with open({str(release)!r}) as fifo:\n"  # blocks until the outer test writes
+        "        assert fifo.read() == 'go'\n"
+    )
+    return started, release
+
+
 def python_on_small_tmpfs(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:
     """Python `code` with a 64 KiB tmpfs on tmp_path/disk (FOLDER in the code), in a mount namespace of its own:
     a full disk, for this process only."""
