@@ -26,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ import psycopg
 import redis
 
 from testbed.config.workers import worker_name
+from testbed.core.concurrency import each_at_once
 from testbed.parallel import workers
 from testbed.parallel.handover import Handover
 from testbed.run.store import RunState
@@ -101,11 +101,7 @@ def handover_figures(state: RunState, tests: int, seconds: float) -> dict[str, f
                     db.execute("INSERT INTO marks VALUES ('bench')")
                 time.sleep(seconds)
 
-    threads = [threading.Thread(target=worker, args=(name,)) for name in facts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    each_at_once(worker, list(facts))
     wall = time.perf_counter() - started
     handover.close()
     return {
