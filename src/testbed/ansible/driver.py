@@ -32,7 +32,7 @@ from testbed.core.paths import runtime_root, trusted_runtime_root
 from testbed.phases import preflight, servers
 from testbed.report import github
 from testbed.report.console import HostRenderers, Renderer
-from testbed.report.run_report import build_report, write_report
+from testbed.report.run_report import build_report, report_run, write_report
 from testbed.run import secrets
 from testbed.run.secrets import resolve_env_secrets, secrets_source
 from testbed.run.store import new_run_id
@@ -144,9 +144,7 @@ def _drive(options: Options, project: Path, config: dict[str, Any], out: IO[str]
             redactor=redactor,
         )
         return errors.worst(list(codes.values()))
-    report = build_report(renderer, run_id, run_root / run_id, code, started, options)
-    problem = write_report(report, out, gha, redactor, said=renderer.kinds_said)
-    return int(problem.exit_code if problem is not None and code == ExitCode.PASSED else code)
+    return report_run(renderer, run_id, run_root / run_id, code, started, options, out=out, gha=gha, redactor=redactor)
 
 
 class _Prepared(NamedTuple):

@@ -26,12 +26,11 @@ from testbed.ansible.module_shell import in_process, module_file
 from testbed.ansible.options import Options
 from testbed.ansible.settings import runner_envvars
 from testbed.core import redact, redacted_output
-from testbed.core.errors import ExitCode
 from testbed.core.interrupts import NOTED, Interrupted
 from testbed.core.paths import trusted_runtime_root
 from testbed.report import github
 from testbed.report.console import Renderer
-from testbed.report.run_report import build_report, write_report
+from testbed.report.run_report import report_run
 
 PLAYBOOK_VARIABLE = "TESTBED_TEST_PLAYBOOK"  # 1: `testbed test` drives playbooks/test.yml through ansible-runner
 ROLE = "tests"
@@ -110,9 +109,7 @@ def _run(options: Options, project: Path, out: IO[str], interrupted: Interrupted
         else:
             worker.join()
             code = renderer.exit_code("successful", 0)
-    report = build_report(renderer, run_id, run_root / run_id, code, started, options)
-    problem = write_report(report, out, gha, redactor, said=renderer.kinds_said)
-    return int(problem.exit_code if problem is not None and code == ExitCode.PASSED else code)
+    return report_run(renderer, run_id, run_root / run_id, code, started, options, out=out, gha=gha, redactor=redactor)
 
 
 def _perform(

@@ -75,6 +75,25 @@ def write_report(
     return problem
 
 
+def report_run(
+    renderer: Renderer,
+    run_id: str,
+    run_folder: Path,
+    code: ExitCode,
+    started: float,
+    options: Options,
+    *,
+    out: IO[str],
+    gha: bool,
+    redactor: redact.Redactor,
+) -> int:
+    """The run's report written (build_report, write_report) and the code the command exits with: the run's
+    own, unless it passed and the report could not be written (a full disk)."""
+    report = build_report(renderer, run_id, run_folder, code, started, options)
+    problem = write_report(report, out, gha, redactor, said=renderer.kinds_said)
+    return int(problem.exit_code if problem is not None and code == ExitCode.PASSED else code)
+
+
 def publish_to_github(report: Mapping[str, Any], out: IO[str], redactor: redact.Redactor | None = None) -> None:
     redactor = redactor or redact.Redactor()
     summary = junit.parse(Path(report["junit"])) if report.get("junit") else None
