@@ -11,6 +11,7 @@ import re
 import secrets
 import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -117,6 +118,66 @@ def test_a_declared_server_that_never_answers_fails_readiness_with_its_log(tmp_p
     assert f"never listening on {failed[1]}" in result.stdout  # the tail of its log, with the rendered port
     run_id = run_folder_of(result.stdout).name
     assert leftovers(run_id) == [] and reaper.marked(run_id) == []  # the marker finds the `sleep 600`
+
+
+# Memcached's `flush_all` on the worker's instance: the declared `reset:` command, before each test.
+FLUSH = """import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as conn:
+    conn.sendall(b"flush_all\\r\\n")
+    sys.exit(0 if conn.recv(64) == b"OK\\r\\n" else "memcached did not flush")
+"""
+STARTS_CLEAN = """import os, socket
+
+import pytest
+
+
+def _ask(command):
+    host, port = os.environ["MEMCACHED_ADDRESS"].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(command)
+        received = b""
+        while not received.endswith((b"END\\r\\n", b"STORED\\r\\n")):
+            chunk = conn.recv(4096)
+            assert chunk, received
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_starts_without_the_key_an_earlier_test_left(n):
+    assert _ask(b"get left\\r\\n") == b"END\\r\\n", "a key from an earlier test"
+    assert _ask(b"set left 0 0 1\\r\\nx\\r\\n") == b"STORED\\r\\n"
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "isolation", "expected"),
+    [
+        (FLUSH, "worker", ExitCode.TESTS_FAILED),  # the command is not run: a worker's second test finds the key
+        (FLUSH, "test", ExitCode.PASSED),
+        ("import sys; sys.exit('cannot reach the cache')", "test", ExitCode.PROVISIONING),
+    ],
+    ids=["worker", "test", "failing-reset"],
+)
+def test_a_declared_server_s_reset_command_runs_before_each_test(
+    declared: Path, runs: Path, script: str, isolation: str, expected: int
+) -> None:
+    (declared / "flush.py").write_text(script)
+    (declared / "tests" / "test_declared.py").unlink()
+    (declared / "tests" / "test_starts_clean.py").write_text(STARTS_CLEAN)
+    config = declared / "testbed.yml"
+    reset = f'      reset: [{sys.executable}, {declared / "flush.py"}, "{{{{ host }}}}", "{{{{ port }}}}"]\n'
+    config.write_text(config.read_text().replace("      ready: {tcp: true}\n", "      ready: {tcp: true}\n" + reset))
+    result = cli("run", "--service", str(declared), "--backend", "native", "--ports", "auto", "--workers", "2",
+                 "--isolation", isolation, "--run-folder", str(runs), timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == expected, out
+    if expected == ExitCode.PASSED:
+        assert "✅ Tests: 6 passed in" in result.stdout and "on 2 workers" in result.stdout
+    elif expected == ExitCode.PROVISIONING:
+        failures = [line for line in result.stdout.splitlines() if line.startswith("❌")]
+        assert failures == ["❌ Tests: server cache: reset command exited 1: cannot reach the cache"], out
+    assert leftovers(run_folder_of(result.stdout).name) == []
 
 
 S3 = "  - s3:\n      port: 15000\n      native: {command: [moto_server, -p, '{{ port }}']}\n"

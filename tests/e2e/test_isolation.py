@@ -13,6 +13,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +22,14 @@ import psycopg
 import pytest
 
 from support import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of, run_id_of, run_testbed
+from testbed.config.workers import worker_name
 from testbed.core import junit
+from testbed.core.concurrency import each_at_once
 from testbed.core.errors import ExitCode
+from testbed.parallel import workers
+from testbed.parallel.handover import Handover
+from testbed.run.store import RunState
+from testbed.servers.postgres_pool import PER_WORKER
 
 pytestmark = pytest.mark.slow
 CLEAN = 12  # tests in tests/clean
@@ -205,3 +213,54 @@ def test_ctrl_c_in_the_middle_of_a_test_leaves_no_pooled_database(suite: Path, t
                 tests.kill()
         assert tests.returncode == ExitCode.SIGINT, out + err
         _nothing_pooled_left(fact)
+
+
+def test_the_pool_refills_under_load_and_every_hand_over_is_a_fresh_clone(suite: Path) -> None:
+    """Two workers' plugins ask for a reset before each of 25 tests of no time, while two busy processes hold the
+    cores: 50 hand-overs drain a pool of 4 again and again. Each test still starts on a database of its own, as
+    migrated, and the pool is full again when the asking stops."""
+    up = cli("up", "--service", str(suite), "--ports", "auto", "--backend", "native", "--workers", "2")
+    assert up.returncode == 0, up.stdout + up.stderr
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        state = RunState.find(run_id_of(up.stdout))
+        record = state.load()
+        shares = {worker_name(0): record.own_facts(), worker_name(1): workers.worker_facts(record.servers,
+                                                                                            record.facts, 1)}
+        fact = record.own_facts()["postgres"]
+        handover = Handover(Path(tempfile.mkdtemp(dir=state.runtime_dir)), "test", keep_failed=False)
+        handover.start(record.servers, record.own_facts(), shares)
+        seen: dict[str, list[tuple[int, list[str]]]] = {}
+
+        def tests_of(worker: str) -> None:
+            seen[worker] = []
+            for _ in range(25):
+                assert handover.answer(["reset", worker]) == {"ok": True}
+                with psycopg.connect(shares[worker]["postgres"]["url"], autocommit=True) as db:
+                    oid = db.execute("SELECT oid FROM pg_database WHERE datname = current_database()").fetchone()
+                    marks = [row[0] for row in db.execute("SELECT test FROM marks")]
+                    db.execute("INSERT INTO marks VALUES ('left by a test')")
+                seen[worker].append((int(oid[0]), marks))
+
+        try:
+            each_at_once(tests_of, list(shares))
+            # Full again: PER_WORKER clones per worker, made after the last hand-over took one.
+            deadline = time.monotonic() + 60
+            while len(pooled := [n for n in _databases(fact) if "_testbed_pool_" in n]) < PER_WORKER * 2:
+                assert time.monotonic() < deadline, pooled
+                time.sleep(0.1)
+        finally:
+            handover.close()
+        hand_overs = [entry for entries in seen.values() for entry in entries]
+        assert len(hand_overs) == 50
+        assert all(marks == ["migrated"] for _, marks in hand_overs), "a test saw an earlier test's row"
+        # A worker's first test needs no reset; every other one is a clone never handed out before.
+        assert len({oid for oid, _ in hand_overs}) == 50
+        _nothing_pooled_left(fact)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+        down = cli("down", "--service", str(suite))
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert leftovers(run_id_of(up.stdout)) == []
