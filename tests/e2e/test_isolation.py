@@ -21,7 +21,18 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from support import FIXTURES, PROJECT, clean_env, cli, leftovers, playbook, run_folder_of, run_id_of, run_testbed
+from support import (
+    FIXTURES,
+    PROJECT,
+    clean_env,
+    cli,
+    image_args,
+    leftovers,
+    playbook,
+    run_folder_of,
+    run_id_of,
+    run_testbed,
+)
 from testbed.config.workers import worker_name
 from testbed.core import junit
 from testbed.core.concurrency import each_at_once
@@ -50,9 +61,11 @@ def _failures(output: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def _environment_up(suite: Path, *args: str) -> Iterator[dict[str, object]]:
+def _environment_up(
+    suite: Path, *args: str, backend: str = "native", images: dict[str, str] | None = None
+) -> Iterator[dict[str, object]]:
     """`testbed up` of the suite for the block (its PostgreSQL fact), then `testbed down`: nothing may be left."""
-    up = cli("up", "--service", str(suite), "--ports", "auto", "--backend", "native", *args)
+    up = cli("up", "--service", str(suite), "--ports", "auto", "--backend", backend, *image_args(images or {}), *args)
     assert up.returncode == 0, up.stdout + up.stderr
     try:
         yield json.loads((run_folder_of(up.stdout) / "state.json").read_text())["facts"]["postgres"]
@@ -101,9 +114,13 @@ def test_every_test_starts_clean_on_two_workers_with_testbed_run(
     assert leftovers(run_id_of(isolated.stdout)) == []
 
 
-def test_plain_ansible_playbook_takes_testbed_isolation(suite: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["native", pytest.param("docker", marks=pytest.mark.docker)])
+def test_plain_ansible_playbook_takes_testbed_isolation(
+    suite: Path, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    images = request.getfixturevalue("local_images") if backend == "docker" else {}
     extravars: dict[str, object] = {
-        "testbed_service": str(suite), "testbed_backend": "native", "testbed_ports": "auto",
+        "testbed_service": str(suite), "testbed_backend": backend, "testbed_ports": "auto", "testbed_images": images,
         "testbed_run_root": str(tmp_path / "runs"), "testbed_workers": 2, "testbed_pytest_args": ["tests/clean"],
     }
     for isolation, passed in (("worker", False), ("test", True)):
@@ -132,6 +149,16 @@ def test_the_dev_loop_isolates_each_test_and_gives_back_its_pool(suite: Path) ->
                         "drops or takes or then_starts")
         assert hostile.returncode == 0, hostile.stdout + hostile.stderr
         assert "✅ Tests: 6 passed in" in hostile.stdout
+        _nothing_pooled_left(fact)
+
+
+@pytest.mark.docker
+def test_the_dev_loop_on_docker_isolates_each_test(suite: Path, local_images: dict[str, str]) -> None:
+    with _environment_up(suite, "--workers", "2", backend="docker", images=local_images) as fact:
+        assert _test(suite, "--workers", "2", "--", "tests/clean").returncode == ExitCode.TESTS_FAILED
+        isolated = _test(suite, "--workers", "2", "--isolation", "test", "--", "tests/clean")
+        assert isolated.returncode == 0, isolated.stdout + isolated.stderr
+        assert f"✅ Tests: {CLEAN} passed in" in isolated.stdout and "on 2 workers" in isolated.stdout
         _nothing_pooled_left(fact)
 
 
