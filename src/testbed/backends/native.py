@@ -76,6 +76,7 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
         for service, settings in servers.items()
     ]
     hints = {service: kind_of(service, settings).exited_hint(settings) for service, settings in servers.items()}
+    entries = {service: kind_of(service, settings).run_dir_entries for service, settings in servers.items()}
     # Each server writes into a pipe; the pump keeps its log, capped (testbed.core.logcap).
     pipes = _log_pump(state, [item.service for item in launches], log_dir)
 
@@ -88,7 +89,13 @@ def _start_locked(state: RunState, servers: Mapping[str, Mapping[str, Any]], log
             state.record({"kind": "directory", "service": item.service, "path": str(item.data_dir)})
             if item.data_dir.exists():  # an earlier attempt that failed half-way: start clean
                 shutil.rmtree(item.data_dir)
-                shutil.rmtree(run_dir / "sockets", ignore_errors=True)
+                # Its own entries only: the others' servers may be running (a second start re-launches only the
+                # servers whose process is gone), and PostgreSQL's sockets folder holds its lock file.
+                for path in (run_dir / entry for entry in entries[item.service]):
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink(missing_ok=True)
             item.data_dir.mkdir(mode=0o700)
             os.chown(item.data_dir, owner.uid, owner.gid)
             if item.prepare:
