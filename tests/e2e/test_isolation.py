@@ -40,6 +40,7 @@ from testbed.core.errors import ExitCode
 from testbed.parallel import workers
 from testbed.parallel.handover import Handover
 from testbed.run.store import RunState
+from testbed.servers import postgres_pool
 from testbed.servers.postgres_pool import PER_WORKER
 
 pytestmark = pytest.mark.slow
@@ -291,3 +292,15 @@ def test_the_pool_refills_under_load_and_every_hand_over_is_a_fresh_clone(suite:
         down = cli("down", "--service", str(suite))
     assert down.returncode == 0, down.stdout + down.stderr
     assert leftovers(run_id_of(up.stdout)) == []
+
+
+def test_a_session_closed_just_before_the_hand_over_is_waited_for_and_one_that_stays_is_not(suite: Path) -> None:
+    # A suite closes its connection at a test's end, just before the next test's hand-over, while the server
+    # process is still going: the swap waits the moment it takes rather than ending it in PostgreSQL's 100 ms steps.
+    with _environment_up(suite) as fact:
+        login = {"host": fact["host"], "port": fact["port"], "user": fact["user"], "password": fact["password"]}
+        with psycopg.connect(**login, dbname="postgres", autocommit=True) as admin:  # type: ignore[arg-type]
+            held = psycopg.connect(**login, dbname=fact["database"])  # type: ignore[arg-type]
+            assert postgres_pool.sessions_leave(admin, str(fact["database"])) is False  # ended by the swap then
+            held.close()
+            assert postgres_pool.sessions_leave(admin, str(fact["database"])) is True

@@ -1,4 +1,4 @@
-"""Doing one thing to several servers at once: a thread each, all awaited, the first failure raised."""
+"""Doing one thing to several servers at once: all awaited, the first failure raised."""
 
 from __future__ import annotations
 
@@ -12,20 +12,27 @@ Item = TypeVar("Item")
 
 
 def each_at_once(action: Callable[[Item], None], items: Iterable[Item]) -> None:
-    """Run `action` on every item in its own thread and wait for all of them (none is abandoned half-way);
-    then raise the first TestbedError any of them raised."""
-    errors: list[TestbedError] = []
+    """Run `action` on every item at once, the first in the calling thread and each other in a thread of its own
+    (a single item starts none: the per-test reset of one server is on every test's path), and wait for all of
+    them (none is abandoned half-way); then raise the first TestbedError any of them raised, else the first
+    other exception (never lost in a thread)."""
+    errors: list[Exception] = []
 
     def one(item: Item) -> None:
         try:
             action(item)
-        except TestbedError as exc:
+        except Exception as exc:  # raised below, once every item is done
             errors.append(exc)
 
-    threads = [threading.Thread(target=one, args=(item,)) for item in items]
+    todo = list(items)
+    threads = [threading.Thread(target=one, args=(item,)) for item in todo[1:]]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        if todo:
+            one(todo[0])
+    finally:
+        for thread in threads:
+            thread.join()
     if errors:
-        raise errors[0]
+        raise next((exc for exc in errors if isinstance(exc, TestbedError)), errors[0])

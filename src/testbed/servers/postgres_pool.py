@@ -12,6 +12,7 @@ import itertools
 import queue
 import re
 import threading
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,12 @@ PER_WORKER = 2  # ready clones per worker: a test of 50 ms or more finds one wai
 FILLERS = 2  # clones made at once: CREATE DATABASE mostly waits on its checkpoints, so two overlap well
 WAIT = 120.0  # seconds a hand-over waits for a clone before the run fails: a clone takes 20-100 ms here
 SESSIONS_GONE_MS = 5000  # pg_terminate_backend waits this long for a session of the old database to end
+
+LEAVING = 0.05  # seconds a closed session's server process is given to go by itself before it is ended
+_SESSIONS = (
+    "SELECT EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) a JOIN pg_database d ON d.oid = a.datid "
+    "WHERE d.datname = %s AND a.pid <> pg_backend_pid())"
+)
 
 # Two renames in one transaction, in one round trip: the worker's database goes (when a test did not drop it),
 # a pooled clone takes its name. Refused while anyone is connected (the caller then ends the sessions):
@@ -220,6 +227,8 @@ class DatabasePool(TestReset):
                 except errors.ObjectInUse:
                     if attempt == 2:
                         raise
+                if attempt == 0 and sessions_leave(connection, database):
+                    continue  # the last test closed its connection just now: its server process was still going
                 # Sessions left from the last test: no new one, then end them (waiting for each to go).
                 connection.execute(
                     sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(database))
@@ -290,6 +299,22 @@ class DatabasePool(TestReset):
             lock_template(self._admin, self.template, locked=False)
             if self._own_template:  # the run's, not the dev loop's kept state: it goes with the run's tests
                 _drop(self._admin, self.template)
+
+
+def sessions_leave(connection: psycopg.Connection[Any], database: str) -> bool:
+    """Whether the database's sessions end by themselves within LEAVING seconds, asked every millisecond: a suite
+    closes its connections at a test's end, just before the next test's hand-over, and a server process takes a
+    moment to go. Ending them instead waits in PostgreSQL's 100 ms steps (pg_terminate_backend's timeout)."""
+    deadline = time.monotonic() + LEAVING
+    while True:
+        if not connection.execute(_SESSIONS, (database,)).fetchone()[0]:  # type: ignore[index]
+            # Gone from the statistics, a process is still in PostgreSQL's list of backends for a few microseconds
+            # more, where a rename would find it and wait 100 ms.
+            time.sleep(0.0005)
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
 
 
 def _sweep(admin: psycopg.Connection[Any], database: str) -> None:

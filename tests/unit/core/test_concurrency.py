@@ -41,3 +41,26 @@ def test_a_failure_is_raised_after_every_other_item_finished() -> None:
 
 def test_no_items_is_nothing_to_do() -> None:
     each_at_once(lambda _item: (_ for _ in ()).throw(AssertionError("called")), [])
+
+
+def test_a_single_item_runs_in_the_calling_thread() -> None:
+    ran_in: list[threading.Thread] = []
+    each_at_once(lambda _item: ran_in.append(threading.current_thread()), ["postgres"])
+    assert ran_in == [threading.current_thread()]
+
+
+def test_an_unexpected_exception_in_a_thread_is_raised_not_lost() -> None:
+    def action(item: str) -> None:
+        if item == "bug":
+            raise KeyError(item)
+
+    with pytest.raises(KeyError, match="bug"):
+        each_at_once(action, ["a", "bug"])
+
+
+def test_a_testbed_error_is_raised_before_an_unexpected_one() -> None:
+    def action(item: str) -> None:
+        raise KeyError(item) if item == "bug" else TestbedError("b: failed", ExitCode.PROVISIONING)
+
+    with pytest.raises(TestbedError, match="b: failed"):
+        each_at_once(action, ["bug", "b"])
