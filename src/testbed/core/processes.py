@@ -79,6 +79,21 @@ def pids() -> list[int]:
     return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
 
 
+def runs_as(program: str, uid: int) -> bool:
+    """A process whose name (comm) is `program` runs with real uid `uid`; a zombie (exited, not yet reaped) does
+    not count."""
+    for pid in pids():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        zombie = fields.get("State", "").strip().startswith("Z")
+        if fields.get("Name", "").strip() == program and fields.get("Uid", "").split()[:1] == [str(uid)] and not zombie:
+            return True
+    return False
+
+
 def is_ansible_playbook(pid: int) -> bool:
     """Whether `pid` is an ansible-playbook process (a controller, or one of its forked workers)."""
     try:

@@ -70,6 +70,11 @@ class ServerKind(ABC):
         found by what the server itself writes there and proven to be it; none when it writes nothing such."""
         return []
 
+    def left_in_shared_memory(self, owner: int, folder: Path) -> list[Path]:
+        """What this kind's servers of the account `owner`, killed, left in `folder` (/dev/shm: POSIX shared
+        memory), once none of its servers of that account runs; none when it keeps nothing there."""
+        return []
+
     def facts(self, settings: Mapping[str, Any], host: str) -> dict[str, Any]:
         """What templates (`{{ name.url }}`) and tests see: at least host, port and url."""
         port = int(settings["port"])

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from testbed.core import processes
 from testbed.core.host import Account, Launch, full_disk, run_as, which
 from testbed.core.paths import template_root
 from testbed.servers.base import Binary, ContainerParts, ServerKind
@@ -110,6 +111,13 @@ class Postgres(ServerKind):
 
     def ports(self, settings: Mapping[str, Any]) -> dict[str, int]:
         return {"port": 5432}
+
+    def left_in_shared_memory(self, owner: int, folder: Path) -> list[Path]:
+        # Its dynamic shared memory segments (about 1 MiB each): only a successor in the same data folder would
+        # remove a SIGKILLed postmaster's. While any postgres of the account runs, they may be its.
+        if processes.runs_as(self.program, owner):
+            return []
+        return [entry for entry in folder.glob("PostgreSQL.*") if entry.lstat().st_uid == owner and entry.is_file()]
 
     def locate(self, settings: Mapping[str, Any]) -> Binary | str:
         bindir = postgres_bindir()

@@ -1,7 +1,7 @@
 """What of a run is still there although its state file does not say so: processes marked with the run
 (the tests' and the install's stragglers, by testbed.core.supervisor.MARKER in their environment), servers
 whose data folders lie in the run's runtime folder (when a test deleted the state file), and the SysV
-shared memory a SIGKILLed postmaster leaves behind."""
+shared memory (SysV, and POSIX segments in /dev/shm) a SIGKILLed postmaster leaves behind."""
 
 from __future__ import annotations
 
@@ -148,4 +148,30 @@ def shared_memory(creators: set[int], orphan_owner: int | None) -> tuple[list[st
             removed.append(label)
         else:
             left.append(f"{label}: {os.strerror(ctypes.get_errno())}; `ipcrm -m {shmid}` removes it")
+    return removed, left
+
+
+SHARED_MEMORY_FOLDER = Path("/dev/shm")  # noqa: S108 - where POSIX shared memory lives (PostgreSQL's segments)
+
+
+def shared_memory_files(owner: int | None, folder: Path = SHARED_MEMORY_FOLDER) -> tuple[list[str], list[str]]:
+    """Remove what killed servers of the dedicated account `owner` left in `folder`, each kind judging its own
+    (servers.base.ServerKind.left_in_shared_memory). Returns removed and left (named)."""
+    removed: list[str] = []
+    left: list[str] = []
+    if owner is None:
+        return removed, left
+    for kind in registry.REGISTRY.values():
+        try:
+            found = kind.left_in_shared_memory(owner, folder)
+        except OSError:
+            continue
+        for entry in found:
+            try:
+                entry.unlink()
+                removed.append(f"shared memory {entry}")
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                left.append(f"shared memory {entry}: {exc.strerror}; `rm {entry}` removes it")
     return removed, left

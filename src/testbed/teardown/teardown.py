@@ -212,6 +212,9 @@ def _sweep(run_id: str, postmasters: set[int], result: TeardownResult) -> None:
     removed, left = reaper.shared_memory(postmasters, _server_uid())
     result.removed += removed
     result.left += left
+    removed, left = reaper.shared_memory_files(_server_uid())
+    result.removed += removed
+    result.left += left
 
 
 def _server_uid() -> int | None:

@@ -64,3 +64,26 @@ def test_a_server_naming_the_runtime_folder_is_found_with_the_signal_that_stops_
         for process in (server, elsewhere):
             process.kill()
             process.communicate()
+
+
+def test_a_killed_postmasters_posix_segments_go_once_no_postgres_of_the_account_runs(tmp_path: Path) -> None:
+    # The owner here is this test's own uid; a copy of `sleep` named postgres stands for a running postmaster.
+    segments = tmp_path / "shm"
+    segments.mkdir()
+    for name in ("PostgreSQL.1672515752", "PostgreSQL.2129666462", "other.file"):
+        (segments / name).write_bytes(b"\0" * 64)
+    postgres = tmp_path / "postgres"
+    postgres.write_bytes(Path("/bin/sleep").read_bytes())
+    postgres.chmod(0o755)
+    running = subprocess.Popen([str(postgres), "30"])
+    try:
+        assert reaper.shared_memory_files(os.getuid(), segments) == ([], [])  # they may be the running one's
+    finally:
+        running.kill()
+        running.wait()
+    removed, left = reaper.shared_memory_files(os.getuid(), segments)
+    assert sorted(removed) == [f"shared memory {segments}/PostgreSQL.1672515752",
+                               f"shared memory {segments}/PostgreSQL.2129666462"]
+    assert left == []
+    assert sorted(entry.name for entry in segments.iterdir()) == ["other.file"]
+    assert reaper.shared_memory_files(None, segments) == ([], [])  # not root: no dedicated account, nothing judged
