@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +31,7 @@ __all__ = [
     "alive",
     "clean_env",
     "cli",
+    "execed",
     "image_args",
     "leave_time_wait",
     "leftovers",
@@ -157,6 +159,22 @@ def leave_time_wait(port: int) -> None:
         except OSError:
             return
     raise AssertionError(f"port {port} holds no TIME_WAIT connection: a plain bind succeeded")
+
+
+def execed(pid: int, program: str, timeout: float = 30) -> None:
+    """Wait until the process runs `program`: Popen returns once the child's exec has closed its descriptors, a
+    moment before the kernel gives it the new name and command line (seen under load: a test read the old ones)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+            argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+        except OSError:
+            name, argv0 = "", b""
+        if name == program[:15] and argv0.endswith(program.encode()):
+            return
+        assert time.monotonic() < deadline, f"pid {pid} is not running {program} after {timeout:g} s"
+        time.sleep(0.005)
 
 
 def alive(pid: int) -> bool:

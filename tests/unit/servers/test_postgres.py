@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import execed
 from testbed.servers.postgres import Postgres
 
 SETTINGS = {"port": 15433, "user": "svc", "password": "p@ss word", "database": "books",
@@ -52,6 +53,7 @@ def test_a_pid_file_names_a_postmaster_only_if_it_is_one_working_in_that_folder(
         (tmp_path / "postgres-bin" / "postgres").symlink_to("/bin/sleep")
         postmaster = subprocess.Popen([str(tmp_path / "postgres-bin" / "postgres"), "60"], cwd=data)
         try:
+            execed(postmaster.pid, "postgres")
             _pid_file(data, postmaster.pid, data)
             assert kind.left_running(data) == [postmaster.pid]
         finally:

@@ -4,12 +4,14 @@ whose command line names the run's runtime folder, each found and stopped, anoth
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-from support import alive, unique_run_id
+from support import alive, execed, unique_run_id
 from testbed.core.supervisor import MARKER
 from testbed.teardown import reaper
 
@@ -67,21 +69,29 @@ def test_a_server_naming_the_runtime_folder_is_found_with_the_signal_that_stops_
 
 
 def test_a_killed_postmasters_posix_segments_go_once_no_postgres_of_the_account_runs(tmp_path: Path) -> None:
-    # The owner here is this test's own uid; a copy of `sleep` named postgres stands for a running postmaster.
+    # An account no other test runs a postgres as (nobody, when root), and `sleep` under the name postgres
+    # standing for its running postmaster: another test's "postgres" of the same account would keep the files.
+    owner = 65534 if os.geteuid() == 0 else os.getuid()
     segments = tmp_path / "shm"
     segments.mkdir()
     for name in ("PostgreSQL.1672515752", "PostgreSQL.2129666462", "other.file"):
         (segments / name).write_bytes(b"\0" * 64)
-    postgres = tmp_path / "postgres"
-    postgres.write_bytes(Path("/bin/sleep").read_bytes())
-    postgres.chmod(0o755)
-    running = subprocess.Popen([str(postgres), "30"])
+        os.chown(segments / name, owner, -1)
+    reachable = Path(tempfile.mkdtemp())  # the account must reach the program: not under pytest's 0700 folders
     try:
-        assert reaper.shared_memory_files(os.getuid(), segments) == ([], [])  # they may be the running one's
+        reachable.chmod(0o755)
+        (reachable / "postgres").symlink_to(shutil.which("sleep") or "/bin/sleep")
+        running = subprocess.Popen([str(reachable / "postgres"), "30"],
+                                   **({"user": owner, "group": owner} if os.geteuid() == 0 else {}))
+        try:
+            execed(running.pid, "postgres")
+            assert reaper.shared_memory_files(owner, segments) == ([], [])  # they may be the running one's
+        finally:
+            running.kill()
+            running.wait()
     finally:
-        running.kill()
-        running.wait()
-    removed, left = reaper.shared_memory_files(os.getuid(), segments)
+        shutil.rmtree(reachable)
+    removed, left = reaper.shared_memory_files(owner, segments)
     assert sorted(removed) == [f"shared memory {segments}/PostgreSQL.1672515752",
                                f"shared memory {segments}/PostgreSQL.2129666462"]
     assert left == []
