@@ -81,15 +81,15 @@ def pids() -> list[int]:
 
 def runs_as(program: str, uid: int) -> bool:
     """A process whose name (comm) is `program` runs with real uid `uid`; a zombie (exited, not yet reaped) does
-    not count."""
+    not count (alive)."""
     for pid in pids():
         try:
             status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        zombie = fields.get("State", "").strip().startswith("Z")
-        if fields.get("Name", "").strip() == program and fields.get("Uid", "").split()[:1] == [str(uid)] and not zombie:
+        ours = fields.get("Uid", "").split()[:1] == [str(uid)]
+        if fields.get("Name", "").strip() == program and ours and alive(pid):
             return True
     return False
 

@@ -38,10 +38,13 @@ WAIT = 120.0  # seconds a hand-over waits for a clone before the run fails: a cl
 SESSIONS_GONE_MS = 5000  # pg_terminate_backend waits this long for a session of the old database to end
 
 LEAVING = 0.05  # seconds a closed session's server process is given to go by itself before it is ended
-_SESSIONS = (
-    "SELECT EXISTS (SELECT 1 FROM pg_stat_get_activity(NULL) a JOIN pg_database d ON d.oid = a.datid "
-    "WHERE d.datname = %s AND a.pid <> pg_backend_pid())"
+# The sessions on a database (%s) other than the asking one's; _SWAP's check is the same, with a literal name.
+_OTHER_SESSIONS = (
+    "FROM pg_stat_get_activity(NULL) a JOIN pg_database d ON d.oid = a.datid WHERE d.datname = %s "
+    "AND a.pid <> pg_backend_pid()"
 )
+_ANY_SESSION = "SELECT EXISTS (SELECT 1 " + _OTHER_SESSIONS + ")"
+_END_SESSIONS = "SELECT pg_terminate_backend(pid, %s) " + _OTHER_SESSIONS  # waits that many ms for each
 
 # Two renames in one transaction, in one round trip: the worker's database goes (when a test did not drop it),
 # a pooled clone takes its name. Refused while anyone is connected (the caller then ends the sessions):
@@ -131,11 +134,7 @@ class DatabasePool(TestReset):
 
     @staticmethod
     def _end_sessions(admin: psycopg.Connection[Any], database: str) -> None:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_get_activity(NULL) a JOIN pg_database d "
-            "ON d.oid = a.datid WHERE d.datname = %s AND a.pid <> pg_backend_pid()",
-            (SESSIONS_GONE_MS, database),
-        )
+        admin.execute(_END_SESSIONS, (SESSIONS_GONE_MS, database))
 
     # -- the pool ---------------------------------------------------------------------------------------------
 
@@ -307,7 +306,7 @@ def sessions_leave(connection: psycopg.Connection[Any], database: str) -> bool:
     moment to go. Ending them instead waits in PostgreSQL's 100 ms steps (pg_terminate_backend's timeout)."""
     deadline = time.monotonic() + LEAVING
     while True:
-        if not connection.execute(_SESSIONS, (database,)).fetchone()[0]:  # type: ignore[index]
+        if not connection.execute(_ANY_SESSION, (database,)).fetchone()[0]:  # type: ignore[index]
             # Gone from the statistics, a process is still in PostgreSQL's list of backends for a few microseconds
             # more, where a rename would find it and wait 100 ms.
             time.sleep(0.0005)

@@ -209,12 +209,10 @@ def _sweep(run_id: str, postmasters: set[int], result: TeardownResult) -> None:
     removed, left = reaper.kill_marked(run_id)
     result.removed += removed
     result.left += left
-    removed, left = reaper.shared_memory(postmasters, _server_uid())
-    result.removed += removed
-    result.left += left
-    removed, left = reaper.shared_memory_files(_server_uid())
-    result.removed += removed
-    result.left += left
+    server_uid = _server_uid()
+    for removed, left in (reaper.shared_memory(postmasters, server_uid), reaper.shared_memory_files(server_uid)):
+        result.removed += removed
+        result.left += left
 
 
 def _server_uid() -> int | None:
